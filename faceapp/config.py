@@ -35,6 +35,10 @@ def default_library_path(folder: Path) -> Path:
     return libs / f"{stem}-{key}.sqlite"
 
 
+class DeviceError(ValueError):
+    """A device that cannot be used on this machine."""
+
+
 def resolve_device(name: str = "auto") -> str:
     """Map ``auto|cpu|cuda`` to a torch device string; ``cuda`` without a GPU is an error."""
     import torch
@@ -46,6 +50,6 @@ def resolve_device(name: str = "auto") -> str:
         return "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError("CUDA was requested but no CUDA device is available")
+            raise DeviceError("CUDA was requested but no CUDA device is available")
         return name
-    raise ValueError(f"unknown device {name!r} (expected auto, cpu or cuda)")
+    raise DeviceError(f"unknown device {name!r} (expected auto, cpu or cuda)")

@@ -8,7 +8,6 @@ workers and the GUI thread can read while one of them writes.
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import threading
 import time
@@ -29,7 +28,7 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 );
 CREATE TABLE photos (
-    id           INTEGER PRIMARY KEY,
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
     path         TEXT NOT NULL UNIQUE,       -- relative to the library root, '/' separators
     size         INTEGER NOT NULL,
     mtime_ns     INTEGER NOT NULL,
@@ -42,17 +41,17 @@ CREATE TABLE photos (
 );
 CREATE INDEX photos_hash ON photos(content_hash);
 CREATE TABLE people (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT NOT NULL,
     hidden     INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL
 );
 CREATE TABLE clusters (
-    id         INTEGER PRIMARY KEY,          -- stable across re-clustering (matched by overlap)
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,          -- stable across re-clustering (matched by overlap)
     created_at REAL NOT NULL
 );
 CREATE TABLE faces (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     photo_id   INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
     x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
     landmarks  TEXT NOT NULL,                -- JSON [[x, y] * 5], display pixels
@@ -66,7 +65,7 @@ CREATE INDEX faces_photo ON faces(photo_id);
 CREATE INDEX faces_person ON faces(person_id);
 CREATE INDEX faces_cluster ON faces(cluster_id);
 CREATE TABLE models (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     name             TEXT NOT NULL,
     source           TEXT NOT NULL,          -- e.g. 'casia-webface', 'vggface2', 'user', 'finetuned'
     origin           TEXT NOT NULL,          -- where the weights came from (path or URL)
@@ -202,9 +201,7 @@ class Library:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -292,9 +289,7 @@ class Library:
                     if statement.strip():
                         c.execute(statement)
                 version += 1
-                c.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
-                )
+                c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
 
     def backup_path(self, version: int) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -391,9 +386,7 @@ class Library:
                 (model_id,),
             ).fetchone()[0]
             if missing:
-                raise LibraryError(
-                    f"model version {model_id} lacks embeddings for {missing} faces"
-                )
+                raise LibraryError(f"model version {model_id} lacks embeddings for {missing} faces")
             c.execute(
                 "INSERT INTO meta(key, value) VALUES ('active_model', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -594,7 +587,9 @@ class Library:
         where = "" if include_missing else " AND p.status = 'ok'"
         rows = self.conn.execute(
             "SELECT e.face_id, e.vector FROM embeddings e JOIN faces f ON f.id = e.face_id"
-            " JOIN photos p ON p.id = f.photo_id WHERE e.model_id = ?" + where + " ORDER BY e.face_id",
+            " JOIN photos p ON p.id = f.photo_id WHERE e.model_id = ?"
+            + where
+            + " ORDER BY e.face_id",
             (model_id,),
         ).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -604,7 +599,10 @@ class Library:
         with self.transaction() as c:
             c.executemany(
                 "INSERT OR REPLACE INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
-                [(int(f), model_id, vector_to_blob(v)) for f, v in zip(face_ids, vectors, strict=True)],
+                [
+                    (int(f), model_id, vector_to_blob(v))
+                    for f, v in zip(face_ids, vectors, strict=True)
+                ],
             )
 
     def counts(self) -> dict[str, int]:
