@@ -35,7 +35,7 @@ def test_threshold_for_far_never_exceeds_target():
 def test_roc_auc_matches_pair_counting():
     d = np.array([0.1, 0.5, 0.4, 0.9, 0.5])
     same = np.array([1, 1, 0, 0, 0], bool)
-    # P(d_same < d_diff) with ties counted half: pairs (0.1 vs 0.4,0.9,0.5)=3, (0.5 vs 0.4=0, 0.9=1, 0.5=.5)
+    # P(d_same < d_diff), ties count half: 0.1 beats all 3; 0.5 beats 0.9, ties 0.5
     assert metrics.roc_auc(d, same) == pytest.approx(4.5 / 6)
 
 

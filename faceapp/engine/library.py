@@ -47,7 +47,7 @@ CREATE TABLE people (
     created_at REAL NOT NULL
 );
 CREATE TABLE clusters (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,          -- stable across re-clustering (matched by overlap)
+    id         INTEGER PRIMARY KEY AUTOINCREMENT, -- stable across re-clustering (by overlap)
     created_at REAL NOT NULL
 );
 CREATE TABLE faces (
@@ -67,7 +67,7 @@ CREATE INDEX faces_cluster ON faces(cluster_id);
 CREATE TABLE models (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     name             TEXT NOT NULL,
-    source           TEXT NOT NULL,          -- e.g. 'casia-webface', 'vggface2', 'user', 'finetuned'
+    source           TEXT NOT NULL,          -- 'casia-webface', 'vggface2', 'user', 'finetuned'
     origin           TEXT NOT NULL,          -- where the weights came from (path or URL)
     sha256           TEXT NOT NULL,
     path             TEXT,                   -- state dict file for fine-tuned versions
