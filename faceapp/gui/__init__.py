@@ -1,0 +1,8 @@
+"""The desktop application (PySide6).
+
+Split like MusicBrainz Picard: ``controller``, ``workers``, ``models``,
+``thumbnails`` and ``undo`` are the Qt-side core (no widgets beyond what they
+need); ``views``, ``dialogs`` and ``widgets`` are the user interface. Everything
+that changes or computes faces goes through :mod:`faceapp.engine`; the GUI
+never re-implements it.
+"""

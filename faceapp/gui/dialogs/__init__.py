@@ -1,0 +1,1 @@
+"""Dialogs: verify two photos, settings, name a group, fine-tune."""

@@ -1,0 +1,95 @@
+"""Name a cluster, rename a person, or pick a person by name (with completion)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QCompleter,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceapp.gui.views.review import FaceImage
+
+
+class NameDialog(QDialog):
+    """One line edit; existing names complete, so typing "An" offers "Anna"."""
+
+    def __init__(
+        self,
+        title: str,
+        prompt: str,
+        *,
+        current: str = "",
+        names: list[str] | None = None,
+        avatar: QImage | None = None,
+        ok_text: str = "Save",
+        require_existing: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.require_existing = require_existing
+        self.setWindowTitle(title)
+        self.setMinimumWidth(420)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 18, 18, 14)
+        layout.setSpacing(12)
+        row = QHBoxLayout()
+        row.setSpacing(14)
+        face = FaceImage(64, circle=True)
+        face.set_image(avatar)
+        row.addWidget(face, 0, Qt.AlignmentFlag.AlignTop)
+        col = QVBoxLayout()
+        label = QLabel(prompt)
+        label.setWordWrap(True)
+        self.edit = QLineEdit(current)
+        self.edit.setPlaceholderText("Name")
+        self.edit.selectAll()
+        self.names = sorted(set(names or []), key=str.lower)
+        if self.names:
+            completer = QCompleter(self.names, self)
+            completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            completer.setFilterMode(Qt.MatchFlag.MatchContains)
+            self.edit.setCompleter(completer)
+        self.note = QLabel()
+        self.note.setObjectName("muted")
+        self.note.setWordWrap(True)
+        col.addWidget(label)
+        col.addWidget(self.edit)
+        col.addWidget(self.note)
+        row.addLayout(col, 1)
+        layout.addLayout(row)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self.edit.textChanged.connect(self._update)
+        self._update()
+
+    def existing(self) -> str | None:
+        """The existing name this text matches (case-insensitive), if any."""
+        text = self.name().lower()
+        return next((n for n in self.names if n.lower() == text), None)
+
+    def _update(self) -> None:
+        match = self.existing()
+        ok = bool(match) if self.require_existing else bool(self.name())
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+        if self.require_existing:
+            self.note.setText("" if match or not self.name() else "No person has this name.")
+        else:
+            self.note.setText(
+                f"“{match}” already exists: these faces will join that person." if match else ""
+            )
+
+    def name(self) -> str:
+        return " ".join(self.edit.text().split())

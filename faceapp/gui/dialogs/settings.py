@@ -1,0 +1,247 @@
+"""Preferences: device, weights, verification threshold, clustering options, library location."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceapp import config
+from faceapp.gui.settings import AppSettings
+
+DEVICES = [("auto", "Automatic (CUDA when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU")]
+
+
+def humanize(name: str) -> str:
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def cluster_param_fields() -> list[tuple[str, type, Any, str]]:
+    """(name, type, default, help) of the engine's ClusterParams that a form can edit."""
+    try:
+        from faceapp.engine import cluster
+    except Exception:
+        return []
+    cls = getattr(cluster, "ClusterParams", None)
+    if cls is None or not is_dataclass(cls):
+        return []
+    out = []
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else None
+        if f.default_factory is not MISSING:  # type: ignore[misc]
+            continue
+        kind = type(default) if default is not None else None
+        if kind not in (int, float, bool, str):
+            continue
+        out.append((f.name, kind, default, str(f.metadata.get("help", ""))))
+    return out
+
+
+class PathField(QWidget):
+    """A line edit with Browse… (file or folder)."""
+
+    def __init__(self, *, folder: bool, placeholder: str, filter: str = "") -> None:
+        super().__init__()
+        self.folder = folder
+        self.filter = filter
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.setClearButtonEnabled(True)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row.addWidget(self.edit, 1)
+        row.addWidget(browse)
+
+    def _browse(self) -> None:
+        if self.folder:
+            path = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edit.text())
+        else:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Choose a file", self.edit.text(), self.filter
+            )
+        if path:
+            self.edit.setText(path)
+
+    def path(self) -> Path | None:
+        text = self.edit.text().strip()
+        return Path(text).expanduser() if text else None
+
+
+class SettingsDialog(QDialog):
+    def __init__(
+        self,
+        settings: AppSettings,
+        *,
+        model_threshold: tuple[float, str] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
+        self.settings = settings
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 14)
+        layout.setSpacing(10)
+
+        engine = QGroupBox("Face recognition")
+        form = QFormLayout(engine)
+        self.device = QComboBox()
+        for value, label in DEVICES:
+            self.device.addItem(label, value)
+        self.device.setCurrentIndex(max(0, [v for v, _ in DEVICES].index(settings.device)))
+        self.weights = PathField(
+            folder=False,
+            placeholder="Automatic (VGGFace2 if present, else the offline CASIA-WebFace)",
+            filter="PyTorch state dict (*.pt *.pth);;All files (*)",
+        )
+        if settings.weights_path:
+            self.weights.edit.setText(str(settings.weights_path))
+        self.own_threshold = QCheckBox("Use my own verification threshold")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.05, 4.0)
+        self.threshold.setSingleStep(0.01)
+        self.threshold.setDecimals(3)
+        default_thr = model_threshold[0] if model_threshold else 1.1
+        self.threshold.setValue(settings.threshold or default_thr)
+        self.own_threshold.setChecked(settings.threshold is not None)
+        self.threshold.setEnabled(settings.threshold is not None)
+        self.own_threshold.toggled.connect(self.threshold.setEnabled)
+        thr_row = QHBoxLayout()
+        thr_row.addWidget(self.own_threshold)
+        thr_row.addWidget(self.threshold)
+        thr_row.addStretch(1)
+        thr_note = QLabel(
+            f"Calibrated threshold of the current model: {model_threshold[0]:.3f} "
+            f"({model_threshold[1]}). Squared distance below it means the same person."
+            if model_threshold
+            else "Without an override, Verify uses the threshold calibrated for the weights."
+        )
+        thr_note.setObjectName("muted")
+        thr_note.setWordWrap(True)
+        form.addRow("Device:", self.device)
+        form.addRow("Weights file:", self.weights)
+        form.addRow("Threshold:", thr_row)
+        form.addRow("", thr_note)
+        layout.addWidget(engine)
+
+        clustering = QGroupBox("Grouping faces (clustering)")
+        cform = QFormLayout(clustering)
+        self.cluster_widgets: dict[str, tuple[type, QWidget, Any]] = {}
+        current = settings.cluster_options
+        params = cluster_param_fields()
+        for name, kind, default, help_text in params:
+            value = current.get(name, default)
+            if kind is bool:
+                w: QWidget = QCheckBox()
+                w.setChecked(bool(value))
+            elif kind is int:
+                w = QSpinBox()
+                w.setRange(0, 100_000)
+                w.setValue(int(value))
+            elif kind is float:
+                w = QDoubleSpinBox()
+                w.setDecimals(3)
+                w.setRange(-1e6, 1e6)
+                w.setSingleStep(0.01)
+                w.setValue(float(value))
+            else:
+                w = QLineEdit(str(value))
+            if help_text:
+                w.setToolTip(help_text)
+            cform.addRow(humanize(name) + ":", w)
+            self.cluster_widgets[name] = (kind, w, default)
+        if not params:
+            note = QLabel("The clustering options appear once the clustering engine is installed.")
+            note.setObjectName("muted")
+            cform.addRow(note)
+        else:
+            reset = QPushButton("Restore Defaults")
+            reset.clicked.connect(self._reset_cluster)
+            cform.addRow("", reset)
+        layout.addWidget(clustering)
+
+        library = QGroupBox("Libraries")
+        lform = QFormLayout(library)
+        self.library_dir = PathField(folder=True, placeholder=str(config.data_dir() / "libraries"))
+        if settings.library_dir:
+            self.library_dir.edit.setText(str(settings.library_dir))
+        self.rescan = QCheckBox("Look for new photos when a library is opened")
+        self.rescan.setChecked(settings.rescan_on_open)
+        lib_note = QLabel(
+            "New libraries are created in this folder; existing ones stay where they are. "
+            "Photos are never copied or changed."
+        )
+        lib_note.setObjectName("muted")
+        lib_note.setWordWrap(True)
+        lform.addRow("Location:", self.library_dir)
+        lform.addRow("", self.rescan)
+        lform.addRow("", lib_note)
+        layout.addWidget(library)
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _reset_cluster(self) -> None:
+        for _name, (kind, w, default) in self.cluster_widgets.items():
+            if kind is bool:
+                w.setChecked(bool(default))  # type: ignore[attr-defined]
+            elif kind in (int, float):
+                w.setValue(default)  # type: ignore[attr-defined]
+            else:
+                w.setText(str(default))  # type: ignore[attr-defined]
+
+    def cluster_values(self) -> dict[str, Any]:
+        """Only values that differ from the engine defaults are stored."""
+        out: dict[str, Any] = {}
+        for name, (kind, w, default) in self.cluster_widgets.items():
+            if kind is bool:
+                value: Any = w.isChecked()  # type: ignore[attr-defined]
+            elif kind in (int, float):
+                value = kind(w.value())  # type: ignore[attr-defined]
+            else:
+                value = w.text()  # type: ignore[attr-defined]
+            if value != default:
+                out[name] = value
+        return out
+
+    def save(self) -> dict[str, bool]:
+        """Write to QSettings; says what changed so the window can react."""
+        s = self.settings
+        old = (s.device, s.weights_path, s.threshold, s.cluster_options)
+        s.device = self.device.currentData()
+        s.weights_path = self.weights.path()
+        s.threshold = self.threshold.value() if self.own_threshold.isChecked() else None
+        s.cluster_options = self.cluster_values()
+        s.library_dir = self.library_dir.path()
+        s.rescan_on_open = self.rescan.isChecked()
+        s.sync()
+        return {
+            "engine": (s.device, s.weights_path) != old[:2],
+            "threshold": s.threshold != old[2],
+            "clustering": s.cluster_options != old[3],
+        }

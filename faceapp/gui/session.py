@@ -1,0 +1,461 @@
+"""The open library and the background work on it: the GUI's core (no widgets).
+
+:class:`LibrarySession` owns the :class:`~faceapp.engine.library.Library`, the
+shared analyzer (detector + embedder, expensive to build), the scan and
+clustering jobs and the undo stack. Views listen to its signals and call its
+methods; it calls only the engine API. Engine modules are imported lazily so the
+window appears before torch has loaded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtGui import QUndoStack
+
+from faceapp import config
+from faceapp.gui import undo, workers
+from faceapp.gui.mime import GroupKey
+from faceapp.gui.settings import AppSettings
+
+REFRESH_MS = 1000  # how often views refresh from the library while a scan runs
+
+
+def weights_label(source: str) -> str:
+    return {
+        "casia-webface": "FaceNet CASIA-WebFace (offline)",
+        "vggface2": "FaceNet VGGFace2",
+        "user": "your weights file",
+        "random-dev": "RANDOM development weights",
+        "finetuned": "fine-tuned on your album",
+    }.get(source, source)
+
+
+def is_weights_error(exc: BaseException) -> bool:
+    """True for the engine's WeightsError (checked by name so torch need not be imported)."""
+    return any(cls.__name__ == "WeightsError" for cls in type(exc).__mro__)
+
+
+class LibrarySession(QObject):
+    """One open library; every change to it goes through here."""
+
+    libraryOpened = Signal(object)  # Library
+    libraryClosed = Signal()
+    changed = Signal()  # the people/faces in the library changed: views refresh
+    scanStarted = Signal()
+    scanProgress = Signal(object)  # engine ScanProgress
+    scanFinished = Signal(object)  # engine ScanReport
+    clusterStarted = Signal()
+    clusterFinished = Signal(object)  # engine ClusterSummary
+    busyChanged = Signal(bool)  # scanning or clustering
+    weightsReady = Signal(dict)  # engine weights.describe() + device
+    weightsFailed = Signal(str)  # a clear message for the banner
+    message = Signal(str)  # for the status bar
+    error = Signal(str, str)  # title, text
+
+    def __init__(self, settings: AppSettings | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.settings = settings or AppSettings()
+        self.lib = None
+        self.folder: Path | None = None
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.setUndoLimit(0)
+        self.scan_job: workers.Job | None = None
+        self.cluster_job: workers.Job | None = None
+        self.last_progress = None
+        self.last_report = None
+        self.last_summary = None
+        self.weights_info: dict | None = None
+        self._analyzer: Any = None
+        self._analyzer_key: tuple | None = None
+        self._analyzer_lock = threading.Lock()
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self._refresh_during_scan)
+        self._refreshed_at: tuple[int, int] = (-1, -1)
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def scanning(self) -> bool:
+        return self.scan_job is not None
+
+    @property
+    def clustering(self) -> bool:
+        return self.cluster_job is not None
+
+    @property
+    def busy(self) -> bool:
+        return self.scanning or self.clustering
+
+    # -- weights and analyzer -----------------------------------------------------------
+
+    def probe_weights(self) -> workers.Job:
+        """Resolve the weights in the background, to show which are in use (or the banner)."""
+        user = self.settings.weights_path
+        device = self.settings.device
+
+        def work(job: workers.Job) -> dict:
+            from faceapp.engine import weights
+
+            loaded = weights.resolve_weights(user)
+            info = weights.describe(loaded)
+            info["device"] = config.resolve_device(device)
+            return info
+
+        return workers.run_in_background(
+            work, name="weights", on_finished=self._on_weights, on_failed=self._on_weights_failed
+        )
+
+    @Slot(object)
+    def _on_weights(self, info: dict) -> None:
+        self.weights_info = info
+        self.weightsReady.emit(info)
+
+    @Slot(object)
+    def _on_weights_failed(self, exc: BaseException) -> None:
+        if is_weights_error(exc) or isinstance(exc, OSError | ValueError):
+            self.weightsFailed.emit(str(exc))
+        else:
+            self.error.emit("Weights", f"Could not load the face recognition weights:\n{exc}")
+
+    def analyzer(self) -> Any:
+        """The shared analyzer for the open library (or plain weights without one).
+
+        Called from worker threads; built once per library, model version,
+        device and weights file, because building it loads the networks.
+        """
+        from faceapp.engine import pipeline, weights
+
+        lib = self.lib
+        device = self.settings.device
+        user = self.settings.weights_path
+        active = lib.active_model() if lib is not None else None
+        key = (
+            str(lib.path) if lib is not None else None,
+            active.id if active else None,
+            device,
+            str(user) if user else None,
+        )
+        with self._analyzer_lock:
+            if self._analyzer is not None and self._analyzer_key == key:
+                return self._analyzer
+            if lib is not None:
+                analyzer = pipeline.analyzer_for_library(lib, device, user)
+            else:
+                analyzer = pipeline.Analyzer.from_weights(weights.resolve_weights(user), device)
+            self._analyzer, self._analyzer_key = analyzer, key
+            return analyzer
+
+    def forget_analyzer(self) -> None:
+        """After a change of device, weights file or model version."""
+        with self._analyzer_lock:
+            self._analyzer = None
+            self._analyzer_key = None
+
+    # -- opening and closing ---------------------------------------------------------------
+
+    def library_path_for(self, folder: Path) -> Path:
+        default = config.default_library_path(folder)
+        custom = self.settings.library_dir
+        return custom / default.name if custom else default
+
+    def open_folder(self, folder: Path, *, scan: bool = True, library_path: Path | None = None):
+        """Open (or create) the library of a photo folder, then look for new photos."""
+        from faceapp.engine import pipeline
+
+        folder = Path(folder).expanduser().resolve()
+        if not folder.is_dir():
+            self.error.emit("Open Photo Folder", f"{folder} is not a folder.")
+            return None
+        if self.busy:
+            self.error.emit(
+                "Open Photo Folder", "Wait for the current scan to finish or cancel it."
+            )
+            return None
+        path = library_path or self.library_path_for(folder)
+        try:
+            lib = pipeline.open_library(folder, path)
+        except Exception as exc:
+            self.error.emit("Open Photo Folder", f"Could not open the library for {folder}:\n{exc}")
+            return None
+        self._set_library(lib, folder)
+        self.settings.add_recent(folder, Path(lib.path))
+        if scan:
+            self.start_scan()
+        return lib
+
+    def open_library_file(self, library_path: Path, *, scan: bool | None = None):
+        """Open an existing library file (recent list); its folder comes from the library."""
+        from faceapp.engine import pipeline
+        from faceapp.engine.library import Library
+
+        try:
+            probe = Library(library_path)
+            root = probe.root
+            probe.close()
+        except Exception as exc:
+            self.error.emit("Open Library", f"Could not open {library_path}:\n{exc}")
+            return None
+        if root is None:
+            self.error.emit(
+                "Open Library", f"{library_path} does not say which folder it describes."
+            )
+            return None
+        if scan is None:
+            scan = self.settings.rescan_on_open and root.is_dir()
+        if not root.is_dir():
+            # The folder is gone or unplugged: still show what the library knows.
+            lib = pipeline.open_library(None, library_path)
+            self._set_library(lib, root)
+            self.message.emit(f"The folder {root} is not available; showing the stored faces.")
+            return lib
+        return self.open_folder(root, scan=bool(scan), library_path=Path(library_path))
+
+    def _set_library(self, lib: Any, folder: Path) -> None:
+        self.close_library(quiet=True)
+        self.lib = lib
+        self.folder = folder
+        undo.load_history(self)
+        self.libraryOpened.emit(lib)
+        self.changed.emit()
+
+    def close_library(self, *, quiet: bool = False) -> None:
+        if self.lib is None:
+            return
+        self.cancel_scan()
+        for job in (self.scan_job, self.cluster_job):
+            if job is not None:
+                job.cancel()
+        self.undo_stack.clear()
+        self.lib = None
+        self.folder = None
+        self.forget_analyzer()
+        if not quiet:
+            self.libraryClosed.emit()
+
+    # -- scanning -------------------------------------------------------------------------
+
+    def start_scan(self) -> workers.Job | None:
+        if self.lib is None or self.folder is None or self.busy:
+            return None
+        from faceapp.engine import pipeline
+
+        lib, root = self.lib, self.folder
+
+        def work(job: workers.Job) -> Any:
+
+            analyzer = self.analyzer()
+            return pipeline.scan(lib, root, analyzer, progress=job.report, cancel=job.is_cancelled)
+
+        job = workers.Job(work, name="scan", progress_interval=0.1)
+        job.signals.progress.connect(self._on_scan_progress)
+        job.signals.finished.connect(self._on_scan_finished)
+        job.signals.failed.connect(self._on_scan_failed)
+        self.scan_job = job
+        self.last_progress = None
+        self._refreshed_at = (-1, -1)
+        self.scanStarted.emit()
+        self.busyChanged.emit(True)
+        self._refresh_timer.start()
+        workers.start(job)
+        return job
+
+    def cancel_scan(self) -> None:
+        if self.scan_job is not None:
+            self.scan_job.cancel()
+            self.message.emit("Cancelling the scan…")
+
+    @Slot(object)
+    def _on_scan_progress(self, progress: Any) -> None:
+        self.last_progress = progress
+        self.scanProgress.emit(progress)
+
+    @Slot()
+    def _refresh_during_scan(self) -> None:
+        p = self.last_progress
+        if p is None:
+            return
+        state = (p.done, p.faces)
+        if state != self._refreshed_at:
+            self._refreshed_at = state
+            self.changed.emit()
+
+    @Slot(object)
+    def _on_scan_finished(self, report: Any) -> None:
+        self._refresh_timer.stop()
+        self.scan_job = None
+        self.last_report = report
+        self.scanFinished.emit(report)
+        self.changed.emit()
+        if report.cancelled:
+            self.busyChanged.emit(False)
+            self.message.emit(
+                f"Scan cancelled after {report.photos} new photos; open the folder again "
+                "or press F5 to continue where it stopped."
+            )
+            return
+        errors = f", {len(report.errors)} could not be read" if report.errors else ""
+        self.message.emit(
+            f"Scan finished: {report.photos} new photos, {report.faces} faces{errors}."
+        )
+        if report.photos or self._needs_clustering():
+            self.start_cluster()
+        else:
+            self.busyChanged.emit(False)
+
+    @Slot(object)
+    def _on_scan_failed(self, exc: BaseException) -> None:
+        self._refresh_timer.stop()
+        self.scan_job = None
+        self.busyChanged.emit(False)
+        self.changed.emit()
+        if is_weights_error(exc):
+            self.weightsFailed.emit(str(exc))
+        else:
+            self.error.emit("Scan failed", str(exc) or type(exc).__name__)
+
+    def _needs_clustering(self) -> bool:
+        try:
+            from faceapp.engine import people
+
+            groups = people.groups(self.lib)
+        except Exception:
+            return False
+        return any(g.kind == "unknown" and g.count for g in groups) and not any(
+            g.kind == "cluster" for g in groups
+        )
+
+    # -- clustering ---------------------------------------------------------------------
+
+    def cluster_params(self) -> Any:
+        """The engine's ClusterParams with the user's overrides (unknown keys ignored)."""
+        from faceapp.engine import cluster
+
+        params_cls = getattr(cluster, "ClusterParams", None)
+        if params_cls is None or not is_dataclass(params_cls):
+            return None
+        known = {f.name for f in fields(params_cls)}
+        overrides = {k: v for k, v in self.settings.cluster_options.items() if k in known}
+        return params_cls(**overrides)
+
+    def start_cluster(self) -> workers.Job | None:
+        if self.lib is None or self.cluster_job is not None or self.scan_job is not None:
+            return None
+        lib = self.lib
+        params = self.cluster_params()
+
+        def work(job: workers.Job) -> Any:
+            from faceapp.engine import cluster
+
+            return cluster.recluster(lib, params)
+
+        job = workers.Job(work, name="cluster")
+        job.signals.finished.connect(self._on_cluster_finished)
+        job.signals.failed.connect(self._on_cluster_failed)
+        self.cluster_job = job
+        self.clusterStarted.emit()
+        self.busyChanged.emit(True)
+        self.message.emit("Grouping faces…")
+        workers.start(job)
+        return job
+
+    @Slot(object)
+    def _on_cluster_finished(self, summary: Any) -> None:
+        self.cluster_job = None
+        self.last_summary = summary
+        self.clusterFinished.emit(summary)
+        self.busyChanged.emit(False)
+        self.changed.emit()
+        clusters = getattr(summary, "clusters", "?")
+        unknown = getattr(summary, "unknown", "?")
+        self.message.emit(f"Grouped faces: {clusters} clusters, {unknown} unsorted faces.")
+
+    @Slot(object)
+    def _on_cluster_failed(self, exc: BaseException) -> None:
+        self.cluster_job = None
+        self.busyChanged.emit(False)
+        self.changed.emit()
+        self.error.emit("Grouping faces failed", str(exc) or type(exc).__name__)
+
+    # -- identity operations (undoable) -------------------------------------------------------
+
+    def run_command(self, command: undo.EngineCommand) -> bool:
+        """Apply an identity operation now; on success it joins the undo stack."""
+        if self.lib is None:
+            return False
+        if self.clustering:
+            self.message.emit("Faces are being grouped; try again in a moment.")
+            return False
+        started = time.perf_counter()
+        try:
+            command.apply()
+        except Exception as exc:
+            self.error.emit(command.text(), str(exc) or type(exc).__name__)
+            return False
+        self.undo_stack.push(command)
+        self.changed.emit()
+        self.last_command_seconds = time.perf_counter() - started
+        self.message.emit(command.text())
+        return True
+
+    def name_group(self, key: GroupKey, name: str) -> bool:
+        name = name.strip()
+        if not name:
+            return False
+        if key.kind == "person":
+            return self.run_command(undo.RenameCommand(self, key.id, name))
+        return self.run_command(undo.NameClusterCommand(self, key, name))
+
+    def merge(
+        self, source: GroupKey, target: GroupKey, source_name: str = "", target_name: str = ""
+    ) -> bool:
+        return self.run_command(undo.MergeCommand(self, source, target, source_name, target_name))
+
+    def move_faces(self, face_ids: list[int], target: GroupKey, target_name: str = "") -> bool:
+        return self.run_command(undo.MoveFacesCommand(self, face_ids, target, target_name))
+
+    def reject_faces(self, face_ids: list[int], source: GroupKey, source_name: str = "") -> bool:
+        return self.run_command(undo.RejectFacesCommand(self, face_ids, source, source_name))
+
+    def set_hidden(self, key: GroupKey, hidden: bool, name: str = "") -> bool:
+        return self.run_command(undo.HideCommand(self, key, hidden, name))
+
+    def answer_suggestion(self, suggestion: Any, accept: bool) -> bool:
+        return self.run_command(undo.SuggestionCommand(self, suggestion, accept))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def groups(self) -> list:
+        if self.lib is None:
+            return []
+        from faceapp.engine import people
+
+        return people.groups(self.lib)
+
+    def group_faces(self, key: GroupKey) -> list[int]:
+        if self.lib is None:
+            return []
+        from faceapp.engine import people
+
+        return list(people.group_faces(self.lib, key.kind, key.id))
+
+    def suggestions(self) -> list:
+        if self.lib is None:
+            return []
+        from faceapp.engine import people
+
+        return list(people.suggestions(self.lib))
+
+    def photo_file(self, photo_path: str) -> Path | None:
+        root = self.folder or (self.lib.root if self.lib is not None else None)
+        return (Path(root) / photo_path) if root else None
+
+    def shutdown(self) -> None:
+        self.cancel_scan()
+        workers.cancel_all_and_wait(30_000)

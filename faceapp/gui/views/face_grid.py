@@ -1,0 +1,152 @@
+"""The face grid: one group's faces as thumbnails, multi-select, drag to the sidebar."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceapp.gui.delegates import FaceDelegate
+from faceapp.gui.models import FaceGridModel
+from faceapp.gui.resources import icon
+
+
+class FaceGridView(QListView):
+    """QListView in icon mode with uniform item sizes: layout is O(1) per row, so 50k is fine."""
+
+    faceActivated = Signal(int)  # face id (double-click / Enter)
+    rejectRequested = Signal(list)  # face ids (Delete)
+
+    def __init__(self, model: FaceGridModel, thumb_size: int = 112, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._remembered: set[int] = set()
+        self.empty_text = "No faces here."
+        self.setObjectName("faceGrid")
+        self.setModel(model)
+        self.delegate = FaceDelegate(thumb_size, self)
+        self.setItemDelegate(self.delegate)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setUniformItemSizes(True)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setLayoutMode(QListView.LayoutMode.SinglePass)
+        self.setWrapping(True)
+        self.setSpacing(0)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.setMouseTracking(True)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.verticalScrollBar().setSingleStep(24)
+        self.setContentsMargins(12, 12, 12, 12)
+        self.setViewportMargins(12, 8, 12, 8)
+        self.empty_text = "No faces here."
+        model.modelAboutToBeReset.connect(self._remember)
+        model.modelReset.connect(self._restore)
+
+    def grid_model(self) -> FaceGridModel:
+        return self.model()  # type: ignore[return-value]
+
+    def set_thumb_size(self, size: int) -> None:
+        self.delegate.size = size
+        self.setIconSize(QSize(size, size))
+        self.scheduleDelayedItemsLayout()
+        self.viewport().update()
+
+    def selected_face_ids(self) -> list[int]:
+        model = self.grid_model()
+        rows = sorted(i.row() for i in self.selectionModel().selectedIndexes())
+        return [model.face_at(r) for r in rows]
+
+    def select_faces(self, face_ids: list[int]) -> None:
+        model = self.grid_model()
+        sel = self.selectionModel()
+        sel.clearSelection()
+        first = None
+        for fid in face_ids:
+            row = model.row_of(fid)
+            if row >= 0:
+                index = model.index(row)
+                sel.select(index, QItemSelectionModel.SelectionFlag.Select)
+                first = first or index
+        if first is not None:
+            sel.setCurrentIndex(first, QItemSelectionModel.SelectionFlag.NoUpdate)
+
+    def _remember(self) -> None:
+        self._remembered = set(self.selected_face_ids())
+
+    def _restore(self) -> None:
+        if self._remembered:
+            self.select_faces(sorted(self._remembered, key=self.grid_model().row_of))
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        index = self.indexAt(event.position().toPoint())
+        if index.isValid():
+            self.faceActivated.emit(self.grid_model().face_at(index.row()))
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
+            self.faceActivated.emit(self.grid_model().face_at(self.currentIndex().row()))
+            return
+        super().keyPressEvent(event)
+
+    def paintEvent(self, event: object) -> None:
+        if self.model() is not None and self.model().rowCount() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().placeholderText().color())
+            painter.drawText(
+                self.viewport().rect().adjusted(24, 24, -24, -24),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.empty_text,
+            )
+            return
+        super().paintEvent(event)
+
+
+class GridPage(QWidget):
+    """Header (group name, count, actions) above the face grid."""
+
+    def __init__(self, grid: FaceGridView, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.grid = grid
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        header = QWidget()
+        header.setObjectName("contentHeader")
+        header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        row = QHBoxLayout(header)
+        row.setContentsMargins(24, 16, 20, 14)
+        row.setSpacing(8)
+        titles = QVBoxLayout()
+        titles.setSpacing(2)
+        self.title = QLabel("")
+        self.title.setObjectName("groupTitle")
+        self.subtitle = QLabel("")
+        self.subtitle.setObjectName("groupSubtitle")
+        titles.addWidget(self.title)
+        titles.addWidget(self.subtitle)
+        row.addLayout(titles, 1)
+        self.name_button = QPushButton(icon("name"), "Name…")
+        self.hide_button = QPushButton(icon("hidden"), "Hide")
+        self.reject_button = QPushButton(icon("reject"), "Not This Person")
+        self.review_button = QPushButton(icon("review"), "Review")
+        for b in (self.reject_button, self.name_button, self.hide_button, self.review_button):
+            row.addWidget(b)
+        layout.addWidget(header)
+        layout.addWidget(grid, 1)
+
+    def set_header(self, title: str, subtitle: str) -> None:
+        self.title.setText(title)
+        self.subtitle.setText(subtitle)

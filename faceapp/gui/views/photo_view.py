@@ -1,0 +1,105 @@
+"""The whole photo of a face, with every face box and name; open its folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QImage
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from faceapp.gui import workers
+from faceapp.gui.resources import icon
+from faceapp.gui.widgets.photo_canvas import FaceMark, PhotoCanvas, load_display_image
+
+
+class PhotoView(QWidget):
+    backRequested = Signal()
+    faceChosen = Signal(int)  # a face id clicked on the photo
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.path: Path | None = None
+        self.face_ids: list[int] = []
+        self._job: workers.Job | None = None
+        self.loaded = False
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        header = QWidget()
+        header.setObjectName("contentHeader")
+        header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        row = QHBoxLayout(header)
+        row.setContentsMargins(16, 10, 16, 10)
+        self.back = QPushButton(icon("back"), "Back")
+        self.back.setToolTip("Back to the faces (Esc)")
+        self.back.clicked.connect(self.backRequested)
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        self.title = QLabel()
+        self.title.setObjectName("groupTitle")
+        self.subtitle = QLabel()
+        self.subtitle.setObjectName("groupSubtitle")
+        self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        titles.addWidget(self.title)
+        titles.addWidget(self.subtitle)
+        self.open_folder = QPushButton(icon("folder"), "Open Containing Folder")
+        self.open_folder.clicked.connect(self.reveal)
+        row.addWidget(self.back)
+        row.addSpacing(10)
+        row.addLayout(titles, 1)
+        row.addWidget(self.open_folder)
+        self.canvas = PhotoCanvas()
+        self.canvas.clickable = True
+        self.canvas.placeholder = "Loading photo…"
+        self.canvas.faceClicked.connect(self._on_face_clicked)
+        layout.addWidget(header)
+        body = QVBoxLayout()
+        body.setContentsMargins(16, 16, 16, 16)
+        body.addWidget(self.canvas)
+        layout.addLayout(body, 1)
+
+    def show_photo(self, path: Path, faces: list[tuple[int, FaceMark]], selected_face: int) -> None:
+        """Show ``path`` with its faces (id, mark); decoding happens off the GUI thread."""
+        self.path = Path(path)
+        self.face_ids = [fid for fid, _ in faces]
+        marks = [m for _, m in faces]
+        selected = self.face_ids.index(selected_face) if selected_face in self.face_ids else None
+        self.title.setText(self.path.name)
+        n = len(faces)
+        self.subtitle.setText(f"{n} {'face' if n == 1 else 'faces'}  ·  {self.path}")
+        self.canvas.set_image(None)
+        self.canvas.placeholder = "Loading photo…"
+        self.canvas.set_faces(marks, selected)
+        self.loaded = False
+        if self._job is not None:
+            self._job.cancel()
+        target = self.path
+        self._job = workers.run_in_background(
+            lambda job: load_display_image(target),
+            name="photo",
+            on_finished=lambda result, p=target: self._on_loaded(p, result),
+            on_failed=lambda exc, p=target: self._on_failed(p, exc),
+        )
+
+    def _on_loaded(self, path: Path, result: tuple[QImage, QSize]) -> None:
+        if path != self.path:
+            return
+        image, full = result
+        self.canvas.set_image(image, full)
+        self.loaded = True
+
+    def _on_failed(self, path: Path, exc: BaseException) -> None:
+        if path != self.path:
+            return
+        self.canvas.placeholder = f"The photo cannot be shown:\n{exc}"
+        self.canvas.set_image(None)
+        self.loaded = True
+
+    def _on_face_clicked(self, i: int) -> None:
+        if 0 <= i < len(self.face_ids):
+            self.faceChosen.emit(self.face_ids[i])
+
+    def reveal(self) -> None:
+        if self.path is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.path.parent)))

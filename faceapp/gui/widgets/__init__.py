@@ -1,0 +1,1 @@
+"""Small reusable widgets: banner, scan panel, photo canvas, chart."""

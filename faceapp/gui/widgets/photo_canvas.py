@@ -1,0 +1,168 @@
+"""A photo scaled to fit, with a labelled box per face; click a box to choose that face."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QImageReader, QMouseEvent, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+MAX_SIDE = 2560  # photos are shown downscaled to at most this many pixels
+
+
+@dataclass
+class FaceMark:
+    box: tuple[float, float, float, float]  # display pixels of the full photo
+    label: str = ""
+    named: bool = False
+
+
+def load_display_image(path: Path, max_side: int = MAX_SIDE) -> tuple[QImage, QSize]:
+    """Decode a photo for display (any thread): EXIF-rotated, downscaled; plus its full size.
+
+    The engine's face boxes are in display pixels of the full, EXIF-rotated
+    photo, so the full size is what the boxes are scaled against.
+    """
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    image = reader.read()
+    if image.isNull():
+        raise OSError(f"cannot read {path}: {reader.errorString()}")
+    full = image.size()
+    if max(full.width(), full.height()) > max_side:
+        image = image.scaled(
+            max_side,
+            max_side,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+    return image, full
+
+
+class PhotoCanvas(QWidget):
+    faceClicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(160, 120)
+        self.setMouseTracking(True)
+        self._image: QImage | None = None
+        self._full = QSize()
+        self._faces: list[FaceMark] = []
+        self.selected: int | None = None
+        self._hover: int | None = None
+        self.placeholder = ""
+        self.clickable = False
+
+    def set_image(self, image: QImage | None, full_size: QSize | None = None) -> None:
+        self._image = image
+        self._full = full_size or (image.size() if image is not None else QSize())
+        self.update()
+
+    def set_faces(self, faces: list[FaceMark], selected: int | None = None) -> None:
+        self._faces = list(faces)
+        self.selected = selected
+        self.update()
+
+    def faces(self) -> list[FaceMark]:
+        return list(self._faces)
+
+    def sizeHint(self) -> QSize:
+        return QSize(480, 360)
+
+    # -- geometry -------------------------------------------------------------------------
+
+    def _target(self) -> QRectF:
+        if self._image is None or self._image.isNull():
+            return QRectF()
+        w, h = self._image.width(), self._image.height()
+        scale = min(self.width() / w, self.height() / h)
+        tw, th = w * scale, h * scale
+        return QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
+
+    def face_rect(self, i: int) -> QRectF:
+        target = self._target()
+        if target.isEmpty() or self._full.isEmpty():
+            return QRectF()
+        sx = target.width() / self._full.width()
+        sy = target.height() / self._full.height()
+        x1, y1, x2, y2 = self._faces[i].box
+        return QRectF(
+            target.left() + x1 * sx, target.top() + y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy
+        )
+
+    def face_at(self, pos: QPointF) -> int | None:
+        hits = [i for i in range(len(self._faces)) if self.face_rect(i).contains(pos)]
+        if not hits:
+            return None
+        return min(hits, key=lambda i: self.face_rect(i).width())  # innermost box wins
+
+    # -- events ---------------------------------------------------------------------------
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        hover = self.face_at(event.position()) if self.clickable else None
+        if hover != self._hover:
+            self._hover = hover
+            self.setCursor(
+                Qt.CursorShape.PointingHandCursor
+                if hover is not None
+                else Qt.CursorShape.ArrowCursor
+            )
+            self.update()
+        super().mouseMoveEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if self.clickable and event.button() == Qt.MouseButton.LeftButton:
+            hit = self.face_at(event.position())
+            if hit is not None:
+                self.selected = hit
+                self.update()
+                self.faceClicked.emit(hit)
+                return
+        super().mousePressEvent(event)
+
+    def paintEvent(self, event: object) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        target = self._target()
+        if target.isEmpty():
+            painter.setPen(QColor("#9ca3af"))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            return
+        painter.drawImage(target, self._image)
+        font = QFont(self.font())
+        font.setBold(True)
+        painter.setFont(font)
+        fm = painter.fontMetrics()
+        for i, face in enumerate(self._faces):
+            rect = self.face_rect(i)
+            chosen = i == self.selected
+            hovered = i == self._hover
+            colour = (
+                QColor("#2563eb")
+                if chosen
+                else QColor("#f59e0b")
+                if not face.named
+                else QColor("#10b981")
+            )
+            if not chosen and self.selected is not None and self.clickable:
+                colour = QColor(255, 255, 255, 200)
+            painter.setPen(QPen(colour, 3.5 if chosen or hovered else 2.2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect, 4, 4)
+            if face.label:
+                text = fm.elidedText(face.label, Qt.TextElideMode.ElideRight, 220)
+                tw, th = fm.horizontalAdvance(text) + 12, fm.height() + 6
+                top = rect.bottom() + 4
+                if top + th > self.height():
+                    top = rect.top() - th - 4
+                label = QRectF(rect.center().x() - tw / 2, top, tw, th)
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(QColor(17, 24, 39, 200))
+                painter.drawRoundedRect(label, th / 2, th / 2)
+                painter.setPen(QColor("white"))
+                painter.drawText(label, Qt.AlignmentFlag.AlignCenter, text)
