@@ -396,16 +396,13 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(splitter)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.session.scanning:
-            answer = QMessageBox.question(
-                self,
-                "Quit Face Album",
-                "A scan is running. Quit anyway? The photos scanned so far are kept and the "
-                "next scan continues where this one stopped.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
+        if self.session.scanning and not self.ask(
+            "Quit Face Album",
+            "A scan is running. Quit anyway? The photos scanned so far are kept and the "
+            "next scan continues where this one stopped.",
+        ):
+            event.ignore()
+            return
         self.settings.set_value("window/geometry", self.saveGeometry())
         self.settings.set_value("window/splitter", self.splitter.saveState())
         self.settings.sync()
