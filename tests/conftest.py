@@ -36,3 +36,19 @@ def lfw_root() -> Path:
 @pytest.fixture(scope="session")
 def lfw_dir(lfw_root: Path) -> Path:
     return lfw_root / "lfw-deepfunneled"
+
+
+@pytest.fixture(scope="session")
+def real_weights(tmp_path_factory):
+    """The real embedder weights as the app resolves them offline (converted once, cached).
+
+    Session fixtures run before the autouse one above, so the environment is set here too.
+    """
+    from faceapp.engine.weights import resolve_weights
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEAPP_DATA_DIR", str(tmp_path_factory.mktemp("weights-data")))
+        WEIGHTS_CACHE.mkdir(parents=True, exist_ok=True)
+        patch.setenv("FACEAPP_WEIGHTS_CACHE", str(WEIGHTS_CACHE))
+        patch.delenv("FACEAPP_RANDOM_WEIGHTS", raising=False)
+        return resolve_weights(allow_download=False)
