@@ -188,6 +188,23 @@ class MainWindow(QMainWindow):
         self.act_redo.setIcon(icon("redo"))
         self.addAction(self.act_undo)
         self.addAction(self.act_redo)
+        # Toolbar twins with short labels (the menu items carry "Undo <what>").
+        self.tb_undo = QAction(icon("undo"), "Undo", self)
+        self.tb_redo = QAction(icon("redo"), "Redo", self)
+        self.tb_undo.triggered.connect(stack.undo)
+        self.tb_redo.triggered.connect(stack.redo)
+        self.tb_undo.setEnabled(False)
+        self.tb_redo.setEnabled(False)
+        stack.canUndoChanged.connect(self.tb_undo.setEnabled)
+        stack.canRedoChanged.connect(self.tb_redo.setEnabled)
+        stack.undoTextChanged.connect(
+            lambda t: self.tb_undo.setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo (Ctrl+Z)")
+        )
+        stack.redoTextChanged.connect(
+            lambda t: self.tb_redo.setToolTip(
+                f"Redo {t} (Ctrl+Shift+Z)" if t else "Redo (Ctrl+Shift+Z)"
+            )
+        )
         self.act_select_all = a("Select &All Faces", self.grid.selectAll, None)
         self.act_select_all.setShortcut(QKeySequence.StandardKey.SelectAll)
         self.act_select_all.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -331,8 +348,8 @@ class MainWindow(QMainWindow):
         for act in (self.act_verify, self.act_review, self.act_finetune):
             tb.addAction(act)
         tb.addSeparator()
-        tb.addAction(self.act_undo)
-        tb.addAction(self.act_redo)
+        tb.addAction(self.tb_undo)
+        tb.addAction(self.tb_redo)
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         tb.addWidget(spacer)
@@ -349,7 +366,7 @@ class MainWindow(QMainWindow):
         s.scanProgress.connect(self.scan_panel.update_progress)
         s.scanFinished.connect(self._on_scan_finished)
         s.clusterStarted.connect(self.scan_panel.start_clustering)
-        s.clusterFinished.connect(lambda _summary: self._on_busy_done())
+        s.clusterFinished.connect(self._on_cluster_finished)
         s.busyChanged.connect(self._on_busy_changed)
         s.weightsReady.connect(self._on_weights_ready)
         s.weightsFailed.connect(self._on_weights_failed)
@@ -497,9 +514,13 @@ class MainWindow(QMainWindow):
             self.scan_panel.hide()
         self.grid.empty_text = "No faces here."
 
-    def _on_busy_done(self) -> None:
+    @Slot(object)
+    def _on_cluster_finished(self, summary: Any) -> None:
         if not self.session.busy:
             self.scan_panel.hide()
+        # Faces seen during the scan were unsorted; now that there are groups, show one.
+        if self.current_key is None or self.current_key.kind == "unknown":
+            self.sidebar.select_first()
 
     @Slot(bool)
     def _on_busy_changed(self, busy: bool) -> None:

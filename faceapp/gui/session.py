@@ -369,9 +369,9 @@ class LibrarySession(QObject):
     def _on_cluster_finished(self, summary: Any) -> None:
         self.cluster_job = None
         self.last_summary = summary
+        self.changed.emit()
         self.clusterFinished.emit(summary)
         self.busyChanged.emit(False)
-        self.changed.emit()
         clusters = getattr(summary, "clusters", "?")
         unknown = getattr(summary, "unknown", "?")
         self.message.emit(f"Grouped faces: {clusters} clusters, {unknown} unsorted faces.")

@@ -69,7 +69,7 @@ class FineTuneDialog(QDialog):
         self.session = session
         self.session_lib = session.lib
         self.setWindowTitle("Fine-tune Recognition")
-        self.setMinimumSize(760, 720)
+        self.setMinimumSize(1000, 760)
         self.plan: Any = None
         self.result: Any = None
         self.job: workers.Job | None = None
@@ -104,7 +104,7 @@ class FineTuneDialog(QDialog):
         self.people_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.people_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.people_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.people_table.setMaximumHeight(150)
+        self.people_table.setMinimumHeight(150)
         dl.addWidget(self.plan_label)
         dl.addWidget(self.people_table)
         top.addWidget(data, 3)
@@ -132,11 +132,6 @@ class FineTuneDialog(QDialog):
         top.addWidget(opts, 2)
         layout.addLayout(top)
 
-        self.chart = LineChart()
-        self.chart.add_series("training loss", "#2563eb", "left")
-        self.chart.add_series("held-out VAL", "#16a34a", "right", fixed=(0.0, 1.0))
-        layout.addWidget(self.chart, 1)
-
         status = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
@@ -146,14 +141,25 @@ class FineTuneDialog(QDialog):
         status.addWidget(self.status, 2)
         layout.addLayout(status)
 
+        results = QHBoxLayout()
+        self.chart = LineChart()
+        self.chart.add_series("training loss", "#2563eb", "left")
+        self.chart.add_series("held-out VAL", "#16a34a", "right", fixed=(0.0, 1.0))
+        self.chart.setMinimumHeight(240)
         self.table = QTableWidget(len(METRIC_ROWS), 2)
         self.table.setHorizontalHeaderLabels(["Before", "After"])
         self.table.setVerticalHeaderLabels([r[0] for r in METRIC_ROWS])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.setMaximumHeight(200)
-        layout.addWidget(self.table)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(30)
+        self.table.setFixedHeight(30 * len(METRIC_ROWS) + 36)
+        self.table.setMinimumWidth(380)
+        results.addWidget(self.chart, 3)
+        results.addWidget(self.table, 2, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(results, 1)
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
         layout.addWidget(self.verdict)

@@ -98,7 +98,7 @@ class SettingsDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(640)
         self.settings = settings
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 14, 18, 14)
@@ -142,8 +142,8 @@ class SettingsDialog(QDialog):
         form.addRow("Device:", self.device)
         form.addRow("Weights file:", self.weights)
         form.addRow("Threshold:", thr_row)
-        form.addRow("", thr_note)
         layout.addWidget(engine)
+        layout.addWidget(thr_note)
 
         clustering = QGroupBox("Grouping faces (clustering)")
         cform = QFormLayout(clustering)
@@ -196,8 +196,8 @@ class SettingsDialog(QDialog):
         lib_note.setWordWrap(True)
         lform.addRow("Location:", self.library_dir)
         lform.addRow("", self.rescan)
-        lform.addRow("", lib_note)
         layout.addWidget(library)
+        layout.addWidget(lib_note)
 
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel

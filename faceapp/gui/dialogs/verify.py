@@ -71,6 +71,7 @@ class PhotoPane(QFrame):
         font.setBold(True)
         label.setFont(font)
         self.choose = QPushButton("Choose Photo…")
+        self.choose.setAutoDefault(False)
         self.choose.clicked.connect(self._browse)
         head.addWidget(label)
         head.addStretch(1)
@@ -148,7 +149,10 @@ class PhotoPane(QFrame):
         self.chosen = chosen
         full = QSize(int(decoded.width), int(decoded.height))
         self.canvas.set_image(image, full)
-        marks = [FaceMark(tuple(f.face.box), f"{i + 1}", True) for i, f in enumerate(faces)]
+        marks = [
+            FaceMark(tuple(f.face.box), f"{i + 1}" if len(faces) > 1 else "", True)
+            for i, f in enumerate(faces)
+        ]
         self.canvas.set_faces(marks, chosen)
         n = len(faces)
         if n == 0:
