@@ -73,8 +73,8 @@ class Heartbeat:
     def stop(self) -> None:
         self.timer.stop()
 
-    def stats(self, since_s: float = 0.0) -> dict:
-        gaps = np.array([g for t, g in self.gaps if t >= since_s] or [0.0])
+    def stats(self, since_s: float = 0.0, until_s: float = float("inf")) -> dict:
+        gaps = np.array([g for t, g in self.gaps if since_s <= t < until_s] or [0.0])
         return {
             "ticks": len(gaps),
             "max_gap_ms": round(float(gaps.max()), 1),
@@ -94,10 +94,10 @@ def wait_until(app: QApplication, predicate, timeout: float) -> bool:
     return False
 
 
-def make_window(app: QApplication):
+def make_window(app: QApplication, probe: bool = False):
     from faceapp.gui.main_window import MainWindow
 
-    window = MainWindow(probe_weights=False)
+    window = MainWindow(probe_weights=probe)
     window.ask = lambda title, text: True
     window.resize(1280, 800)
     window.show()
@@ -126,8 +126,12 @@ def bench_scan(app: QApplication, photos: int, seconds: float, work: Path) -> di
         dest = folder / src.parent.name / src.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
-    window = make_window(app)
     beat = Heartbeat()
+    beat.start()
+    # As in the app: the window appears, then a worker loads the engine and the weights.
+    window = make_window(app, probe=True)
+    wait_until(app, lambda: window.session.weights_info is not None, 300)
+    t_ready = beat.clock.nsecsElapsed() / 1e9
     first_progress: list[float] = []
 
     def on_progress(p) -> None:
@@ -135,19 +139,17 @@ def bench_scan(app: QApplication, photos: int, seconds: float, work: Path) -> di
             first_progress.append(beat.clock.nsecsElapsed() / 1e9)
 
     window.session.scanProgress.connect(on_progress)
-    beat.start()
     t0 = time.perf_counter()
     window.open_folder(folder)
-    done = wait_until(
-        app, lambda: not window.session.scanning and not window.session.clustering, seconds
-    )
+    done = wait_until(app, lambda: not window.session.opening and not window.session.busy, seconds)
     elapsed = time.perf_counter() - t0
     progress = window.session.last_progress
     beat.stop()
     scanned = progress.done if progress else 0
     total = progress.total if progress else photos
     faces = progress.faces if progress else 0
-    steady_from = first_progress[0] if first_progress else 0.0
+    steady_from = first_progress[0] if first_progress else t_ready
+    worst = sorted(beat.gaps, key=lambda g: -g[1])[:5]
     result = {
         "photos_in_folder": len(chosen),
         "measured_seconds": round(elapsed, 1),
@@ -155,9 +157,11 @@ def bench_scan(app: QApplication, photos: int, seconds: float, work: Path) -> di
         "photos_scanned_while_measured": scanned,
         "photos_total": total,
         "faces_found": faces,
-        "warmup_seconds": round(steady_from, 1),
-        "overall": beat.stats(),
+        "startup_engine_load_seconds": round(t_ready, 1),
+        "startup": beat.stats(until_s=t_ready),
+        "scan_and_clustering": beat.stats(since_s=t_ready),
         "steady_scanning": beat.stats(since_s=steady_from),
+        "worst_gaps": [{"at_s": round(t, 2), "gap_ms": round(g, 1)} for t, g in worst],
     }
     close_window(app, window)
     return result
@@ -334,7 +338,7 @@ def bench_merge(app: QApplication, library: Path) -> dict:
 
     window = make_window(app)
     window.session.open_library_file(library, scan=False)
-    app.processEvents()
+    wait_until(app, lambda: window.sidebar_model.rowCount() > 0, 60)
     groups = [g for g in window.sidebar_model.groups() if g.kind in ("cluster", "person")]
     big = sorted(groups, key=lambda g: -g.count)[:2]
     source, target = (GroupKey(g.kind, g.id) for g in big)
@@ -406,9 +410,16 @@ def main() -> int:
             (
                 f"longest GUI stall while scanning ({s['photos_scanned_while_measured']} of "
                 f"{s['photos_total']} photos in {s['measured_seconds']:.0f} s)",
-                f"{s['overall']['max_gap_ms']:.0f} ms (steady: "
-                f"{s['steady_scanning']['max_gap_ms']:.0f} ms)",
+                f"{s['scan_and_clustering']['max_gap_ms']:.0f} ms (p99 "
+                f"{s['scan_and_clustering']['p99_gap_ms']:.0f} ms)",
                 f"< {GOALS['stall_ms']} ms",
+            )
+        )
+        rows.append(
+            (
+                "  (startup: engine import + weights in a worker)",
+                f"{s['startup']['max_gap_ms']:.0f} ms",
+                "",
             )
         )
     o = results["open"]

@@ -9,6 +9,7 @@ window appears before torch has loaded.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import fields, is_dataclass
@@ -34,6 +35,20 @@ def weights_label(source: str) -> str:
         "random-dev": "RANDOM development weights",
         "finetuned": "fine-tuned on your album",
     }.get(source, source)
+
+
+def warm_up_engine() -> None:
+    """Import the engine's heavy modules (torch, hdbscan) once, in a worker, at startup.
+
+    Importing an extension module holds the GIL for hundreds of milliseconds;
+    done here, that happens while the user looks at the welcome screen instead
+    of in the middle of a scan or a merge.
+    """
+    import importlib
+
+    for name in ("pipeline", "verify", "people", "cluster"):
+        with contextlib.suppress(ImportError):  # reported when the feature is used
+            importlib.import_module(f"faceapp.engine.{name}")
 
 
 def is_weights_error(exc: BaseException) -> bool:
@@ -65,6 +80,7 @@ class LibrarySession(QObject):
         self.folder: Path | None = None
         self.undo_stack = QUndoStack(self)
         self.undo_stack.setUndoLimit(0)
+        self.open_job: workers.Job | None = None
         self.scan_job: workers.Job | None = None
         self.cluster_job: workers.Job | None = None
         self.last_progress = None
@@ -80,6 +96,10 @@ class LibrarySession(QObject):
         self._refreshed_at: tuple[int, int] = (-1, -1)
 
     # -- state ----------------------------------------------------------------------------
+
+    @property
+    def opening(self) -> bool:
+        return self.open_job is not None
 
     @property
     def scanning(self) -> bool:
@@ -103,6 +123,7 @@ class LibrarySession(QObject):
         def work(job: workers.Job) -> dict:
             from faceapp.engine import weights
 
+            warm_up_engine()
             loaded = weights.resolve_weights(user)
             info = weights.describe(loaded)
             info["device"] = config.resolve_device(device)
@@ -165,10 +186,14 @@ class LibrarySession(QObject):
         custom = self.settings.library_dir
         return custom / default.name if custom else default
 
-    def open_folder(self, folder: Path, *, scan: bool = True, library_path: Path | None = None):
-        """Open (or create) the library of a photo folder, then look for new photos."""
-        from faceapp.engine import pipeline
+    def open_folder(
+        self, folder: Path, *, scan: bool = True, library_path: Path | None = None
+    ) -> workers.Job | None:
+        """Open (or create) the library of a photo folder, then look for new photos.
 
+        Opening runs in a worker (the engine module brings torch with it, which
+        must not be imported on the GUI thread); ``libraryOpened`` follows.
+        """
         folder = Path(folder).expanduser().resolve()
         if not folder.is_dir():
             self.error.emit("Open Photo Folder", f"{folder} is not a folder.")
@@ -179,20 +204,39 @@ class LibrarySession(QObject):
             )
             return None
         path = library_path or self.library_path_for(folder)
-        try:
-            lib = pipeline.open_library(folder, path)
-        except Exception as exc:
+
+        def work(job: workers.Job) -> Any:
+            from faceapp.engine import pipeline
+
+            return pipeline.open_library(folder, path)
+
+        def failed(exc: BaseException) -> None:
             self.error.emit("Open Photo Folder", f"Could not open the library for {folder}:\n{exc}")
-            return None
+
+        self.message.emit(f"Opening {folder.name}…")
+        job = workers.Job(work, name="open")
+        job.signals.finished.connect(lambda lib, j=job: self._opened(j, lib, folder, scan))
+        job.signals.failed.connect(failed)
+        job.signals.done.connect(lambda j=job: self._open_done(j))
+        self.open_job = job
+        return workers.start(job)
+
+    def _open_done(self, job: workers.Job) -> None:
+        if self.open_job is job:
+            self.open_job = None
+
+    def _opened(self, job: workers.Job, lib: Any, folder: Path, scan: bool) -> None:
+        if self.open_job is not job:
+            lib.close()
+            return
+        self.open_job = None
         self._set_library(lib, folder)
         self.settings.add_recent(folder, Path(lib.path))
         if scan:
             self.start_scan()
-        return lib
 
     def open_library_file(self, library_path: Path, *, scan: bool | None = None):
         """Open an existing library file (recent list); its folder comes from the library."""
-        from faceapp.engine import pipeline
         from faceapp.engine.library import Library
 
         try:
@@ -211,10 +255,9 @@ class LibrarySession(QObject):
             scan = self.settings.rescan_on_open and root.is_dir()
         if not root.is_dir():
             # The folder is gone or unplugged: still show what the library knows.
-            lib = pipeline.open_library(None, library_path)
-            self._set_library(lib, root)
+            self._set_library(Library(library_path), root)
             self.message.emit(f"The folder {root} is not available; showing the stored faces.")
-            return lib
+            return None
         return self.open_folder(root, scan=bool(scan), library_path=Path(library_path))
 
     def _set_library(self, lib: Any, folder: Path) -> None:

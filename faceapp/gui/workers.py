@@ -10,6 +10,7 @@ hundreds of times a second without flooding the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -87,7 +88,7 @@ class Job(QRunnable):
                 return
             self._last_emit = now
             self._has_pending = False
-        self.signals._progress.emit(value)
+        self._emit(self.signals._progress, value)
 
     def is_cancelled(self) -> bool:
         """Cancel callback for the engine."""
@@ -102,19 +103,25 @@ class Job(QRunnable):
             self._flush()
             self.finished_ok = False
             self.running = False
-            self.signals._failed.emit(exc)
+            self._emit(self.signals._failed, exc)
             return
         self._flush()
         self.finished_ok = True
         self.running = False
-        self.signals._finished.emit(result)
+        self._emit(self.signals._finished, result)
+
+    @staticmethod
+    def _emit(signal: Any, value: object) -> None:
+        # RuntimeError: the application is shutting down and nobody is listening.
+        with contextlib.suppress(RuntimeError):
+            signal.emit(value)
 
     def _flush(self) -> None:
         with self._lock:
             pending, has = self._pending, self._has_pending
             self._has_pending = False
         if has:
-            self.signals._progress.emit(pending)
+            self._emit(self.signals._progress, pending)
 
     # -- called from the GUI thread -------------------------------------------------------
 
