@@ -1,0 +1,158 @@
+"""Commands of the engine: scan, faces, verify, eval-lfw, weights."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.engine import lfw, pipeline, verify
+from faceapp.engine import weights as weights_mod
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scan", help="find and embed the faces of a photo folder")
+    p.add_argument("folder", type=Path)
+    _model_options(p)
+    add_library_option(p)
+    add_json_option(p)
+    p.set_defaults(handler=cmd_scan)
+
+    p = sub.add_parser("faces", help="list the faces of a library")
+    add_library_option(p)
+    add_json_option(p)
+    p.set_defaults(handler=cmd_faces)
+
+    p = sub.add_parser("verify", help="are the people in two photos the same person?")
+    p.add_argument("image_a", type=Path)
+    p.add_argument("image_b", type=Path)
+    _model_options(p)
+    add_json_option(p)
+    p.set_defaults(handler=cmd_verify)
+
+    p = sub.add_parser("eval-lfw", help="LFW 10-fold verification accuracy of the pipeline")
+    p.add_argument("--root", type=Path, required=True, help="folder of <Name>/<Name>_NNNN.jpg")
+    p.add_argument("--pairs", type=Path, required=True, help="pairs.txt")
+    _model_options(p)
+    add_json_option(p)
+    p.set_defaults(handler=cmd_eval_lfw)
+
+    p = sub.add_parser("weights", help="which embedder weights are in use")
+    p.add_argument("--weights", type=Path, default=None, help="a weights file to check")
+    add_json_option(p)
+    p.set_defaults(handler=cmd_weights)
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--weights", type=Path, default=None, help="embedder weights file (.pt)")
+
+
+def _terminal_progress(p: pipeline.ScanProgress) -> None:
+    eta = f"{p.eta:4.0f}s" if p.eta is not None else "   ?"
+    line = f"\r{p.done}/{p.total} photos  {p.faces} faces  ETA {eta}  {p.current[-40:]:<40}"
+    print(line, end="", file=sys.stderr, flush=True)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    folder = args.folder.expanduser()
+    if not folder.is_dir():
+        raise CLIError(f"{folder} is not a folder", 2)
+    lib = pipeline.open_library(folder, args.library)
+    analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
+    show = _terminal_progress if sys.stderr.isatty() else None
+    report = pipeline.scan(lib, folder, analyzer, progress=show)
+    if show:
+        print(file=sys.stderr)
+    if args.json:
+        print_json(report.as_dict() | {"library": str(lib.path)})
+    else:
+        print(
+            f"{report.photos} photos scanned, {report.faces} faces, "
+            f"{report.skipped_unchanged} unchanged, {len(report.errors)} errors "
+            f"in {report.seconds:.1f} s  (library: {lib.path})"
+        )
+        for path, reason in report.errors:
+            print(f"  {path}: {reason}")
+    return 0
+
+
+def cmd_faces(args: argparse.Namespace) -> int:
+    lib = pipeline.open_library(None, args.library)
+    faces = [
+        {
+            "id": f.id,
+            "photo": f.photo_path,
+            "box": [round(v, 1) for v in f.box],
+            "prob": round(f.prob, 4),
+            "cluster": f.cluster_id,
+            "person": f.person_id,
+        }
+        for f in lib.faces()
+    ]
+    if args.json:
+        print_json({"faces": faces})
+    else:
+        for f in faces:
+            print(f"{f['id']:>7}  {f['photo']}  {f['box']}  p={f['prob']:.3f}")
+    return 0
+
+
+def _analyzer(args: argparse.Namespace) -> pipeline.Analyzer:
+    return pipeline.Analyzer.from_weights(weights_mod.resolve_weights(args.weights), args.device)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    analyzer = _analyzer(args)
+    try:
+        result = verify.verify_photos(analyzer, args.image_a, args.image_b)
+    except verify.NoFaceError as exc:
+        raise CLIError(str(exc), 3) from exc
+    v = result.verdict
+    notes = [
+        f"{path} has {n} faces; compared the largest"
+        for path, n in zip((args.image_a, args.image_b), result.faces, strict=True)
+        if n > 1
+    ]
+    if args.json:
+        print_json(
+            {
+                "same": v.same,
+                "distance": round(v.distance, 4),
+                "threshold": round(v.threshold, 4),
+                "threshold_source": v.threshold_source,
+                "faces": list(result.faces),
+                "notes": notes,
+            }
+        )
+    else:
+        for note in notes:
+            print(note, file=sys.stderr)
+        verdict = "same person" if v.same else "different people"
+        print(f"{verdict}: distance {v.distance:.3f} (threshold {v.threshold:.3f})")
+    return 0
+
+
+def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    if not args.pairs.is_file() or not args.root.is_dir():
+        raise CLIError("--root must be a folder and --pairs a pairs file", 2)
+    analyzer = _analyzer(args)
+    result = lfw.evaluate_pairs(analyzer, args.root, args.pairs)
+    out = result.report.as_dict() | {"no_face": result.no_face}
+    if args.json:
+        print_json(out)
+    else:
+        for key, value in out.items():
+            print(f"{key:>16}: {value}")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    info = weights_mod.describe(weights_mod.resolve_weights(args.weights))
+    if args.json:
+        print_json(info)
+    else:
+        for key, value in info.items():
+            print(f"{key:>16}: {value}")
+    return 0

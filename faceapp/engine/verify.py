@@ -1,0 +1,75 @@
+"""Verification: are two faces the same person?
+
+FaceNet's rule: squared L2 distance between unit embeddings below a threshold.
+The threshold belongs to the model version (calibrated on LFW pairsDevTrain for
+the shipped weights, on held-out confirmed pairs after fine-tuning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceapp.engine.pipeline import AnalyzedFace, Analyzer
+
+
+class NoFaceError(Exception):
+    """A photo in which no face was found."""
+
+
+def squared_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sum((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+
+
+def pairwise_squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """All squared distances between the rows of two unit-vector matrices."""
+    return np.clip(2.0 - 2.0 * (a @ b.T), 0.0, 4.0)
+
+
+def largest_face(faces: list[AnalyzedFace]) -> int:
+    """Index of the face with the largest box: the default subject of a photo."""
+    areas = [(f.face.box[2] - f.face.box[0]) * (f.face.box[3] - f.face.box[1]) for f in faces]
+    return int(np.argmax(areas))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    same: bool
+    distance: float
+    threshold: float
+    threshold_source: str
+
+
+def compare(a: AnalyzedFace, b: AnalyzedFace, analyzer: Analyzer) -> Verdict:
+    d = squared_distance(a.embedding, b.embedding)
+    return Verdict(d < analyzer.threshold, d, analyzer.threshold, analyzer.threshold_source)
+
+
+@dataclass(frozen=True)
+class PhotoVerdict:
+    verdict: Verdict
+    faces: tuple[int, int]  # faces found in each photo
+    chosen: tuple[int, int]  # which face of each photo was compared
+
+
+def verify_photos(
+    analyzer: Analyzer,
+    path_a: Path,
+    path_b: Path,
+    *,
+    face_a: int | None = None,
+    face_b: int | None = None,
+) -> PhotoVerdict:
+    """Compare one face of each photo (the largest unless chosen)."""
+    found = []
+    for path in (path_a, path_b):
+        _, faces = analyzer.analyze_path(Path(path))
+        if not faces:
+            raise NoFaceError(f"no face found in {path}")
+        found.append(faces)
+    ia = largest_face(found[0]) if face_a is None else face_a
+    ib = largest_face(found[1]) if face_b is None else face_b
+    verdict = compare(found[0][ia], found[1][ib], analyzer)
+    return PhotoVerdict(verdict, (len(found[0]), len(found[1])), (ia, ib))
