@@ -90,6 +90,13 @@ CREATE TABLE rejections (                   -- "not this person", remembered for
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     PRIMARY KEY (face_id, person_id)
 ) WITHOUT ROWID;
+CREATE INDEX rejections_person ON rejections(person_id);
+CREATE TABLE cluster_rejections (           -- "not in this cluster": re-clustering respects it
+    face_id    INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+    PRIMARY KEY (face_id, cluster_id)
+) WITHOUT ROWID;
+CREATE INDEX cluster_rejections_cluster ON cluster_rejections(cluster_id);
 CREATE TABLE oplog (                        -- identity operations, for undo/redo across restarts
     id          INTEGER PRIMARY KEY,
     kind        TEXT NOT NULL,

@@ -1,0 +1,227 @@
+"""People commands: cluster, people, name, merge, move, reject, undo, redo, suggestions.
+
+Each one is a thin wrapper over :mod:`faceapp.engine.people` / ``cluster``: the GUI
+calls the same functions. Groups are named ``c12`` / ``cluster:12`` (an automatic
+cluster), ``p3`` / ``person:3`` or a person's exact name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.engine import people
+from faceapp.engine.cluster import ClusterParams, recluster
+from faceapp.engine.library import Library
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cluster", help="group the unconfirmed faces into clusters (HDBSCAN)")
+    p.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN min_cluster_size")
+    p.add_argument("--min-samples", type=int, default=None, help="HDBSCAN min_samples")
+    _common(p, cmd_cluster)
+
+    p = sub.add_parser("people", help="list people and clusters with their face counts")
+    _common(p, cmd_people)
+
+    p = sub.add_parser("name", help="name a cluster (it becomes a person) or rename a person")
+    p.add_argument("group", metavar="CLUSTER_OR_PERSON", help="c<ID>, p<ID> or a person's name")
+    p.add_argument("name", metavar="NAME")
+    _common(p, cmd_name)
+
+    p = sub.add_parser("merge", help="merge a person or cluster into another")
+    p.add_argument("source", metavar="SOURCE", help="c<ID>, p<ID> or a person's name")
+    p.add_argument("target", metavar="TARGET", help="c<ID>, p<ID> or a person's name")
+    _common(p, cmd_merge)
+
+    p = sub.add_parser("move", help="confirm faces for a person")
+    p.add_argument("faces", metavar="FACE_ID", type=int, nargs="+")
+    p.add_argument("--to", required=True, metavar="PERSON", help="p<ID> or a person's name")
+    _common(p, cmd_move)
+
+    p = sub.add_parser("reject", help='"not this person": remove faces from a person, remembered')
+    p.add_argument("faces", metavar="FACE_ID", type=int, nargs="+")
+    p.add_argument("--from", dest="person", required=True, metavar="PERSON")
+    _common(p, cmd_reject)
+
+    p = sub.add_parser("undo", help="undo the last people operation")
+    _common(p, cmd_undo)
+
+    p = sub.add_parser("redo", help="redo the last undone people operation")
+    _common(p, cmd_redo)
+
+    p = sub.add_parser("suggestions", help='"Is this X?" proposals, most uncertain first')
+    p.add_argument("--limit", type=int, default=None)
+    _common(p, cmd_suggestions)
+
+
+def _common(p: argparse.ArgumentParser, handler) -> None:
+    add_library_option(p)
+    add_json_option(p)
+    p.set_defaults(handler=handler)
+
+
+def _open(args: argparse.Namespace) -> Library:
+    from faceapp.engine.pipeline import open_library
+
+    return open_library(None, args.library)
+
+
+def _person_ref(lib: Library, text: str) -> int:
+    kind, ident = people.parse_group_ref(lib, text)
+    if kind != "person":
+        raise CLIError(f"{text!r} is a cluster; name it first (faceapp name {text} NAME)", 2)
+    return ident
+
+
+def _done(args: argparse.Namespace, description: str, **extra: object) -> int:
+    if args.json:
+        print_json({"done": description, **extra})
+    else:
+        print(description)
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    overrides = {
+        k: v
+        for k, v in (
+            ("min_cluster_size", args.min_cluster_size),
+            ("min_samples", args.min_samples),
+        )
+        if v is not None
+    }
+    if any(v < 1 for v in overrides.values()):
+        raise CLIError("--min-cluster-size and --min-samples must be at least 1", 2)
+    progress = None if args.json or not sys.stderr.isatty() else _stderr
+    s = recluster(lib, ClusterParams(**overrides), progress=progress)
+    if args.json:
+        print_json(
+            {"clusters": s.clusters, "unknown": s.unknown, "people": s.people, "seconds": s.seconds}
+        )
+    else:
+        print(
+            f"{s.clusters} clusters, {s.unknown} unknown faces, {s.people} people "
+            f"({s.faces} faces in {s.seconds:.1f} s)"
+        )
+    return 0
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    groups = people.groups(lib)
+    if args.json:
+        print_json(
+            {
+                "people": [
+                    {"id": g.id, "name": g.name, "faces": g.count, "hidden": g.hidden}
+                    for g in groups
+                    if g.kind == "person"
+                ],
+                "clusters": [
+                    {"id": g.id, "ref": f"c{g.id}", "faces": g.count}
+                    for g in groups
+                    if g.kind == "cluster"
+                ],
+                "unknown": groups[-1].count,
+            }
+        )
+        return 0
+    for g in groups:
+        ref = {"person": f"p{g.id}", "cluster": f"c{g.id}", "unknown": ""}[g.kind]
+        hidden = "  (hidden)" if g.hidden else ""
+        print(f"{ref:>8}  {g.count:>6}  {g.label}{hidden}")
+    return 0
+
+
+def cmd_name(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    kind, ident = people.parse_group_ref(lib, args.group)
+    if kind == "cluster":
+        pid = people.name_cluster(lib, ident, args.name)
+        return _done(args, people.history(lib, 1)[0].description, person=pid)
+    return _done(args, people.rename_person(lib, ident, args.name), person=ident)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    source = people.parse_group_ref(lib, args.source)
+    target = people.parse_group_ref(lib, args.target)
+    return _done(args, people.merge(lib, source, target))
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    return _done(args, people.move_faces(lib, args.faces, _person_ref(lib, args.to)))
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    return _done(args, people.reject_faces(lib, args.faces, _person_ref(lib, args.person)))
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    text = people.undo(lib)
+    if text is None:
+        raise CLIError("nothing to undo", 1)
+    return _done(args, f"Undid: {text}")
+
+
+def cmd_redo(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    text = people.redo(lib)
+    if text is None:
+        raise CLIError("nothing to redo", 1)
+    return _done(args, f"Redid: {text}")
+
+
+def cmd_suggestions(args: argparse.Namespace) -> int:
+    lib = _open(args)
+    found = people.suggestions(lib, limit=args.limit)
+    if args.json:
+        print_json(
+            {
+                "suggestions": [
+                    {
+                        "face": s.face_id,
+                        "person": s.person_id,
+                        "name": s.person_name,
+                        "distance": s.distance,
+                        "confidence": round(s.confidence, 4),
+                    }
+                    for s in found
+                ],
+                "clusters": [
+                    {
+                        "cluster": s.cluster_id,
+                        "person": s.person_id,
+                        "name": s.person_name,
+                        "matching": s.matching,
+                        "faces": s.count,
+                        "distance": s.distance,
+                    }
+                    for s in people.cluster_suggestions(lib)
+                ],
+            }
+        )
+        return 0
+    if not found:
+        print("no suggestions")
+    for s in found:
+        print(
+            f"face {s.face_id:>7}  is {s.person_name}?  "
+            f"distance {s.distance:.3f}  confidence {s.confidence:.2f}"
+        )
+    for s in people.cluster_suggestions(lib):
+        print(
+            f"cluster c{s.cluster_id}: {s.matching} of {s.count} faces look like {s.person_name}"
+            f"  (faceapp merge c{s.cluster_id} p{s.person_id})"
+        )
+    return 0

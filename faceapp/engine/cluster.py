@@ -1,0 +1,747 @@
+"""Automatic clusters: HDBSCAN on the active model's embeddings, bound by the user's labels.
+
+A face is confirmed (``faces.person_id``, set only by the user), in an automatic
+cluster (``faces.cluster_id``) or Unknown (HDBSCAN noise). :func:`recluster` groups
+the *unconfirmed* faces only, so re-clustering can never change a confirmed face or a
+name; the confirmed faces act as anchors through suggestions instead (see
+:mod:`faceapp.engine.people`).
+
+The algorithm (:func:`cluster_vectors`), with defaults chosen on LFW
+(``bench/cluster_quality.py``; figures in :data:`DEFAULTS_NOTE`):
+
+1. PCA of the unit embeddings to ``pca_dims`` dimensions (64): removes noise
+   dimensions and makes neighbour search cheap.
+2. HDBSCAN (``min_cluster_size`` 5, ``min_samples`` 1, excess-of-mass selection).
+   Up to ``exact_limit`` faces the hdbscan package runs as is; above it the
+   mutual-reachability minimum spanning tree is built from a k-nearest-neighbour
+   graph (inverted-file search over k-means cells) and the hdbscan package turns it
+   into the condensed tree and the clusters. That is what keeps 100,000 faces under
+   a minute on two cores; the exact kd-tree Boruvka takes many minutes there.
+3. Cannot-link: two faces of one photo never share a cluster; the face farther from
+   the cluster centroid leaves it.
+4. Noise faces join the nearest cluster centroid when it is well under the model's
+   verification threshold and the cluster has no face of the same photo.
+5. Clusters whose centroids are very close (and share no photo) are merged.
+
+Cluster ids stay stable across runs: new clusters are matched greedily to the old
+ones by how many faces they share (:func:`match_cluster_ids`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceapp.engine.library import Library, LibraryError
+
+DEFAULT_THRESHOLD = 1.1  # squared L2; only used when no model threshold is known
+
+DEFAULTS_NOTE = "see bench/results/cluster_quality.json for the measurements behind the defaults"
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    """Clustering options; the defaults were chosen by measurement on LFW."""
+
+    min_cluster_size: int = 5
+    min_samples: int = 1
+    pca_dims: int = 64  # 0 keeps all 512 dimensions
+    selection_method: str = "eom"  # or "leaf"
+    selection_epsilon: float = 0.0  # Euclidean, in PCA space
+    # noise faces join the nearest cluster when their squared distance to its
+    # (unit) centroid is under attach_ratio * threshold
+    attach_ratio: float = 0.5
+    # clusters merge when the squared distance between their unit centroids is
+    # under merge_ratio * threshold (0 disables)
+    merge_ratio: float = 0.0
+    algorithm: str = "auto"  # "exact" (hdbscan package), "knn" (kNN graph), "auto"
+    exact_limit: int = 20_000
+    knn: int = 15
+    n_jobs: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    """Labels for a set of vectors (``-1`` = noise) and what each step did."""
+
+    labels: np.ndarray
+    n_clusters: int
+    seconds: float
+    stats: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    """What :func:`recluster` produced (the CLI prints the first four as JSON)."""
+
+    clusters: int
+    unknown: int
+    people: int
+    seconds: float
+    faces: int = 0
+
+
+# -- numeric core ------------------------------------------------------------------
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Unit rows (float32); zero rows stay zero."""
+    x = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def pca_reduce(x: np.ndarray, dims: int, *, max_fit: int = 50_000, seed: int = 0) -> np.ndarray:
+    """Project onto the top ``dims`` principal components (fitted on a sample)."""
+    n, d = x.shape
+    if dims <= 0 or dims >= d or n <= dims:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    fit = x if n <= max_fit else x[rng.choice(n, max_fit, replace=False)]
+    mean = fit.mean(axis=0)
+    # eigenvectors of the covariance: d x d, cheap for d = 512
+    cov = np.cov((fit - mean).T.astype(np.float64))
+    with _one_blas_thread():  # a threaded eigh of 512 x 512 is 10x slower on 2 busy cores
+        _, vecs = np.linalg.eigh(cov)
+    basis = vecs[:, ::-1][:, :dims].astype(np.float32)
+    return np.ascontiguousarray((x - mean) @ basis, dtype=np.float32)
+
+
+def _sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
+    a_sq = np.einsum("ij,ij->i", a, a)
+    if b_sq is None:
+        b_sq = np.einsum("ij,ij->i", b, b)
+    d = a_sq[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
+    np.maximum(d, 0.0, out=d)
+    return d
+
+
+def _topk_rows(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k smallest entries of each row, sorted."""
+    k = min(k, d.shape[1])
+    idx = np.argpartition(d, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(d, idx, axis=1)
+    order = np.argsort(vals, axis=1)
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+def knn_brute(y: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours (excluding the point itself): (indices, Euclidean distances)."""
+    n = len(y)
+    k = min(k, n - 1)
+    sq = np.einsum("ij,ij->i", y, y)
+    out_i = np.empty((n, k), np.int64)
+    out_d = np.empty((n, k), np.float32)
+    for s in range(0, n, block):
+        d = _sq_dists(y[s : s + block], y, sq)
+        rows = np.arange(d.shape[0])
+        d[rows, rows + s] = np.inf
+        i, v = _topk_rows(d, k)
+        out_i[s : s + block], out_d[s : s + block] = i, np.sqrt(v)
+    return out_i, out_d
+
+
+def _kmeans(y: np.ndarray, k: int, iters: int, rng: np.random.Generator) -> np.ndarray:
+    centres = y[rng.choice(len(y), k, replace=False)].copy()
+    for _ in range(iters):
+        assign = np.argmin(_sq_dists(y, centres), axis=1)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, assign, y)
+        counts = np.bincount(assign, minlength=k)
+        filled = counts > 0
+        centres[filled] = sums[filled] / counts[filled, None]
+    return centres
+
+
+def knn_ivf(
+    y: np.ndarray, k: int, *, nprobe: int = 24, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate k nearest neighbours through an inverted file over k-means cells.
+
+    The points of each cell are searched together against the points of the
+    ``nprobe`` cells nearest to that cell's centre: one matrix product per cell.
+    Faces of one person sit in one or a few neighbouring cells, so recall stays high
+    (measured in bench/cluster_scale.py) at a few percent of the brute-force cost.
+    """
+    n = len(y)
+    k = min(k, n - 1)
+    rng = np.random.default_rng(seed)
+    nlist = int(np.clip(4 * np.sqrt(n), 16, 4096))
+    train = y if n <= 40 * nlist else y[rng.choice(n, 40 * nlist, replace=False)]
+    centres = _kmeans(train, nlist, 8, rng)
+    assign = np.empty(n, np.int64)
+    for s in range(0, n, 16384):
+        assign[s : s + 16384] = np.argmin(_sq_dists(y[s : s + 16384], centres), axis=1)
+    order = np.argsort(assign, kind="stable")
+    bounds = np.searchsorted(assign[order], np.arange(nlist + 1))
+    members = [order[bounds[c] : bounds[c + 1]] for c in range(nlist)]
+    near_cells = np.argsort(_sq_dists(centres, centres), axis=1)[:, : min(nprobe, nlist)]
+    sq = np.einsum("ij,ij->i", y, y)
+    out_i = np.empty((n, k), np.int64)
+    out_d = np.full((n, k), np.inf, np.float32)
+    for c in range(nlist):
+        q = members[c]
+        if len(q) == 0:
+            continue
+        cand = np.concatenate([members[j] for j in near_cells[c]])
+        d = _sq_dists(y[q], y[cand], sq[cand])
+        d[cand[None, :] == q[:, None]] = np.inf
+        kk = min(k, len(cand) - 1)
+        if kk <= 0:
+            continue
+        i, v = _topk_rows(d, kk)
+        out_i[q, :kk] = cand[i]
+        out_d[q, :kk] = np.sqrt(v)
+        if kk < k:  # tiny probe set: pad with the nearest found
+            out_i[q, kk:] = out_i[q, :1]
+            out_d[q, kk:] = np.inf
+    return out_i, out_d
+
+
+def _label_mst(edges_i: np.ndarray, edges_j: np.ndarray, w: np.ndarray) -> np.ndarray:
+    from hdbscan._hdbscan_linkage import label
+
+    mst = np.column_stack([edges_i, edges_j, w]).astype(np.float64)
+    mst = mst[np.argsort(mst[:, 2], kind="stable")]
+    return label(mst)
+
+
+def _tree_labels(single_linkage: np.ndarray, params: ClusterParams) -> np.ndarray:
+    from hdbscan.hdbscan_ import _tree_to_labels
+
+    labels = _tree_to_labels(
+        None,
+        single_linkage,
+        min_cluster_size=params.min_cluster_size,
+        cluster_selection_method=params.selection_method,
+        allow_single_cluster=False,
+        cluster_selection_epsilon=params.selection_epsilon,
+    )[0]
+    return np.asarray(labels, dtype=np.int64)
+
+
+def hdbscan_knn(y: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """HDBSCAN whose mutual-reachability MST comes from a kNN graph.
+
+    Within the kNN graph the tree is exact; groups the graph leaves disconnected
+    (islands of at least ``knn`` + 1 mutual neighbours, i.e. far-apart people) are
+    joined by the MST of their centroids, which only shapes the top of the hierarchy.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+
+    n = len(y)
+    k = max(params.knn, params.min_samples)
+    if n <= params.exact_limit * 2:
+        nbr, dist = knn_brute(y, k)
+    else:
+        nbr, dist = knn_ivf(y, k, seed=params.seed)
+    m = params.min_samples
+    core = dist[:, m - 2].astype(np.float64) if m >= 2 else np.zeros(n)
+    rows = np.repeat(np.arange(n), nbr.shape[1])
+    cols = nbr.ravel()
+    d = dist.ravel().astype(np.float64)
+    ok = np.isfinite(d)
+    rows, cols, d = rows[ok], cols[ok], d[ok]
+    w = np.maximum(d, np.maximum(core[rows], core[cols])) + 1e-9  # explicit zeros drop edges
+    graph = coo_matrix((w, (rows, cols)), shape=(n, n)).tocsr()
+    tree = minimum_spanning_tree(graph).tocoo()
+    ei, ej, ew = tree.row, tree.col, tree.data
+    n_comp, comp = connected_components(tree, directed=False)
+    if n_comp > 1:
+        centroids = np.zeros((n_comp, y.shape[1]), np.float64)
+        np.add.at(centroids, comp, y)
+        centroids /= np.bincount(comp, minlength=n_comp)[:, None]
+        cd = np.sqrt(_sq_dists(centroids.astype(np.float32), centroids.astype(np.float32)))
+        ctree = minimum_spanning_tree(np.triu(cd.astype(np.float64) + 1e-9, 1)).tocoo()
+        # one representative point per component carries the link
+        rep = np.zeros(n_comp, np.int64)
+        rep[comp[::-1]] = np.arange(n)[::-1]
+        top = max(float(ew.max()) if len(ew) else 0.0, 1e-6)
+        ei = np.concatenate([ei, rep[ctree.row]])
+        ej = np.concatenate([ej, rep[ctree.col]])
+        ew = np.concatenate([ew, np.maximum(ctree.data, top)])
+    return _tree_labels(_label_mst(ei, ej, ew), params)
+
+
+def hdbscan_exact(y: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """The hdbscan package's own estimator (kd-tree Boruvka)."""
+    import hdbscan
+
+    model = hdbscan.HDBSCAN(
+        min_cluster_size=params.min_cluster_size,
+        min_samples=params.min_samples,
+        cluster_selection_method=params.selection_method,
+        cluster_selection_epsilon=params.selection_epsilon,
+        core_dist_n_jobs=params.n_jobs,
+        algorithm="best",
+    )
+    return np.asarray(model.fit(y.astype(np.float64)).labels_, dtype=np.int64)
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Consecutive labels 0..k-1 (largest cluster first), -1 stays noise."""
+    out = np.full(len(labels), -1, np.int64)
+    valid = labels >= 0
+    if not valid.any():
+        return out
+    uniq, inv, counts = np.unique(labels[valid], return_inverse=True, return_counts=True)
+    rank = np.empty(len(uniq), np.int64)
+    rank[np.lexsort((uniq, -counts))] = np.arange(len(uniq))
+    out[valid] = rank[inv]
+    return out
+
+
+def _centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    sums = np.zeros((k, x.shape[1]), np.float64)
+    valid = labels >= 0
+    np.add.at(sums, labels[valid], x[valid])
+    return normalize(sums)
+
+
+def enforce_cannot_link(x: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> int:
+    """Two faces of one photo (same ``groups`` value) never share a cluster.
+
+    In each offending cluster the face nearest the centroid stays and the others
+    become noise (they may still join another cluster later). Returns how many left.
+    """
+    valid = np.flatnonzero(labels >= 0)
+    if len(valid) == 0:
+        return 0
+    key = np.stack([labels[valid], groups[valid]], axis=1)
+    _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    dup = valid[counts[inv] > 1]
+    if len(dup) == 0:
+        return 0
+    k = int(labels.max()) + 1
+    cent = _centroids(x, labels, k)
+    dist = np.einsum("ij,ij->i", x[dup] - cent[labels[dup]], x[dup] - cent[labels[dup]])
+    order = np.lexsort((dist, groups[dup], labels[dup]))
+    seen: set[tuple[int, int]] = set()
+    removed = 0
+    for i in dup[order]:
+        pair = (int(labels[i]), int(groups[i]))
+        if pair in seen:
+            labels[i] = -1
+            removed += 1
+        else:
+            seen.add(pair)
+    return removed
+
+
+def attach_noise(
+    x: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_sq: float, block: int = 4096
+) -> int:
+    """Noise faces join the nearest cluster centroid under ``max_sq`` (squared L2).
+
+    A cluster that already holds a face of the same photo is skipped (cannot-link);
+    of two noise faces of one photo heading for one cluster, the nearer wins.
+    """
+    noise = np.flatnonzero(labels < 0)
+    if len(noise) == 0 or labels.max() < 0 or max_sq <= 0:
+        return 0
+    k = int(labels.max()) + 1
+    cent = _centroids(x, labels, k)
+    taken = {
+        (int(g), int(c)) for g, c in zip(groups[labels >= 0], labels[labels >= 0], strict=True)
+    }
+    best: list[tuple[float, int, int]] = []
+    for s in range(0, len(noise), block):
+        idx = noise[s : s + block]
+        d = _sq_dists(x[idx], cent)
+        top = min(4, k)
+        ci, cv = _topk_rows(d, top)
+        for row, i in enumerate(idx):
+            for c, v in zip(ci[row], cv[row], strict=True):
+                if v >= max_sq:
+                    break
+                if (int(groups[i]), int(c)) not in taken:
+                    best.append((float(v), int(i), int(c)))
+                    break
+    attached = 0
+    for v, i, c in sorted(best):
+        del v
+        if (int(groups[i]), c) in taken:
+            continue
+        labels[i] = c
+        taken.add((int(groups[i]), c))
+        attached += 1
+    return attached
+
+
+def merge_close_clusters(
+    x: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_sq: float
+) -> int:
+    """Merge clusters whose unit centroids are under ``max_sq`` apart and share no photo."""
+    if max_sq <= 0 or labels.max() < 1:
+        return 0
+    k = int(labels.max()) + 1
+    cent = _centroids(x, labels, k)
+    pairs: list[tuple[float, int, int]] = []
+    for s in range(0, k, 2048):
+        d = _sq_dists(cent[s : s + 2048], cent)
+        r, c = np.nonzero(d < max_sq)
+        for a, b in zip(r + s, c, strict=True):
+            if a < b:
+                pairs.append((float(d[a - s, b]), int(a), int(b)))
+    if not pairs:
+        return 0
+    parent = list(range(k))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    photos: dict[int, set[int]] = {}
+    for g, c in zip(groups[labels >= 0], labels[labels >= 0], strict=True):
+        photos.setdefault(int(c), set()).add(int(g))
+    merged = 0
+    for _, a, b in sorted(pairs):
+        ra, rb = find(a), find(b)
+        if ra == rb or photos[ra] & photos[rb]:
+            continue
+        if len(photos[ra]) < len(photos[rb]):
+            ra, rb = rb, ra
+        parent[rb] = ra
+        photos[ra] |= photos.pop(rb)
+        merged += 1
+    roots = np.array([find(c) for c in range(k)])
+    valid = labels >= 0
+    labels[valid] = roots[labels[valid]]
+    return merged
+
+
+def cluster_vectors(
+    vectors: np.ndarray,
+    groups: np.ndarray | None = None,
+    params: ClusterParams | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> ClusterResult:
+    """Cluster unit embeddings; ``groups`` (photo ids) are cannot-link sets.
+
+    ``threshold`` is the model's verification threshold (squared L2 on unit
+    vectors); the noise-attachment and merge steps are fractions of it.
+    Returns labels numbered by cluster size (0 = largest), ``-1`` = noise.
+    """
+    params = params or ClusterParams()
+    start = time.perf_counter()
+    x = normalize(vectors)
+    n = len(x)
+    groups = np.arange(n) if groups is None else np.asarray(groups, dtype=np.int64)
+    stats: dict = {"faces": n}
+    if n < max(params.min_cluster_size, 2):
+        labels = np.full(n, -1, np.int64)
+        return ClusterResult(labels, 0, time.perf_counter() - start, stats)
+    t = time.perf_counter()
+    y = pca_reduce(x, params.pca_dims, seed=params.seed)
+    stats["pca_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    algorithm = params.algorithm
+    if algorithm == "auto":
+        algorithm = "exact" if n <= params.exact_limit else "knn"
+    labels = hdbscan_exact(y, params) if algorithm == "exact" else hdbscan_knn(y, params)
+    stats["hdbscan_s"] = time.perf_counter() - t
+    stats["algorithm"] = algorithm
+    stats["hdbscan_clusters"] = int(labels.max()) + 1
+    stats["hdbscan_noise"] = int((labels < 0).sum())
+    t = time.perf_counter()
+    stats["cannot_link_removed"] = enforce_cannot_link(x, labels, groups)
+    stats["merged"] = merge_close_clusters(x, labels, groups, params.merge_ratio * threshold)
+    labels = _relabel(labels)
+    stats["attached"] = attach_noise(x, labels, groups, params.attach_ratio * threshold)
+    labels = _relabel(labels)
+    stats["post_s"] = time.perf_counter() - t
+    return ClusterResult(labels, int(labels.max()) + 1, time.perf_counter() - start, stats)
+
+
+def match_cluster_ids(
+    labels: np.ndarray, old_ids: np.ndarray, *, next_id: int
+) -> tuple[np.ndarray, int]:
+    """Give each new cluster the id of the old cluster it mostly continues.
+
+    ``old_ids`` holds each face's previous cluster id (0 or negative = none).
+    Greedy on overlap counts, biggest first; a pair is accepted when the shared
+    faces are at least half of the new cluster or half of the old one, so a cluster
+    that splits keeps its id in its larger part and two clusters that merge keep the
+    bigger one's id. Unmatched clusters get fresh ids from ``next_id`` on.
+    Returns (id per face, 0 = Unknown; the next free id).
+    """
+    out = np.zeros(len(labels), np.int64)
+    valid = labels >= 0
+    if not valid.any():
+        return out, next_id
+    k = int(labels.max()) + 1
+    new_size = np.bincount(labels[valid], minlength=k)
+    old_valid = old_ids > 0
+    old_size: dict[int, int] = {}
+    for o, c in zip(*np.unique(old_ids[old_valid], return_counts=True), strict=True):
+        old_size[int(o)] = int(c)
+    both = valid & old_valid
+    pairs, counts = np.unique(
+        np.stack([labels[both], old_ids[both]], axis=1), axis=0, return_counts=True
+    )
+    assigned: dict[int, int] = {}
+    used: set[int] = set()
+    for idx in np.argsort(-counts, kind="stable"):
+        new, old = int(pairs[idx][0]), int(pairs[idx][1])
+        if new in assigned or old in used:
+            continue
+        shared = int(counts[idx])
+        if 2 * shared >= new_size[new] or 2 * shared >= old_size[old]:
+            assigned[new] = old
+            used.add(old)
+    ids = np.zeros(k, np.int64)
+    for new in range(k):
+        if new in assigned:
+            ids[new] = assigned[new]
+        else:
+            ids[new] = next_id
+            next_id += 1
+    out[valid] = ids[labels[valid]]
+    return out, next_id
+
+
+# -- the library -------------------------------------------------------------------
+
+
+@dataclass
+class FaceState:
+    """Every face of the active model's photos: arrays aligned by row."""
+
+    ids: np.ndarray  # int64 face ids, ascending
+    vectors: np.ndarray  # float32 [n, 512] unit
+    photo: np.ndarray  # int64 photo ids
+    person: np.ndarray  # int64, 0 = unconfirmed
+    cluster: np.ndarray  # int64, 0 = none
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+_vector_lock = threading.Lock()
+_vector_cache: dict[str, tuple[tuple, np.ndarray, np.ndarray]] = {}
+
+
+def _cached_embeddings(lib: Library) -> tuple[np.ndarray, np.ndarray]:
+    """``lib.embeddings()``, kept in memory while the embedding table is unchanged
+    (reading 50,000 vectors from SQLite takes seconds; the check takes milliseconds)."""
+    model = lib.active_model()
+    if model is None:
+        return lib.embeddings()
+    sig = (
+        model.id,
+        *lib.conn.execute(
+            "SELECT COUNT(*), MAX(e.face_id), SUM(e.face_id) FROM embeddings e"
+            " JOIN faces f ON f.id = e.face_id JOIN photos p ON p.id = f.photo_id"
+            " WHERE e.model_id = ? AND p.status = 'ok'",
+            (model.id,),
+        ).fetchone(),
+    )
+    key = str(lib.path.resolve())
+    with _vector_lock:
+        hit = _vector_cache.get(key)
+    if hit is not None and hit[0] == sig:
+        return hit[1], hit[2]
+    ids, vectors = lib.embeddings(model.id)
+    with _vector_lock:
+        _vector_cache[key] = (sig, ids, vectors)
+    return ids, vectors
+
+
+def load_state(lib: Library) -> FaceState:
+    """Faces of photos present on disk, with their active-model embeddings."""
+    ids, vectors = _cached_embeddings(lib)
+    rows = lib.conn.execute(
+        "SELECT f.id, f.photo_id, IFNULL(f.person_id, 0), IFNULL(f.cluster_id, 0)"
+        " FROM faces f JOIN photos p ON p.id = f.photo_id WHERE p.status = 'ok' ORDER BY f.id"
+    ).fetchall()
+    meta = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    if len(meta) == 0 or len(ids) == 0:
+        empty = np.zeros(0, np.int64)
+        return FaceState(empty, np.zeros((0, vectors.shape[1]), np.float32), empty, empty, empty)
+    pos = np.minimum(np.searchsorted(meta[:, 0], ids), len(meta) - 1)
+    ok = meta[pos, 0] == ids
+    pos = pos[ok]
+    return FaceState(ids[ok], vectors[ok], meta[pos, 1], meta[pos, 2], meta[pos, 3])
+
+
+def _farthest_points(x: np.ndarray, k: int) -> np.ndarray:
+    """``k`` rows that cover ``x``: the one nearest the mean, then farthest-first."""
+    centre = x.mean(axis=0)
+    first = int(np.argmin(((x - centre) ** 2).sum(axis=1)))
+    chosen = [first]
+    nearest = ((x - x[first]) ** 2).sum(axis=1)
+    for _ in range(k - 1):
+        nxt = int(np.argmax(nearest))
+        chosen.append(nxt)
+        np.minimum(nearest, ((x - x[nxt]) ** 2).sum(axis=1), out=nearest)
+    return np.array(chosen, np.int64)
+
+
+def nearest_people(
+    state: FaceState, rejections: np.ndarray, max_reps: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each unconfirmed face (rows of ``state`` with person 0, in order): the nearest
+    person it may belong to and the squared L2 distance to that person's nearest
+    confirmed face (at most ``max_reps`` spread-out faces per person).
+
+    A person is not allowed for a face the user rejected from them
+    (``rejections``: [face_id, person_id] rows) nor for a face whose photo already has
+    a face confirmed for them. Person 0 / distance inf where none is allowed.
+    """
+    unconf = np.flatnonzero(state.person == 0)
+    conf = np.flatnonzero(state.person > 0)
+    best_p = np.zeros(len(unconf), np.int64)
+    best_d = np.full(len(unconf), np.inf, np.float32)
+    if len(unconf) == 0 or len(conf) == 0:
+        return best_p, best_d
+    order = conf[np.argsort(state.person[conf], kind="stable")]
+    pids, starts = np.unique(state.person[order], return_index=True)
+    bounds = [*starts.tolist(), len(order)]
+    reps: list[np.ndarray] = []
+    rep_starts = []
+    total = 0
+    for j in range(len(pids)):
+        rows = order[bounds[j] : bounds[j + 1]]
+        if len(rows) > max_reps:
+            rows = rows[_farthest_points(state.vectors[rows], max_reps)]
+        reps.append(rows)
+        rep_starts.append(total)
+        total += len(rows)
+    rep_rows = np.concatenate(reps)
+    reps_x = state.vectors[rep_rows]
+    reps_sq = np.einsum("ij,ij->i", reps_x, reps_x)
+    # forbidden (query row, person index) pairs
+    q_of_face = {int(f): i for i, f in enumerate(state.ids[unconf])}
+    p_index = {int(p): j for j, p in enumerate(pids)}
+    forbid_q: list[int] = []
+    forbid_p: list[int] = []
+    for f, p in rejections.tolist():
+        if f in q_of_face and p in p_index:
+            forbid_q.append(q_of_face[f])
+            forbid_p.append(p_index[p])
+    conf_pairs = np.unique(np.stack([state.photo[conf], state.person[conf]], axis=1), axis=0)
+    q_photo = state.photo[unconf]
+    lo = np.searchsorted(conf_pairs[:, 0], q_photo, side="left")
+    hi = np.searchsorted(conf_pairs[:, 0], q_photo, side="right")
+    for q in np.flatnonzero(hi > lo):
+        for p in conf_pairs[lo[q] : hi[q], 1]:
+            forbid_q.append(int(q))
+            forbid_p.append(p_index[int(p)])
+    fq = np.array(forbid_q, np.int64)
+    fp = np.array(forbid_p, np.int64)
+    fo = np.argsort(fq, kind="stable")
+    fq, fp = fq[fo], fp[fo]
+    chunk = max(256, int(2**24 // max(total, 1)))
+    rep_starts_a = np.array(rep_starts, np.int64)
+    for s in range(0, len(unconf), chunk):
+        qx = state.vectors[unconf[s : s + chunk]]
+        d = _sq_dists(qx, reps_x, reps_sq)
+        per_person = np.minimum.reduceat(d, rep_starts_a, axis=1)
+        a, b = np.searchsorted(fq, [s, s + len(qx)])
+        per_person[fq[a:b] - s, fp[a:b]] = np.inf
+        j = np.argmin(per_person, axis=1)
+        v = per_person[np.arange(len(qx)), j]
+        best_p[s : s + len(qx)] = np.where(np.isfinite(v), pids[j], 0)
+        best_d[s : s + len(qx)] = v
+    return best_p, best_d
+
+
+def model_threshold(lib: Library) -> float:
+    model = lib.active_model()
+    return float(model.threshold) if model is not None else DEFAULT_THRESHOLD
+
+
+def _next_cluster_id(lib: Library) -> int:
+    row = lib.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'clusters'").fetchone()
+    top = lib.conn.execute("SELECT IFNULL(MAX(id), 0) FROM clusters").fetchone()[0]
+    return max(int(row[0]) if row else 0, int(top)) + 1
+
+
+def recluster(
+    lib: Library,
+    params: ClusterParams | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> ClusterSummary:
+    """Re-cluster every unconfirmed face; confirmed faces and names are never touched.
+
+    Writes ``faces.cluster_id`` (stable ids, see :func:`match_cluster_ids`) in one
+    transaction; faces the user removed from a cluster stay out of it. Safe to run
+    in a worker while the user edits: a face confirmed meanwhile keeps its person.
+    """
+    start = time.perf_counter()
+    if lib.active_model() is None:
+        raise LibraryError("the library has no active model yet: scan a folder first")
+    if progress:
+        progress("loading embeddings")
+    state = load_state(lib)
+    unconf = state.person == 0
+    idx = np.flatnonzero(unconf)
+    if progress:
+        progress(f"clustering {len(idx)} faces")
+    result = cluster_vectors(
+        state.vectors[idx], state.photo[idx], params, threshold=model_threshold(lib)
+    )
+    with lib.transaction() as c:
+        next_id = _next_cluster_id(lib)
+        new_ids, _ = match_cluster_ids(result.labels, state.cluster[idx], next_id=next_id)
+        rejected = {
+            (int(f), int(cl))
+            for f, cl in c.execute("SELECT face_id, cluster_id FROM cluster_rejections")
+        }
+        face_ids = state.ids[idx]
+        if rejected:
+            for row, (f, cl) in enumerate(zip(face_ids, new_ids, strict=True)):
+                if cl and (int(f), int(cl)) in rejected:
+                    new_ids[row] = 0
+        fresh = sorted({int(v) for v in new_ids if v >= next_id})
+        now = time.time()
+        c.executemany(
+            "INSERT OR IGNORE INTO clusters(id, created_at) VALUES (?, ?)",
+            [(cid, now) for cid in fresh],
+        )
+        changed = new_ids != state.cluster[idx]
+        c.executemany(
+            "UPDATE faces SET cluster_id = ? WHERE id = ? AND person_id IS NULL",
+            [
+                (int(cl) if cl else None, int(f))
+                for f, cl in zip(face_ids[changed], new_ids[changed], strict=True)
+            ],
+        )
+        # confirmed faces and faces of missing photos belong to no cluster
+        c.execute(
+            "UPDATE faces SET cluster_id = NULL WHERE cluster_id IS NOT NULL AND"
+            " (person_id IS NOT NULL OR photo_id IN (SELECT id FROM photos WHERE status != 'ok'))"
+        )
+        c.execute(
+            "DELETE FROM clusters WHERE id NOT IN"
+            " (SELECT DISTINCT cluster_id FROM faces WHERE cluster_id IS NOT NULL)"
+        )
+        people = c.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+    n_clusters = len({int(v) for v in new_ids if v})
+    unknown = int((new_ids == 0).sum())
+    return ClusterSummary(
+        clusters=n_clusters,
+        unknown=unknown,
+        people=int(people),
+        seconds=round(time.perf_counter() - start, 3),
+        faces=len(state),
+    )
