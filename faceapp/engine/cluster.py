@@ -122,11 +122,22 @@ def pca_reduce(x: np.ndarray, dims: int, *, max_fit: int = 50_000, seed: int = 0
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
-    a_sq = np.einsum("ij,ij->i", a, a)
+    """Squared Euclidean distances, computed in place (no n x m temporaries)."""
     if b_sq is None:
         b_sq = np.einsum("ij,ij->i", b, b)
-    d = a_sq[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
+    d = a @ b.T
+    d *= -2.0
+    d += np.einsum("ij,ij->i", a, a)[:, None]
+    d += b_sq[None, :]
     np.maximum(d, 0.0, out=d)
+    return d
+
+
+def _rank_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
+    """``|b|^2 - 2 a.b``: orders each row like the squared distance, one pass cheaper."""
+    d = a @ b.T
+    d *= -2.0
+    d += b_sq[None, :]
     return d
 
 
@@ -147,11 +158,13 @@ def knn_brute(y: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.
     out_i = np.empty((n, k), np.int64)
     out_d = np.empty((n, k), np.float32)
     for s in range(0, n, block):
-        d = _sq_dists(y[s : s + block], y, sq)
+        q = y[s : s + block]
+        d = _rank_dists(q, y, sq)
         rows = np.arange(d.shape[0])
         d[rows, rows + s] = np.inf
         i, v = _topk_rows(d, k)
-        out_i[s : s + block], out_d[s : s + block] = i, np.sqrt(v)
+        v += sq[s : s + block, None]
+        out_i[s : s + block], out_d[s : s + block] = i, np.sqrt(np.maximum(v, 0.0))
     return out_i, out_d
 
 
@@ -189,7 +202,9 @@ def knn_ivf(
     order = np.argsort(assign, kind="stable")
     bounds = np.searchsorted(assign[order], np.arange(nlist + 1))
     members = [order[bounds[c] : bounds[c + 1]] for c in range(nlist)]
-    near_cells = np.argsort(_sq_dists(centres, centres), axis=1)[:, : min(nprobe, nlist)]
+    cell_d = _sq_dists(centres, centres)
+    np.fill_diagonal(cell_d, -1.0)  # each cell searches itself first
+    near_cells = np.argsort(cell_d, axis=1)[:, : min(nprobe, nlist)]
     sq = np.einsum("ij,ij->i", y, y)
     out_i = np.empty((n, k), np.int64)
     out_d = np.full((n, k), np.inf, np.float32)
@@ -198,14 +213,16 @@ def knn_ivf(
         if len(q) == 0:
             continue
         cand = np.concatenate([members[j] for j in near_cells[c]])
-        d = _sq_dists(y[q], y[cand], sq[cand])
-        d[cand[None, :] == q[:, None]] = np.inf
+        d = _rank_dists(y[q], y[cand], sq[cand])
+        # the cell's own points come first among the candidates: mask the diagonal
+        d[np.arange(len(q)), np.arange(len(q))] = np.inf
         kk = min(k, len(cand) - 1)
         if kk <= 0:
             continue
         i, v = _topk_rows(d, kk)
+        v += sq[q, None]
         out_i[q, :kk] = cand[i]
-        out_d[q, :kk] = np.sqrt(v)
+        out_d[q, :kk] = np.sqrt(np.maximum(v, 0.0))
         if kk < k:  # tiny probe set: pad with the nearest found
             out_i[q, kk:] = out_i[q, :1]
             out_d[q, kk:] = np.inf

@@ -1,0 +1,389 @@
+"""Clustering: HDBSCAN paths, constraints, stable ids, re-clustering a library, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from faceapp.engine import cluster, people
+from faceapp.engine.cluster import ClusterParams, cluster_vectors, match_cluster_ids, recluster
+from faceapp.engine.cluster_metrics import cluster_scores
+from faceapp.engine.library import Library, NewFace
+
+DIM = 512
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def blobs(
+    sizes: list[int], seed: int = 0, spread: float = 0.45, dim: int = DIM
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around random identity centres; squared L2 within an identity
+    ~2 * spread^2 (0.4 at the default), between identities ~1.8-2."""
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.normal(size=(len(sizes), dim)))
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    x = centres[labels] + rng.normal(size=(len(labels), dim)) * spread / np.sqrt(dim)
+    return _unit(x), labels
+
+
+# -- numeric core ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["exact", "knn"])
+def test_cluster_vectors_recovers_identities(algorithm):
+    x, truth = blobs([40, 30, 20, 12, 8, 6, 5, 1, 1, 1], seed=1)
+    res = cluster_vectors(x, params=ClusterParams(algorithm=algorithm))
+    s = cluster_scores(truth, res.labels)
+    assert s.bcubed_f > 0.97, s
+    assert s.clusters == 7
+    assert res.stats["algorithm"] == algorithm
+
+
+def test_knn_path_agrees_with_exact_hdbscan():
+    x, _ = blobs(list(np.random.default_rng(3).integers(3, 40, 60)), seed=3, spread=0.6)
+    exact = cluster_vectors(x, params=ClusterParams(algorithm="exact", attach_ratio=0)).labels
+    knn = cluster_vectors(x, params=ClusterParams(algorithm="knn", attach_ratio=0)).labels
+    assert cluster_scores(exact, knn).ari > 0.97
+
+
+def test_knn_ivf_recall():
+    x, _ = blobs(list(np.random.default_rng(4).integers(2, 60, 120)), seed=4, spread=0.7)
+    y = cluster.pca_reduce(x, 64)
+    exact, _ = cluster.knn_brute(y, 10)
+    approx, dist = cluster.knn_ivf(y, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)])
+    assert recall > 0.9, recall
+    assert np.all(np.diff(dist, axis=1) >= 0)
+
+
+def test_small_inputs():
+    assert cluster_vectors(np.zeros((0, DIM), np.float32)).n_clusters == 0
+    x, _ = blobs([3], seed=0)
+    assert (cluster_vectors(x).labels == -1).all()
+
+
+def test_duplicate_vectors_cluster_together():
+    x, _ = blobs([10, 10], seed=5)
+    x = np.concatenate([x, x[:10]])  # the same photos twice (copied files)
+    for algorithm in ("exact", "knn"):
+        labels = cluster_vectors(x, params=ClusterParams(algorithm=algorithm)).labels
+        assert len(set(labels[:10]) | set(labels[20:])) == 1 and labels[0] >= 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(1, 25), min_size=1, max_size=8),
+    photos=st.integers(1, 40),
+    seed=st.integers(0, 10_000),
+    algorithm=st.sampled_from(["exact", "knn"]),
+)
+def test_cannot_link_property(sizes, photos, seed, algorithm):
+    """Whatever the data, no two faces of one photo end up in one cluster."""
+    x, _ = blobs(sizes, seed=seed, spread=0.6)
+    groups = np.random.default_rng(seed).integers(0, photos, len(x))
+    labels = cluster_vectors(x, groups, ClusterParams(algorithm=algorithm)).labels
+    valid = labels >= 0
+    pairs = set()
+    for g, lab in zip(groups[valid], labels[valid], strict=True):
+        assert (g, lab) not in pairs
+        pairs.add((g, lab))
+
+
+def test_cannot_link_keeps_the_face_nearest_the_centroid():
+    x, _ = blobs([20], seed=6)
+    labels = np.zeros(20, np.int64)
+    groups = np.arange(20)
+    groups[5] = groups[6] = 100
+    centre = _unit(x.mean(axis=0, keepdims=True))[0]
+    d5, d6 = ((x[5] - centre) ** 2).sum(), ((x[6] - centre) ** 2).sum()
+    assert cluster.enforce_cannot_link(x, labels, groups) == 1
+    assert labels[5 if d5 > d6 else 6] == -1 and labels[6 if d5 > d6 else 5] == 0
+
+
+def test_attach_noise_and_merge():
+    x, truth = blobs([10, 10], seed=7)
+    labels = truth.copy()
+    labels[[0, 15]] = -1
+    groups = np.arange(20)
+    assert cluster.attach_noise(x, labels, groups, max_sq=0.6) == 2
+    assert (labels == truth).all()
+    # a noise face whose photo is already in the cluster stays out
+    labels[0] = -1
+    groups[0] = groups[1]
+    assert cluster.attach_noise(x, labels, groups, max_sq=0.6) == 0
+    # two halves of one identity merge; two identities do not
+    halves = np.where(np.arange(20) < 5, 0, np.where(truth == 0, 1, 2))
+    assert cluster.merge_close_clusters(x, halves, np.arange(20), max_sq=0.5) == 1
+    assert len(set(halves[:10])) == 1 and len(set(halves)) == 2
+
+
+def test_match_cluster_ids():
+    old = np.array([5, 5, 5, 5, 7, 7, 7, 0, 0, 9])
+    # cluster 5 splits 3/1, 7 stays, two unknown faces form a new cluster, 9 dissolves
+    new = np.array([0, 0, 0, 1, 2, 2, 2, 3, 3, -1])
+    ids, nxt = match_cluster_ids(new, old, next_id=10)
+    assert ids.tolist() == [5, 5, 5, 10, 7, 7, 7, 11, 11, 0] and nxt == 12
+    # two clusters merge: the bigger one's id survives
+    new = np.array([0, 0, 0, 0, 0, 0, 0, -1, -1, -1])
+    ids, _ = match_cluster_ids(new, old, next_id=10)
+    assert set(ids[:7]) == {5}
+    # same labels again: same ids
+    same, _ = match_cluster_ids(np.array([0, 0, 1, 1]), np.array([3, 3, 4, 4]), next_id=9)
+    assert same.tolist() == [3, 3, 4, 4]
+
+
+def test_pca_reduce_shapes():
+    x, _ = blobs([50, 50], seed=8)
+    assert cluster.pca_reduce(x, 16).shape == (100, 16)
+    assert cluster.pca_reduce(x, 0).shape == (100, DIM)
+    assert cluster.pca_reduce(x[:10], 16).shape == (10, DIM)
+
+
+# -- metrics ---------------------------------------------------------------------------
+
+
+def test_cluster_scores_known_values():
+    truth = np.array([0, 0, 0, 1, 1, 2])
+    perfect = cluster_scores(truth, np.array([4, 4, 4, 2, 2, 9]))
+    assert perfect.bcubed_f == pytest.approx(1) and perfect.ari == pytest.approx(1)
+    assert perfect.pairwise_f1 == pytest.approx(1) and perfect.clusters == 3
+    noise = cluster_scores(truth, np.full(6, -1))
+    assert noise.bcubed_precision == 1 and noise.unknown_fraction == 1
+    assert noise.bcubed_recall == pytest.approx((1 / 3 * 3 + 1 / 2 * 2 + 1) / 6)
+    lumped = cluster_scores(truth, np.zeros(6, int))
+    assert lumped.bcubed_recall == 1
+    assert lumped.bcubed_precision == pytest.approx((3 / 6 * 3 + 2 / 6 * 2 + 1 / 6) / 6)
+    assert lumped.pairwise_precision == pytest.approx(4 / 15)
+
+
+def test_cluster_scores_match_sklearn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 30, 800)
+    pred = np.where(rng.random(800) < 0.7, truth, rng.integers(-1, 40, 800))
+    s = cluster_scores(truth, pred)
+    singletons = pred.copy()
+    singletons[pred < 0] = 1000 + np.arange((pred < 0).sum())
+    assert s.ari == pytest.approx(metrics.adjusted_rand_score(truth, singletons))
+    c = metrics.pair_confusion_matrix(truth, singletons)
+    assert s.pairwise_precision == pytest.approx(c[1, 1] / (c[1, 1] + c[0, 1]))
+    assert s.pairwise_recall == pytest.approx(c[1, 1] / (c[1, 1] + c[1, 0]))
+
+
+# -- libraries -------------------------------------------------------------------------
+
+
+def make_library(
+    path, sizes: list[int], *, seed: int = 0, second_faces: int = 0, spread: float = 0.45
+) -> tuple[Library, dict[int, int]]:
+    """One face per photo, plus ``second_faces`` photos that also show another person.
+    Returns the library and face id -> identity."""
+    rng = np.random.default_rng(seed)
+    x, truth = blobs(sizes, seed=seed, spread=spread)
+    lib = Library(path)
+    model = lib.add_model(
+        name="t",
+        source="t",
+        origin="t",
+        sha256="0",
+        preprocess="fixed",
+        threshold=1.1,
+        threshold_source="t",
+    )
+    order = rng.permutation(len(x))
+    extra = {
+        int(i): int(j)
+        for i, j in zip(order[:second_faces], order[::-1][:second_faces], strict=True)
+    }
+    ident: dict[int, int] = {}
+    for i in range(len(x)):
+        members = [i] + ([extra[i]] if i in extra and extra[i] != i else [])
+        faces = [
+            NewFace((10.0 + 100 * k, 0.0, 60.0 + 100 * k, 50.0), [[0, 0]] * 5, 0.99, b"j", x[m])
+            for k, m in enumerate(members)
+        ]
+        photo = lib.store_photo(
+            f"{i:05d}.jpg",
+            size=1,
+            mtime_ns=1,
+            width=300,
+            height=100,
+            content_hash=str(i),
+            faces=faces,
+            model_id=model,
+        )
+        for m, row in zip(members, lib.faces_of_photo(photo), strict=True):
+            ident[row.id] = int(truth[m])
+    lib.set_active_model(model)
+    return lib, ident
+
+
+def labels_state(lib: Library) -> dict[int, tuple]:
+    return {
+        r[0]: (r[1], r[2])
+        for r in lib.conn.execute("SELECT id, person_id, cluster_id FROM faces").fetchall()
+    }
+
+
+def check_invariants(lib: Library) -> None:
+    """No two faces of one photo in one cluster or person; no suggestion breaks a rule."""
+    for col in ("cluster_id", "person_id"):
+        dup = lib.conn.execute(
+            f"SELECT photo_id, {col}, COUNT(*) FROM faces WHERE {col} IS NOT NULL"
+            f" GROUP BY photo_id, {col} HAVING COUNT(*) > 1"
+        ).fetchall()
+        assert not dup, (col, dup)
+    assert not lib.conn.execute(
+        "SELECT 1 FROM faces WHERE person_id IS NOT NULL AND cluster_id IS NOT NULL"
+    ).fetchall()
+    rejected = set(lib.conn.execute("SELECT face_id, person_id FROM rejections").fetchall())
+    person_photos = set(
+        lib.conn.execute(
+            "SELECT photo_id, person_id FROM faces WHERE person_id IS NOT NULL"
+        ).fetchall()
+    )
+    for s in people.suggestions(lib):
+        assert (s.face_id, s.person_id) not in rejected
+        assert (lib.face(s.face_id).photo_id, s.person_id) not in person_photos
+        assert lib.face(s.face_id).person_id is None
+
+
+def test_recluster_is_stable_and_keeps_labels(tmp_path):
+    lib, ident = make_library(tmp_path / "l.sqlite", [15, 12, 10, 8, 6, 2, 1], second_faces=6)
+    s1 = recluster(lib)
+    assert s1.clusters == 5 and s1.people == 0 and s1.faces == len(ident)
+    first = labels_state(lib)
+    s2 = recluster(lib)
+    assert labels_state(lib) == first and s2.clusters == s1.clusters
+    # name one cluster and confirm a stray face elsewhere; re-clustering keeps both
+    groups = [g for g in people.groups(lib) if g.kind == "cluster"]
+    pid = people.name_cluster(lib, groups[0].id, "Anna")
+    anna_photos = {lib.face(f).photo_id for f in people.group_faces(lib, "person", pid)}
+    stray = next(
+        f
+        for f in people.group_faces(lib, "cluster", groups[1].id)
+        if lib.face(f).photo_id not in anna_photos
+    )
+    people.move_faces(lib, [stray], pid)
+    confirmed = {f: p for f, (p, _) in labels_state(lib).items() if p}
+    recluster(lib)
+    after = labels_state(lib)
+    assert {f: p for f, (p, _) in after.items() if p} == confirmed
+    assert lib.conn.execute("SELECT name FROM people").fetchall() == [("Anna",)]
+    # the other clusters keep their ids
+    for g in groups[1:]:
+        assert people.group_faces(lib, "cluster", g.id)
+    check_invariants(lib)
+    lib.close()
+
+
+def test_rescan_new_faces_suggested_and_ids_kept(tmp_path):
+    lib, _ = make_library(tmp_path / "l.sqlite", [12, 10, 8], seed=2)
+    recluster(lib)
+    groups = [g for g in people.groups(lib) if g.kind == "cluster"]
+    anna = people.name_cluster(lib, groups[0].id, "Anna")
+    anna_vec = lib.embeddings()[1][
+        list(lib.embeddings()[0]).index(people.group_faces(lib, "person", anna)[0])
+    ]
+    before = {g.id: set(people.group_faces(lib, "cluster", g.id)) for g in groups[1:]}
+    # a rescan adds three new photos of Anna and one of a stranger
+    rng = np.random.default_rng(9)
+    new_ids = []
+    for k in range(4):
+        v = anna_vec + rng.normal(size=DIM) * 0.3 / np.sqrt(DIM) if k < 3 else rng.normal(size=DIM)
+        photo = lib.store_photo(
+            f"new{k}.jpg",
+            size=1,
+            mtime_ns=1,
+            width=9,
+            height=9,
+            content_hash=f"n{k}",
+            faces=[NewFace((0, 0, 5, 5), [[0, 0]] * 5, 0.9, b"j", _unit(v))],
+            model_id=lib.active_model().id,
+        )
+        new_ids.append(lib.faces_of_photo(photo)[0].id)
+    recluster(lib)
+    sugg = {s.face_id: s for s in people.suggestions(lib)}
+    assert set(new_ids[:3]) <= set(sugg) and new_ids[3] not in sugg
+    assert all(sugg[f].person_id == anna for f in new_ids[:3])
+    assert all(lib.face(f).person_id is None for f in new_ids)  # suggested, not assigned
+    for cid, faces in before.items():
+        assert set(people.group_faces(lib, "cluster", cid)) == faces
+    lib.close()
+
+
+def test_missing_photos_leave_clusters(tmp_path):
+    lib, _ = make_library(tmp_path / "l.sqlite", [10, 10], seed=3)
+    recluster(lib)
+    lib.mark_missing(["00000.jpg"])
+    recluster(lib)
+    row = lib.conn.execute(
+        "SELECT f.cluster_id FROM faces f JOIN photos p ON p.id = f.photo_id"
+        " WHERE p.path = '00000.jpg'"
+    ).fetchone()
+    assert row == (None,)
+    assert sum(g.count for g in people.groups(lib)) == lib.counts()["faces"]
+    lib.close()
+
+
+def test_recluster_without_model_is_a_clear_error(tmp_path):
+    lib = Library(tmp_path / "empty.sqlite")
+    with pytest.raises(cluster.LibraryError, match="no active model"):
+        recluster(lib)
+    lib.close()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(1, 14), min_size=2, max_size=6),
+    seed=st.integers(0, 10_000),
+    actions=st.lists(
+        st.tuples(st.sampled_from(["name", "move", "reject", "remove"]), st.integers(0, 10**6)),
+        max_size=8,
+    ),
+)
+def test_constraints_hold_after_recluster_property(tmp_path_factory, sizes, seed, actions):
+    """Random libraries + random confirmations/rejections: after re-clustering no photo
+    has two faces in one cluster/person, no confirmed label or name changed, no
+    suggestion proposes a rejected person or a person already in the photo."""
+    path = tmp_path_factory.mktemp("prop") / "l.sqlite"
+    lib, ident = make_library(path, sizes, seed=seed, second_faces=min(4, sum(sizes) // 2))
+    recluster(lib)
+    rng = np.random.default_rng(seed)
+    for action, pick in actions:
+        clusters = [g for g in people.groups(lib) if g.kind == "cluster"]
+        persons = [g for g in people.groups(lib) if g.kind == "person"]
+        faces = sorted(ident)
+        try:
+            if action == "name" and clusters:
+                people.name_cluster(lib, clusters[pick % len(clusters)].id, f"P{pick % 4}")
+            elif action == "move" and persons:
+                people.move_faces(lib, [faces[pick % len(faces)]], persons[pick % len(persons)].id)
+            elif action == "reject" and persons:
+                pid = persons[pick % len(persons)].id
+                members = people.group_faces(lib, "person", pid) or faces
+                people.reject_faces(lib, [members[pick % len(members)]], pid)
+            elif action == "remove" and clusters:
+                cid = clusters[pick % len(clusters)].id
+                members = people.group_faces(lib, "cluster", cid)
+                people.remove_from_cluster(lib, [members[pick % len(members)]], cid)
+        except people.PeopleError:
+            pass  # refused (same photo): nothing changed
+        if rng.random() < 0.3:
+            recluster(lib)
+    before = labels_state(lib)
+    names = lib.conn.execute("SELECT id, name, hidden FROM people ORDER BY id").fetchall()
+    crej = set(lib.conn.execute("SELECT face_id, cluster_id FROM cluster_rejections").fetchall())
+    recluster(lib)
+    after = labels_state(lib)
+    assert {f: p for f, (p, _) in after.items()} == {f: p for f, (p, _) in before.items()}
+    assert lib.conn.execute("SELECT id, name, hidden FROM people ORDER BY id").fetchall() == names
+    for f, (_, c) in after.items():
+        assert (f, c) not in crej
+    check_invariants(lib)
+    lib.close()
