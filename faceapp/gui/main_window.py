@@ -366,6 +366,7 @@ class MainWindow(QMainWindow):
         s.scanProgress.connect(self.scan_panel.update_progress)
         s.scanFinished.connect(self._on_scan_finished)
         s.clusterStarted.connect(self.scan_panel.start_clustering)
+        s.clusterProgress.connect(self.scan_panel.clustering_progress)
         s.clusterFinished.connect(self._on_cluster_finished)
         s.busyChanged.connect(self._on_busy_changed)
         s.weightsReady.connect(self._on_weights_ready)
@@ -639,15 +640,16 @@ class MainWindow(QMainWindow):
         has_lib = self.session.lib is not None
         key = self.current_key
         group = self.sidebar_model.group(key) if key is not None else None
-        editable = has_lib and not self.session.clustering
+        editable = has_lib  # the engine keeps edits made while clustering runs
         named_kind = key is not None and key.kind in ("person", "cluster")
+        is_person = key is not None and key.kind == "person"
         selected = bool(self.grid.selectionModel().selectedIndexes())
         self.act_rescan.setEnabled(has_lib and not self.session.busy)
         self.act_cancel.setEnabled(self.session.scanning)
         self.act_close.setEnabled(has_lib)
         self.act_name.setEnabled(editable and named_kind)
         self.act_name.setText("Re&name…" if key is not None and key.kind == "person" else "&Name…")
-        self.act_hide.setEnabled(editable and named_kind)
+        self.act_hide.setEnabled(editable and is_person)
         hidden = bool(getattr(group, "hidden", False))
         self.act_hide.setText("&Show" if hidden else "&Hide")
         self.act_merge.setEnabled(editable and named_kind)
@@ -663,9 +665,16 @@ class MainWindow(QMainWindow):
         self.grid_page.hide_button.setEnabled(self.act_hide.isEnabled())
         self.grid_page.hide_button.setText("Show" if hidden else "Hide")
         self.grid_page.hide_button.setIcon(icon("show" if hidden else "hidden"))
+        reject_text = (
+            "Not in This Group"
+            if key is not None and key.kind == "cluster"
+            else ("Not This Person")
+        )
+        self.act_reject.setText("&" + reject_text)
+        self.grid_page.reject_button.setText(reject_text)
         self.grid_page.reject_button.setEnabled(self.act_reject.isEnabled())
         self.grid_page.name_button.setVisible(named_kind)
-        self.grid_page.hide_button.setVisible(named_kind)
+        self.grid_page.hide_button.setVisible(is_person)
         self.grid_page.reject_button.setVisible(named_kind)
 
     # -- identity operations ----------------------------------------------------------------
@@ -758,7 +767,7 @@ class MainWindow(QMainWindow):
     def toggle_hidden(self) -> None:
         key = self.current_key
         group = self.sidebar_model.group(key) if key else None
-        if group is None or key.kind not in ("person", "cluster"):
+        if group is None or key.kind != "person":
             return
         self.session.set_hidden(key, not group.hidden, self._name_of(key))
 

@@ -129,6 +129,8 @@ class SidebarModel(QAbstractListModel):
     def _build_rows(self) -> list[SidebarRow]:
         by_section: dict[str, list] = {s: [] for s in SECTIONS}
         for g in self._groups:
+            if g.kind == "unknown" and not g.count:
+                continue  # the engine always reports Unknown, even when empty
             by_section[section_of(g)].append(g)
         by_section["people"].sort(key=lambda g: (str(g.name or "").lower(), g.id))
         by_section["clusters"].sort(key=lambda g: (-g.count, g.id))

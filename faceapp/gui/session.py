@@ -66,6 +66,7 @@ class LibrarySession(QObject):
     scanProgress = Signal(object)  # engine ScanProgress
     scanFinished = Signal(object)  # engine ScanReport
     clusterStarted = Signal()
+    clusterProgress = Signal(object)  # a short text from the engine ("clustering 812 faces")
     clusterFinished = Signal(object)  # engine ClusterSummary
     busyChanged = Signal(bool)  # scanning or clustering
     weightsReady = Signal(dict)  # engine weights.describe() + device
@@ -396,9 +397,10 @@ class LibrarySession(QObject):
         def work(job: workers.Job) -> Any:
             from faceapp.engine import cluster
 
-            return cluster.recluster(lib, params)
+            return cluster.recluster(lib, params, progress=job.report)
 
         job = workers.Job(work, name="cluster")
+        job.signals.progress.connect(self.clusterProgress)
         job.signals.finished.connect(self._on_cluster_finished)
         job.signals.failed.connect(self._on_cluster_failed)
         self.cluster_job = job
@@ -431,9 +433,6 @@ class LibrarySession(QObject):
     def run_command(self, command: undo.EngineCommand) -> bool:
         """Apply an identity operation now; on success it joins the undo stack."""
         if self.lib is None:
-            return False
-        if self.clustering:
-            self.message.emit("Faces are being grouped; try again in a moment.")
             return False
         started = time.perf_counter()
         try:

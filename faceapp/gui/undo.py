@@ -42,8 +42,14 @@ class EngineCommand(QUndoCommand):
         self.result: Any = None
 
     def apply(self) -> None:
-        """Run the engine operation (may raise: then the command is not pushed)."""
+        """Run the engine operation (may raise: then the command is not pushed).
+
+        The engine describes what it did ("Merged cluster 4 into Anna (12 faces),
+        2 faces left out …"); that description becomes the undo text.
+        """
         self.result = self.perform(_people(), self.session.lib)
+        if isinstance(self.result, str) and self.result:
+            self.setText(self.result)
         self._applied = True
 
     def perform(self, people: Any, lib: Any) -> Any:
@@ -66,7 +72,9 @@ class EngineCommand(QUndoCommand):
         if session.lib is None:
             return
         try:
-            getattr(_people(), what)(session.lib)
+            done = getattr(_people(), what)(session.lib)
+            if done is None:
+                raise RuntimeError(f"the library has nothing to {what}")
         except Exception as exc:
             session.error.emit(
                 f"Could not {what}",
@@ -121,7 +129,8 @@ class MergeCommand(EngineCommand):
         self.source, self.target = source, target
 
     def perform(self, people: Any, lib: Any) -> Any:
-        return people.merge(lib, self.source.kind, self.source.id, self.target.kind, self.target.id)
+        source = (self.source.kind, self.source.id)
+        return people.merge(lib, source, (self.target.kind, self.target.id))
 
 
 class MoveFacesCommand(EngineCommand):
@@ -145,7 +154,9 @@ class RejectFacesCommand(EngineCommand):
         self.face_ids, self.source = list(face_ids), source
 
     def perform(self, people: Any, lib: Any) -> Any:
-        return people.reject_faces(lib, self.face_ids, self.source.kind, self.source.id)
+        if self.source.kind == "cluster":  # "not in this group", remembered by clustering
+            return people.remove_from_cluster(lib, self.face_ids, self.source.id)
+        return people.reject_faces(lib, self.face_ids, self.source.id)
 
 
 class HideCommand(EngineCommand):
@@ -175,24 +186,26 @@ class SuggestionCommand(EngineCommand):
 
 
 def load_history(session: LibrarySession) -> None:
-    """Rebuild the undo stack from the library's oplog (oldest first)."""
+    """Rebuild the undo stack from the library's oplog.
+
+    The engine's history is newest first and linear: operations undone in an
+    earlier session come after the last done one; they go above the stack's
+    index, ready for redo.
+    """
     stack = session.undo_stack
     stack.clear()
     if session.lib is None:
         return
     try:
-        entries = list(_people().history(session.lib))
+        entries = list(reversed(_people().history(session.lib, limit=None)))
     except Exception:
         return
     undone = []
     for entry in entries:
-        text = getattr(entry, "description", None) or str(entry)
-        state = getattr(entry, "state", "done")
-        cmd = HistoryCommand(session, text)
+        cmd = HistoryCommand(session, getattr(entry, "description", "") or str(entry))
         stack.push(cmd)
-        if state == "undone":
+        if getattr(entry, "state", "done") == "undone":
             undone.append(cmd)
-    # Operations undone in an earlier session sit above the index, ready for redo.
     for cmd in undone:
         cmd._skip_undo = True
     if undone:

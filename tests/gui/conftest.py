@@ -108,6 +108,7 @@ def window(qtbot):
     win.ask = ask
     win.errors: list[tuple[str, str]] = []
     win.session.error.connect(lambda title, text: win.errors.append((title, text)))
+    win.show_error = lambda title, text: win.errors.append((title, text))
     qtbot.addWidget(win)
     win.resize(1200, 800)
     win.show()

@@ -35,6 +35,23 @@ def humanize(name: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+# Engine parameters a user may reasonably change, with a line of help each; the rest
+# (seeds, thread counts, algorithm switch-over sizes) stay at the engine's values.
+CLUSTER_HELP = {
+    "min_cluster_size": "Fewest faces that form a group; smaller finds rarer people.",
+    "min_samples": "Higher is more conservative: more faces stay unsorted.",
+    "pca_dims": "Dimensions kept before clustering (0 keeps all 512).",
+    "selection_method": "eom prefers large groups; leaf splits them more finely.",
+    "selection_epsilon": "Groups closer than this are merged (0: off).",
+    "attach_ratio": "Unsorted faces join a close group under this share of the threshold.",
+    "merge_ratio": "Groups merge when their centres are this close (0: off).",
+    "algorithm": "exact uses the hdbscan package; knn scales to very large libraries.",
+    "knn": "Neighbours per face in the knn algorithm.",
+}
+CLUSTER_CHOICES = {"selection_method": ["eom", "leaf"], "algorithm": ["auto", "exact", "knn"]}
+CLUSTER_HIDDEN = {"seed", "n_jobs", "exact_limit"}
+
+
 def cluster_param_fields() -> list[tuple[str, type, Any, str]]:
     """(name, type, default, help) of the engine's ClusterParams that a form can edit."""
     try:
@@ -50,9 +67,10 @@ def cluster_param_fields() -> list[tuple[str, type, Any, str]]:
         if f.default_factory is not MISSING:  # type: ignore[misc]
             continue
         kind = type(default) if default is not None else None
-        if kind not in (int, float, bool, str):
+        if kind not in (int, float, bool, str) or f.name in CLUSTER_HIDDEN:
             continue
-        out.append((f.name, kind, default, str(f.metadata.get("help", ""))))
+        help_text = str(f.metadata.get("help", "")) or CLUSTER_HELP.get(f.name, "")
+        out.append((f.name, kind, default, help_text))
     return out
 
 
@@ -165,6 +183,10 @@ class SettingsDialog(QDialog):
                 w.setRange(-1e6, 1e6)
                 w.setSingleStep(0.01)
                 w.setValue(float(value))
+            elif name in CLUSTER_CHOICES:
+                w = QComboBox()
+                w.addItems(CLUSTER_CHOICES[name])
+                w.setCurrentText(str(value))
             else:
                 w = QLineEdit(str(value))
             if help_text:
@@ -212,6 +234,8 @@ class SettingsDialog(QDialog):
                 w.setChecked(bool(default))  # type: ignore[attr-defined]
             elif kind in (int, float):
                 w.setValue(default)  # type: ignore[attr-defined]
+            elif isinstance(w, QComboBox):
+                w.setCurrentText(str(default))
             else:
                 w.setText(str(default))  # type: ignore[attr-defined]
 
@@ -223,6 +247,8 @@ class SettingsDialog(QDialog):
                 value: Any = w.isChecked()  # type: ignore[attr-defined]
             elif kind in (int, float):
                 value = kind(w.value())  # type: ignore[attr-defined]
+            elif isinstance(w, QComboBox):
+                value = w.currentText()
             else:
                 value = w.text()  # type: ignore[attr-defined]
             if value != default:

@@ -88,6 +88,10 @@ class ScanPanel(QFrame):
         self.cancel.setEnabled(False)
         self.detail.setText("Cancelling after the current photos…")
 
+    def clustering_progress(self, text: object) -> None:
+        if isinstance(text, str) and text:
+            self.detail.setText(text[:1].upper() + text[1:] + "…")
+
     def start_clustering(self) -> None:
         self.title.setText("Grouping faces")
         self.detail.setText("Finding people among the faces…")

@@ -1,0 +1,66 @@
+"""Helpers shared by the GUI tests: open a library and wait, find groups, name via F2."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from faceapp.gui.dialogs.name import NameDialog
+from faceapp.gui.mime import GroupKey
+
+SCAN_TIMEOUT = 600_000  # ms; 2 shared cores, first use converts the weights
+
+
+def open_and_wait(qtbot, window, folder: Path | None = None, library: Path | None = None):
+    """Open a library (a folder, or a library file without rescanning) and wait until idle."""
+    session = window.session
+    if library is not None:
+        session.open_library_file(library, scan=False)
+    else:
+        window.open_folder(folder)
+    qtbot.waitUntil(lambda: session.lib is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: not session.busy and not session.opening, timeout=SCAN_TIMEOUT)
+    QApplication.processEvents()
+    assert not window.errors, window.errors
+
+
+def groups(window, kind: str | None = None) -> list:
+    return [g for g in window.sidebar_model.groups() if kind is None or g.kind == kind]
+
+
+def person(window, name: str):
+    return next((g for g in groups(window, "person") if g.name == name), None)
+
+
+def majority_names(window) -> dict[int, str]:
+    """Cluster id -> the LFW person most of its faces come from (the test's ground truth)."""
+    lib = window.session.lib
+    out = {}
+    for g in groups(window, "cluster"):
+        ids = window.session.group_faces(GroupKey("cluster", g.id))
+        folders = Counter(lib.face(f).photo_path.split("/")[0] for f in ids)
+        out[g.id] = folders.most_common(1)[0][0].replace("_", " ")
+    return out
+
+
+def sidebar_index(window, key: GroupKey):
+    row = window.sidebar_model.row_of(key)
+    assert row >= 0, key
+    return window.sidebar_model.index(row)
+
+
+def name_via_dialog(qtbot, window, monkeypatch, key: GroupKey, name: str) -> None:
+    """Select the group, press F2 and type the name into the real dialog."""
+
+    def fake_exec(dialog: NameDialog) -> int:
+        dialog.edit.setText(name)
+        return NameDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(NameDialog, "exec", fake_exec)
+    assert window.sidebar.select_key(key)
+    qtbot.waitUntil(lambda: window.current_key == key)
+    assert window.act_name.isEnabled()
+    window.act_name.trigger()
+    qtbot.waitUntil(lambda: person(window, name) is not None)

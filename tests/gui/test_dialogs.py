@@ -1,0 +1,72 @@
+"""Settings and fine-tune dialogs on the real engine."""
+
+from __future__ import annotations
+
+import pytest
+from guihelpers import SCAN_TIMEOUT, groups, majority_names, open_and_wait, person
+
+from faceapp.gui.dialogs.settings import SettingsDialog
+from faceapp.gui.mime import GroupKey
+from faceapp.gui.settings import AppSettings
+
+
+def test_settings_dialog_saves_to_qsettings(qtbot, window):
+    dialog = window.make_settings_dialog()
+    qtbot.addWidget(dialog)
+    dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
+    dialog.own_threshold.setChecked(True)
+    dialog.threshold.setValue(0.95)
+    dialog.rescan.setChecked(False)
+    if dialog.cluster_widgets:
+        name, (_kind, widget, default) = next(
+            (n, v) for n, v in dialog.cluster_widgets.items() if v[0] is int
+        )
+        widget.setValue(int(default) + 1)
+    changed = dialog.save()
+    assert changed["engine"] and changed["threshold"]
+    s = AppSettings()
+    assert s.device == "cpu"
+    assert s.threshold == pytest.approx(0.95)
+    assert s.rescan_on_open is False
+    if dialog.cluster_widgets:
+        assert s.cluster_options == {name: int(default) + 1}
+        assert window.session.cluster_params() is not None
+    again = SettingsDialog(AppSettings())
+    qtbot.addWidget(again)
+    assert again.device.currentData() == "cpu"
+    assert again.own_threshold.isChecked()
+
+
+@pytest.mark.slow
+def test_finetune_dialog_trains_and_discards_or_accepts(qtbot, window, scanned_library):
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    for cid, name in majority_names(window).items():
+        if person(window, name) is None:
+            assert window.apply_name(GroupKey("cluster", cid), name)
+    assert len(groups(window, "person")) >= 4
+    dialog = window.show_finetune()
+    qtbot.waitUntil(lambda: dialog.state != "planning", timeout=120_000)
+    assert dialog.state == "ready", dialog.plan_label.text()
+    assert dialog.people_table.rowCount() >= 4
+    dialog.epochs.setValue(2)
+    with qtbot.waitSignal(dialog.trainingFinished, timeout=SCAN_TIMEOUT):
+        dialog.start.click()
+    assert dialog.state == "trained"
+    assert dialog.chart.series["training loss"].points
+    assert dialog.table.item(0, 0) is not None and dialog.table.item(0, 0).text() != "—"
+    before_model = window.session.lib.active_model().id
+    dialog.discard_button.click()
+    assert dialog.state == "ready" and dialog.result is None
+    assert window.session.lib.active_model().id == before_model
+    # Train again and accept: a new model version becomes active.
+    with qtbot.waitSignal(dialog.trainingFinished, timeout=SCAN_TIMEOUT):
+        dialog.start.click()
+    if dialog.result is None or dialog.result.state_dict is None:
+        pytest.skip("training produced no model to accept")
+    with qtbot.waitSignal(dialog.accepted_version, timeout=SCAN_TIMEOUT) as blocker:
+        dialog.accept_button.click()
+    assert blocker.args[0].activated
+    assert window.session.lib.active_model().id != before_model
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=SCAN_TIMEOUT)
+    dialog.close()
