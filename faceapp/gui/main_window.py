@@ -475,6 +475,7 @@ class MainWindow(QMainWindow):
         folder = self.session.folder
         self.setWindowTitle(f"{folder.name if folder else 'Library'} — Face Album")
         self.welcome.set_recent(self.settings.recent())
+        self.statusBar().showMessage(f"Opened {folder.name if folder else 'the library'}", 4000)
         self._update_actions()
 
     @Slot()

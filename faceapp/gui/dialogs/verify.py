@@ -78,6 +78,7 @@ class PhotoPane(QFrame):
         head.addWidget(self.choose)
         self.canvas = PhotoCanvas()
         self.canvas.clickable = True
+        self.canvas.dim_unselected = True
         self.canvas.placeholder = "Drop a photo here\n(from the file manager or the face grid)"
         self.canvas.faceClicked.connect(self._on_click)
         self.canvas.setMinimumSize(320, 260)

@@ -103,7 +103,7 @@ class ReviewView(QWidget):
             self.examples_row.addWidget(e)
         self.examples_row.addStretch(1)
         buttons = QHBoxLayout()
-        self.yes = QPushButton(icon("yes"), "Yes  (Y)")
+        self.yes = QPushButton(icon("yes-white"), "Yes  (Y)")
         self.yes.setProperty("primary", True)
         self.no = QPushButton(icon("no"), "No  (N)")
         self.skip = QPushButton(icon("next"), "Skip  (→)")

@@ -57,7 +57,6 @@ class WelcomeView(QWidget):
         self.recent_list = QListWidget()
         self.recent_list.setObjectName("recentList")
         self.recent_list.setIconSize(QSize(20, 20))
-        self.recent_list.setMaximumHeight(220)
         self.recent_list.itemActivated.connect(self._on_item)
         self.recent_list.itemClicked.connect(self._on_item)
         self.no_recent = QLabel("No recent libraries yet: open a folder to begin.")
@@ -87,6 +86,9 @@ class WelcomeView(QWidget):
             entry.setData(Qt.ItemDataRole.UserRole, item)
             entry.setToolTip(f"Folder: {item.folder}\nLibrary: {item.library}")
             self.recent_list.addItem(entry)
+        rows = min(len(items), 5)
+        row_height = self.recent_list.sizeHintForRow(0) if items else 0
+        self.recent_list.setFixedHeight(rows * row_height + 12 if items else 0)
         self.recent_list.setVisible(bool(items))
         self.no_recent.setVisible(not items)
 

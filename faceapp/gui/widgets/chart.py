@@ -74,7 +74,7 @@ class LineChart(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.fillRect(self.rect(), QColor("white"))
         fm = p.fontMetrics()
-        left, right, top, bottom = 52, 52, 26, 42
+        left, right, top, bottom = 66, 56, 26, 42
         plot = QRectF(left, top, self.width() - left - right, self.height() - top - bottom)
         p.setPen(QPen(QColor("#e5e7eb"), 1))
         for i in range(5):

@@ -56,6 +56,7 @@ class PhotoCanvas(QWidget):
         self._hover: int | None = None
         self.placeholder = ""
         self.clickable = False
+        self.dim_unselected = False  # Verify: the chosen face stands out, the others fade
 
     def set_image(self, image: QImage | None, full_size: QSize | None = None) -> None:
         self._image = image
@@ -142,18 +143,19 @@ class PhotoCanvas(QWidget):
             rect = self.face_rect(i)
             chosen = i == self.selected
             hovered = i == self._hover
-            colour = (
-                QColor("#2563eb")
-                if chosen
-                else QColor("#f59e0b")
-                if not face.named
-                else QColor("#10b981")
-            )
-            if not chosen and self.selected is not None and self.clickable:
+            if chosen:
+                colour = QColor("#2563eb")
+            elif self.dim_unselected and self.selected is not None:
                 colour = QColor(255, 255, 255, 200)
+            else:
+                colour = QColor("#10b981") if face.named else QColor("#f59e0b")
+            painter.save()
+            painter.setClipRect(target.adjusted(-2, -2, 2, 2))  # boxes may reach past the edge
             painter.setPen(QPen(colour, 3.5 if chosen or hovered else 2.2))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(rect, 4, 4)
+            painter.restore()
+            rect = rect.intersected(target)
             if face.label:
                 text = fm.elidedText(face.label, Qt.TextElideMode.ElideRight, 220)
                 tw, th = fm.horizontalAdvance(text) + 12, fm.height() + 6
