@@ -105,7 +105,7 @@ def _one_blas_thread():
     return threadpool_limits(1)
 
 
-def pca_reduce(x: np.ndarray, dims: int, *, max_fit: int = 50_000, seed: int = 0) -> np.ndarray:
+def pca_reduce(x: np.ndarray, dims: int, *, max_fit: int = 20_000, seed: int = 0) -> np.ndarray:
     """Project onto the top ``dims`` principal components (fitted on a sample)."""
     n, d = x.shape
     if dims <= 0 or dims >= d or n <= dims:
@@ -114,7 +114,8 @@ def pca_reduce(x: np.ndarray, dims: int, *, max_fit: int = 50_000, seed: int = 0
     fit = x if n <= max_fit else x[rng.choice(n, max_fit, replace=False)]
     mean = fit.mean(axis=0)
     # eigenvectors of the covariance: d x d, cheap for d = 512
-    cov = np.cov((fit - mean).T.astype(np.float64))
+    centred = (fit - mean).astype(np.float32)
+    cov = (centred.T @ centred).astype(np.float64) / max(len(fit) - 1, 1)
     with _one_blas_thread():  # a threaded eigh of 512 x 512 is 10x slower on 2 busy cores
         _, vecs = np.linalg.eigh(cov)
     basis = vecs[:, ::-1][:, :dims].astype(np.float32)
@@ -168,20 +169,49 @@ def knn_brute(y: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.
     return out_i, out_d
 
 
+def _sum_by_label(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Row sums per label 0..k-1 (labels < 0 skipped): a sparse product, not np.add.at."""
+    from scipy.sparse import csr_matrix
+
+    valid = np.flatnonzero(labels >= 0)
+    onehot = csr_matrix(
+        (np.ones(len(valid), np.float32), (labels[valid], valid)), shape=(k, len(x))
+    )
+    return np.asarray(onehot @ x, dtype=np.float64)
+
+
 def _kmeans(y: np.ndarray, k: int, iters: int, rng: np.random.Generator) -> np.ndarray:
     centres = y[rng.choice(len(y), k, replace=False)].copy()
     for _ in range(iters):
-        assign = np.argmin(_sq_dists(y, centres), axis=1)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, assign, y)
+        assign = np.argmin(_rank_dists(y, centres, np.einsum("ij,ij->i", centres, centres)), 1)
+        sums = _sum_by_label(y, assign, k)
         counts = np.bincount(assign, minlength=k)
         filled = counts > 0
         centres[filled] = sums[filled] / counts[filled, None]
     return centres
 
 
+def _parallel(fn: Callable[[int], None], items: int, n_jobs: int) -> None:
+    """Run ``fn(i)`` for i < items on ``n_jobs`` threads, BLAS single-threaded.
+
+    Many small matrix products are faster on one BLAS thread each (a threaded BLAS
+    spends its time synchronising); numpy releases the GIL inside them, so plain
+    threads use the cores.
+    """
+    with _one_blas_thread():
+        if n_jobs <= 1 or items < 2:
+            for i in range(items):
+                fn(i)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(n_jobs) as pool:
+            for _ in pool.map(fn, range(items)):
+                pass
+
+
 def knn_ivf(
-    y: np.ndarray, k: int, *, nprobe: int = 24, seed: int = 0
+    y: np.ndarray, k: int, *, nprobe: int = 24, seed: int = 0, n_jobs: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours through an inverted file over k-means cells.
 
@@ -193,39 +223,48 @@ def knn_ivf(
     n = len(y)
     k = min(k, n - 1)
     rng = np.random.default_rng(seed)
-    nlist = int(np.clip(4 * np.sqrt(n), 16, 4096))
-    train = y if n <= 40 * nlist else y[rng.choice(n, 40 * nlist, replace=False)]
-    centres = _kmeans(train, nlist, 8, rng)
+    nlist = int(np.clip(3 * np.sqrt(n), 16, 4096))
+    train = y if n <= 16 * nlist else y[rng.choice(n, 16 * nlist, replace=False)]
+    with _one_blas_thread():
+        centres = _kmeans(train, nlist, 6, rng)
+    c_sq = np.einsum("ij,ij->i", centres, centres)
     assign = np.empty(n, np.int64)
-    for s in range(0, n, 16384):
-        assign[s : s + 16384] = np.argmin(_sq_dists(y[s : s + 16384], centres), axis=1)
+
+    def assign_block(b: int) -> None:
+        s = b * 8192
+        assign[s : s + 8192] = np.argmin(_rank_dists(y[s : s + 8192], centres, c_sq), axis=1)
+
+    _parallel(assign_block, (n + 8191) // 8192, n_jobs)
     order = np.argsort(assign, kind="stable")
     bounds = np.searchsorted(assign[order], np.arange(nlist + 1))
-    members = [order[bounds[c] : bounds[c + 1]] for c in range(nlist)]
+    ys = y[order]  # points grouped by cell: each cell is a contiguous slice
+    sq = np.einsum("ij,ij->i", ys, ys)
     cell_d = _sq_dists(centres, centres)
     np.fill_diagonal(cell_d, -1.0)  # each cell searches itself first
     near_cells = np.argsort(cell_d, axis=1)[:, : min(nprobe, nlist)]
-    sq = np.einsum("ij,ij->i", y, y)
-    out_i = np.empty((n, k), np.int64)
+    out_i = np.zeros((n, k), np.int64)
     out_d = np.full((n, k), np.inf, np.float32)
-    for c in range(nlist):
-        q = members[c]
-        if len(q) == 0:
-            continue
-        cand = np.concatenate([members[j] for j in near_cells[c]])
-        d = _rank_dists(y[q], y[cand], sq[cand])
+
+    def search(c: int) -> None:
+        lo, hi = bounds[c], bounds[c + 1]
+        if hi == lo:
+            return
+        cand = np.concatenate([np.arange(bounds[j], bounds[j + 1]) for j in near_cells[c]])
+        d = _rank_dists(ys[lo:hi], ys[cand], sq[cand])
         # the cell's own points come first among the candidates: mask the diagonal
-        d[np.arange(len(q)), np.arange(len(q))] = np.inf
+        d[np.arange(hi - lo), np.arange(hi - lo)] = np.inf
         kk = min(k, len(cand) - 1)
         if kk <= 0:
-            continue
+            return
         i, v = _topk_rows(d, kk)
-        v += sq[q, None]
-        out_i[q, :kk] = cand[i]
-        out_d[q, :kk] = np.sqrt(np.maximum(v, 0.0))
+        v += sq[lo:hi, None]
+        rows = order[lo:hi]
+        out_i[rows, :kk] = order[cand[i]]
+        out_d[rows, :kk] = np.sqrt(np.maximum(v, 0.0))
         if kk < k:  # tiny probe set: pad with the nearest found
-            out_i[q, kk:] = out_i[q, :1]
-            out_d[q, kk:] = np.inf
+            out_i[rows, kk:] = out_i[rows, :1]
+
+    _parallel(search, nlist, n_jobs)
     return out_i, out_d
 
 
@@ -266,7 +305,7 @@ def hdbscan_knn(y: np.ndarray, params: ClusterParams) -> np.ndarray:
     if n <= params.exact_limit * 2:
         nbr, dist = knn_brute(y, k)
     else:
-        nbr, dist = knn_ivf(y, k, seed=params.seed)
+        nbr, dist = knn_ivf(y, k, seed=params.seed, n_jobs=params.n_jobs)
     m = params.min_samples
     core = dist[:, m - 2].astype(np.float64) if m >= 2 else np.zeros(n)
     rows = np.repeat(np.arange(n), nbr.shape[1])
@@ -280,8 +319,7 @@ def hdbscan_knn(y: np.ndarray, params: ClusterParams) -> np.ndarray:
     ei, ej, ew = tree.row, tree.col, tree.data
     n_comp, comp = connected_components(tree, directed=False)
     if n_comp > 1:
-        centroids = np.zeros((n_comp, y.shape[1]), np.float64)
-        np.add.at(centroids, comp, y)
+        centroids = _sum_by_label(y, comp, n_comp)
         centroids /= np.bincount(comp, minlength=n_comp)[:, None]
         cd = np.sqrt(_sq_dists(centroids.astype(np.float32), centroids.astype(np.float32)))
         ctree = minimum_spanning_tree(np.triu(cd.astype(np.float64) + 1e-9, 1)).tocoo()
@@ -324,10 +362,7 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
 
 
 def _centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    sums = np.zeros((k, x.shape[1]), np.float64)
-    valid = labels >= 0
-    np.add.at(sums, labels[valid], x[valid])
-    return normalize(sums)
+    return normalize(_sum_by_label(x, labels, k))
 
 
 def enforce_cannot_link(x: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> int:
