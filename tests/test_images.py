@@ -263,6 +263,27 @@ def test_bmp(tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(d.image), np.asarray(src))
 
 
+def test_mpo_camera_jpeg_uses_draft_and_first_picture(tmp_path: Path) -> None:
+    first, second = smooth(2400, 1600), Image.new("RGB", (2400, 1600), (0, 0, 255))
+    path = tmp_path / "camera.jpg"
+    first.save(path, "MPO", save_all=True, append_images=[second], quality=90)
+    assert Image.open(path).format == "MPO"
+    d = load_image(path)
+    assert d.scale_image == 2.0 and d.image.size == (1200, 800)
+    ref = np.asarray(first.reduce(2), dtype=np.float32)
+    assert np.abs(np.asarray(d.image, dtype=np.float32) - ref).mean() < 3
+    img, scale = d.crop_source(1.0)
+    assert scale == 1.0 and img.size == (2400, 1600)
+
+
+def test_other_pillow_formats_are_refused(tmp_path: Path) -> None:
+    # Pillow could open these, but a photo scan has no business running their plugins.
+    path = tmp_path / "drawing.jpg"
+    Image.new("RGB", (8, 8)).save(path, "PPM")
+    with pytest.raises(ImageError, match="not an image"):
+        load_image(path)
+
+
 def test_wrong_extension_still_decodes(tmp_path: Path) -> None:
     d = load_image(save(noise(10, 10), tmp_path / "really_a_png.jpg", format="PNG"))
     assert d.format == "PNG" and d.image.size == (10, 10)
@@ -301,6 +322,15 @@ def test_every_orientation_matches_pillow(tmp_path: Path, orientation: int) -> N
     expected = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
     assert (d.width, d.height) == expected.size
     assert np.array_equal(np.asarray(d.image), np.asarray(expected))
+
+
+def test_png_exif_orientation(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "o6.png"
+    noise(30, 20).save(path, exif=exif.tobytes())
+    d = load_image(path)
+    assert d.orientation == 6 and (d.width, d.height) == (20, 30)
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")

@@ -220,13 +220,13 @@ class Detector:
             minl *= self.factor
         return scales
 
-    def _pyramid(self, integral: torch.Tensor | None, imgs: torch.Tensor | None, h: int, w: int):
+    def _pyramid(self, integral: np.ndarray | None, imgs: torch.Tensor | None, h: int, w: int):
         """Yield (scale, level) for each pyramid scale; levels are (N,3,h,w) float, normalised.
 
         On CPU the area resampling is computed from the integral image, which
         gives bit-for-bit the values of ``interpolate(mode="area")`` (window sums
         of 8-bit pixels are exact integers; the average is ``sum / kh / kw`` in
-        float32 as in PyTorch's kernel) at about half the cost.
+        float32 as in PyTorch's kernel) at a fraction of the cost.
         """
         for scale in self._pyramid_scales(h, w):
             hs, ws = int(h * scale + 1), int(w * scale + 1)
@@ -235,9 +235,9 @@ class Detector:
             else:
                 h0, h1, kh = _windows(h, hs)
                 w0, w1, kw = _windows(w, ws)
-                band = integral.index_select(2, h1) - integral.index_select(2, h0)
-                sums = band.index_select(3, w1) - band.index_select(3, w0)
-                level = sums.float() / kh[:, None] / kw[None, :]
+                band = np.take(integral, h1, axis=2) - np.take(integral, h0, axis=2)
+                sums = np.take(band, w1, axis=3) - np.take(band, w0, axis=3)
+                level = torch.from_numpy(sums.astype(np.float32) / kh[:, None] / kw[None, :])
                 level = level.contiguous(memory_format=torch.channels_last)
             yield scale, (level - 127.5) * 0.0078125
 
@@ -338,23 +338,31 @@ class Detector:
                 patches.append(imresample(img_k.unsqueeze(0), (side, side)))
             data = torch.cat(patches)
         else:
-            # All candidates at once from the integral image (bit-exact, see _pyramid).
-            y0 = torch.from_numpy(y[valid] - 1).long()
-            x0 = torch.from_numpy(x[valid] - 1).long()
-            hh = torch.from_numpy(ey[valid]).long() - y0
-            ww = torch.from_numpy(ex[valid]).long() - x0
-            i = torch.arange(side)
-            r0 = y0[:, None] + (i[None, :] * hh[:, None]) // side
-            r1 = y0[:, None] - ((-(i[None, :] + 1) * hh[:, None]) // side)
-            c0 = x0[:, None] + (i[None, :] * ww[:, None]) // side
-            c1 = x0[:, None] - ((-(i[None, :] + 1) * ww[:, None]) // side)
-            n = image_inds[keep].cpu().long()[:, None, None]
-            r0, r1, c0, c1 = r0[:, :, None], r1[:, :, None], c0[:, None, :], c1[:, None, :]
-            sums = integral[n, :, r1, c1] - integral[n, :, r0, c1]
-            sums -= integral[n, :, r1, c0] - integral[n, :, r0, c0]
-            kh = (r1 - r0).float()
-            kw = (c1 - c0).float()
-            data = (sums.float() / kh[..., None] / kw[..., None]).permute(0, 3, 1, 2)
+            # All candidates at once from the integral image (bit-exact, see _pyramid),
+            # one flat gather per corner: ~3x faster than indexing the 4-d tensor.
+            _, chans, h1p, w1p = integral.shape
+            plane = h1p * w1p
+            y0 = y[valid].astype(np.int64) - 1
+            x0 = x[valid].astype(np.int64) - 1
+            hh = ey[valid].astype(np.int64) - y0
+            ww = ex[valid].astype(np.int64) - x0
+            i = np.arange(side)
+            r0 = y0[:, None] + (i * hh[:, None]) // side
+            r1 = y0[:, None] - ((-(i + 1) * hh[:, None]) // side)
+            c0 = x0[:, None] + (i * ww[:, None]) // side
+            c1 = x0[:, None] - ((-(i + 1) * ww[:, None]) // side)
+            n = image_inds[keep].cpu().numpy().astype(np.int64)
+            base = (n * chans * plane)[:, None, None, None] + (np.arange(chans) * plane)[
+                None, :, None, None
+            ]
+            top = base + (r0 * w1p)[:, None, :, None]
+            bottom = base + (r1 * w1p)[:, None, :, None]
+            left, right = c0[:, None, None, :], c1[:, None, None, :]
+            flat = integral.reshape(-1)
+            sums = flat[bottom + right] - flat[top + right] - flat[bottom + left] + flat[top + left]
+            kh = (r1 - r0).astype(np.float32)[:, None, :, None]
+            kw = (c1 - c0).astype(np.float32)[:, None, None, :]
+            data = torch.from_numpy(sums.astype(np.float32) / kh / kw)
         data = (data - 127.5) * 0.0078125
         if self.cpu:
             data = data.contiguous(memory_format=torch.channels_last)
@@ -388,7 +396,7 @@ class Detector:
         return out
 
 
-def _integral_image(arr: np.ndarray) -> torch.Tensor:
+def _integral_image(arr: np.ndarray) -> np.ndarray:
     """Summed-area table (N, 3, H+1, W+1) of uint8 images (N, H, W, 3), exact integers."""
     n, h, w, c = arr.shape
     dtype = torch.int32 if 255 * h * w < 2**31 else torch.int64
@@ -397,15 +405,15 @@ def _integral_image(arr: np.ndarray) -> torch.Tensor:
     inner = out[:, :, 1:, 1:]
     torch.cumsum(x.to(dtype), 3, out=inner)  # this order is ~5x faster than H first
     inner.cumsum_(2)
-    return out
+    return out.numpy()  # numpy's take/fancy indexing beats torch's 2-3x here
 
 
-def _windows(size: int, out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Adaptive-average-pooling windows [start, end) and their lengths, as PyTorch."""
-    i = torch.arange(out)
+    i = np.arange(out)
     start = (i * size) // out
     end = -((-(i + 1) * size) // out)
-    return start, end, (end - start).float()
+    return start, end, (end - start).astype(np.float32)
 
 
 def crop_region(

@@ -66,6 +66,21 @@ DETECT_MAX_SIDE = 1024
 _DRAFT_TOLERANCE = 0.9
 _DRAFT_SCALES = (8, 4, 2, 1)
 
+# The decoders a photo may reach, whatever its extension says. Pillow sniffs the
+# content and would otherwise hand a file called "x.jpg" to any of its ~40 plugins,
+# including EPS (which runs Ghostscript on the file) and rarely used decoders with a
+# history of crashes; a photo folder is untrusted input, so only photo formats (and
+# GIF/AVIF, which web downloads often carry under a .jpg name) are decoded. Camera
+# MPO files open through the JPEG plugin.
+PHOTO_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF", "AVIF")
+# Pillow reports a multi-picture JPEG as "MPO"; it decodes (and drafts) as a JPEG.
+_JPEG_FORMATS = ("JPEG", "MPO")
+# A progressive JPEG may repeat scans without end: each one costs a pass over every
+# block, so a 100 KB file of 1,000 near-empty scans takes ~20 s to decode and a few MB
+# of them take an hour. libjpeg's standard progressive script uses 10 scans and
+# mozjpeg's optimised ones about 20; more than this is a crafted file, not a photo.
+MAX_JPEG_SCANS = 100
+
 # EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose).
 _ORIENTATION_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -222,7 +237,9 @@ def load_image(
         with im:
             raw_w, raw_h = im.size
             fmt = im.format
-            if fmt == "JPEG" and not full_resolution:
+            if fmt in _JPEG_FORMATS:
+                _check_jpeg_scans(fh)
+            if fmt in _JPEG_FORMATS and not full_resolution:
                 k = _draft_scale(max(raw_w, raw_h), detect_max_side)
                 if k > 1:
                     im.draft("RGB", _draft_request(im.size, k))
@@ -311,8 +328,9 @@ def _decode_jpeg_at(
     with _open_file(path) as fh:
         im = _open(fh, MAX_PIXELS)
         with im:
-            if im.size != raw_size or im.format != "JPEG":
+            if im.size != raw_size or im.format not in _JPEG_FORMATS:
                 raise ImageError("the file changed while it was being read")
+            _check_jpeg_scans(fh)
             if k > 1:
                 im.draft("RGB", _draft_request(im.size, k))
             _load(im)
@@ -343,10 +361,34 @@ def _open_file(path: Path) -> BinaryIO:
     return fh
 
 
+def _check_jpeg_scans(fh: BinaryIO) -> None:
+    """Refuse a JPEG with more than MAX_JPEG_SCANS scans before decoding any of them.
+
+    Entropy-coded data escapes every 0xFF byte, so each ``FF DA`` in the file is a real
+    start-of-scan marker: counting them is exact and costs one read of the file.
+    """
+    pos = fh.tell()
+    scans, tail = 0, b""
+    try:
+        fh.seek(0)
+        while chunk := fh.read(1 << 20):
+            scans += (tail + chunk).count(b"\xff\xda")
+            tail = chunk[-1:]
+            if scans > MAX_JPEG_SCANS:
+                raise ImageError(
+                    f"JPEG with more than {MAX_JPEG_SCANS} scans; not decoded, it could"
+                    " be crafted to stall the decoder"
+                )
+    except OSError as exc:
+        raise ImageError(_os_reason(exc, "cannot read the file")) from None
+    finally:
+        fh.seek(pos)
+
+
 def _open(fh: BinaryIO, max_pixels: int) -> Image.Image:
     """Identify the file and check its declared size before any pixel is decoded."""
     try:
-        im = Image.open(fh)
+        im = Image.open(fh, formats=PHOTO_FORMATS)
     except Image.DecompressionBombError as exc:
         # Pillow's own guard (2 x Image.MAX_IMAGE_PIXELS, ~179 MP by default) fired first.
         found = re.search(r"\((\d+) pixels\)", str(exc))
