@@ -387,3 +387,25 @@ def test_constraints_hold_after_recluster_property(tmp_path_factory, sizes, seed
         assert (f, c) not in crej
     check_invariants(lib)
     lib.close()
+
+
+def test_user_edits_during_recluster(tmp_path, monkeypatch):
+    """The GUI may name a cluster while a worker re-clusters: the name wins."""
+    lib, _ = make_library(tmp_path / "l.sqlite", [12, 10, 8], seed=4)
+    recluster(lib)
+    target = [g for g in people.groups(lib) if g.kind == "cluster"][0]
+    real = cluster.cluster_vectors
+    named = {}
+
+    def slow_cluster(*args, **kwargs):
+        result = real(*args, **kwargs)
+        named["pid"] = people.name_cluster(lib, target.id, "Anna")  # meanwhile, in the GUI
+        return result
+
+    monkeypatch.setattr(cluster, "cluster_vectors", slow_cluster)
+    recluster(lib)
+    faces = people.group_faces(lib, "person", named["pid"])
+    assert len(faces) == target.count
+    assert all(lib.face(f).cluster_id is None for f in faces)
+    check_invariants(lib)
+    lib.close()

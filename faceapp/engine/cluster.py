@@ -93,7 +93,7 @@ class ClusterSummary:
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Unit rows (float32); zero rows stay zero."""
     x = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
     return x / np.maximum(norms, 1e-12)
 
 
@@ -630,8 +630,9 @@ def load_state(lib: Library) -> FaceState:
         return FaceState(empty, np.zeros((0, vectors.shape[1]), np.float32), empty, empty, empty)
     pos = np.minimum(np.searchsorted(meta[:, 0], ids), len(meta) - 1)
     ok = meta[pos, 0] == ids
-    pos = pos[ok]
-    return FaceState(ids[ok], vectors[ok], meta[pos, 1], meta[pos, 2], meta[pos, 3])
+    if not ok.all():  # a face deleted between the two reads
+        ids, vectors, pos = ids[ok], vectors[ok], pos[ok]
+    return FaceState(ids, vectors, meta[pos, 1], meta[pos, 2], meta[pos, 3])
 
 
 def _farthest_points(x: np.ndarray, k: int) -> np.ndarray:
@@ -749,9 +750,8 @@ def recluster(
     idx = np.flatnonzero(unconf)
     if progress:
         progress(f"clustering {len(idx)} faces")
-    result = cluster_vectors(
-        state.vectors[idx], state.photo[idx], params, threshold=model_threshold(lib)
-    )
+    vectors = state.vectors if len(idx) == len(state) else state.vectors[idx]
+    result = cluster_vectors(vectors, state.photo[idx], params, threshold=model_threshold(lib))
     with lib.transaction() as c:
         next_id = _next_cluster_id(lib)
         new_ids, _ = match_cluster_ids(result.labels, state.cluster[idx], next_id=next_id)
@@ -764,11 +764,12 @@ def recluster(
             for row, (f, cl) in enumerate(zip(face_ids, new_ids, strict=True)):
                 if cl and (int(f), int(cl)) in rejected:
                     new_ids[row] = 0
-        fresh = sorted({int(v) for v in new_ids if v >= next_id})
+        used = np.unique(new_ids[new_ids > 0])
         now = time.time()
+        # all of them: an old id may have been dropped meanwhile (the user named it)
         c.executemany(
             "INSERT OR IGNORE INTO clusters(id, created_at) VALUES (?, ?)",
-            [(cid, now) for cid in fresh],
+            [(int(cid), now) for cid in used],
         )
         changed = new_ids != state.cluster[idx]
         c.executemany(
@@ -788,7 +789,7 @@ def recluster(
             " (SELECT DISTINCT cluster_id FROM faces WHERE cluster_id IS NOT NULL)"
         )
         people = c.execute("SELECT COUNT(*) FROM people").fetchone()[0]
-    n_clusters = len({int(v) for v in new_ids if v})
+    n_clusters = len(used)
     unknown = int((new_ids == 0).sum())
     return ClusterSummary(
         clusters=n_clusters,

@@ -1,0 +1,210 @@
+"""Clustering quality on LFW: the app's clustering against plain HDBSCAN.
+
+Sets: (a) the people with at least 10 photos (158 people, 4,324 images), (b) all
+13,233 images. Scores (pairwise P/R/F1, BCubed P/R/F, adjusted Rand index, clusters,
+Unknown fraction, time) are computed on the labelled face of each image (the face
+nearest the centre); every detected face is clustered, with the same-photo
+constraint on. Noise faces count as singletons.
+
+    python bench/cluster_quality.py --library LIB  # LIB: `faceapp scan .../lfw-deepfunneled`
+    python bench/cluster_quality.py                # cache of bench/lfw_accuracy.py --all
+    python bench/cluster_quality.py --sweep        # + one-at-a-time parameter sweeps
+    python bench/cluster_quality.py --suggest      # + suggestion precision study
+
+Writes bench/results/cluster_quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._cluster_data import RESULTS, Faces, load, people_with_at_least
+from faceapp.engine import cluster
+from faceapp.engine.cluster import ClusterParams, cluster_vectors
+from faceapp.engine.cluster_metrics import cluster_scores
+
+PLAIN = ClusterParams(
+    min_cluster_size=5, min_samples=1, pca_dims=64, attach_ratio=0.0, merge_ratio=0.0,
+    algorithm="exact",
+)  # fmt: skip
+
+SWEEPS: dict[str, list] = {
+    "min_cluster_size": [2, 3, 4, 5, 6, 8],
+    "min_samples": [1, 2, 3, 5],
+    "pca_dims": [0, 128, 64, 32, 16],
+    "selection_method": ["eom", "leaf"],
+    "selection_epsilon": [0.0, 0.2, 0.3, 0.4],
+    "attach_ratio": [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+    "merge_ratio": [0.0, 0.2, 0.3, 0.4, 0.5],
+    "algorithm": ["exact", "knn"],
+}
+
+
+def run(faces: Faces, params: ClusterParams, *, constraints: bool = True) -> dict:
+    groups = faces.photo if constraints else np.arange(len(faces))
+    t = time.perf_counter()
+    res = cluster_vectors(faces.vectors, groups, params, threshold=faces.threshold)
+    seconds = time.perf_counter() - t
+    s = cluster_scores(faces.person[faces.subject], res.labels[faces.subject])
+    row = s.as_dict() | {"seconds": round(seconds, 2), "all_faces": len(faces)}
+    row["same_photo_pairs"] = _same_photo_pairs(faces.photo, res.labels)
+    return row
+
+
+def _same_photo_pairs(photo: np.ndarray, labels: np.ndarray) -> int:
+    valid = labels >= 0
+    pairs = np.stack([photo[valid], labels[valid]], axis=1)
+    return int(len(pairs) - len(np.unique(pairs, axis=0)))
+
+
+COLS = [
+    ("faces", "faces", "{:>6}"),
+    ("clusters", "clust", "{:>5}"),
+    ("unknown_fraction", "unk%", "{:>5.1%}"),
+    ("pairwise_precision", "pw P", "{:.4f}"),
+    ("pairwise_recall", "pw R", "{:.4f}"),
+    ("pairwise_f1", "pw F1", "{:.4f}"),
+    ("bcubed_precision", "B3 P", "{:.4f}"),
+    ("bcubed_recall", "B3 R", "{:.4f}"),
+    ("bcubed_f", "B3 F", "{:.4f}"),
+    ("ari", "ARI", "{:.4f}"),
+    ("seconds", "sec", "{:>6.2f}"),
+]
+
+
+def print_rows(title: str, rows: list[tuple[str, dict]]) -> None:
+    print(f"\n{title}")
+    print(f"{'':<34}" + " ".join(f"{h:>6}" for _, h, _ in COLS))
+    for label, r in rows:
+        print(f"{label:<34}" + " ".join(f"{fmt.format(r[k]):>6}" for k, _, fmt in COLS))
+
+
+def suggestion_study(faces: Faces, *, confirm: float = 0.3, seed: int = 0) -> dict:
+    """Confirm a random ``confirm`` share of each person's faces (at least one) and ask
+    for suggestions for the rest, as the app does: precision and coverage of the
+    nearest-person proposals at margins around the threshold, and how well the
+    confidence formula is calibrated for a few scales."""
+    from faceapp.engine import people
+
+    rng = np.random.default_rng(seed)
+    subj = np.flatnonzero(faces.subject)
+    person = faces.person[subj]
+    confirmed = np.zeros(len(subj), bool)
+    for p in np.unique(person):
+        rows = np.flatnonzero(person == p)
+        k = max(1, round(confirm * len(rows)))
+        if len(rows) >= 2:
+            confirmed[rng.choice(rows, min(k, len(rows) - 1), replace=False)] = True
+    state = cluster.FaceState(
+        ids=np.arange(len(subj)),
+        vectors=faces.vectors[subj],
+        photo=faces.photo[subj],
+        person=np.where(confirmed, person + 1, 0),
+        cluster=np.zeros(len(subj), np.int64),
+    )
+    t = time.perf_counter()
+    best, dist = cluster.nearest_people(state, np.zeros((0, 2), np.int64))
+    seconds = time.perf_counter() - t
+    truth = person[~confirmed] + 1
+    known = np.isin(truth, np.unique(person[confirmed] + 1))
+    thr = faces.threshold
+    margins = []
+    for m in (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2):
+        prop = dist < thr + m
+        correct = prop & (best == truth)
+        margins.append(
+            {
+                "margin": m,
+                "suggested": int(prop.sum()),
+                "precision": round(float(correct.sum() / max(prop.sum(), 1)), 4),
+                "coverage": round(float(correct.sum() / max(known.sum(), 1)), 4),
+            }
+        )
+    near = dist < thr + 0.3
+    y = (best == truth)[near].astype(float)
+    d = dist[near].astype(float)
+    calib = []
+    for scale in (0.04, 0.06, 0.08, 0.1, 0.15, 0.2):
+        conf = 1 / (1 + np.exp(np.clip((d - thr) / scale, -50, 50)))
+        conf = np.clip(conf, 1e-6, 1 - 1e-6)
+        loss = -np.mean(y * np.log(conf) + (1 - y) * np.log(1 - conf))
+        calib.append({"scale": scale, "log_loss": round(float(loss), 4)})
+    return {
+        "faces": len(subj),
+        "confirmed": int(confirmed.sum()),
+        "unconfirmed_with_a_named_person": int(known.sum()),
+        "threshold": round(thr, 4),
+        "seconds": round(seconds, 3),
+        "margins": margins,
+        "confidence_calibration": calib,
+        "current": {"margin": people.SUGGEST_MARGIN, "scale": people.CONFIDENCE_SCALE},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--library", type=Path, help="a library scanned from lfw-deepfunneled")
+    ap.add_argument("--cache", type=Path, help="embedding cache (.npz) instead of a library")
+    ap.add_argument("--sweep", action="store_true", help="one-at-a-time parameter sweeps")
+    ap.add_argument("--suggest", action="store_true", help="suggestion precision study")
+    ap.add_argument("--sets", default="a,b", help="a (>= 10 photos), b (all)")
+    args = ap.parse_args()
+
+    faces = load(args.library, args.cache)
+    print(f"embeddings: {faces.source}; threshold {faces.threshold:.4f}")
+    sets = {
+        "a": ("(a) people with >= 10 photos", faces.restrict(people_with_at_least(faces, 10))),
+        "b": ("(b) all images", faces),
+    }
+    defaults = ClusterParams()
+    out: dict = {
+        "source": faces.source,
+        "threshold": faces.threshold,
+        "defaults": dataclasses.asdict(defaults),
+        "plain": dataclasses.asdict(PLAIN),
+        "sets": {},
+    }
+    for key in args.sets.split(","):
+        title, sub = sets[key]
+        rows = [
+            ("plain HDBSCAN (PCA 64, 5, 1)", run(sub, PLAIN, constraints=False)),
+            ("app defaults, constraints on", run(sub, defaults)),
+        ]
+        print_rows(
+            f"{title}: {int(sub.subject.sum())} labelled faces of {len(sub)}, "
+            f"{len(np.unique(sub.person[sub.subject]))} people",
+            rows,
+        )
+        entry = {"title": title, "rows": {label: r for label, r in rows}}
+        if args.sweep:
+            sweep_rows = []
+            for name, values in SWEEPS.items():
+                for v in values:
+                    p = dataclasses.replace(defaults, **{name: v})
+                    sweep_rows.append((f"{name}={v}", run(sub, p)))
+            print_rows(f"{title}: one-at-a-time sweeps around the defaults", sweep_rows)
+            entry["sweep"] = {label: r for label, r in sweep_rows}
+        out["sets"][key] = entry
+    if args.suggest:
+        for key in args.sets.split(","):
+            title, sub = sets[key]
+            study = suggestion_study(sub)
+            out["sets"][key]["suggestions"] = study
+            print(f"\nsuggestions, {title}: {json.dumps(study)}")
+    RESULTS.mkdir(exist_ok=True)
+    name = "cluster_quality.json" if not args.sweep else "cluster_quality_sweep.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=1))
+    print(f"\nwrote {RESULTS / name}")
+
+
+if __name__ == "__main__":
+    main()
