@@ -393,7 +393,7 @@ def test_user_edits_during_recluster(tmp_path, monkeypatch):
     """The GUI may name a cluster while a worker re-clusters: the name wins."""
     lib, _ = make_library(tmp_path / "l.sqlite", [12, 10, 8], seed=4)
     recluster(lib)
-    target = [g for g in people.groups(lib) if g.kind == "cluster"][0]
+    target = next(g for g in people.groups(lib) if g.kind == "cluster")
     real = cluster.cluster_vectors
     named = {}
 
