@@ -296,7 +296,11 @@ class Library:
                     if statement.strip():
                         c.execute(statement)
                 version += 1
-                c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+                c.execute(  # an upsert: a version-0 library has no schema_version row yet
+                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (str(version),),
+                )
 
     def backup_path(self, version: int) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -520,9 +524,23 @@ class Library:
             )
 
     def move_photo(self, photo_id: int, new_path: str, *, size: int, mtime_ns: int) -> None:
-        """A file found again under a new name (same content): keep its faces and labels."""
+        """A file found again under a new name (same content): keep its faces and labels.
+
+        A photo still recorded at ``new_path`` (its file was replaced: a swap, a
+        renumbering) is not deleted with its labels: it steps aside as a missing photo
+        under a name no file can have (``//`` never occurs in a relative path) and is
+        found again by content like any other.
+        """
         with self.transaction() as c:
-            c.execute("DELETE FROM photos WHERE path = ? AND id != ?", (new_path, photo_id))
+            c.execute(
+                "DELETE FROM photos WHERE path = ? AND id != ? AND status = 'error'",
+                (new_path, photo_id),
+            )
+            c.execute(
+                "UPDATE photos SET path = path || '//replaced-' || id, status = 'missing'"
+                " WHERE path = ? AND id != ?",
+                (new_path, photo_id),
+            )
             c.execute(
                 "UPDATE photos SET path=?, size=?, mtime_ns=?, status='ok', scanned_at=?"
                 " WHERE id=?",

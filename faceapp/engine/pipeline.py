@@ -11,10 +11,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Container
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +29,18 @@ from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
 from faceapp.engine.embed import Embedder
 from faceapp.engine.images import DecodedImage, ImageError, discover, load_image
-from faceapp.engine.library import Library, LibraryError, ModelInfo, NewFace
+from faceapp.engine.library import Library, LibraryError, ModelInfo, NewFace, PhotoState
 
 LAST_LIBRARY_FILE = "last_library"
 PREFETCH = 8  # decoded photos kept ahead of the model work
 BATCH = 4  # photos per detection/embedding batch
+# One file's hash + decode. A decoder can be made to spin by a crafted file, and a
+# stalled network share blocks a read; neither may hang the scan. Generous, so that a
+# 200 MP TIFF on a slow share on a busy machine still gets through.
+DECODE_TIME_LIMIT = 120.0
+TIME_LIMIT_PREFIX = "took longer than"
+TIME_LIMIT_REASON = TIME_LIMIT_PREFIX + " {:.0f} s to read and decode; skipped (damaged file?)"
+NAME_NOT_UTF8 = "the file name is not valid UTF-8; rename the file to scan it"
 
 
 @dataclass(frozen=True)
@@ -194,11 +204,32 @@ def ensure_model(lib: Library, loaded: weights_mod.LoadedWeights) -> ModelInfo:
     return active
 
 
+def _base_weights(active: ModelInfo | None, weights_path: Path | None) -> weights_mod.LoadedWeights:
+    """The base weights a library was embedded with, looked up by their source first.
+
+    The general resolution order prefers VGGFace2 once it is in the hub cache: a
+    library embedded offline (CASIA-WebFace) must keep its own weights then, not be
+    refused for a checksum mismatch, and must not probe the network for weights it
+    will not use.
+    """
+    if weights_path is None and active is not None:
+        found = None
+        if active.source == "casia-webface":
+            found = weights_mod.offline_weights()
+        elif active.source == "vggface2":
+            found = weights_mod.vggface2_weights(allow_download=True)
+        elif active.source == "user" and Path(active.origin).is_file():
+            found = weights_mod.resolve_weights(Path(active.origin))
+        if found is not None and found.sha256 == active.sha256:
+            return found
+    return weights_mod.resolve_weights(weights_path)
+
+
 def library_weights(lib: Library, weights_path: Path | None = None) -> weights_mod.LoadedWeights:
     """The weights of the library's active version (a fine-tuned file or the base weights)."""
     active = lib.active_model()
     if active is None or not active.path:
-        loaded = weights_mod.resolve_weights(weights_path)
+        loaded = _base_weights(active, weights_path)
         active = ensure_model(lib, loaded)
         return dataclasses.replace(
             loaded, threshold=active.threshold, threshold_source=active.threshold_source
@@ -240,7 +271,7 @@ def _decode(path: Path, rel: str, known_hashes: Container[str]) -> _Decoded:
         stat = path.stat()
         content = file_hash(path)
     except OSError as exc:
-        return _Decoded(rel, 0, 0, "", error=f"cannot read: {exc}")
+        return _Decoded(rel, 0, 0, "", error=f"cannot read the file: {exc.strerror or exc}")
     item = _Decoded(rel, stat.st_size, stat.st_mtime_ns, content)
     if content in known_hashes:
         return item
@@ -257,6 +288,92 @@ def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
+def _storable(rel: str) -> bool:
+    """SQLite text is UTF-8: a name made of other bytes (os.fsdecode surrogates) is not."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(rel: str) -> str:
+    """A name that can be printed and stored in a report, undecodable bytes as \\xNN."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class _Task:
+    __slots__ = ("abandoned", "args", "finished", "fn", "future", "started")
+
+    def __init__(self, fn: Callable[..., _Decoded], args: tuple) -> None:
+        self.fn, self.args = fn, args
+        self.future: Future[_Decoded] = Future()
+        self.started: float | None = None
+        self.finished = False
+        self.abandoned = False
+
+
+class _DecodePool:
+    """Decoding threads with a time limit per file.
+
+    A thread stuck in a decoder cannot be interrupted from Python. When a file
+    exceeds the limit it is given up: a fresh thread takes the stuck one's place in
+    the queue, and the stuck one, a daemon that exits once its decode returns,
+    cannot keep the app from exiting.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._workers = max(1, workers)
+        for _ in range(self._workers):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        threading.Thread(target=self._work, name="decode", daemon=True).start()
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            if not task.future.set_running_or_notify_cancel():
+                continue
+            task.started = time.monotonic()
+            try:
+                result = task.fn(*task.args)
+            except BaseException as exc:  # handed to the waiting thread
+                task.future.set_exception(exc)
+            else:
+                task.future.set_result(result)
+            with self._lock:
+                task.finished = True
+                if task.abandoned:
+                    return  # a replacement thread has taken this one's place
+
+    def submit(self, fn: Callable[..., _Decoded], *args: object) -> _Task:
+        task = _Task(fn, args)
+        self._tasks.put(task)
+        return task
+
+    def result(self, task: _Task, limit: float) -> _Decoded | None:
+        """The task's result, or None once it has run longer than ``limit`` seconds."""
+        while True:
+            try:
+                return task.future.result(timeout=min(0.25, limit))
+            except FutureTimeout:
+                if task.started is None or time.monotonic() - task.started <= limit:
+                    continue
+                with self._lock:
+                    if task.finished:
+                        continue
+                    task.abandoned = True
+                self._spawn()
+                return None
+
+    def close(self) -> None:
+        """Stop the threads once the queue is drained (never waits for a stuck one)."""
+        for _ in range(self._workers):
+            self._tasks.put(None)
+
+
 def scan(
     lib: Library,
     root: Path,
@@ -271,16 +388,23 @@ def scan(
     root = Path(root).expanduser().resolve()
     report = ScanReport()
     states = lib.photo_states()
-    on_disk: dict[str, Path] = {_relative(p, root): p for p in discover(root)}
+    on_disk: dict[str, Path] = {}
+
+    def unreadable_folder(path: Path, reason: str) -> None:
+        report.errors.append((_printable(_relative(path, root)), reason))
+
+    for path in discover(root, on_error=unreadable_folder):
+        rel = _relative(path, root)
+        if _storable(rel):
+            on_disk[rel] = path
+        else:
+            report.errors.append((_printable(rel), NAME_NOT_UTF8))
 
     vanished = [rel for rel, s in states.items() if rel not in on_disk and s.status == "ok"]
     lib.mark_missing(vanished)
-    moved_from = {
-        s.content_hash: s
-        for rel, s in states.items()
-        if s.content_hash and (rel not in on_disk or rel in vanished)
-    }
+    errors_before = dict(lib.photo_errors())
     todo: list[tuple[str, Path]] = []
+    changed_at_path: set[str] = set()  # a known photo's file changed: edited, or replaced
     for rel, path in on_disk.items():
         state = states.get(rel)
         try:
@@ -298,6 +422,13 @@ def scan(
             report.skipped_unchanged += 1
         elif (
             state is not None
+            and state.status == "error"
+            and (state.size, state.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+            and (reason := errors_before.get(rel, "")).startswith(TIME_LIMIT_PREFIX)
+        ):
+            report.errors.append((rel, reason))  # not worth another minutes-long wait
+        elif (
+            state is not None
             and state.status == "missing"
             and (state.size, state.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
         ):
@@ -305,6 +436,25 @@ def scan(
             report.skipped_unchanged += 1  # came back: faces and labels were kept
         else:
             todo.append((rel, path))
+            if state is not None and state.content_hash:
+                changed_at_path.add(rel)
+    # Known photos whose content may now be under another name: their own file is gone
+    # or holds something else (a swap or a renumbering reuses names).
+    moved_from = {
+        s.content_hash: s
+        for rel, s in states.items()
+        if s.content_hash and (rel not in on_disk or rel in changed_at_path)
+    }
+
+    def moved_here(previous: PhotoState, rel: str) -> bool:
+        """Is this file ``previous`` itself, rather than a copy of it?"""
+        own = on_disk.get(previous.path)
+        if previous.path == rel or own is None:
+            return True  # the same file (touched) or the original is gone
+        try:
+            return file_hash(own) != previous.content_hash  # the original was replaced
+        except OSError:
+            return True
 
     active = lib.active_model()
     if active is None:
@@ -368,45 +518,67 @@ def scan(
             item.image = None
             return None
 
+    def timed_out(rel: str) -> _Decoded:
+        try:
+            stat = on_disk[rel].stat()
+            size, mtime_ns = stat.st_size, stat.st_mtime_ns
+        except OSError:
+            size, mtime_ns = 0, 0
+        return _Decoded(rel, size, mtime_ns, "", error=TIME_LIMIT_REASON.format(DECODE_TIME_LIMIT))
+
     emit("")
-    with ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode") as pool:
-        pending: deque[Future[_Decoded]] = deque()
-        queue = iter(todo)
+    pool = _DecodePool(decode_workers)
+    pending: deque[tuple[str, _Task]] = deque()
+    try:
+        todo_iter = iter(todo)
 
         def refill() -> None:
             while len(pending) < PREFETCH:
-                nxt = next(queue, None)
+                nxt = next(todo_iter, None)
                 if nxt is None:
                     return
                 rel, path = nxt
-                pending.append(pool.submit(_decode, path, rel, moved_from))
+                pending.append((rel, pool.submit(_decode, path, rel, moved_from)))
 
         refill()
         batch: list[_Decoded] = []
         while pending:
             if cancel is not None and cancel():
                 report.cancelled = True
-                for f in pending:
-                    f.cancel()
                 break
-            item = pending.popleft().result()
+            rel, task = pending.popleft()
+            item = pool.result(task, DECODE_TIME_LIMIT) or timed_out(rel)
             refill()
             previous = moved_from.get(item.content_hash)
-            if previous is not None and previous.id not in found_again:
+            if (
+                previous is not None
+                and previous.id not in found_again
+                and moved_here(previous, item.rel)
+            ):
                 found_again.add(previous.id)
                 lib.move_photo(previous.id, item.rel, size=item.size, mtime_ns=item.mtime_ns)
-                report.moved += 1
+                if previous.path == item.rel:
+                    report.skipped_unchanged += 1  # touched, same content: faces kept
+                else:
+                    report.moved += 1
                 done += 1
                 emit(item.rel)
                 continue
             if item.image is None and item.error is None:  # a second copy of a moved photo
-                item = _decode(on_disk[item.rel], item.rel, ())
+                item = _decode(on_disk[item.rel], item.rel, ())  # content decoded fine before
             batch.append(item)
             if len(batch) >= BATCH or not pending:
                 store(batch)
                 batch = []
         if batch and not report.cancelled:
             store(batch)
-    report.missing = len(vanished) - len(found_again)
+    finally:
+        for _, task in pending:
+            task.future.cancel()
+        pool.close()
+    ok_before = {s.id for s in states.values() if s.status == "ok"}
+    report.missing = sum(
+        1 for s in lib.photo_states().values() if s.status == "missing" and s.id in ok_before
+    )
     report.seconds = time.perf_counter() - t0
     return report
