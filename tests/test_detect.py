@@ -100,6 +100,19 @@ def test_same_boxes_as_facenet_pytorch(
         assert np.allclose(points, ref_points.astype(np.float32), atol=1e-2)
 
 
+def test_torch_resampling_path_gives_the_same_faces(
+    detector: Detector, samples: list[Path]
+) -> None:
+    """The path CUDA takes (torch area resampling), exercised on CPU."""
+    plain = Detector("cpu", threads=0)
+    plain.use_integral = False
+    decoded = [load_image(p) for p in samples[:3]]
+    for a, b in zip(detector.detect(decoded), plain.detect(decoded), strict=True):
+        assert len(a) == len(b)
+        for fa, fb in zip(a, b, strict=True):
+            assert np.allclose(fa.box, fb.box, atol=1e-2) and abs(fa.prob - fb.prob) < 1e-5
+
+
 def test_crops_match_facenet_pytorch_extract_face(
     detector: Detector, reference: MTCNN, samples: list[Path]
 ) -> None:

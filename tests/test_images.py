@@ -257,6 +257,15 @@ def test_first_frame_of_animations_and_multipage(tmp_path: Path) -> None:
         assert r > 200 and b < 50, name
 
 
+@pytest.mark.parametrize(("w", "h"), [(1, 1), (1, 7), (9, 2)])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_tiny_images(tmp_path: Path, w: int, h: int, fmt: str) -> None:
+    d = load_image(save(noise(w, h), tmp_path / f"t.{fmt.lower()}", format=fmt))
+    assert (d.width, d.height) == (w, h) == d.image.size == d.small.size
+    assert d.scale_image == d.scale_small == 1.0
+    assert d.crop_source(1.0) == (d.image, 1.0)
+
+
 def test_bmp(tmp_path: Path) -> None:
     src = noise(20, 10)
     d = load_image(save(src, tmp_path / "x.BMP"))

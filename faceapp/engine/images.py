@@ -239,12 +239,13 @@ def load_image(
             fmt = im.format
             if fmt in _JPEG_FORMATS:
                 _check_jpeg_scans(fh)
+            k = 1
             if fmt in _JPEG_FORMATS and not full_resolution:
                 k = _draft_scale(max(raw_w, raw_h), detect_max_side)
                 if k > 1:
                     im.draft("RGB", _draft_request(im.size, k))
             _load(im)
-            draft_k = _actual_scale((raw_w, raw_h), im.size)
+            draft_k = _actual_scale((raw_w, raw_h), im.size, k)
             orientation = _orientation(im)
             rgb = _orient(_to_rgb(im), orientation)
     width, height = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
@@ -279,9 +280,9 @@ def _draft_request(size: tuple[int, int], k: int) -> tuple[int, int]:
     return (max(1, size[0] // k), max(1, size[1] // k))
 
 
-def _actual_scale(raw: tuple[int, int], got: tuple[int, int]) -> int:
-    """The DCT scale a draft decode really used (tiny images may get a smaller one)."""
-    for k in _DRAFT_SCALES:
+def _actual_scale(raw: tuple[int, int], got: tuple[int, int], asked: int) -> int:
+    """The DCT scale a decode really used (tiny images may get a smaller one than asked)."""
+    for k in (asked, *reversed(_DRAFT_SCALES)):
         if (-(-raw[0] // k), -(-raw[1] // k)) == got:
             return k
     raise ImageError(f"decoder returned an unexpected size {got} for {raw[0]}x{raw[1]}")
@@ -334,7 +335,7 @@ def _decode_jpeg_at(
             if k > 1:
                 im.draft("RGB", _draft_request(im.size, k))
             _load(im)
-            got = _actual_scale(raw_size, im.size)
+            got = _actual_scale(raw_size, im.size, k)
             return _orient(_to_rgb(im), orientation), float(got)
 
 
