@@ -214,7 +214,8 @@ def build_library(path: Path, root: Path, faces: int, per_photo: int = 5) -> dic
         remaining -= s
     labels = np.concatenate([np.full(s, i) for i, s in enumerate(sizes)])
     labels = np.concatenate([labels, np.full(faces - len(labels), -1)])
-    rng.shuffle(labels)
+    # Face i goes to photo i % n_photos: the faces of one identity land in different
+    # photos (two faces of one photo are never the same person).
     centres = rng.normal(size=(len(sizes), 512)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     crops = lfw_crops(200)
@@ -222,7 +223,7 @@ def build_library(path: Path, root: Path, faces: int, per_photo: int = 5) -> dic
     for p in range(n_photos):
         batch = []
         for k in range(per_photo):
-            i = p * per_photo + k
+            i = k * n_photos + p
             label = labels[i]
             if label >= 0:
                 v = centres[label] + rng.normal(scale=0.025, size=512).astype(np.float32)
@@ -368,7 +369,7 @@ def bench_merge(app: QApplication, library: Path) -> dict:
     from faceapp.engine import people
 
     t2 = time.perf_counter()
-    people.merge(window.session.lib, source.kind, source.id, target.kind, target.id)
+    people.merge(window.session.lib, (source.kind, source.id), (target.kind, target.id))
     result["engine_merge_ms"] = round((time.perf_counter() - t2) * 1000, 1)
     close_window(app, window)
     return result

@@ -56,7 +56,10 @@ class FaceDelegate(QStyledItemDelegate):
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
         image = index.data(Role.IMAGE)
-        rounded_image(painter, rect, image, 10)
+        if image is not None and image.width() == round(rect.width()):
+            painter.drawImage(rect.topLeft(), image)  # already scaled and rounded off-thread
+        else:
+            rounded_image(painter, rect, image, 10)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         if selected:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp.gui import undo, workers
 from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.verify import VerifyDialog
@@ -51,6 +52,8 @@ CONTENT_GRID, CONTENT_PHOTO, CONTENT_REVIEW = 0, 1, 2
 
 
 class MainWindow(QMainWindow):
+    refreshed = Signal()  # the views show the library's current state
+
     def __init__(
         self,
         session: LibrarySession | None = None,
@@ -64,10 +67,16 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Face Album")
         self.setWindowIcon(icon("app"))
         self.setMinimumSize(900, 600)
-        self.thumbs = ThumbnailCache(size=128, parent=self)
+        self.thumbs = ThumbnailCache(size=self.settings.thumb_size, parent=self)
         self.sidebar_model = SidebarModel(self.thumbs, self)
         self.grid_model = FaceGridModel(self.thumbs, self)
         self.current_key: GroupKey | None = None
+        self._refresh_job: workers.Job | None = None
+        self._refresh_again = False
+        self._refresh_serial = 0
+        self._pending_select: tuple[GroupKey, int] | None = None
+        self._select_first_after_refresh = False
+        self._applying = False
         self.verify_dialog: VerifyDialog | None = None
         self.finetune_dialog: Any = None
         self._build_widgets()
@@ -522,7 +531,8 @@ class MainWindow(QMainWindow):
             self.scan_panel.hide()
         # Faces seen during the scan were unsorted; now that there are groups, show one.
         if self.current_key is None or self.current_key.kind == "unknown":
-            self.sidebar.select_first()
+            self._select_first_after_refresh = True
+            self.refresh()
 
     @Slot(bool)
     def _on_busy_changed(self, busy: bool) -> None:
@@ -581,31 +591,107 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def refresh(self) -> None:
-        """Re-read groups and the current group's faces from the library."""
-        if self.session.lib is None:
+        """Re-read the library in a worker, then update the views.
+
+        ``people.groups`` scans every face; on a large library that takes longer
+        than a frame, so it never runs on the GUI thread. Requests that arrive
+        while a read is running are folded into one more read.
+        """
+        lib = self.session.lib
+        if lib is None:
             return
-        groups = self.session.groups()
-        self.sidebar_model.set_groups(groups)
-        key = self.sidebar.current_key()
-        if key is None or self.sidebar_model.group(key) is None:
-            if self.current_key is not None and self.sidebar.select_key(self.current_key):
-                key = self.current_key
-            else:
-                self.sidebar.select_first()
-                key = self.sidebar.current_key()
-        self._load_group(key)
-        faces = sum(g.count for g in groups)
+        if self._refresh_job is not None:
+            self._refresh_again = True
+            return
+        self._refresh_serial += 1
+        serial = self._refresh_serial
+        key = self._pending_select[0] if self._pending_select else self.current_key
+        want_suggestions = self.content.currentIndex() == CONTENT_REVIEW
+
+        def work(job: workers.Job) -> tuple:
+            from faceapp.engine import people
+
+            groups = people.groups(lib)
+            faces = None
+            if key is not None and any(g.kind == key.kind and g.id == key.id for g in groups):
+                faces = people.group_faces(lib, key.kind, key.id)
+            suggestions = people.suggestions(lib) if want_suggestions else None
+            return serial, lib, key, groups, faces, suggestions
+
+        self._refresh_job = workers.run_in_background(
+            work, name="refresh", on_finished=self._apply_refresh, on_failed=self._refresh_failed
+        )
+
+    def select_after_refresh(self, key: GroupKey | None) -> None:
+        """Select ``key`` once the next library read shows it (after an operation)."""
+        self._pending_select = (key, self._refresh_serial) if key is not None else None
+
+    @Slot(object)
+    def _refresh_failed(self, exc: BaseException) -> None:
+        self._refresh_job = None
+        self.statusBar().showMessage(f"Could not read the library: {exc}", 8000)
+        if self._refresh_again:
+            self._refresh_again = False
+            self.refresh()
+
+    @Slot(object)
+    def _apply_refresh(self, result: tuple) -> None:
+        self._refresh_job = None
+        serial, lib, key, groups, faces, suggestions = result
+        if lib is not self.session.lib:  # the library changed while reading
+            self._refresh_again = False
+            self.refresh()
+            return
+        self._applying = True
+        try:
+            self.sidebar_model.set_groups(groups)
+            target = None
+            pending = self._pending_select
+            if pending is not None:
+                if self.sidebar_model.group(pending[0]) is not None:
+                    target, self._pending_select = pending[0], None
+                elif serial > pending[1]:
+                    self._pending_select = None  # read after the operation: it is gone
+            if target is None and self._select_first_after_refresh:
+                self._select_first_after_refresh = False
+                row = self.sidebar_model.first_group_row()
+                target = self.sidebar_model.key_at(self.sidebar_model.index(row))
+            current = self.current_key
+            if target is None and current is not None and self.sidebar_model.group(current):
+                target = current
+            if target is None:
+                row = self.sidebar_model.first_group_row()
+                target = self.sidebar_model.key_at(self.sidebar_model.index(row))
+            if target is not None:
+                self.sidebar.select_key(target)
+        finally:
+            self._applying = False
+        if target is not None and target == key and faces is not None:
+            self._show_faces(target, faces)
+        else:
+            self._load_group(target)
+        total = sum(g.count for g in groups)
         people = sum(1 for g in groups if g.kind == "person")
         self.counts_label.setText(
-            f"{faces:,} {'face' if faces == 1 else 'faces'} · "
+            f"{total:,} {'face' if total == 1 else 'faces'} · "
             f"{people:,} {'person' if people == 1 else 'people'}"
         )
-        if self.content.currentIndex() == CONTENT_REVIEW:
-            self.review_view.set_suggestions(self.session.suggestions())
+        if suggestions is not None and self.content.currentIndex() == CONTENT_REVIEW:
+            self.review_view.set_suggestions(suggestions)
         self._update_actions()
+        self.refreshed.emit()
+        if self._refresh_again:
+            self._refresh_again = False
+            self.refresh()
+
+    @property
+    def refreshing(self) -> bool:
+        return self._refresh_job is not None or self._refresh_again
 
     @Slot(object)
     def show_group(self, key: GroupKey | None) -> None:
+        if self._applying:  # a refresh is re-selecting; it loads the faces itself
+            return
         self._load_group(key)
         if self.content.currentIndex() != CONTENT_GRID:
             self.content.setCurrentIndex(CONTENT_GRID)
@@ -622,7 +708,16 @@ class MainWindow(QMainWindow):
                 self.grid_page.set_header("No faces yet", "Open a folder with photos of people")
             self._update_actions()
             return
-        self.grid_model.set_faces(self.session.group_faces(key), key)
+        self._show_faces(key, self.session.group_faces(key), changed)
+
+    def _show_faces(self, key: GroupKey, faces: list[int], changed: bool | None = None) -> None:
+        if changed is None:
+            changed = key != self.grid_model.group_key
+        self.current_key = key
+        group = self.sidebar_model.group(key)
+        if group is None:
+            return
+        self.grid_model.set_faces(faces, key)
         if changed:
             self.grid.scrollToTop()
         title = group_title(group.kind, group.id, group.name)
@@ -718,12 +813,14 @@ class MainWindow(QMainWindow):
         existing = self._person_by_name(name)
         if existing is not None and existing != key:
             return self.request_merge(key, existing, confirm=key.kind == "person")
-        ok = self.session.name_group(key, name)
-        if ok and key.kind == "cluster":
-            new = self._person_by_name(name)
-            if new is not None:
-                self.sidebar.select_key(new)
-        return ok
+        if key.kind == "cluster":
+            command = undo.NameClusterCommand(self.session, key, name)
+            ok = self.session.run_command(command)
+            if ok and isinstance(command.result, int):
+                self.select_after_refresh(GroupKey("person", command.result))
+                self.refresh()
+            return ok
+        return self.session.name_group(key, name)
 
     @Slot(object, object)
     def request_merge(self, source: GroupKey, target: GroupKey, confirm: bool = True) -> bool:
@@ -738,9 +835,10 @@ class MainWindow(QMainWindow):
             )
             if not answer:
                 return False
+        self.select_after_refresh(target)
         ok = self.session.merge(source, target, s_name, t_name)
-        if ok:
-            self.sidebar.select_key(target)
+        if not ok:
+            self._pending_select = None
         return ok
 
     @Slot(list, object)
@@ -820,15 +918,15 @@ class MainWindow(QMainWindow):
         if self.session.lib is None:
             return
         self.review_view.reset_examples()
-        self.review_view.set_suggestions(self.session.suggestions(), keep_position=False)
+        self.review_view.loading()
         self.content.setCurrentIndex(CONTENT_REVIEW)
         self.review_view.setFocus()
+        self.refresh()  # reads the suggestions in the worker too
 
     @Slot(object, bool)
     def answer_suggestion(self, suggestion: Any, accept: bool) -> None:
         if self.session.answer_suggestion(suggestion, accept):
-            self.review_view.set_suggestions(self.session.suggestions())
-            self.review_view.setFocus()
+            self.review_view.setFocus()  # the refresh brings the next suggestions
 
     # -- photo view ------------------------------------------------------------------------
 
@@ -924,6 +1022,7 @@ class MainWindow(QMainWindow):
     def zoom(self, step: int) -> None:
         size = max(64, min(224, self.grid.delegate.size + step))
         self.settings.thumb_size = size
+        self.thumbs.set_size(size)
         self.grid.set_thumb_size(size)
 
     def toggle_sidebar(self) -> None:

@@ -348,10 +348,7 @@ class LibrarySession(QObject):
         self.message.emit(
             f"Scan finished: {report.photos} new photos, {report.faces} faces{errors}."
         )
-        if report.photos or self._needs_clustering():
-            self.start_cluster()
-        else:
-            self.busyChanged.emit(False)
+        self.start_cluster(only_if_needed=not (report.photos or report.moved or report.missing))
 
     @Slot(object)
     def _on_scan_failed(self, exc: BaseException) -> None:
@@ -363,17 +360,6 @@ class LibrarySession(QObject):
             self.weightsFailed.emit(str(exc))
         else:
             self.error.emit("Scan failed", str(exc) or type(exc).__name__)
-
-    def _needs_clustering(self) -> bool:
-        try:
-            from faceapp.engine import people
-
-            groups = people.groups(self.lib)
-        except Exception:
-            return False
-        return any(g.kind == "unknown" and g.count for g in groups) and not any(
-            g.kind == "cluster" for g in groups
-        )
 
     # -- clustering ---------------------------------------------------------------------
 
@@ -388,15 +374,21 @@ class LibrarySession(QObject):
         overrides = {k: v for k, v in self.settings.cluster_options.items() if k in known}
         return params_cls(**overrides)
 
-    def start_cluster(self) -> workers.Job | None:
+    def start_cluster(self, *, only_if_needed: bool = False) -> workers.Job | None:
+        """Re-cluster in a worker; ``only_if_needed``: only when faces were never grouped."""
         if self.lib is None or self.cluster_job is not None or self.scan_job is not None:
             return None
         lib = self.lib
         params = self.cluster_params()
 
         def work(job: workers.Job) -> Any:
-            from faceapp.engine import cluster
+            from faceapp.engine import cluster, people
 
+            if only_if_needed:
+                groups = people.groups(lib)
+                unsorted = any(g.kind == "unknown" and g.count for g in groups)
+                if not unsorted or any(g.kind == "cluster" for g in groups):
+                    return None
             return cluster.recluster(lib, params, progress=job.report)
 
         job = workers.Job(work, name="cluster")
@@ -413,6 +405,9 @@ class LibrarySession(QObject):
     @Slot(object)
     def _on_cluster_finished(self, summary: Any) -> None:
         self.cluster_job = None
+        if summary is None:  # nothing needed grouping
+            self.busyChanged.emit(False)
+            return
         self.last_summary = summary
         self.changed.emit()
         self.clusterFinished.emit(summary)

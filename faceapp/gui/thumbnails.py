@@ -13,8 +13,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, deque
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
-from PySide6.QtGui import QImage
+from PySide6.QtCore import QObject, QRectF, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtGui import QImage, QPainter, QPainterPath
 
 from faceapp.gui import workers
 
@@ -22,19 +22,38 @@ MAX_QUEUE = 800
 BATCH = 24
 
 
-def decode_thumbnail(jpeg: bytes, size: int) -> QImage:
-    """JPEG bytes -> premultiplied QImage of at most ``size`` px (safe in any thread)."""
+def decode_thumbnail(jpeg: bytes, size: int, radius: float = 0.0) -> QImage:
+    """JPEG bytes -> a ``size`` x ``size`` premultiplied QImage, corners rounded by ``radius``.
+
+    Safe in any thread (QImage and QPainter on a QImage are). Rounding here, once,
+    lets the grid paint each thumbnail with one unscaled, unclipped drawImage.
+    """
     image = QImage.fromData(jpeg, "JPEG")
     if image.isNull():
         return image
-    if image.width() != size or image.height() != size:
+    side = min(image.width(), image.height())
+    if image.width() != image.height():
+        image = image.copy((image.width() - side) // 2, (image.height() - side) // 2, side, side)
+    if side != size:
         image = image.scaled(
             size,
             size,
-            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.AspectRatioMode.IgnoreAspectRatio,
             Qt.TransformationMode.SmoothTransformation,
         )
-    return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    image = image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    if radius <= 0:
+        return image
+    out = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    out.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(out)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    path = QPainterPath()
+    path.addRoundedRect(QRectF(0, 0, size, size), radius, radius)
+    painter.setClipPath(path)
+    painter.drawImage(0, 0, image)
+    painter.end()
+    return out
 
 
 class ThumbnailCache(QObject):
@@ -42,9 +61,16 @@ class ThumbnailCache(QObject):
 
     ready = Signal(list)  # face ids whose thumbnails just arrived
 
-    def __init__(self, size: int = 128, capacity: int = 1500, parent: QObject | None = None):
+    def __init__(
+        self,
+        size: int = 112,
+        capacity: int = 1500,
+        radius: float = 10.0,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.size = size
+        self.radius = radius
         self.capacity = capacity
         self._lib = None
         self._generation = 0
@@ -71,6 +97,13 @@ class ThumbnailCache(QObject):
             self._queue.clear()
             self._queued.clear()
             self._failed.clear()
+
+    def set_size(self, size: int) -> None:
+        """Thumbnails are made at the size the grid paints them: a zoom starts afresh."""
+        if size != self.size:
+            self.set_library(self._lib)
+            with self._lock:
+                self.size = size
 
     def invalidate(self, face_ids: list[int] | None = None) -> None:
         with self._lock:
@@ -120,16 +153,20 @@ class ThumbnailCache(QObject):
         with self._lock:
             if not self._queue:
                 return
-            generation, lib, size = self._generation, self._lib, self.size
+            generation, lib, size, radius = self._generation, self._lib, self.size, self.radius
         job = workers.Job(
-            lambda j: self._load(j, lib, generation, size), name="thumbnails", progress_interval=0
+            lambda j: self._load(j, lib, generation, size, radius),
+            name="thumbnails",
+            progress_interval=0,
         )
         job.signals.progress.connect(self._on_batch)
         job.signals.done.connect(self._on_loader_done)
         self._loader = job
         workers.start(job, pool=self._pool)
 
-    def _load(self, job: workers.Job, lib: object, generation: int, size: int) -> None:
+    def _load(
+        self, job: workers.Job, lib: object, generation: int, size: int, radius: float
+    ) -> None:
         """Worker thread: pop the newest ids, read and decode them, hand them over."""
         while not job.is_cancelled():
             with self._lock:
@@ -139,7 +176,8 @@ class ThumbnailCache(QObject):
             batch: list[tuple[int, QImage | None]] = []
             for fid in ids:
                 try:
-                    image = decode_thumbnail(lib.face_crop(fid), size)  # type: ignore[attr-defined]
+                    crop = lib.face_crop(fid)  # type: ignore[attr-defined]
+                    image = decode_thumbnail(crop, size, radius)
                 except Exception:
                     image = None
                 batch.append((fid, None if image is None or image.isNull() else image))

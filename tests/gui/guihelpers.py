@@ -22,8 +22,14 @@ def open_and_wait(qtbot, window, folder: Path | None = None, library: Path | Non
         window.open_folder(folder)
     qtbot.waitUntil(lambda: session.lib is not None, timeout=60_000)
     qtbot.waitUntil(lambda: not session.busy and not session.opening, timeout=SCAN_TIMEOUT)
-    QApplication.processEvents()
+    settle(qtbot, window)
     assert not window.errors, window.errors
+
+
+def settle(qtbot, window) -> None:
+    """Wait until the views show the library (reads run in a worker)."""
+    qtbot.waitUntil(lambda: not window.refreshing, timeout=60_000)
+    QApplication.processEvents()
 
 
 def groups(window, kind: str | None = None) -> list:

@@ -44,7 +44,7 @@ def test_finetune_dialog_trains_and_discards_or_accepts(qtbot, window, scanned_l
     for cid, name in majority_names(window).items():
         if person(window, name) is None:
             assert window.apply_name(GroupKey("cluster", cid), name)
-    assert len(groups(window, "person")) >= 4
+    qtbot.waitUntil(lambda: not window.refreshing and len(groups(window, "person")) >= 4)
     dialog = window.show_finetune()
     qtbot.waitUntil(lambda: dialog.state != "planning", timeout=120_000)
     assert dialog.state == "ready", dialog.plan_label.text()

@@ -18,6 +18,7 @@ from guihelpers import (
     name_via_dialog,
     open_and_wait,
     person,
+    settle,
     sidebar_index,
 )
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
@@ -51,6 +52,7 @@ def test_open_folder_scans_and_clusters(qtbot, window, album, monkeypatch):
     assert report.faces >= 30
     # Faces appeared in the window while the scan was still running.
     assert any(0 < n < report.faces for n in seen_while_scanning), seen_while_scanning
+    settle(qtbot, window)
     clusters = groups(window, "cluster")
     assert len(clusters) >= 4, [(g.kind, g.count) for g in groups(window)]
     assert not window.scan_panel.isVisible()
@@ -185,6 +187,7 @@ def test_photo_view_shows_every_face_with_names(qtbot, window, scanned_library, 
     open_and_wait(qtbot, window, library=library)
     cluster = groups(window, "cluster")[0]
     assert window.apply_name(GroupKey("cluster", cluster.id), "Someone")
+    qtbot.waitUntil(lambda: person(window, "Someone") is not None)
     key = GroupKey("person", person(window, "Someone").id)
     window.sidebar.select_key(key)
     qtbot.waitUntil(lambda: window.grid_model.rowCount() > 0)

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from guihelpers import SCAN_TIMEOUT, groups, majority_names, open_and_wait, person
+from guihelpers import SCAN_TIMEOUT, groups, majority_names, open_and_wait, person, settle
 from PySide6.QtCore import Qt
 
 from faceapp.gui.mime import GroupKey, faces_to_mime
@@ -88,10 +88,11 @@ def test_review_suggestions_with_keyboard(qtbot, window, scanned_template, tmp_p
     window.session.open_folder(folder, scan=False, library_path=library)
     qtbot.waitUntil(lambda: window.session.lib is not None, timeout=60_000)
     qtbot.waitUntil(lambda: window.sidebar_model.rowCount() > 0)
+    settle(qtbot, window)
     for cid, name in majority_names(window).items():
         if person(window, name) is None:
             assert window.apply_name(GroupKey("cluster", cid), name)
-    qtbot.waitUntil(lambda: not groups(window, "cluster"))
+    qtbot.waitUntil(lambda: not groups(window, "cluster") and not window.refreshing)
     powell = person(window, "Colin Powell")
     assert powell is not None
     # Three new photos of a named person arrive; rescan (F5).
@@ -106,6 +107,7 @@ def test_review_suggestions_with_keyboard(qtbot, window, scanned_template, tmp_p
     window.act_review.trigger()
     review = window.review_view
     assert window.content.currentWidget() is review
+    qtbot.waitUntil(lambda: review.loaded, timeout=60_000)
     assert review.suggestions, "new faces of a named person should be suggested"
     assert review.question.text().startswith("Is this ")
     first = review.current()

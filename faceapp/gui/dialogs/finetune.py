@@ -440,6 +440,9 @@ class FineTuneDialog(QDialog):
         busy = self.state in ("training", "accepting")
         self.start.setEnabled(self.state in ("ready", "trained"))
         self.start.setText("Train Again" if self.state == "trained" else "Start")
+        self.start.setProperty("primary", self.state == "ready")
+        self.start.style().unpolish(self.start)
+        self.start.style().polish(self.start)
         self.stop.setEnabled(busy)
         has_model = self.result is not None and getattr(self.result, "state_dict", None) is not None
         self.accept_button.setEnabled(self.state == "trained" and has_model)

@@ -50,6 +50,7 @@ class ReviewView(QWidget):
         thumbnails.ready.connect(self._on_thumbs)
         self.suggestions: list[Any] = []
         self.position = 0
+        self.loaded = False
         self.lib: Any = None
         self.examples_for: dict[int, list[int]] = {}
         self.example_source = None  # callable(person_id) -> list[int]
@@ -152,11 +153,20 @@ class ReviewView(QWidget):
     # -- content --------------------------------------------------------------------------
 
     def set_suggestions(self, suggestions: list[Any], keep_position: bool = True) -> None:
+        self.loaded = True
         self.suggestions = list(suggestions)
         if not keep_position:
             self.position = 0
         self.position = max(0, min(self.position, len(self.suggestions) - 1))
         self._show()
+
+    def loading(self) -> None:
+        """Until the first suggestions arrive from the worker."""
+        self.suggestions = []
+        self.position = 0
+        self.loaded = False
+        self.subtitle.setText("Looking for faces to check…")
+        self.stack.setCurrentIndex(1)
 
     def current(self) -> Any | None:
         if 0 <= self.position < len(self.suggestions):
@@ -186,7 +196,7 @@ class ReviewView(QWidget):
         image = None
         if self.lib is not None:
             try:
-                image = decode_thumbnail(self.lib.face_crop(s.face_id), 200)
+                image = decode_thumbnail(self.lib.face_crop(s.face_id), 200, 14)
             except Exception:
                 image = None
         self.face.set_image(image)

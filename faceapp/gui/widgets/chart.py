@@ -66,7 +66,10 @@ class LineChart(QWidget):
             members = [s for s in self.series.values() if s.axis == axis]
             fixed = next((s.fixed_range for s in members if s.fixed_range), None)
             ys = [v for s in members for _, v in s.points]
-            y[axis] = fixed or (_nice_range(min(ys), max(ys)) if ys else (0.0, 1.0))
+            lo_hi = _nice_range(min(ys), max(ys)) if ys else (0.0, 1.0)
+            if ys and min(ys) >= 0 and lo_hi[0] < 0:  # losses and rates are never negative
+                lo_hi = (0.0, lo_hi[1])
+            y[axis] = fixed or lo_hi
         return x_range, y
 
     def paintEvent(self, event: object) -> None:
