@@ -648,8 +648,98 @@ def _farthest_points(x: np.ndarray, k: int) -> np.ndarray:
     return np.array(chosen, np.int64)
 
 
+class PersonDistances:
+    """Squared distances of unconfirmed faces to each person, reused between calls.
+
+    A person's column (distance of every unconfirmed face to the nearest of the
+    person's representative confirmed faces) is recomputed only when those
+    representatives change, and only new faces get fresh rows otherwise. Answering
+    a suggestion changes one person, so the review queue stays interactive on large
+    libraries. Not thread-safe: callers hold a lock per cache.
+    """
+
+    def __init__(self, max_reps: int = 64) -> None:
+        self.max_reps = max_reps
+        self.model: object = None
+        self.q_ids = np.zeros(0, np.int64)  # unconfirmed face ids (sorted) of the last call
+        self.matrix = np.zeros((0, 0), np.float32)  # [q_ids, persons]
+        self.keys: dict[int, tuple[int, tuple[int, ...]]] = {}  # person -> (column, reps)
+
+    def compute(self, state: FaceState, model: object = None) -> tuple[np.ndarray, np.ndarray]:
+        """(person ids, float32 [unconfirmed faces, persons]) for the rows of ``state``
+        with person 0, in order."""
+        if model != self.model:
+            self.keys = {}
+            self.model = model
+        unconf = np.flatnonzero(state.person == 0)
+        conf = np.flatnonzero(state.person > 0)
+        q_ids = state.ids[unconf]
+        order = conf[np.argsort(state.person[conf], kind="stable")]
+        pids, starts = np.unique(state.person[order], return_index=True)
+        bounds = [*starts.tolist(), len(order)]
+        reps: list[np.ndarray] = []
+        keys: list[tuple[int, ...]] = []
+        for j in range(len(pids)):
+            rows = order[bounds[j] : bounds[j + 1]]
+            if len(rows) > self.max_reps:
+                rows = rows[_farthest_points(state.vectors[rows], self.max_reps)]
+            reps.append(rows)
+            keys.append(tuple(sorted(state.ids[rows].tolist())))
+        out = np.empty((len(unconf), len(pids)), np.float32)
+        # rows already known from the last call, and the faces new since
+        if len(self.q_ids):
+            pos = np.minimum(np.searchsorted(self.q_ids, q_ids), len(self.q_ids) - 1)
+            hit = self.q_ids[pos] == q_ids
+        else:
+            pos, hit = np.zeros(len(q_ids), np.int64), np.zeros(len(q_ids), bool)
+        fresh = [
+            j
+            for j, pid in enumerate(pids.tolist())
+            if self.keys.get(pid, (None, None))[1] != keys[j]
+        ]
+        kept = sorted(set(range(len(pids))) - set(fresh))
+        if kept:
+            old_cols = np.array([self.keys[int(pids[j])][0] for j in kept])
+            out[np.ix_(np.flatnonzero(hit), kept)] = self.matrix[np.ix_(pos[hit], old_cols)]
+            miss = np.flatnonzero(~hit)
+            if len(miss):
+                out[np.ix_(miss, kept)] = _min_sq_dist_grouped(
+                    state.vectors[unconf[miss]], state.vectors, [reps[j] for j in kept]
+                )
+        if fresh:
+            out[:, fresh] = _min_sq_dist_grouped(
+                state.vectors[unconf], state.vectors, [reps[j] for j in fresh]
+            )
+        self.q_ids, self.matrix = q_ids, out
+        self.keys = {int(pid): (j, keys[j]) for j, pid in enumerate(pids.tolist())}
+        return pids, out
+
+
+def _min_sq_dist_grouped(
+    q: np.ndarray, vectors: np.ndarray, groups: list[np.ndarray], block: int = 8192
+) -> np.ndarray:
+    """[len(q), len(groups)]: squared distance to the nearest row of each group,
+    one matrix product for all groups at once."""
+    out = np.empty((len(q), len(groups)), np.float32)
+    if len(q) == 0 or not groups:
+        return out
+    sizes = np.array([len(g) for g in groups])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    reps = vectors[np.concatenate(groups)]
+    r_sq = np.einsum("ij,ij->i", reps, reps)
+    for s in range(0, len(q), block):
+        d = _sq_dists(q[s : s + block], reps, r_sq)
+        out[s : s + block] = np.minimum.reduceat(d, starts, axis=1)
+    return out
+
+
 def nearest_people(
-    state: FaceState, rejections: np.ndarray, max_reps: int = 64
+    state: FaceState,
+    rejections: np.ndarray,
+    max_reps: int = 64,
+    *,
+    cache: PersonDistances | None = None,
+    model: object = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each unconfirmed face (rows of ``state`` with person 0, in order): the nearest
     person it may belong to and the squared L2 distance to that person's nearest
@@ -665,25 +755,10 @@ def nearest_people(
     best_d = np.full(len(unconf), np.inf, np.float32)
     if len(unconf) == 0 or len(conf) == 0:
         return best_p, best_d
-    order = conf[np.argsort(state.person[conf], kind="stable")]
-    pids, starts = np.unique(state.person[order], return_index=True)
-    bounds = [*starts.tolist(), len(order)]
-    reps: list[np.ndarray] = []
-    rep_starts = []
-    total = 0
-    for j in range(len(pids)):
-        rows = order[bounds[j] : bounds[j + 1]]
-        if len(rows) > max_reps:
-            rows = rows[_farthest_points(state.vectors[rows], max_reps)]
-        reps.append(rows)
-        rep_starts.append(total)
-        total += len(rows)
-    rep_rows = np.concatenate(reps)
-    reps_x = state.vectors[rep_rows]
-    reps_sq = np.einsum("ij,ij->i", reps_x, reps_x)
-    # forbidden (query row, person index) pairs
-    q_of_face = {int(f): i for i, f in enumerate(state.ids[unconf])}
+    cache = cache or PersonDistances(max_reps)
+    pids, dist = cache.compute(state, model)
     p_index = {int(p): j for j, p in enumerate(pids)}
+    q_of_face = {int(f): i for i, f in enumerate(state.ids[unconf])}
     forbid_q: list[int] = []
     forbid_p: list[int] = []
     for f, p in rejections.tolist():
@@ -698,23 +773,13 @@ def nearest_people(
         for p in conf_pairs[lo[q] : hi[q], 1]:
             forbid_q.append(int(q))
             forbid_p.append(p_index[int(p)])
-    fq = np.array(forbid_q, np.int64)
-    fp = np.array(forbid_p, np.int64)
-    fo = np.argsort(fq, kind="stable")
-    fq, fp = fq[fo], fp[fo]
-    chunk = max(256, int(2**24 // max(total, 1)))
-    rep_starts_a = np.array(rep_starts, np.int64)
-    for s in range(0, len(unconf), chunk):
-        qx = state.vectors[unconf[s : s + chunk]]
-        d = _sq_dists(qx, reps_x, reps_sq)
-        per_person = np.minimum.reduceat(d, rep_starts_a, axis=1)
-        a, b = np.searchsorted(fq, [s, s + len(qx)])
-        per_person[fq[a:b] - s, fp[a:b]] = np.inf
-        j = np.argmin(per_person, axis=1)
-        v = per_person[np.arange(len(qx)), j]
-        best_p[s : s + len(qx)] = np.where(np.isfinite(v), pids[j], 0)
-        best_d[s : s + len(qx)] = v
-    return best_p, best_d
+    if forbid_q:
+        dist = dist.copy()  # the cache keeps the raw distances
+        dist[np.array(forbid_q), np.array(forbid_p)] = np.inf
+    j = np.argmin(dist, axis=1)
+    v = dist[np.arange(len(unconf)), j]
+    best_p = np.where(np.isfinite(v), pids[j], 0)
+    return best_p, v
 
 
 def model_threshold(lib: Library) -> float:

@@ -806,13 +806,15 @@ class _Nearest:
 
 _nearest_lock = threading.Lock()
 _nearest_cache: dict[str, tuple[tuple, _Nearest]] = {}
+_distance_caches: dict[str, cluster_mod.PersonDistances] = {}
 
 
 def _signature(lib: Library) -> tuple:
     q = lib.conn.execute
     model = lib.get_meta("active_model")
     faces = q(
-        "SELECT COUNT(*), IFNULL(MAX(id), 0), IFNULL(SUM(person_id), 0) FROM faces"
+        "SELECT COUNT(*), IFNULL(MAX(id), 0), IFNULL(SUM(person_id), 0),"
+        " IFNULL(SUM(cluster_id), 0) FROM faces"
     ).fetchone()
     ops = q("SELECT IFNULL(MAX(id), 0), SUM(state = 'done') FROM oplog").fetchone()
     photos = q("SELECT COUNT(*), SUM(status = 'ok') FROM photos").fetchone()
@@ -821,21 +823,27 @@ def _signature(lib: Library) -> tuple:
 
 
 def _nearest(lib: Library) -> tuple[_Nearest, float]:
+    """Nearest allowed person of every unconfirmed face; cached until the library changes.
+
+    One lock per process: two threads asking at once compute once.
+    """
     threshold = cluster_mod.model_threshold(lib)
     key = str(lib.path.resolve())
-    sig = _signature(lib)
     with _nearest_lock:
+        sig = _signature(lib)
         hit = _nearest_cache.get(key)
         if hit is not None and hit[0] == sig:
             return hit[1], threshold
-    state = cluster_mod.load_state(lib)
-    rejections = np.array(
-        lib.conn.execute("SELECT face_id, person_id FROM rejections").fetchall(), np.int64
-    ).reshape(-1, 2)
-    person, dist = cluster_mod.nearest_people(state, rejections, MAX_REPRESENTATIVES)
-    unconf = state.person == 0
-    result = _Nearest(state.ids[unconf], state.cluster[unconf], person, dist)
-    with _nearest_lock:
+        state = cluster_mod.load_state(lib)
+        rejections = np.array(
+            lib.conn.execute("SELECT face_id, person_id FROM rejections").fetchall(), np.int64
+        ).reshape(-1, 2)
+        dcache = _distance_caches.setdefault(key, cluster_mod.PersonDistances(MAX_REPRESENTATIVES))
+        person, dist = cluster_mod.nearest_people(
+            state, rejections, MAX_REPRESENTATIVES, cache=dcache, model=sig[0]
+        )
+        unconf = state.person == 0
+        result = _Nearest(state.ids[unconf], state.cluster[unconf], person, dist)
         _nearest_cache[key] = (sig, result)
     return result, threshold
 
@@ -865,18 +873,13 @@ def suggestions(lib: Library, limit: int | None = None) -> list[Suggestion]:
     if limit is not None:
         order = order[: max(int(limit), 0)]
     names = _names(lib)
-    out = []
-    for i in order:
-        pid = int(near.person[i])
-        if pid not in names:
-            continue
-        d = float(near.distance[i])
-        out.append(
-            Suggestion(
-                int(near.face_ids[i]), pid, names[pid], round(d, 4), confidence(d, threshold)
-            )
-        )
-    return out
+    dist = near.distance[order].astype(np.float64)
+    conf = 1.0 / (1.0 + np.exp(np.minimum((dist - threshold) / CONFIDENCE_SCALE, 50.0)))
+    return [
+        Suggestion(int(f), int(p), names[int(p)], round(float(d), 4), float(c))
+        for f, p, d, c in zip(near.face_ids[order], near.person[order], dist, conf, strict=True)
+        if int(p) in names
+    ]
 
 
 def cluster_suggestions(lib: Library) -> list[ClusterSuggestion]:
