@@ -92,3 +92,8 @@ def cluster_scores(truth: np.ndarray, pred: np.ndarray) -> ClusterScores:
         float((pred_raw < 0).mean()),
         int(n),
     )
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index between two clusterings, noise as singletons on both sides."""
+    return cluster_scores(_singletons(a), b).ari
