@@ -12,12 +12,14 @@ Two jobs, both shaped by what a real photo folder contains:
   text is a reason a user can read ("the file is empty", "truncated or corrupt
   image data", ...), so a scan can report it and carry on.
 
-Speed: a 12 MP JPEG costs ~80 ms to decode in full on one core, ~40 ms at 1/4
-scale (JPEG "draft" mode: the DCT is scaled while decoding). Detection only
-needs ~1000 px, so JPEGs are decoded at the largest draft scale that still gives
-``detect_max_side``; crops are cut later from a re-decode at the scale the faces
-need (:meth:`DecodedImage.crop_source`), which for photos without faces, or with
-large faces, never costs a full-resolution decode.
+Speed: a 12 MP JPEG costs 60-85 ms of CPU to decode in full, 15-50 ms at 1/4
+scale (JPEG "draft" mode: the DCT is scaled while decoding; the range is smooth
+to noisy content). Detection only needs ~1000 px, so JPEGs are decoded at the
+largest draft scale that still gives ``detect_max_side``; crops are cut later
+from a re-decode at the scale the faces need (:meth:`DecodedImage.crop_source`),
+so photos without faces, or with large faces, never cost a full-resolution
+decode. Callers that decode in worker threads and cut crops elsewhere can ask
+for ``full_resolution=True`` to keep that re-decode out of the model thread.
 
 Coordinates: everything the engine stores is in *display pixels of the full
 photo* (after EXIF rotation). ``small`` and ``image`` are uniformly scaled
