@@ -241,6 +241,33 @@ def test_a_decode_that_never_ends_costs_one_file_not_the_scan(tmp_path, monkeypa
         release.set()
 
 
+@pytest.mark.parametrize("budget", [1, 10**9])
+def test_big_decoded_photos_waiting_for_the_networks_are_bounded(tmp_path, monkeypatch, budget):
+    """With a pixel budget, few big photos are decoded ahead; without it, PREFETCH are."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(16):
+        Image.new("RGB", (300, 200), (i * 15, 0, 0)).save(root / f"{i:02d}.png")
+    decoded = []
+    real = pipeline.load_image
+    monkeypatch.setattr(pipeline, "load_image", lambda p, *a, **k: decoded.append(p) or real(p))
+    monkeypatch.setattr(pipeline, "PREFETCH_PIXELS", budget)
+    ahead = []
+
+    class Watching(FakeAnalyzer):
+        def analyze(self, images):
+            time.sleep(0.05)  # let the decoders run ahead as far as they may
+            ahead.append(len(decoded) - self.calls)
+            return super().analyze(images)
+
+    report = pipeline.scan(new_library(tmp_path / "lib.sqlite", root), root, Watching())
+    assert report.photos == 16
+    if budget == 1:  # after the first batch: the batch being filled, the two decoding
+        assert max(ahead[1:]) <= pipeline.BATCH + 2, ahead
+    else:
+        assert max(ahead) >= pipeline.PREFETCH, ahead
+
+
 def test_file_name_that_is_not_utf8_is_reported_and_the_scan_goes_on(tmp_path):
     root = tmp_path / "photos"
     root.mkdir()
@@ -473,6 +500,35 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     lib = Library(path)
     names = {r[0] for r in lib.conn.execute("SELECT name FROM people")}
     assert names == {f"{t}{i}" for t in ("gui-", "cli-") for i in range(150)}
+    assert lib.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_two_scans_of_one_library_at_once_store_each_face_once(labelled, lfw_dir):
+    """The GUI and the CLI scanning the same folder together (two connections)."""
+    lib, root = labelled
+    before = labels(lib)
+    extra = sorted((lfw_dir / "Gerhard_Schroeder").glob("*.jpg"))[:12]
+    (root / "new").mkdir()
+    for src in extra:
+        shutil.copy(src, root / "new" / src.name)
+    errors = []
+
+    def scan() -> None:
+        try:
+            pipeline.scan(Library(lib.path), root, FakeAnalyzer())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    per_photo = lib.conn.execute("SELECT photo_id, COUNT(*) FROM faces GROUP BY photo_id")
+    assert {n for _, n in per_photo} == {1}
+    assert lib.counts() | {"people": 0} == {"photos": 24, "errors": 0, "faces": 24, "people": 0}
+    assert labels(lib) == before
     assert lib.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 

@@ -33,6 +33,10 @@ from faceapp.engine.library import Library, LibraryError, ModelInfo, NewFace, Ph
 
 LAST_LIBRARY_FILE = "last_library"
 PREFETCH = 8  # decoded photos kept ahead of the model work
+# ... and no more decoded pixels than this (~450 MB of RGB) waiting for the networks:
+# eight 200 MP scans would hold ~5 GB. Files still decoding are counted at the size
+# of the largest of the last PREFETCH photos; one photo always goes through.
+PREFETCH_PIXELS = 150_000_000
 BATCH = 4  # photos per detection/embedding batch
 # One file's hash + decode. A decoder can be made to spin by a crafted file, and a
 # stalled network share blocks a read; neither may hang the scan. Generous, so that a
@@ -284,6 +288,11 @@ def _decode(path: Path, rel: str, known_hashes: Container[str]) -> _Decoded:
     return item
 
 
+def _decoded_pixels(item: _Decoded | None) -> int:
+    image = item.image if item is not None else None
+    return image.image.width * image.image.height if image is not None else 0
+
+
 def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
@@ -529,11 +538,21 @@ def scan(
     emit("")
     pool = _DecodePool(decode_workers)
     pending: deque[tuple[str, _Task]] = deque()
+    batch: list[_Decoded] = []
     try:
         todo_iter = iter(todo)
 
+        recent: deque[int] = deque(maxlen=PREFETCH)  # pixels of the last decoded photos
+
+        def held_pixels() -> int:
+            done = [
+                t.future.result() for _, t in pending if t.finished and not t.future.exception()
+            ]
+            guess = (len(pending) - len(done)) * max(recent, default=0)
+            return sum(map(_decoded_pixels, done + batch)) + guess
+
         def refill() -> None:
-            while len(pending) < PREFETCH:
+            while len(pending) < PREFETCH and (not pending or held_pixels() < PREFETCH_PIXELS):
                 nxt = next(todo_iter, None)
                 if nxt is None:
                     return
@@ -541,13 +560,13 @@ def scan(
                 pending.append((rel, pool.submit(_decode, path, rel, moved_from)))
 
         refill()
-        batch: list[_Decoded] = []
         while pending:
             if cancel is not None and cancel():
                 report.cancelled = True
                 break
             rel, task = pending.popleft()
             item = pool.result(task, DECODE_TIME_LIMIT) or timed_out(rel)
+            recent.append(_decoded_pixels(item))
             refill()
             previous = moved_from.get(item.content_hash)
             if (
