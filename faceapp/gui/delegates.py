@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
@@ -16,10 +18,46 @@ TEXT = QColor("#111827")
 _Index = QModelIndex | QPersistentModelIndex
 
 
+_SCALED: OrderedDict[tuple, QImage] = OrderedDict()  # avatars etc. at their painted size
+_SCALED_MAX = 600
+
+
+def _fitted(image: QImage, w: int, h: int, radius: float, circle: bool) -> QImage:
+    """``image`` centre-cropped, scaled and clipped to w x h, cached by content and size."""
+    key = (image.cacheKey(), w, h, radius, circle)
+    hit = _SCALED.get(key)
+    if hit is not None:
+        _SCALED.move_to_end(key)
+        return hit
+    out = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)
+    out.fill(Qt.GlobalColor.transparent)
+    p = QPainter(out)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    path = QPainterPath()
+    if circle:
+        path.addEllipse(QRectF(0, 0, w, h))
+    else:
+        path.addRoundedRect(QRectF(0, 0, w, h), radius, radius)
+    p.setClipPath(path)
+    side = min(image.width(), image.height())
+    src = QRectF((image.width() - side) / 2, (image.height() - side) / 2, side, side)
+    p.drawImage(QRectF(0, 0, w, h), image, src)
+    p.end()
+    _SCALED[key] = out
+    while len(_SCALED) > _SCALED_MAX:
+        _SCALED.popitem(last=False)
+    return out
+
+
 def rounded_image(
     painter: QPainter, rect: QRectF, image: QImage | None, radius: float, *, circle: bool = False
 ) -> None:
     """Draw ``image`` cropped to fill ``rect`` with rounded corners (or as a circle)."""
+    if image is not None and not image.isNull() and rect.width() >= 1 and rect.height() >= 1:
+        fitted = _fitted(image, round(rect.width()), round(rect.height()), radius, circle)
+        painter.drawImage(rect.topLeft(), fitted)
+        return
     path = QPainterPath()
     if circle:
         path.addEllipse(rect)

@@ -88,6 +88,7 @@ class LibrarySession(QObject):
         self.last_report = None
         self.last_summary = None
         self.weights_info: dict | None = None
+        self.scan_waits_for_weights = False
         self._analyzer: Any = None
         self._analyzer_key: tuple | None = None
         self._analyzer_lock = threading.Lock()
@@ -138,6 +139,9 @@ class LibrarySession(QObject):
     def _on_weights(self, info: dict) -> None:
         self.weights_info = info
         self.weightsReady.emit(info)
+        if self.scan_waits_for_weights and self.lib is not None and not self.busy:
+            self.scan_waits_for_weights = False
+            self.start_scan()
 
     @Slot(object)
     def _on_weights_failed(self, exc: BaseException) -> None:
@@ -207,6 +211,12 @@ class LibrarySession(QObject):
         path = library_path or self.library_path_for(folder)
 
         def work(job: workers.Job) -> Any:
+            if Path(path).exists():
+                # An existing library needs no networks: opening it must not wait for
+                # torch to load (the scan that may follow loads them in its worker).
+                from faceapp.engine.library import Library
+
+                return Library(path, root=folder)
             from faceapp.engine import pipeline
 
             return pipeline.open_library(folder, path)
@@ -357,6 +367,7 @@ class LibrarySession(QObject):
         self.busyChanged.emit(False)
         self.changed.emit()
         if is_weights_error(exc):
+            self.scan_waits_for_weights = True  # resumed once weights are chosen
             self.weightsFailed.emit(str(exc))
         else:
             self.error.emit("Scan failed", str(exc) or type(exc).__name__)

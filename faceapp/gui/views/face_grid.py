@@ -110,6 +110,7 @@ class FaceGridView(QListView):
                 Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                 self.empty_text,
             )
+            painter.end()
             return
         super().paintEvent(event)
 

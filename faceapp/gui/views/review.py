@@ -37,6 +37,7 @@ class FaceImage(QWidget):
     def paintEvent(self, event: object) -> None:
         p = QPainter(self)
         rounded_image(p, QRectF(self.rect()), self.image, 14, circle=self.circle)
+        p.end()
 
 
 class ReviewView(QWidget):

@@ -143,3 +143,4 @@ class LineChart(QWidget):
             Qt.AlignmentFlag.AlignCenter,
             self.x_label,
         )
+        p.end()

@@ -78,3 +78,4 @@ class DistanceBar(QWidget):
                 Qt.AlignmentFlag.AlignCenter,
                 f"distance {self.distance:.3f}",
             )
+        p.end()

@@ -133,6 +133,7 @@ class PhotoCanvas(QWidget):
         if target.isEmpty():
             painter.setPen(QColor("#9ca3af"))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            painter.end()
             return
         painter.drawImage(target, self._image)
         font = QFont(self.font())
@@ -168,3 +169,4 @@ class PhotoCanvas(QWidget):
                 painter.drawRoundedRect(label, th / 2, th / 2)
                 painter.setPen(QColor("white"))
                 painter.drawText(label, Qt.AlignmentFlag.AlignCenter, text)
+        painter.end()
