@@ -55,6 +55,16 @@ def relaunch_under_xvfb() -> None:
     raise SystemExit(subprocess.call(cmd))
 
 
+def start_window_manager() -> subprocess.Popen | None:
+    """Under Xvfb, a window manager gives the windows and dialogs their title bars."""
+    wm = shutil.which("openbox")
+    if wm is None or not os.environ.get("DISPLAY"):
+        return None
+    proc = subprocess.Popen([wm], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    return proc
+
+
 def make_album(dest: Path) -> Path:
     for person, n in ALBUM.items():
         (dest / person).mkdir(parents=True, exist_ok=True)
@@ -90,6 +100,7 @@ def main() -> int:
         print(f"LFW not found at {LFW}; set FACEAPP_LFW")
         return 2
 
+    wm = start_window_manager()
     work = Path(tempfile.mkdtemp(prefix="faceapp-shots-"))
     # The converted weights are reused from the app's normal cache (converting takes a while).
     from faceapp import config
@@ -127,10 +138,15 @@ def main() -> int:
             app.processEvents()
             time.sleep(0.01)
 
-    def shot(name: str, widget=None, with_dialogs: bool = False) -> None:
+    def synced() -> None:
+        """Library reads run in a worker: wait until the views show the latest state."""
+        wait(lambda: not window.refreshing, 120)
+        wait(lambda: window.thumbs.pending() == 0, 20)
+
+    def shot(name: str, widget=None) -> None:
         settle()
         target = widget or window
-        if with_dialogs and app.platformName() == "xcb":
+        if app.platformName() == "xcb":  # the real pixels, title bar and dialogs included
             screen = QGuiApplication.primaryScreen()
             g = target.frameGeometry()
             image = screen.grabWindow(0, g.x(), g.y(), g.width(), g.height())
@@ -155,15 +171,16 @@ def main() -> int:
     settle(1.3)  # one periodic refresh, so the grid shows the faces found so far
     shot("02-scanning")
     wait(lambda: not window.session.busy and not window.session.opening)
-    wait(lambda: window.thumbs.pending() == 0, 10)
+    synced()
 
     # Name the clusters after the LFW folders their faces come from (all but one).
     lib = window.session.lib
     name_clusters(window, lib_of=window.session, keep_unnamed=1)
+    synced()
     people = {g.name: g for g in window.sidebar_model.groups() if g.kind == "person"}
     first = sorted(people)[0]
     window.sidebar.select_key(GroupKey("person", people[first].id))
-    wait(lambda: window.thumbs.pending() == 0, 10)
+    synced()
     shot("03-people")
 
     # 4. merge: a duplicate person (a few faces named differently), dropped onto the real one.
@@ -173,17 +190,17 @@ def main() -> int:
     faces = window.session.group_faces(GroupKey("person", serena.id))
     dup = people_engine.create_person(lib, "Serena W.", faces[:3])
     window.session.changed.emit()
-    settle()
+    synced()
     source, target = GroupKey("person", dup), GroupKey("person", serena.id)
     window.sidebar.select_key(source)
-    settle()
+    synced()
     window.sidebar.delegate.drop_target = window.sidebar_model.index(
         window.sidebar_model.row_of(target)
     )
     window.sidebar.viewport().update()
 
     def grab_and_confirm() -> None:
-        shot("04-merge", with_dialogs=True)
+        shot("04-merge")
         box = QApplication.activeModalWidget()
         if isinstance(box, QMessageBox):
             box.button(QMessageBox.StandardButton.Yes).click()
@@ -195,7 +212,7 @@ def main() -> int:
     window.request_merge(source, target)
     window.sidebar.delegate.drop_target = None
     window.ask = lambda title, text: True
-    settle()
+    synced()
 
     # 5. review: three new photos of named people arrive; rescan; answer the queue.
     for person, index in LATER:
@@ -204,8 +221,10 @@ def main() -> int:
     window.act_rescan.trigger()
     wait(lambda: window.session.busy, 30)
     wait(lambda: not window.session.busy)
+    synced()
     window.act_review.trigger()
-    wait(lambda: window.thumbs.pending() == 0, 10)
+    wait(lambda: window.review_view.loaded, 120)
+    synced()
     shot("05-review")
     window.act_back.trigger()
 
@@ -248,7 +267,9 @@ def main() -> int:
     window.open_folder(big)
     wait(lambda: window.session.scanning, 60)
     wait(lambda: not window.session.busy and not window.session.opening)
+    synced()
     name_clusters(window, lib_of=window.session, keep_unnamed=0)
+    synced()
     ft = window.show_finetune()
     ft.resize(1040, 800)
     wait(lambda: ft.state != "planning", 300)
@@ -267,6 +288,8 @@ def main() -> int:
     window.close()
     app.processEvents()
     shutil.rmtree(work, ignore_errors=True)
+    if wm is not None:
+        wm.terminate()
     return 0
 
 

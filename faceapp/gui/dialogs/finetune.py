@@ -176,6 +176,14 @@ class FineTuneDialog(QDialog):
         self.accept_button.clicked.connect(self.accept_result)
         self.discard_button.clicked.connect(self.discard_result)
         self.close_button.clicked.connect(self.close)
+        for b in (
+            self.start,
+            self.stop,
+            self.accept_button,
+            self.discard_button,
+            self.close_button,
+        ):
+            b.setAutoDefault(False)  # "primary" is set by state, not by focus
         buttons.addWidget(self.start)
         buttons.addWidget(self.stop)
         buttons.addStretch(1)

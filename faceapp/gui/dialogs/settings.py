@@ -48,6 +48,17 @@ CLUSTER_HELP = {
     "algorithm": "exact uses the hdbscan package; knn scales to very large libraries.",
     "knn": "Neighbours per face in the knn algorithm.",
 }
+CLUSTER_LABELS = {
+    "min_cluster_size": "Smallest group",
+    "min_samples": "Min samples",
+    "pca_dims": "PCA dimensions",
+    "selection_method": "Selection method",
+    "selection_epsilon": "Selection epsilon",
+    "attach_ratio": "Attach unsorted faces",
+    "merge_ratio": "Merge close groups",
+    "algorithm": "Algorithm",
+    "knn": "Neighbours (knn)",
+}
 CLUSTER_CHOICES = {"selection_method": ["eom", "leaf"], "algorithm": ["auto", "exact", "knn"]}
 CLUSTER_HIDDEN = {"seed", "n_jobs", "exact_limit"}
 
@@ -191,7 +202,7 @@ class SettingsDialog(QDialog):
                 w = QLineEdit(str(value))
             if help_text:
                 w.setToolTip(help_text)
-            cform.addRow(humanize(name) + ":", w)
+            cform.addRow(CLUSTER_LABELS.get(name, humanize(name)) + ":", w)
             self.cluster_widgets[name] = (kind, w, default)
         if not params:
             note = QLabel("The clustering options appear once the clustering engine is installed.")
