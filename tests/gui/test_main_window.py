@@ -33,11 +33,11 @@ from faceapp.gui.models import Role
 def test_open_folder_scans_and_clusters(qtbot, window, album, monkeypatch):
     seen_while_scanning: list[int] = []
 
-    def on_changed() -> None:
+    def on_refreshed() -> None:
         if window.session.scanning:
             seen_while_scanning.append(sum(g.count for g in window.sidebar_model.groups()))
 
-    window.session.changed.connect(on_changed, Qt.ConnectionType.QueuedConnection)
+    window.refreshed.connect(on_refreshed)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(album))
     assert window.pages.currentWidget() is window.welcome
     window.act_open.trigger()
@@ -50,8 +50,10 @@ def test_open_folder_scans_and_clusters(qtbot, window, album, monkeypatch):
     report = window.session.last_report
     assert report.photos == 30 and not report.cancelled and not report.errors
     assert report.faces >= 30
-    # Faces appeared in the window while the scan was still running.
-    assert any(0 < n < report.faces for n in seen_while_scanning), seen_while_scanning
+    # Faces appeared in the window while the scan was still running (the views refresh
+    # every second, so this needs a scan that takes a few seconds, as it does on a CPU).
+    if report.seconds > 3:
+        assert any(0 < n < report.faces for n in seen_while_scanning), seen_while_scanning
     settle(qtbot, window)
     clusters = groups(window, "cluster")
     assert len(clusters) >= 4, [(g.kind, g.count) for g in groups(window)]
