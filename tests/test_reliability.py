@@ -9,6 +9,7 @@ benches: bench/fuzz_scan.py (1,000+ files) and bench/kill_test.py (SIGKILLs).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -758,3 +759,28 @@ def test_an_offline_library_keeps_its_weights_once_vggface2_is_downloaded(
     # a new library still prefers VGGFace2 (the documented order)
     fresh = Library(tmp_path / "new.sqlite", root=tmp_path)
     assert pipeline.library_weights(fresh).source == "vggface2" and calls == [True]
+
+
+def test_a_replaced_fine_tuned_weights_file_is_refused(tmp_path, real_weights):
+    """Embeddings of one version must never be mixed with another network's."""
+    path = tmp_path / "finetuned.pt"
+    torch.save(real_weights.state_dict, path)
+    lib = Library(tmp_path / "lib.sqlite", root=tmp_path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    model = lib.add_model(
+        name="fine-tuned",
+        source="finetuned",
+        origin="test",
+        sha256=sha,
+        path=str(path),
+        preprocess="fixed",
+        threshold=1.0,
+        threshold_source="test",
+    )
+    lib.set_active_model(model)
+    assert pipeline.library_weights(lib).sha256 == sha
+    changed = dict(real_weights.state_dict)
+    changed["last_bn.bias"] = changed["last_bn.bias"] + 1
+    torch.save(changed, path)
+    with pytest.raises(LibraryError, match="changed on disk"):
+        pipeline.library_weights(lib)

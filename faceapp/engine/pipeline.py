@@ -106,11 +106,13 @@ class Analyzer:
 
     @classmethod
     def from_weights(
-        cls, loaded: weights_mod.LoadedWeights, device: str = "auto", *, flip: bool = True
+        cls, loaded: weights_mod.LoadedWeights, device: str = "auto", *, flip: bool = False
     ) -> Analyzer:
         device = config.resolve_device(device)
         model = weights_mod.build_model(loaded, device)
-        embedder = Embedder(model, device=device, preprocess=loaded.preprocess, flip=flip)
+        embedder = Embedder(
+            model, device=device, preprocess=loaded.preprocess, flip=flip, centre=loaded.centre
+        )
         return cls(
             Detector(device=device),
             embedder,
@@ -196,6 +198,7 @@ def ensure_model(lib: Library, loaded: weights_mod.LoadedWeights) -> ModelInfo:
             preprocess=loaded.preprocess,
             threshold=loaded.threshold,
             threshold_source=loaded.threshold_source,
+            metadata={"flip": False, "centred": loaded.centre is not None},
         )
         lib.set_active_model(model_id)
         return lib.model(model_id)
@@ -238,8 +241,17 @@ def library_weights(lib: Library, weights_path: Path | None = None) -> weights_m
         return dataclasses.replace(
             loaded, threshold=active.threshold, threshold_source=active.threshold_source
         )
+    path = Path(active.path)
+    state_dict = weights_mod.load_state_dict_file(path)
+    with open(path, "rb") as fh:  # the file the faces were embedded with, not a replaced one
+        if hashlib.file_digest(fh, "sha256").hexdigest() != active.sha256:
+            raise LibraryError(
+                f"the weights file of model version {active.id} changed on disk ({path});"
+                " its faces were embedded with other weights: switch versions with"
+                " `faceapp models use`"
+            )
     return weights_mod.LoadedWeights(
-        state_dict=weights_mod.load_state_dict_file(Path(active.path)),
+        state_dict=state_dict,
         source=active.source,
         origin=active.origin,
         sha256=active.sha256,
