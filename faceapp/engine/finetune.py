@@ -52,8 +52,8 @@ from faceapp.engine.triplet import ALPHA, MINING, batch_triplet_loss
 CROP_SIZE = 160
 FAR_TARGET = 1e-3
 MODELS_DIR = "models"
-MIN_CALIBRATION_SAME_PAIRS = 10
-STALE_FOREIGN_BUILD_S = 24 * 3600  # fewer held-out same-person pairs: keep the old threshold
+MIN_CALIBRATION_SAME_PAIRS = 10  # fewer held-out same-person pairs: keep the old threshold
+STALE_FOREIGN_BUILD_S = 24 * 3600  # a 'building' version from another machine: stale after
 
 # InceptionResnetV1's forward pass, stage by stage (facenet-pytorch 2.5.3).
 STAGES = (
@@ -502,13 +502,6 @@ def _embed_head(model: nn.Module, features: torch.Tensor, cut: int) -> torch.Ten
     return F.normalize(run_stages(model, features, cut, len(STAGES)), dim=1)
 
 
-@dataclass
-class _Base:
-    state_dict: dict[str, torch.Tensor]
-    info: ModelInfo
-    flip: bool
-
-
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -689,7 +682,7 @@ def _check_cancel(cancel: Callable[[], bool] | None) -> None:
 
 
 @torch.inference_mode()
-def _trunk_features(
+def trunk_features(
     model: nn.Module,
     crops: torch.Tensor,
     cut: int,
@@ -708,10 +701,11 @@ def _trunk_features(
 
 
 @torch.inference_mode()
-def _heldout_embeddings(
-    model: nn.Module, feats: torch.Tensor, cut: int, device: str, flip: bool, batch: int
+def heldout_embeddings(
+    model: nn.Module, feats: torch.Tensor, cut: int, flip: bool, batch: int = 128
 ) -> np.ndarray:
-    """Held-out embeddings from cached (n, 2, ...) features: original and mirrored view."""
+    """Embeddings from cached (n, 2, ...) trunk features of a crop and its mirror image."""
+    device = next(model.parameters()).device
     out = []
     for start in range(0, len(feats), batch):
         f = feats[start : start + batch].to(device, torch.float32)
@@ -720,10 +714,6 @@ def _heldout_embeddings(
             e = F.normalize(e + _embed_head(model, f[:, 1], cut), dim=1)
         out.append(e.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
-
-
-def _base_for(lib: Library, base: ModelInfo) -> _Base:
-    return _Base(model_state_dict(base), base, bool(base.metadata.get("flip", True)))
 
 
 def train(
@@ -765,107 +755,168 @@ def _train(
     base_info = the_plan.base_model
     assert base_info is not None
     device = config.resolve_device(options.device)
-    if base_state_dict is None:
-        base = _base_for(lib, base_info)
-    else:
-        base = _Base(base_state_dict, base_info, bool(base_info.metadata.get("flip", True)))
-    torch.manual_seed(options.seed)
+    flip = bool(base_info.metadata.get("flip", False))
+    state = base_state_dict if base_state_dict is not None else model_state_dict(base_info)
     gen = torch.Generator().manual_seed(options.seed)
-    rng = np.random.default_rng(options.seed)
-    model = build_model(base.state_dict, device)
+    torch.manual_seed(options.seed)  # dropout, if enabled (train() forks the global RNG)
+    model = build_model(state, device)
     cut = STAGES.index(TRAINABLE[options.trainable])
-    preprocess = base_info.preprocess
-    epochs = options.epochs
-
-    def result(**kw: object) -> FinetuneResult:
-        fields = {
-            "before": None,
-            "after": None,
-            "improved": False,
-            "state_dict": None,
-            "history": [],
-            "best_epoch": 0,
-            "stopped": "cancelled",
-            "cancelled": True,
-            "seconds": time.perf_counter() - t0,
-            "prepare_seconds": time.perf_counter() - t0,
-            "options": options,
-            "plan": the_plan.as_dict(),
-            "base_model_id": base_info.id,
-            "base_sha256": base_info.sha256,
-            "base_source": base_info.source,
-            "preprocess": preprocess,
-            "flip": base.flip,
-            "threshold": base_info.threshold,
-            "heldout_ids": list(the_plan.heldout_ids),
-            "device": device,
-        }
-        fields.update(kw)
-        return FinetuneResult(**fields)
-
-    # 1. decode crops and run the frozen trunk once per view (the expensive part)
-    n_train, n_held = the_plan.train_faces, the_plan.heldout_faces
-    total_views = n_train * options.views + n_held * 2
-    done_views = 0
-
-    def prepared(done_in_part: int, offset: int) -> None:
-        elapsed = time.perf_counter() - t0
-        done = offset + done_in_part
-        eta = elapsed / done * (total_views - done) if done else None
-        _emit(
-            progress,
-            TrainProgress("prepare", 0, epochs, done, total_views, None, None, elapsed, eta),
+    fixed = {
+        "options": options,
+        "plan": the_plan.as_dict(),
+        "base_model_id": base_info.id,
+        "base_sha256": base_info.sha256,
+        "base_source": base_info.source,
+        "preprocess": base_info.preprocess,
+        "flip": flip,
+        "threshold": base_info.threshold,
+        "heldout_ids": list(the_plan.heldout_ids),
+        "device": device,
+    }
+    try:
+        train_feats, held_feats = prepare_features(
+            lib, the_plan, model, cut, base_info.preprocess, options, gen, progress, cancel, t0
         )
+    except Cancelled:
+        seconds = time.perf_counter() - t0
+        return FinetuneResult(
+            before=None,
+            after=None,
+            improved=False,
+            state_dict=None,
+            history=[],
+            best_epoch=0,
+            stopped="cancelled",
+            cancelled=True,
+            seconds=seconds,
+            prepare_seconds=seconds,
+            **fixed,
+        )
+    prepare_seconds = time.perf_counter() - t0
+    fit = fit_head(
+        model,
+        cut,
+        train_feats,
+        np.asarray(the_plan.train_labels),
+        held_feats,
+        np.asarray(the_plan.heldout_labels),
+        options,
+        flip=flip,
+        generator=gen,
+        progress=progress,
+        cancel=cancel,
+        t0=t0,
+    )
+    return FinetuneResult(
+        before=fit.before,
+        after=fit.after,
+        improved=fit.improved,
+        state_dict=fit.state_dict,
+        history=fit.history,
+        best_epoch=fit.best_epoch,
+        stopped=fit.stopped,
+        cancelled=fit.stopped == "cancelled",
+        seconds=time.perf_counter() - t0,
+        prepare_seconds=prepare_seconds,
+        **fixed,
+    )
+
+
+def prepare_features(
+    lib: Library,
+    the_plan: FinetunePlan,
+    model: nn.Module,
+    cut: int,
+    preprocess: str,
+    options: FinetuneOptions,
+    gen: torch.Generator,
+    progress: Callable[[TrainProgress], None] | None,
+    cancel: Callable[[], bool] | None,
+    t0: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode the crops and run the frozen trunk once per view (the expensive part).
+
+    Training faces get ``options.views`` views: the crop, its mirror image, then
+    augmented copies (:func:`augment`); held-out faces get the crop and its mirror
+    (the embedder's flip test-time augmentation). Returns float16 CPU tensors
+    (n, views, C, H, W) and (m, 2, C, H, W). Raises :class:`Cancelled`.
+    """
+    device = next(model.parameters()).device
+    n_train, n_held = the_plan.train_faces, the_plan.heldout_faces
+    total = n_train * options.views + n_held * 2
+    epochs = options.epochs
+    done_before = 0
+
+    def report(done_in_part: int) -> None:
+        elapsed = time.perf_counter() - t0
+        done = done_before + done_in_part
+        eta = elapsed / done * (total - done) if done else None
+        _emit(progress, TrainProgress("prepare", 0, epochs, done, total, None, None, elapsed, eta))
         _check_cancel(cancel)
 
-    try:
-        _emit(progress, TrainProgress("prepare", 0, epochs, 0, total_views, None, None, 0.0, None))
-        train_crops = torch.from_numpy(load_crops(lib, the_plan.train_ids)).permute(0, 3, 1, 2)
-        held_crops = torch.from_numpy(load_crops(lib, the_plan.heldout_ids)).permute(0, 3, 1, 2)
-        train_views = []
-        for v in range(options.views):
-            if v == 0:
-                crops = train_crops
-            elif v == 1:
-                crops = train_crops.flip(-1)
-            else:
-                crops = augment(train_crops, gen, flip=None)
-            train_views.append(
-                _trunk_features(
-                    model,
-                    crops,
-                    cut,
-                    preprocess,
-                    device,
-                    options.batch_size,
-                    lambda d, o=done_views: prepared(d, o),
-                )
-            )
-            done_views += n_train
-        train_feats = torch.stack(train_views, dim=1)  # (n, views, C, H, W)
-        del train_views
-        held_views = []
-        for v in range(2):
-            crops = held_crops if v == 0 else held_crops.flip(-1)
-            held_views.append(
-                _trunk_features(
-                    model,
-                    crops,
-                    cut,
-                    preprocess,
-                    device,
-                    options.batch_size,
-                    lambda d, o=done_views: prepared(d, o),
-                )
-            )
-            done_views += n_held
-        held_feats = torch.stack(held_views, dim=1) if n_held else torch.zeros(0, 2)
-        del held_views, train_crops, held_crops
-    except Cancelled:
-        return result()
-    prepare_seconds = time.perf_counter() - t0
+    report(0)
+    train_crops = torch.from_numpy(load_crops(lib, the_plan.train_ids)).permute(0, 3, 1, 2)
+    held_crops = torch.from_numpy(load_crops(lib, the_plan.heldout_ids)).permute(0, 3, 1, 2)
+    train_views = []
+    for v in range(options.views):
+        if v == 0:
+            crops = train_crops
+        elif v == 1:
+            crops = train_crops.flip(-1)
+        else:
+            crops = augment(train_crops, gen, flip=None)
+        train_views.append(
+            trunk_features(model, crops, cut, preprocess, device, options.batch_size, report)
+        )
+        done_before += n_train
+    held_views = []
+    for v in range(2):
+        crops = held_crops if v == 0 else held_crops.flip(-1)
+        held_views.append(
+            trunk_features(model, crops, cut, preprocess, device, options.batch_size, report)
+        )
+        done_before += n_held
+    return torch.stack(train_views, dim=1), torch.stack(held_views, dim=1)
 
-    # 2. the part that learns: BatchNorm statistics frozen (eval), see FinetuneOptions
+
+@dataclass
+class FitResult:
+    before: HeldoutMetrics | None
+    after: HeldoutMetrics | None
+    improved: bool
+    state_dict: dict[str, torch.Tensor]
+    history: list[EpochRecord]
+    best_epoch: int
+    stopped: str
+
+
+def fit_head(
+    model: nn.Module,
+    cut: int,
+    train_feats: torch.Tensor,
+    train_labels: np.ndarray,
+    held_feats: torch.Tensor,
+    held_labels: np.ndarray,
+    options: FinetuneOptions,
+    *,
+    flip: bool,
+    generator: torch.Generator,
+    progress: Callable[[TrainProgress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    t0: float | None = None,
+) -> FitResult:
+    """Train stages[cut:] on cached trunk features with the triplet loss.
+
+    BatchNorm layers stay in eval mode: their statistics are frozen (the offline
+    weights have them folded into the convolutions, and a user's batches of a
+    few people would give poor statistics anyway). After every epoch the held-out
+    faces are embedded; the best epoch (by :attr:`HeldoutMetrics.score`) is kept,
+    and training stops after ``patience`` epochs without a better one.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    device = next(model.parameters()).device
+    rng = np.random.default_rng(options.seed)
+    epochs = options.epochs
     head_names = STAGES[cut:]
     params = []
     for name, p in model.named_parameters():
@@ -878,31 +929,34 @@ def _train(
         opt = torch.optim.SGD(
             params, lr=options.lr, momentum=0.9, weight_decay=options.weight_decay
         )
-    held_labels = np.asarray(the_plan.heldout_labels)
-    train_labels = np.asarray(the_plan.train_labels)
+    n_held = len(held_labels)
 
     def evaluate() -> HeldoutMetrics | None:
         if n_held == 0:
             return None
         model.eval()
-        emb = _heldout_embeddings(model, held_feats, cut, device, base.flip, 128)
+        emb = heldout_embeddings(model, held_feats, cut, flip)
         return verification_metrics(emb, held_labels)
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
     before = evaluate()
     best_score = before.score if before is not None else -math.inf
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best_state = snapshot()
     best_epoch, bad_epochs = 0, 0
     history: list[EpochRecord] = []
     stopped = "max-epochs"
-    steps_estimate = max(
-        1, math.ceil(n_train / (options.people_per_batch * options.faces_per_person))
-    )
+    per_batch = options.people_per_batch * options.faces_per_person
+    steps_estimate = max(1, math.ceil(len(train_labels) / per_batch))
     t_train = time.perf_counter()
     steps_done = 0
     latest = before
-    elapsed = time.perf_counter() - t0
     _emit(
-        progress, TrainProgress("train", 0, epochs, 0, steps_estimate, None, before, elapsed, None)
+        progress,
+        TrainProgress(
+            "train", 0, epochs, 0, steps_estimate, None, before, time.perf_counter() - t0, None
+        ),
     )
     for epoch in range(1, epochs + 1):
         t_epoch = time.perf_counter()
@@ -913,16 +967,15 @@ def _train(
             if cancel is not None and cancel():
                 cancelled = True
                 break
-            for name in head_names:
-                getattr(model, name).eval()
+            model.eval()  # frozen BatchNorm statistics
             if options.dropout:
                 model.dropout.train()
-            view = torch.randint(options.views, (len(batch),), generator=gen)
+            view = torch.randint(train_feats.shape[1], (len(batch),), generator=generator)
             feats = train_feats[torch.from_numpy(batch), view].to(device, torch.float32)
             emb = _embed_head(model, feats, cut)
             labels = torch.from_numpy(train_labels[batch])
             out = batch_triplet_loss(
-                emb, labels, alpha=options.alpha, mining=options.mining, generator=gen
+                emb, labels, alpha=options.alpha, mining=options.mining, generator=generator
             )
             opt.zero_grad(set_to_none=True)
             if out.triplets:
@@ -932,7 +985,6 @@ def _train(
             active += out.active
             triplets += out.triplets
             steps_done += 1
-            elapsed = time.perf_counter() - t0
             per_step = (time.perf_counter() - t_train) / steps_done
             eta = per_step * ((epochs - epoch) * len(batches) + len(batches) - step)
             _emit(
@@ -945,7 +997,7 @@ def _train(
                     len(batches),
                     float(np.mean(losses)),
                     latest,
-                    elapsed,
+                    time.perf_counter() - t0,
                     eta,
                 ),
             )
@@ -957,21 +1009,21 @@ def _train(
         history.append(
             EpochRecord(
                 epoch=epoch,
-                loss=float(np.mean(losses)) if losses else 0.0,
+                loss=float(np.mean(losses)),
                 active_triplets=active / triplets if triplets else 0.0,
                 triplets=triplets,
                 heldout=metrics,
                 seconds=time.perf_counter() - t_epoch,
             )
         )
-        score = metrics.score if metrics is not None else -math.inf
-        if metrics is None or score > best_score:
+        if metrics is None or metrics.score > best_score:
             # without held-out faces the last epoch is the best guess
-            best_score, best_epoch, bad_epochs = score, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_score = metrics.score if metrics is not None else -math.inf
+            best_epoch, bad_epochs = epoch, 0
+            best_state = snapshot()
         else:
             bad_epochs += 1
-        elapsed = time.perf_counter() - t0
+        remaining = (time.perf_counter() - t_train) / epoch * (epochs - epoch)
         _emit(
             progress,
             TrainProgress(
@@ -982,10 +1034,8 @@ def _train(
                 len(batches),
                 history[-1].loss,
                 metrics,
-                elapsed,
-                None
-                if epoch == epochs
-                else (time.perf_counter() - t_train) / epoch * (epochs - epoch),
+                time.perf_counter() - t0,
+                remaining,
             ),
         )
         if cancelled:
@@ -994,25 +1044,12 @@ def _train(
         if metrics is not None and bad_epochs >= options.patience:
             stopped = "early-stop"
             break
-    after = before
-    if best_epoch > 0:
-        after = history[best_epoch - 1].heldout
+    after = history[best_epoch - 1].heldout if best_epoch > 0 else before
     improved = (
         best_epoch > 0 and before is not None and after is not None and after.score > before.score
     )
-    state = {k: v.to("cpu").contiguous() for k, v in best_state.items()}
-    return result(
-        before=before,
-        after=after,
-        improved=improved,
-        state_dict=state,
-        history=history,
-        best_epoch=best_epoch,
-        stopped=stopped,
-        cancelled=stopped == "cancelled",
-        seconds=time.perf_counter() - t0,
-        prepare_seconds=prepare_seconds,
-    )
+    model.load_state_dict(best_state)
+    return FitResult(before, after, improved, best_state, history, best_epoch, stopped)
 
 
 def discard(result: FinetuneResult) -> None:
@@ -1142,7 +1179,7 @@ def embed_missing(
         build_model(state_dict, device),
         device=device,
         preprocess=info.preprocess,
-        flip=bool(info.metadata.get("flip", True)),
+        flip=bool(info.metadata.get("flip", False)),
         batch_size=batch_size,
     )
     t0 = time.perf_counter()
