@@ -46,9 +46,11 @@ def warm_up_engine() -> None:
     """
     import importlib
 
-    for name in ("pipeline", "verify", "people", "cluster"):
+    modules = [f"faceapp.engine.{m}" for m in ("pipeline", "verify", "people", "cluster")]
+    modules.append("hdbscan")  # the clustering engine imports it lazily; it pulls in sklearn
+    for name in modules:
         with contextlib.suppress(ImportError):  # reported when the feature is used
-            importlib.import_module(f"faceapp.engine.{name}")
+            importlib.import_module(name)
 
 
 def is_weights_error(exc: BaseException) -> bool:
