@@ -76,8 +76,8 @@ def e2e_library(path: Path, x: np.ndarray, photo: np.ndarray) -> float:
             [(int(p) + 1, f"{p:07d}.jpg", now) for p in photos],
         )
         c.executemany(
-            "INSERT INTO faces(id, photo_id, x1, y1, x2, y2, landmarks, prob, crop, created_at)"
-            " VALUES (?, ?, 0, 0, 10, 10, '[]', 0.9, x'00', ?)",
+            "INSERT INTO faces(id, photo_id, x1, y1, x2, y2, landmarks, prob, created_at)"
+            " VALUES (?, ?, 0, 0, 10, 10, '[]', 0.9, ?)",
             [(i + 1, int(p) + 1, now) for i, p in enumerate(photo)],
         )
         c.executemany(

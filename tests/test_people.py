@@ -429,8 +429,8 @@ def _big_library(path, n_faces: int, group: int) -> Library:
             [(i + 1, f"{i:06d}.jpg", now) for i in range(n_faces)],
         )
         c.executemany(
-            "INSERT INTO faces(id, photo_id, x1, y1, x2, y2, landmarks, prob, crop, created_at)"
-            " VALUES (?, ?, 0, 0, 10, 10, '[]', 0.9, x'00', ?)",
+            "INSERT INTO faces(id, photo_id, x1, y1, x2, y2, landmarks, prob, created_at)"
+            " VALUES (?, ?, 0, 0, 10, 10, '[]', 0.9, ?)",
             [(i + 1, i + 1, now) for i in range(n_faces)],
         )
         c.executemany("INSERT INTO clusters(id, created_at) VALUES (?, ?)", [(1, now), (2, now)])
@@ -439,23 +439,16 @@ def _big_library(path, n_faces: int, group: int) -> Library:
     return lib
 
 
-def test_speed_merge_and_groups(tmp_path):
+def test_merge_and_undo_of_large_groups(tmp_path):
+    """Two 1,000-face people in a 50,000-face library (timed in bench/gui_responsiveness.py)."""
     lib = _big_library(tmp_path / "big.sqlite", 50_000, 1000)
     a = people.name_cluster(lib, 1, "A")
     b = people.name_cluster(lib, 2, "B")
-    t = time.perf_counter()
     people.merge(lib, ("person", b), ("person", a))
-    merge_s = time.perf_counter() - t
-    t = time.perf_counter()
-    gs = people.groups(lib)
-    groups_s = time.perf_counter() - t
-    t = time.perf_counter()
+    assert people.groups(lib)[0].count == 2000
     people.undo(lib)
-    undo_s = time.perf_counter() - t
-    assert gs[0].count == 2000
-    assert merge_s < 0.2, merge_s
-    assert undo_s < 0.2, undo_s
-    assert groups_s < 0.5, groups_s
+    counts = {g.name: g.count for g in people.groups(lib) if g.kind == "person"}
+    assert counts == {"A": 1000, "B": 1000}
     lib.close()
 
 

@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from faceapp.engine import pipeline
+from faceapp.engine import library, pipeline
 from faceapp.engine.verify import pairwise_squared
 
 PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair"]
@@ -46,7 +46,7 @@ def add_bad_files(root):
 
 
 def scan(folder, analyzer, real_weights, **kw):
-    lib = pipeline.open_library(folder)
+    lib = library.open_library(folder)
     pipeline.ensure_model(lib, real_weights)
     return lib, pipeline.scan(lib, folder, analyzer, **kw)
 

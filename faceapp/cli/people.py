@@ -63,7 +63,7 @@ def _common(p: argparse.ArgumentParser, handler) -> None:
 
 
 def _open(args: argparse.Namespace) -> Library:
-    from faceapp.engine.pipeline import open_library
+    from faceapp.engine.library import open_library
 
     return open_library(None, args.library)
 

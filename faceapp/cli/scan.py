@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
-from faceapp.engine import lfw, pipeline, verify
+from faceapp.engine import lfw, library, pipeline, verify
 from faceapp.engine import weights as weights_mod
 
 
@@ -59,7 +59,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     folder = args.folder.expanduser()
     if not folder.is_dir():
         raise CLIError(f"{folder} is not a folder", 2)
-    lib = pipeline.open_library(folder, args.library)
+    lib = library.open_library(folder, args.library)
     analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
     show = _terminal_progress if sys.stderr.isatty() else None
     report = pipeline.scan(lib, folder, analyzer, progress=show)
@@ -79,7 +79,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_faces(args: argparse.Namespace) -> int:
-    lib = pipeline.open_library(None, args.library)
+    lib = library.open_library(None, args.library)
     faces = [
         {
             "id": f.id,

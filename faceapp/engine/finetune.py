@@ -455,14 +455,9 @@ def decode_crop(jpeg: bytes) -> np.ndarray:
 def load_crops(lib: Library, face_ids: Sequence[int]) -> np.ndarray:
     """Decode the stored crops of these faces, in this order: uint8 (n, 160, 160, 3)."""
     out = np.empty((len(face_ids), CROP_SIZE, CROP_SIZE, 3), np.uint8)
-    position = {int(f): i for i, f in enumerate(face_ids)}
-    ids = list(position)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = lib.conn.execute(f"SELECT id, crop FROM faces WHERE id IN ({marks})", chunk)
-        for face_id, blob in rows:
-            out[position[face_id]] = decode_crop(blob)
+    crops = lib.face_crops(face_ids)
+    for i, face_id in enumerate(face_ids):
+        out[i] = decode_crop(crops[int(face_id)])
     return out
 
 

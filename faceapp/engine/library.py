@@ -18,9 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from faceapp import config
+
 SCHEMA_VERSION = 1
 EMBEDDING_DIM = 512
 BUSY_TIMEOUT_MS = 10_000
+LAST_LIBRARY_FILE = "last_library"  # in the data dir: the library commands default to
 
 SCHEMA = """
 CREATE TABLE meta (
@@ -56,10 +59,13 @@ CREATE TABLE faces (
     x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
     landmarks  TEXT NOT NULL,                -- JSON [[x, y] * 5], display pixels
     prob       REAL NOT NULL,
-    crop       BLOB NOT NULL,                -- 160x160 JPEG of the aligned crop
     person_id  INTEGER REFERENCES people(id) ON DELETE SET NULL,   -- confirmed by the user
     cluster_id INTEGER REFERENCES clusters(id) ON DELETE SET NULL, -- automatic
     created_at REAL NOT NULL
+);
+CREATE TABLE face_crops (                   -- apart from faces: keeps face rows small and fast
+    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    jpeg    BLOB NOT NULL                    -- 160x160 JPEG of the aligned crop
 );
 CREATE INDEX faces_photo ON faces(photo_id);
 CREATE INDEX faces_person ON faces(person_id);
@@ -483,18 +489,20 @@ class Library:
                 )
             for face in faces:
                 cur = c.execute(
-                    "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, crop,"
-                    " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
                     (
                         photo_id,
                         *map(float, face.box),
                         json.dumps(face.landmarks),
                         float(face.prob),
-                        face.crop_jpeg,
                         now,
                     ),
                 )
                 face_id = int(cur.lastrowid)
+                c.execute(
+                    "INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg)
+                )
                 c.execute(
                     "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
                     (face_id, model_id, vector_to_blob(face.embedding)),
@@ -589,10 +597,26 @@ class Library:
         return self._face_from_row(row)
 
     def face_crop(self, face_id: int) -> bytes:
-        row = self.conn.execute("SELECT crop FROM faces WHERE id = ?", (face_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT jpeg FROM face_crops WHERE face_id = ?", (face_id,)
+        ).fetchone()
         if row is None:
             raise LibraryError(f"no face {face_id}")
         return row[0]
+
+    def face_crops(self, face_ids: Sequence[int]) -> dict[int, bytes]:
+        """Crops of many faces at once (JPEG bytes by face id), in chunks SQLite accepts."""
+        out: dict[int, bytes] = {}
+        ids = [int(f) for f in face_ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self.conn.execute(
+                    f"SELECT face_id, jpeg FROM face_crops WHERE face_id IN ({marks})", chunk
+                ).fetchall()
+            )
+        return out
 
     def face_landmarks(self, face_id: int) -> list[list[float]]:
         row = self.conn.execute("SELECT landmarks FROM faces WHERE id = ?", (face_id,)).fetchone()
@@ -641,3 +665,24 @@ class Library:
             ).fetchone()[0],
             "people": q("SELECT COUNT(*) FROM people").fetchone()[0],
         }
+
+
+def open_library(folder: Path | None = None, library_path: Path | None = None) -> Library:
+    """The library for a folder (default location keyed by the folder) or an explicit file.
+
+    With neither, the most recently used library: commands such as ``faces`` then
+    work on what the last ``scan`` produced.
+    """
+    last = config.data_dir() / LAST_LIBRARY_FILE
+    if library_path is None and folder is not None:
+        library_path = config.default_library_path(folder)
+    if library_path is None:
+        if not last.exists():
+            raise LibraryError("no library yet: scan a folder first or pass --library PATH")
+        library_path = Path(last.read_text().strip())
+    library_path = Path(library_path).expanduser()
+    if folder is None and not library_path.exists():
+        raise LibraryError(f"no library at {library_path}")
+    lib = Library(library_path, root=folder)
+    last.write_text(str(library_path.resolve()))
+    return lib

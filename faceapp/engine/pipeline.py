@@ -31,7 +31,6 @@ from faceapp.engine.embed import Embedder
 from faceapp.engine.images import DecodedImage, ImageError, discover, load_image
 from faceapp.engine.library import Library, LibraryError, ModelInfo, NewFace, PhotoState
 
-LAST_LIBRARY_FILE = "last_library"
 PREFETCH = 8  # decoded photos kept ahead of the model work
 # ... and no more decoded pixels than this (~450 MB of RGB) waiting for the networks:
 # eight 200 MP scans would hold ~5 GB. Files still decoding are counted at the size
@@ -159,27 +158,6 @@ def file_hash(path: Path) -> str:
 
 
 # -- libraries ----------------------------------------------------------------------------
-
-
-def open_library(folder: Path | None = None, library_path: Path | None = None) -> Library:
-    """The library for a folder (default location keyed by the folder) or an explicit file.
-
-    With neither, the most recently used library: commands such as ``faces`` then
-    work on what the last ``scan`` produced.
-    """
-    last = config.data_dir() / LAST_LIBRARY_FILE
-    if library_path is None and folder is not None:
-        library_path = config.default_library_path(folder)
-    if library_path is None:
-        if not last.exists():
-            raise LibraryError("no library yet: scan a folder first or pass --library PATH")
-        library_path = Path(last.read_text().strip())
-    library_path = Path(library_path).expanduser()
-    if folder is None and not library_path.exists():
-        raise LibraryError(f"no library at {library_path}")
-    lib = Library(library_path, root=folder)
-    last.write_text(str(library_path.resolve()))
-    return lib
 
 
 def ensure_model(lib: Library, loaded: weights_mod.LoadedWeights) -> ModelInfo:

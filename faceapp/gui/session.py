@@ -213,15 +213,9 @@ class LibrarySession(QObject):
         path = library_path or self.library_path_for(folder)
 
         def work(job: workers.Job) -> Any:
-            if Path(path).exists():
-                # An existing library needs no networks: opening it must not wait for
-                # torch to load (the scan that may follow loads them in its worker).
-                from faceapp.engine.library import Library
+            from faceapp.engine.library import open_library  # no torch: opens fast
 
-                return Library(path, root=folder)
-            from faceapp.engine import pipeline
-
-            return pipeline.open_library(folder, path)
+            return open_library(folder, path)
 
         def failed(exc: BaseException) -> None:
             self.error.emit("Open Photo Folder", f"Could not open the library for {folder}:\n{exc}")

@@ -74,8 +74,9 @@ def scanned_template(lfw_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
         WEIGHTS_CACHE.mkdir(parents=True, exist_ok=True)
         mp.setenv("FACEAPP_WEIGHTS_CACHE", str(WEIGHTS_CACHE))
         from faceapp.engine import cluster, pipeline
+        from faceapp.engine.library import open_library
 
-        lib = pipeline.open_library(folder, library)
+        lib = open_library(folder, library)
         analyzer = pipeline.analyzer_for_library(lib, "cpu")
         report = pipeline.scan(lib, folder, analyzer)
         assert report.faces >= 25, report
