@@ -17,7 +17,7 @@ images, whatever their name or mode) must be stored as photos, bad files
 (truncated, empty, not images, too large) must be reported with a reason, and
 files that may go either way (bit flips) must be one or the other, never lost.
 
-    python bench/fuzz_scan.py [--count 1000] [--good 200] [--seed 0] [--timeout 1800]
+    python bench/fuzz_scan.py [--count 1000] [--good 200] [--big 3] [--seed 0] [--timeout 1800]
 """
 
 from __future__ import annotations
@@ -770,6 +770,7 @@ def main() -> int:
         "--baseline", type=int, default=60, help="good photos for a memory baseline"
     )
     parser.add_argument("--keep", type=Path, default=None, help="keep the corpus in this folder")
+    parser.add_argument("--out", default="fuzz_scan.json", help="file name under bench/results")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fuzz-scan-"))
@@ -863,7 +864,7 @@ def main() -> int:
         if crashed or hung:
             print(result.stderr[-3000:])
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "fuzz_scan.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
+        (RESULTS / args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False))
         ok = not (crashed or hung or verdict.lost or verdict.wrong or verdict.unclear_reasons)
         return 0 if ok else 1
     finally:

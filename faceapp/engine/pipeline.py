@@ -32,9 +32,10 @@ from faceapp.engine.images import DecodedImage, ImageError, discover, load_image
 from faceapp.engine.library import Library, LibraryError, ModelInfo, NewFace, PhotoState
 
 PREFETCH = 8  # decoded photos kept ahead of the model work
-# ... and no more decoded pixels than this (~450 MB of RGB) waiting for the networks:
-# eight 200 MP scans would hold ~5 GB. Files still decoding are counted at the size
-# of the largest of the last PREFETCH photos; one photo always goes through.
+# ... and no more decoded pixels than this (~450 MB of RGB) waiting for the networks
+# (queued or in the batch being filled): eight 200 MP scans would hold ~5 GB. Files
+# still decoding count at the size of the largest recent photo; one photo always goes
+# through.
 PREFETCH_PIXELS = 150_000_000
 BATCH = 4  # photos per detection/embedding batch
 # One file's hash + decode. A decoder can be made to spin by a crafted file, and a
@@ -534,15 +535,23 @@ def scan(
 
         recent: deque[int] = deque(maxlen=PREFETCH)  # pixels of the last decoded photos
 
-        def held_pixels() -> int:
+        def room() -> bool:
+            """May one more file be decoded ahead of the networks?"""
+            if not pending:
+                return True  # one photo always goes through
+            if len(pending) >= PREFETCH:
+                return False
             done = [
                 t.future.result() for _, t in pending if t.finished and not t.future.exception()
             ]
-            guess = (len(pending) - len(done)) * max(recent, default=0)
-            return sum(map(_decoded_pixels, done + batch)) + guess
+            decoding = len(pending) - len(done)
+            if not recent and decoding >= decode_workers:
+                return False  # no size known yet: do not queue blindly
+            guess = decoding * max(recent, default=0)
+            return sum(map(_decoded_pixels, done + batch)) + guess < PREFETCH_PIXELS
 
         def refill() -> None:
-            while len(pending) < PREFETCH and (not pending or held_pixels() < PREFETCH_PIXELS):
+            while room():
                 nxt = next(todo_iter, None)
                 if nxt is None:
                     return
@@ -576,7 +585,11 @@ def scan(
             if item.image is None and item.error is None:  # a second copy of a moved photo
                 item = _decode(on_disk[item.rel], item.rel, ())  # content decoded fine before
             batch.append(item)
-            if len(batch) >= BATCH or not pending:
+            if (
+                len(batch) >= BATCH
+                or not pending
+                or sum(map(_decoded_pixels, batch)) >= PREFETCH_PIXELS
+            ):
                 store(batch)
                 batch = []
         if batch and not report.cancelled:
