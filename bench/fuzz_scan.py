@@ -623,6 +623,7 @@ class Verdict:
     bad_expected: int
     bad_reported: int
     any_files: int
+    any_stored: int
     lost: list[str]  # neither stored nor reported
     wrong: list[dict]  # a good file reported, or a bad file stored
     unclear_reasons: list[dict]
@@ -669,6 +670,7 @@ def check(
         bad_expected=counts["bad"],
         bad_reported=counts["bad-reported"],
         any_files=counts["any"],
+        any_stored=counts["any-ok"],
         lost=lost,
         wrong=wrong,
         unclear_reasons=unclear,
@@ -815,6 +817,7 @@ def main() -> int:
             "bad_expected": verdict.bad_expected,
             "bad_reported": verdict.bad_reported,
             "either_way_files": verdict.any_files,
+            "either_way_stored": verdict.any_stored,
             "lost": verdict.lost,
             "wrong": verdict.wrong,
             "unclear_reasons": verdict.unclear_reasons,
@@ -841,7 +844,7 @@ def main() -> int:
             ("errors reported", out["errors_reported"]),
             ("bad files reported", f"{verdict.bad_reported} / {verdict.bad_expected}"),
             ("good photos processed", f"{verdict.good_processed} / {verdict.good_expected}"),
-            ("either-way files", verdict.any_files),
+            ("either-way files (stored / all)", f"{verdict.any_stored} / {verdict.any_files}"),
             ("lost (neither stored nor reported)", len(verdict.lost)),
             ("wrong verdicts", len(verdict.wrong)),
             ("unclear reasons", len(verdict.unclear_reasons)),
