@@ -33,8 +33,8 @@ from faceapp.engine.cluster import ClusterParams, cluster_vectors
 from faceapp.engine.cluster_metrics import cluster_scores
 
 PLAIN = ClusterParams(
-    min_cluster_size=5, min_samples=1, pca_dims=64, attach_ratio=0.0, merge_ratio=0.0,
-    algorithm="exact",
+    min_cluster_size=5, min_samples=1, pca_dims=64, trim_ratio=0.0, merge_ratio=0.0,
+    attach_ratio=0.0, algorithm="exact",
 )  # fmt: skip
 
 SWEEPS: dict[str, list] = {
@@ -42,9 +42,10 @@ SWEEPS: dict[str, list] = {
     "min_samples": [1, 2, 3, 5],
     "pca_dims": [0, 128, 64, 32, 16],
     "selection_method": ["eom", "leaf"],
-    "selection_epsilon": [0.0, 0.2, 0.3, 0.4],
-    "attach_ratio": [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-    "merge_ratio": [0.0, 0.2, 0.3, 0.4, 0.5],
+    "selection_epsilon": [0.0, 0.3, 0.6],
+    "trim_ratio": [0.0, 0.6, 0.65, 0.7, 0.75, 0.8],
+    "merge_ratio": [0.0, 0.3, 0.4, 0.5],
+    "attach_ratio": [0.0, 0.4, 0.5, 0.6, 0.7],
     "algorithm": ["exact", "knn"],
 }
 
@@ -88,66 +89,99 @@ def print_rows(title: str, rows: list[tuple[str, dict]]) -> None:
         print(f"{label:<34}" + " ".join(f"{fmt.format(r[k]):>6}" for k, _, fmt in COLS))
 
 
-def suggestion_study(faces: Faces, *, confirm: float = 0.3, seed: int = 0) -> dict:
-    """Confirm a random ``confirm`` share of each person's faces (at least one) and ask
-    for suggestions for the rest, as the app does: precision and coverage of the
-    nearest-person proposals at margins around the threshold, and how well the
-    confidence formula is calibrated for a few scales."""
+def _logistic(x: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
+    """Fit P(y) = 1 / (1 + exp((x - mid) / scale)) by Newton's method: (mid, scale)."""
+    design = np.column_stack([np.ones(len(x)), x])
+    w = np.zeros(2)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(design @ w, -50, 50)))
+        hess = (design * (p * (1 - p))[:, None]).T @ design + 1e-9 * np.eye(2)
+        w -= np.linalg.solve(hess, design.T @ (p - y))
+    return float(-w[0] / w[1]), float(-1 / w[1])
+
+
+def suggestion_study(faces: Faces, *, seed: int = 0) -> list[dict]:
+    """How good are "Is this X?" proposals? Simulates a user who named some of the
+    people (a share of them, confirming a share of each one's faces) and asks, as
+    the app does, for the nearest allowed named person of every other face: precision
+    and coverage (correct proposals / faces of named people) at distance cut-offs
+    given as fractions of the model threshold, and a logistic fit of P(correct | d)."""
     from faceapp.engine import people
 
-    rng = np.random.default_rng(seed)
+    thr = faces.threshold
     subj = np.flatnonzero(faces.subject)
     person = faces.person[subj]
-    confirmed = np.zeros(len(subj), bool)
-    for p in np.unique(person):
-        rows = np.flatnonzero(person == p)
-        k = max(1, round(confirm * len(rows)))
-        if len(rows) >= 2:
-            confirmed[rng.choice(rows, min(k, len(rows) - 1), replace=False)] = True
-    state = cluster.FaceState(
-        ids=np.arange(len(subj)),
-        vectors=faces.vectors[subj],
-        photo=faces.photo[subj],
-        person=np.where(confirmed, person + 1, 0),
-        cluster=np.zeros(len(subj), np.int64),
-    )
-    t = time.perf_counter()
-    best, dist = cluster.nearest_people(state, np.zeros((0, 2), np.int64))
-    seconds = time.perf_counter() - t
-    truth = person[~confirmed] + 1
-    known = np.isin(truth, np.unique(person[confirmed] + 1))
-    thr = faces.threshold
-    margins = []
-    for m in (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2):
-        prop = dist < thr + m
-        correct = prop & (best == truth)
-        margins.append(
+    out = []
+    for named_share, confirm in ((1.0, 0.3), (0.1, 0.3), (0.02, 0.1)):
+        rng = np.random.default_rng(seed)
+        ids = np.unique(person)
+        named = set(ids[rng.random(len(ids)) < named_share].tolist())
+        confirmed = np.zeros(len(subj), bool)
+        for p in named:
+            rows = np.flatnonzero(person == p)
+            if len(rows) >= 2:
+                k = min(max(1, round(confirm * len(rows))), len(rows) - 1)
+                confirmed[rng.choice(rows, k, replace=False)] = True
+        state = cluster.FaceState(
+            ids=np.arange(len(subj)),
+            vectors=faces.vectors[subj],
+            photo=faces.photo[subj],
+            person=np.where(confirmed, person + 1, 0),
+            cluster=np.zeros(len(subj), np.int64),
+        )
+        t = time.perf_counter()
+        best, dist = cluster.nearest_people(state, np.zeros((0, 2), np.int64))
+        seconds = time.perf_counter() - t
+        truth = person[~confirmed] + 1
+        known = np.isin(truth, np.unique(state.person[confirmed]))
+        correct = best == truth
+        cutoffs = []
+        for ratio in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0):
+            prop = dist < ratio * thr
+            hits = prop & correct
+            cutoffs.append(
+                {
+                    "ratio": ratio,
+                    "proposed": int(prop.sum()),
+                    "precision": round(float(hits.sum() / max(prop.sum(), 1)), 4),
+                    "coverage": round(float(hits.sum() / max(known.sum(), 1)), 4),
+                }
+            )
+        near = dist < thr
+        mid, scale = _logistic(dist[near].astype(float), correct[near].astype(float))
+        chosen = dist < people.SUGGEST_RATIO * thr
+        conf = np.array([people.confidence(float(d), thr) for d in dist[chosen]])
+        out.append(
             {
-                "margin": m,
-                "suggested": int(prop.sum()),
-                "precision": round(float(correct.sum() / max(prop.sum(), 1)), 4),
-                "coverage": round(float(correct.sum() / max(known.sum(), 1)), 4),
+                "people_named": round(len(named) / len(ids), 3),
+                "faces_confirmed_per_person": confirm,
+                "unconfirmed_faces": int((~confirmed).sum()),
+                "of_named_people": int(known.sum()),
+                "seconds": round(seconds, 3),
+                "cutoffs": cutoffs,
+                "logistic_fit": {
+                    "mid_ratio": round(mid / thr, 3),
+                    "scale_ratio": round(scale / thr, 3),
+                },
+                "at_defaults": {
+                    "proposed": int(chosen.sum()),
+                    "precision": round(float(correct[chosen].mean()) if chosen.any() else 0.0, 4),
+                    "mean_confidence": round(float(conf.mean()) if len(conf) else 0.0, 4),
+                },
             }
         )
-    near = dist < thr + 0.3
-    y = (best == truth)[near].astype(float)
-    d = dist[near].astype(float)
-    calib = []
-    for scale in (0.04, 0.06, 0.08, 0.1, 0.15, 0.2):
-        conf = 1 / (1 + np.exp(np.clip((d - thr) / scale, -50, 50)))
-        conf = np.clip(conf, 1e-6, 1 - 1e-6)
-        loss = -np.mean(y * np.log(conf) + (1 - y) * np.log(1 - conf))
-        calib.append({"scale": scale, "log_loss": round(float(loss), 4)})
-    return {
-        "faces": len(subj),
-        "confirmed": int(confirmed.sum()),
-        "unconfirmed_with_a_named_person": int(known.sum()),
-        "threshold": round(thr, 4),
-        "seconds": round(seconds, 3),
-        "margins": margins,
-        "confidence_calibration": calib,
-        "current": {"margin": people.SUGGEST_MARGIN, "scale": people.CONFIDENCE_SCALE},
-    }
+    return out
+
+
+def print_study(title: str, study: list[dict]) -> None:
+    print(f"\nsuggestions, {title}: precision / coverage at d < ratio * threshold")
+    ratios = [c["ratio"] for c in study[0]["cutoffs"]]
+    print(f"{'named, confirmed':<22}" + "".join(f"{r:>14}" for r in ratios) + "   fit mid/scale")
+    for s in study:
+        label = f"{s['people_named']:.0%} of people, {s['faces_confirmed_per_person']:.0%}"
+        cells = "".join(f"{c['precision']:>7.3f}/{c['coverage']:.3f}" for c in s["cutoffs"])
+        fit = s["logistic_fit"]
+        print(f"{label:<22}{cells}   {fit['mid_ratio']:.2f}/{fit['scale_ratio']:.3f}")
 
 
 def main() -> None:
@@ -199,7 +233,7 @@ def main() -> None:
             title, sub = sets[key]
             study = suggestion_study(sub)
             out["sets"][key]["suggestions"] = study
-            print(f"\nsuggestions, {title}: {json.dumps(study)}")
+            print_study(title, study)
     RESULTS.mkdir(exist_ok=True)
     name = "cluster_quality.json" if not args.sweep else "cluster_quality_sweep.json"
     (RESULTS / name).write_text(json.dumps(out, indent=1))

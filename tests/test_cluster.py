@@ -271,12 +271,16 @@ def test_recluster_is_stable_and_keeps_labels(tmp_path):
     )
     people.move_faces(lib, [stray], pid)
     confirmed = {f: p for f, (p, _) in labels_state(lib).items() if p}
-    recluster(lib)
+    old_second = set(people.group_faces(lib, "cluster", groups[1].id)) - {stray}
+    summary = recluster(lib)
     after = labels_state(lib)
     assert {f: p for f, (p, _) in after.items() if p} == confirmed
     assert lib.conn.execute("SELECT name FROM people").fetchall() == [("Anna",)]
+    # the stray's old cluster now looks like Anna: its faces wait as suggestions
+    suggested = {s.face_id for s in people.suggestions(lib) if s.person_id == pid}
+    assert summary.suggested > 0 and suggested & old_second
     # the other clusters keep their ids
-    for g in groups[1:]:
+    for g in groups[2:]:
         assert people.group_faces(lib, "cluster", g.id)
     check_invariants(lib)
     lib.close()
@@ -312,6 +316,7 @@ def test_rescan_new_faces_suggested_and_ids_kept(tmp_path):
     assert set(new_ids[:3]) <= set(sugg) and new_ids[3] not in sugg
     assert all(sugg[f].person_id == anna for f in new_ids[:3])
     assert all(lib.face(f).person_id is None for f in new_ids)  # suggested, not assigned
+    assert all(lib.face(f).cluster_id is None for f in new_ids[:3])  # not a new cluster
     for cid, faces in before.items():
         assert set(people.group_faces(lib, "cluster", cid)) == faces
     lib.close()

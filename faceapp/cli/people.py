@@ -102,8 +102,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             {"clusters": s.clusters, "unknown": s.unknown, "people": s.people, "seconds": s.seconds}
         )
     else:
+        held = f", {s.suggested} of them suggested for named people" if s.suggested else ""
         print(
-            f"{s.clusters} clusters, {s.unknown} unknown faces, {s.people} people "
+            f"{s.clusters} clusters, {s.unknown} unknown faces{held}, {s.people} people "
             f"({s.faces} faces in {s.seconds:.1f} s)"
         )
     return 0

@@ -46,21 +46,32 @@ DEFAULTS_NOTE = "see bench/results/cluster_quality.json for the measurements beh
 
 @dataclass(frozen=True)
 class ClusterParams:
-    """Clustering options; the defaults were chosen by measurement on LFW."""
+    """Clustering options. Defaults chosen on LFW (bench/cluster_quality.py, see the
+    module notes): they beat plain HDBSCAN on both the 158-people set and all 13,233
+    images, with the same-photo constraint on."""
 
-    min_cluster_size: int = 5
-    min_samples: int = 1
-    pca_dims: int = 64  # 0 keeps all 512 dimensions
-    selection_method: str = "eom"  # or "leaf"
-    selection_epsilon: float = 0.0  # Euclidean, in PCA space
-    # noise faces join the nearest cluster when their squared distance to its
-    # (unit) centroid is under attach_ratio * threshold
-    attach_ratio: float = 0.5
+    min_cluster_size: int = 4  # 4 finds people with few photos; 5 and more lose them
+    min_samples: int = 1  # 2+ trades a little precision on hard sets for much recall
+    pca_dims: int = 64  # 0 keeps all 512; 32 and fewer lose accuracy
+    selection_method: str = "eom"  # "leaf" shatters people into pieces
+    selection_epsilon: float = 0.0  # Euclidean in PCA space; no effect below ~0.5
+    # members farther than trim_ratio * threshold (squared L2) from their cluster's
+    # unit centroid leave it (0 disables)
+    trim_ratio: float = 0.75
     # clusters merge when the squared distance between their unit centroids is
-    # under merge_ratio * threshold (0 disables)
-    merge_ratio: float = 0.0
-    algorithm: str = "auto"  # "exact" (hdbscan package), "knn" (kNN graph), "auto"
-    exact_limit: int = 20_000
+    # under merge_ratio * threshold and they share no photo (0 disables)
+    merge_ratio: float = 0.4
+    # noise faces join the nearest cluster when their squared distance to its unit
+    # centroid is under attach_ratio * threshold (0 disables: with many strangers
+    # in a library it adds more wrong faces than right ones)
+    attach_ratio: float = 0.0
+    # recluster(): an unconfirmed face nearer than hold_ratio * threshold to a named
+    # person's confirmed faces (a suggestion at confidence 0.5 or more) is left to
+    # the suggestions instead of being clustered, so known people do not come back
+    # as new clusters after a rescan (0 disables)
+    hold_ratio: float = 0.6
+    algorithm: str = "auto"  # "exact" (hdbscan estimator), "knn" (kNN-graph MST), "auto"
+    exact_limit: int = 5_000  # "auto" uses the hdbscan estimator up to this many faces
     knn: int = 15
     n_jobs: int = 2
     seed: int = 0
@@ -81,10 +92,11 @@ class ClusterSummary:
     """What :func:`recluster` produced (the CLI prints the first four as JSON)."""
 
     clusters: int
-    unknown: int
+    unknown: int  # unconfirmed faces in no cluster (suggested ones included)
     people: int
     seconds: float
     faces: int = 0
+    suggested: int = 0  # of the unknown: held back as suggestions for a named person
 
 
 # -- numeric core ------------------------------------------------------------------
@@ -307,7 +319,8 @@ def hdbscan_knn(y: np.ndarray, params: ClusterParams) -> np.ndarray:
     else:
         nbr, dist = knn_ivf(y, k, seed=params.seed, n_jobs=params.n_jobs)
     m = params.min_samples
-    core = dist[:, m - 2].astype(np.float64) if m >= 2 else np.zeros(n)
+    # as the hdbscan package: the distance to the min_samples-th other point
+    core = dist[:, min(m, dist.shape[1]) - 1].astype(np.float64)
     rows = np.repeat(np.arange(n), nbr.shape[1])
     cols = nbr.ravel()
     d = dist.ravel().astype(np.float64)
@@ -436,6 +449,34 @@ def attach_noise(
     return attached
 
 
+def trim_outliers(
+    x: np.ndarray, labels: np.ndarray, max_sq: float, min_size: int, passes: int = 2
+) -> int:
+    """Members farther than ``max_sq`` (squared L2) from their cluster's unit centroid
+    become noise; a cluster left smaller than ``min_size`` dissolves.
+
+    Single-linkage chaining (HDBSCAN with min_samples 1) lets a look-alike stranger
+    join a cluster through one close face; naming the cluster would then confirm the
+    stranger too. Trimmed faces stay in Unknown, where suggestions can still
+    propose them once the cluster has a name. Returns how many faces left.
+    """
+    if max_sq <= 0 or labels.max() < 0:
+        return 0
+    before = int((labels >= 0).sum())
+    for _ in range(passes):
+        k = int(labels.max()) + 1
+        cent = _centroids(x, labels, k)
+        members = np.flatnonzero(labels >= 0)
+        diff = x[members] - cent[labels[members]]
+        far = members[np.einsum("ij,ij->i", diff, diff) > max_sq]
+        if len(far) == 0:
+            break
+        labels[far] = -1
+    sizes = np.bincount(labels[labels >= 0], minlength=int(labels.max()) + 1)
+    labels[(labels >= 0) & (sizes[np.maximum(labels, 0)] < min_size)] = -1
+    return before - int((labels >= 0).sum())
+
+
 def merge_close_clusters(
     x: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_sq: float
 ) -> int:
@@ -461,9 +502,9 @@ def merge_close_clusters(
             a = parent[a]
         return a
 
-    photos: dict[int, set[int]] = {}
+    photos: dict[int, set[int]] = {c: set() for c in range(k)}
     for g, c in zip(groups[labels >= 0], labels[labels >= 0], strict=True):
-        photos.setdefault(int(c), set()).add(int(g))
+        photos[int(c)].add(int(g))
     merged = 0
     for _, a, b in sorted(pairs):
         ra, rb = find(a), find(b)
@@ -515,6 +556,10 @@ def cluster_vectors(
     stats["hdbscan_noise"] = int((labels < 0).sum())
     t = time.perf_counter()
     stats["cannot_link_removed"] = enforce_cannot_link(x, labels, groups)
+    stats["trimmed"] = trim_outliers(
+        x, labels, params.trim_ratio * threshold, params.min_cluster_size
+    )
+    labels = _relabel(labels)
     stats["merged"] = merge_close_clusters(x, labels, groups, params.merge_ratio * threshold)
     labels = _relabel(labels)
     stats["attached"] = attach_noise(x, labels, groups, params.attach_ratio * threshold)
@@ -613,6 +658,8 @@ def _cached_embeddings(lib: Library) -> tuple[np.ndarray, np.ndarray]:
         return hit[1], hit[2]
     ids, vectors = lib.embeddings(model.id)
     with _vector_lock:
+        if key not in _vector_cache:  # one library at a time: the vectors are large
+            _vector_cache.clear()
         _vector_cache[key] = (sig, ids, vectors)
     return ids, vectors
 
@@ -782,6 +829,27 @@ def nearest_people(
     return best_p, v
 
 
+MAX_REPRESENTATIVES = 64  # confirmed faces per person that distances are measured to
+_person_lock = threading.Lock()
+_person_caches: dict[str, PersonDistances] = {}
+
+
+def library_nearest_people(lib: Library, state: FaceState) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_people` for a library's state, with the library's rejections and a
+    per-library :class:`PersonDistances` cache shared by re-clustering and suggestions."""
+    rejections = np.array(
+        lib.conn.execute("SELECT face_id, person_id FROM rejections").fetchall(), np.int64
+    ).reshape(-1, 2)
+    key = str(lib.path.resolve())
+    with _person_lock:
+        if key not in _person_caches:  # one library at a time: the columns are large
+            _person_caches.clear()
+        cache = _person_caches.setdefault(key, PersonDistances(MAX_REPRESENTATIVES))
+        return nearest_people(
+            state, rejections, MAX_REPRESENTATIVES, cache=cache, model=lib.get_meta("active_model")
+        )
+
+
 def model_threshold(lib: Library) -> float:
     model = lib.active_model()
     return float(model.threshold) if model is not None else DEFAULT_THRESHOLD
@@ -810,16 +878,27 @@ def recluster(
         raise LibraryError("the library has no active model yet: scan a folder first")
     if progress:
         progress("loading embeddings")
+    params = params or ClusterParams()
+    threshold = model_threshold(lib)
     state = load_state(lib)
-    unconf = state.person == 0
-    idx = np.flatnonzero(unconf)
+    unconf = np.flatnonzero(state.person == 0)
+    held = np.zeros(len(unconf), bool)
+    if params.hold_ratio > 0 and (state.person > 0).any():
+        if progress:
+            progress("comparing with named people")
+        _, dist = library_nearest_people(lib, state)
+        held = dist < params.hold_ratio * threshold
+    rows = unconf[~held]
     if progress:
-        progress(f"clustering {len(idx)} faces")
-    vectors = state.vectors if len(idx) == len(state) else state.vectors[idx]
-    result = cluster_vectors(vectors, state.photo[idx], params, threshold=model_threshold(lib))
+        progress(f"clustering {len(rows)} faces")
+    vectors = state.vectors if len(rows) == len(state) else state.vectors[rows]
+    result = cluster_vectors(vectors, state.photo[rows], params, threshold=threshold)
+    labels = np.full(len(unconf), -1, np.int64)  # held faces: Unknown, with a suggestion
+    labels[~held] = result.labels
+    idx = unconf
     with lib.transaction() as c:
         next_id = _next_cluster_id(lib)
-        new_ids, _ = match_cluster_ids(result.labels, state.cluster[idx], next_id=next_id)
+        new_ids, _ = match_cluster_ids(labels, state.cluster[idx], next_id=next_id)
         rejected = {
             (int(f), int(cl))
             for f, cl in c.execute("SELECT face_id, cluster_id FROM cluster_rejections")
@@ -862,4 +941,5 @@ def recluster(
         people=int(people),
         seconds=round(time.perf_counter() - start, 3),
         faces=len(state),
+        suggested=int(held.sum()),
     )

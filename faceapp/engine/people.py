@@ -39,14 +39,19 @@ from faceapp.engine.library import Library, LibraryError
 OPLOG_KEEP = 1000  # operations kept for undo
 MAX_NAME = 200
 
-# Suggestions: a face is proposed for its nearest allowed person when the squared
-# distance to that person's nearest confirmed face is under threshold + margin.
-SUGGEST_MARGIN = 0.0
-# confidence = 1 / (1 + exp((distance - threshold) / CONFIDENCE_SCALE))
-CONFIDENCE_SCALE = 0.08
+# Suggestions, as fractions of the model's verification threshold (squared L2).
+# That threshold is calibrated on balanced pairs (half of them the same person);
+# in a library almost every face is someone else, so a face's nearest named person
+# is under it by chance far too often (on LFW with 2% of the people named, 98% of
+# the proposals at the threshold were wrong). Measured in bench/cluster_quality.py
+# --suggest and fitted with a logistic model there:
+# a face is proposed when its distance is under SUGGEST_RATIO * threshold ...
+SUGGEST_RATIO = 0.65
+# ... and its confidence is 1 / (1 + exp((d - CONFIDENCE_MID * thr) / (CONFIDENCE_SCALE * thr))).
+CONFIDENCE_MID = 0.6
+CONFIDENCE_SCALE = 0.05
 # a cluster is suggested as a person when at least this share of its faces are
 SUGGEST_CLUSTER_SHARE = 0.5
-MAX_REPRESENTATIVES = 64  # confirmed faces per person used for distances
 
 
 class PeopleError(LibraryError):
@@ -806,7 +811,6 @@ class _Nearest:
 
 _nearest_lock = threading.Lock()
 _nearest_cache: dict[str, tuple[tuple, _Nearest]] = {}
-_distance_caches: dict[str, cluster_mod.PersonDistances] = {}
 
 
 def _signature(lib: Library) -> tuple:
@@ -835,13 +839,9 @@ def _nearest(lib: Library) -> tuple[_Nearest, float]:
         if hit is not None and hit[0] == sig:
             return hit[1], threshold
         state = cluster_mod.load_state(lib)
-        rejections = np.array(
-            lib.conn.execute("SELECT face_id, person_id FROM rejections").fetchall(), np.int64
-        ).reshape(-1, 2)
-        dcache = _distance_caches.setdefault(key, cluster_mod.PersonDistances(MAX_REPRESENTATIVES))
-        person, dist = cluster_mod.nearest_people(
-            state, rejections, MAX_REPRESENTATIVES, cache=dcache, model=sig[0]
-        )
+        person, dist = cluster_mod.library_nearest_people(lib, state)
+        if key not in _nearest_cache:  # one library at a time
+            _nearest_cache.clear()
         unconf = state.person == 0
         result = _Nearest(state.ids[unconf], state.cluster[unconf], person, dist)
         _nearest_cache[key] = (sig, result)
@@ -849,8 +849,9 @@ def _nearest(lib: Library) -> tuple[_Nearest, float]:
 
 
 def confidence(distance: float, threshold: float) -> float:
-    """Probability-like score that a face is the person: 0.5 at the threshold."""
-    z = (distance - threshold) / CONFIDENCE_SCALE
+    """Estimated probability that a face is its nearest named person (fitted on LFW):
+    0.5 at ``CONFIDENCE_MID * threshold``."""
+    z = (distance - CONFIDENCE_MID * threshold) / (CONFIDENCE_SCALE * threshold)
     return 1.0 / (1.0 + math.exp(min(z, 50.0)))
 
 
@@ -863,18 +864,20 @@ def suggestions(lib: Library, limit: int | None = None) -> list[Suggestion]:
 
     X is the nearest person (squared L2 to their nearest confirmed face) that the
     face was never rejected from and that has no confirmed face in the same photo;
-    only distances under the model's threshold + ``SUGGEST_MARGIN`` are proposed.
+    only distances under ``SUGGEST_RATIO`` times the model's threshold are proposed.
+    "Most uncertain" is the confidence nearest 0.5.
     """
     near, threshold = _nearest(lib)
-    limit_d = threshold + SUGGEST_MARGIN
-    ok = (near.person > 0) & (near.distance < limit_d)
+    ok = (near.person > 0) & (near.distance < SUGGEST_RATIO * threshold)
     idx = np.flatnonzero(ok)
-    order = idx[np.lexsort((near.face_ids[idx], np.abs(near.distance[idx] - threshold)))]
+    mid = CONFIDENCE_MID * threshold
+    order = idx[np.lexsort((near.face_ids[idx], np.abs(near.distance[idx] - mid)))]
     if limit is not None:
         order = order[: max(int(limit), 0)]
     names = _names(lib)
     dist = near.distance[order].astype(np.float64)
-    conf = 1.0 / (1.0 + np.exp(np.minimum((dist - threshold) / CONFIDENCE_SCALE, 50.0)))
+    z = (dist - mid) / (CONFIDENCE_SCALE * threshold)
+    conf = 1.0 / (1.0 + np.exp(np.minimum(z, 50.0)))
     return [
         Suggestion(int(f), int(p), names[int(p)], round(float(d), 4), float(c))
         for f, p, d, c in zip(near.face_ids[order], near.person[order], dist, conf, strict=True)
@@ -883,7 +886,8 @@ def suggestions(lib: Library, limit: int | None = None) -> list[Suggestion]:
 
 
 def cluster_suggestions(lib: Library) -> list[ClusterSuggestion]:
-    """Unnamed clusters whose faces are mostly near one named person (largest first).
+    """Unnamed clusters whose faces are mostly (``SUGGEST_CLUSTER_SHARE``) suggested
+    for one named person, largest first.
 
     Accepting one is :func:`merge` of ``('cluster', id)`` into ``('person', id)``,
     which leaves out rejected and same-photo faces.
@@ -894,7 +898,7 @@ def cluster_suggestions(lib: Library) -> list[ClusterSuggestion]:
     in_cluster = near.cluster > 0
     for cid in np.unique(near.cluster[in_cluster]):
         rows = np.flatnonzero(near.cluster == cid)
-        close = rows[(near.person[rows] > 0) & (near.distance[rows] < threshold)]
+        close = rows[(near.person[rows] > 0) & (near.distance[rows] < SUGGEST_RATIO * threshold)]
         if len(close) == 0:
             continue
         persons, counts = np.unique(near.person[close], return_counts=True)
