@@ -74,7 +74,11 @@ class ClusterParams:
     selection_epsilon: float = 0.0  # Euclidean in PCA space; no effect below ~0.5
     # members farther than trim_ratio * threshold (squared L2) from their cluster's
     # unit centroid leave it (0 disables)
-    trim_ratio: float = 0.75
+    trim_ratio: float = field(
+        default=0.75,
+        metadata={"help": "Faces this far from their group's centre (share of the threshold) "
+                  "go to Unknown (0: off)."},
+    )  # fmt: skip
     # clusters merge when the squared distance between their unit centroids is
     # under merge_ratio * threshold and they share no photo (0 disables)
     merge_ratio: float = 0.4
@@ -86,12 +90,21 @@ class ClusterParams:
     # person's confirmed faces (a suggestion at confidence 0.5 or more) is left to
     # the suggestions instead of being clustered, so known people do not come back
     # as new clusters after a rescan (0 disables)
-    hold_ratio: float = 0.6
+    hold_ratio: float = field(
+        default=0.6,
+        metadata={"help": "Faces this close to a named person (share of the threshold) "
+                  "wait as suggestions instead of forming new groups (0: off)."},
+    )  # fmt: skip
     algorithm: str = "auto"  # "exact" (hdbscan estimator), "knn" (kNN-graph MST), "auto"
     exact_limit: int = 5_000  # "auto" uses the hdbscan estimator up to this many faces
     knn: int = 15  # neighbours per face in the kNN graph
-    brute_limit: int = 10_000  # exact neighbour search up to this many faces, then IVF
-    nprobe: int = 24  # IVF cells searched per face
+    brute_limit: int = field(
+        default=10_000,
+        metadata={"help": "Exact neighbour search up to this many faces, approximate above."},
+    )
+    nprobe: int = field(
+        default=24, metadata={"help": "Cells searched per face by the approximate search."}
+    )
     n_jobs: int = 2
     seed: int = 0
 
