@@ -80,16 +80,23 @@ def calibrated_threshold(paths: list[str], vectors: np.ndarray) -> float:
 
 
 def from_cache(path: Path = CACHE) -> Faces:
-    """One central face per LFW image from the embedding cache (flip-averaged like the app)."""
+    """One central face per LFW image from the embedding cache, turned into the app's
+    embedding (as pipeline.Analyzer: no flip, the casia centre subtracted, threshold
+    of the weights) when the cache holds the plain casia embeddings."""
     with np.load(path) as z:
         data = {k: z[k] for k in z.files}
     paths = [str(p) for p in data["paths"]]
+    threshold = None
     if "embeddings" in data:
         vectors = unit(data["embeddings"])
-    elif "flipped" in data:
-        vectors = unit(unit(data["plain"]) + unit(data["flipped"]))
     else:
+        from faceapp.engine import weights
+
+        defaults = weights.SOURCE_DEFAULTS["casia-webface"]
         vectors = unit(data["plain"])
+        if defaults.centre:
+            vectors = unit(vectors - np.load(weights.CENTRES_DIR / defaults.centre))
+        threshold = defaults.threshold
     keep = ~data["no_face"] if "no_face" in data else np.ones(len(paths), bool)
     paths = [p for p, k in zip(paths, keep, strict=True) if k]
     vectors = vectors[keep]
@@ -102,8 +109,8 @@ def from_cache(path: Path = CACHE) -> Faces:
         np.ones(n, bool),
         names,
         paths,
-        calibrated_threshold(paths, vectors),
-        f"embedding cache {path.name} ({n} images with a face)",
+        threshold or calibrated_threshold(paths, vectors),
+        f"embedding cache {path.name} ({n} images with a face, as the app embeds them)",
     )
 
 
@@ -118,6 +125,10 @@ def from_library(path: Path) -> Faces:
         " FROM faces f JOIN photos p ON p.id = f.photo_id WHERE p.status = 'ok' ORDER BY f.id"
     ).fetchall()
     model = lib.active_model()
+    faceless = lib.conn.execute(
+        "SELECT COUNT(*) FROM photos p WHERE p.status = 'ok'"
+        " AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.photo_id = p.id)"
+    ).fetchone()[0]
     lib.close()
     info = {r[0]: r for r in rows}
     keep = np.array([int(i) in info for i in ids])
@@ -147,8 +158,8 @@ def from_library(path: Path) -> Faces:
         names,
         paths,
         float(model.threshold) if model else 1.1,
-        f"library {path} ({len(paths)} photos, {len(ids)} faces,"
-        f" model {model.name if model else '?'})",
+        f"library {path} ({len(paths)} photos with {len(ids)} faces, {faceless} photos"
+        f" without a detected face, not scored; model {model.name if model else '?'})",
     )
 
 

@@ -17,7 +17,7 @@ The algorithm (:func:`cluster_vectors`):
    graph (exact search up to ``brute_limit`` faces, then an inverted file over
    k-means cells with per-face probing) and the hdbscan package turns that tree into
    the condensed tree and the clusters. Within the kNN graph the tree is exact, and
-   on LFW the clusters match the estimator's (BCubed F 0.8998 vs 0.9015 on all
+   on LFW the clusters match the estimator's (BCubed F 0.8956 vs 0.8958 on all
    13,233 images); it is what keeps 100,000 faces well under a minute on two cores,
    where the estimator's kd-tree Boruvka takes many minutes.
 3. Cannot-link: two faces of one photo never share a cluster; the face farther from
@@ -33,10 +33,11 @@ The algorithm (:func:`cluster_vectors`):
 
 Defaults were chosen on LFW with ``bench/cluster_quality.py`` (one-at-a-time sweeps
 and a grid over min_cluster_size, min_samples, pca_dims, trim, merge, attach; the
-figures are in bench/results/cluster_quality*.json). Against plain HDBSCAN (PCA 64,
-min_cluster_size 5, min_samples 1) with the same-photo constraint on: people with
->= 10 photos BCubed F 0.9892 vs 0.9880 (precision 0.9987 vs 0.9976, Unknown 0.9% vs
-0.8%), all images 0.8998 vs 0.8810 (precision 0.889 vs 0.875, Unknown 39% vs 43%).
+figures are in bench/results/cluster_quality*.json), in the app's embedding space
+(casia weights, centred, threshold 1.328). Against plain HDBSCAN (PCA 64,
+min_cluster_size 5, min_samples 1), with the same-photo constraint on: people with
+>= 10 photos BCubed F 0.9876 vs 0.9857 (precision 0.9978 vs 0.9967, Unknown 1.0% vs
+0.8%), all images 0.8956 vs 0.8731 (precision 0.880 vs 0.856, Unknown 38% vs 42%).
 min_cluster_size 5 or 6 lose small people, min_samples 2-3 and pca_dims <= 32 lose
 recall, "leaf" selection shatters people, selection_epsilon below ~0.5 changes
 nothing.

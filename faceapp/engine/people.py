@@ -42,14 +42,16 @@ MAX_NAME = 200
 # Suggestions, as fractions of the model's verification threshold (squared L2).
 # That threshold is calibrated on balanced pairs (half of them the same person);
 # in a library almost every face is someone else, so a face's nearest named person
-# is under it by chance far too often (on LFW with 2% of the people named, 98% of
-# the proposals at the threshold were wrong). Measured in bench/cluster_quality.py
-# --suggest and fitted with a logistic model there:
-# a face is proposed when its distance is under SUGGEST_RATIO * threshold ...
+# is under it by chance far too often: on LFW with 2% of the people named, 97% of
+# the proposals under the threshold were wrong. bench/cluster_quality.py --suggest
+# measures precision and coverage per cut-off and fits P(right | distance):
+# a face is proposed when its distance is under SUGGEST_RATIO * threshold
+# (precision 0.70-0.99, coverage 0.76-0.98 across the simulated users) ...
 SUGGEST_RATIO = 0.65
-# ... and its confidence is 1 / (1 + exp((d - CONFIDENCE_MID * thr) / (CONFIDENCE_SCALE * thr))).
+# ... with confidence 1 / (1 + exp((d - MID * thr) / (SCALE * thr))), the logistic
+# fits giving MID 0.56-0.68 and SCALE 0.03-0.05.
 CONFIDENCE_MID = 0.6
-CONFIDENCE_SCALE = 0.05
+CONFIDENCE_SCALE = 0.04
 # a cluster is suggested as a person when at least this share of its faces are
 SUGGEST_CLUSTER_SHARE = 0.5
 
