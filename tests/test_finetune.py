@@ -170,7 +170,7 @@ def make_library(
         preprocess="fixed",
         threshold=1.1,
         threshold_source="test",
-        metadata={"flip": True},
+        metadata={"flip": False, "centred": False},
     )
     rng = np.random.default_rng(0)
     if embedder is not None:
@@ -229,6 +229,8 @@ def dev_state_dict():
 
 FAST = ft.FinetuneOptions(epochs=2, views=1, people_per_batch=3, faces_per_person=2, patience=3)
 N_FACES = 18  # 3 people x 6 faces: 4 train + 2 held out each
+# a made-up mean embedding: training and re-embedding must both centre on it
+CENTRE = 0.3 * np.random.default_rng(3).normal(size=512).astype(np.float32) / np.sqrt(512)
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +239,7 @@ def trained(tmp_path_factory, dev_state_dict):
     folder = tmp_path_factory.mktemp("template")
     crops, labels = synthetic_crops(3, 6)
     lib, _ = make_library(folder / "lib.sqlite", crops, labels)
-    result = ft.train(lib, FAST, base_state_dict=dev_state_dict)
+    result = ft.train(lib, FAST, base_state_dict=dev_state_dict, base_centre=CENTRE)
     template = folder / "template.sqlite"
     target = sqlite3.connect(template)
     lib.conn.backup(target)
@@ -353,6 +355,25 @@ def test_accept_switches_and_old_versions_can_be_restored(trained, tmp_path):
     assert path.is_file() and path.with_suffix(".json").is_file()
     assert ft._sha256_file(path) == info.sha256
     assert json.loads(path.with_suffix(".json").read_text())["sha256"] == info.sha256
+    # the scan pipeline loads the active version's file with the weights module's checks
+    from faceapp.engine.weights import load_state_dict_file
+
+    assert set(load_state_dict_file(path)) == set(result.state_dict)
+    # ... with the centre training used, so new photos land in the same space
+    from faceapp.engine.pipeline import library_weights
+
+    assert np.allclose(library_weights(lib).centre, CENTRE)
+    assert np.allclose(ft.version_centre(info), CENTRE)
+    # the stored embeddings are those training measured (centred, no flip; fp16 cache)
+    held = result.heldout_ids
+    model = ft.build_model(result.state_dict, "cpu")
+    cut = ft.STAGES.index(FAST.trainable)
+    crops = torch.from_numpy(ft.load_crops(lib, held)).permute(0, 3, 1, 2)
+    feats = ft.trunk_features(model, crops, cut, "fixed", "cpu", 8, lambda _done: None)
+    measured = ft.heldout_embeddings(model, feats[:, None], cut, False, CENTRE)
+    ids, vectors = lib.embeddings()
+    stored = vectors[np.searchsorted(ids, held)]
+    assert np.abs(measured - stored).max() < 0.02
     ids, vectors = lib.embeddings()
     assert len(ids) == N_FACES and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     listed = {v.id: v for v in ft.versions(lib)}
@@ -432,3 +453,119 @@ def test_sigkill_during_reembedding_keeps_old_version_active(trained, tmp_path):
     # cleanup (run by the next accept) removes it, as its process is gone
     assert ft.cleanup_incomplete(lib) == [building[0].id]
     assert snapshot(lib) == before and weight_files() == []
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """Run one of this module's commands through its own parser (as faceapp.cli does)."""
+    import argparse
+
+    from faceapp.cli import CLIError
+    from faceapp.cli import finetune as cli
+
+    parser = argparse.ArgumentParser(prog="faceapp")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        code = int(args.handler(args) or 0)
+    except CLIError as exc:
+        return exc.code, str(exc)
+    return code, capsys.readouterr().out
+
+
+def test_cli_plan_models_use_and_remove(trained, tmp_path, capsys):
+    lib, path, result = fresh_library(trained, tmp_path)
+    code, out = run_cli(["finetune", "--plan", "--json", "--library", str(path)], capsys)
+    plan = json.loads(out)
+    assert code == 0 and plan["people"] == 3 and plan["train_faces"] == 12 and plan["can_train"]
+    new = ft.accept(lib, result).model_id
+    code, out = run_cli(["models", "--json", "--library", str(path)], capsys)
+    listed = json.loads(out)["models"]
+    assert code == 0 and [(m["id"], m["active"]) for m in listed] == [(1, False), (new, True)]
+    assert listed[1]["source"] == "finetuned" and listed[1]["embedded_faces"] == N_FACES
+    code, out = run_cli(["models", "--library", str(path), "use", "1"], capsys)
+    assert code == 0 and lib.active_model().id == 1
+    assert "*   1" in out
+    code, out = run_cli(["models", "--library", str(path), "remove", "1"], capsys)
+    assert code == 1 and "active" in out
+    code, out = run_cli(["models", "remove", str(new), "--library", str(path), "--json"], capsys)
+    assert code == 0 and [m["id"] for m in json.loads(out)["models"]] == [1]
+
+
+def test_cli_refuses_a_library_without_enough_people(tmp_path, capsys):
+    crops, _ = synthetic_crops(2, 3)
+    lib, _ = make_library(tmp_path / "lib.sqlite", crops, [0, 0, 0, None, None, None])
+    code, message = run_cli(["finetune", "--library", str(lib.path)], capsys)
+    assert code == 2 and "two people" in message
+
+
+# -- a real training run: LFW crops, real weights ---------------------------------------------
+
+
+def _bench_module():
+    """bench/finetune_gain.py: its LFW album and cached crops (one crop convention for both)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "finetune_gain.py"
+    spec = importlib.util.spec_from_file_location("finetune_gain_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_real_training_lowers_loss_and_raises_heldout_val(lfw_root, real_weights, tmp_path):
+    """16 LFW people, 12 confirmed faces each; a few epochs on the real weights.
+
+    The loss must fall, held-out VAL must rise, and so must VAL on each person's
+    other photos, which neither training nor early stopping saw.
+    """
+    bench = _bench_module()
+    album = bench.album(60, 0)
+    names = [n for n in sorted(album) if len(album[n][0]) + len(album[n][1]) >= 16][:16]
+    confirmed = {n: sorted(album[n][0] + album[n][1])[:12] for n in names}
+    unseen = {n: sorted(album[n][0] + album[n][1])[12:18] for n in names}
+    rels = [r for n in names for r in confirmed[n] + unseen[n]]
+    jpegs = bench.crops_jpeg(rels)
+    crops = [bench.decode(jpegs[r]) for r in rels]
+    labels = [
+        lab
+        for i, n in enumerate(names)
+        for lab in [i] * len(confirmed[n]) + [None] * len(unseen[n])
+    ]
+    lib, _ = make_library(
+        tmp_path / "lib.sqlite",
+        crops,
+        labels,
+        source=real_weights.source,
+        sha256=real_weights.sha256,
+    )
+    options = ft.FinetuneOptions(epochs=6, patience=6, views=2, people_per_batch=8)
+    result = ft.train(
+        lib, options, base_state_dict=real_weights.state_dict, base_centre=real_weights.centre
+    )
+    losses = [h.loss for h in result.history]
+    assert len(losses) == 6 and losses[-1] < losses[0], losses
+    assert result.after.val > result.before.val and result.improved
+
+    # photos of the same people that training never saw
+    model = ft.build_model(real_weights.state_dict, "cpu")
+    cut = ft.STAGES.index(ft.TRAINABLE[options.trainable])
+    other = torch.from_numpy(
+        np.stack([c for c, lab in zip(crops, labels, strict=True) if lab is None])
+    )
+    other = other.permute(0, 3, 1, 2)
+    feats = torch.stack(
+        [
+            ft.trunk_features(model, x, cut, "fixed", "cpu", 32, lambda _d: None)
+            for x in (other, other.flip(-1))
+        ],
+        dim=1,
+    )
+    other_labels = [i for i, n in enumerate(names) for _ in unseen[n]]
+    before = ft.verification_metrics(ft.heldout_embeddings(model, feats, cut, True), other_labels)
+    model.load_state_dict(result.state_dict)
+    after = ft.verification_metrics(ft.heldout_embeddings(model, feats, cut, True), other_labels)
+    assert after.val > before.val and after.auc > before.auc, (before, after)

@@ -258,6 +258,7 @@ class FinetuneResult:
     base_source: str
     preprocess: str
     flip: bool
+    centre: np.ndarray | None  # subtracted from embeddings, then renormalised (as the base)
     threshold: float  # the base version's threshold (accept recalibrates)
     heldout_ids: list[int]
     device: str
@@ -493,8 +494,16 @@ def run_stages(model: nn.Module, x: torch.Tensor, start: int, stop: int) -> torc
     return x
 
 
-def _embed_head(model: nn.Module, features: torch.Tensor, cut: int) -> torch.Tensor:
-    return F.normalize(run_stages(model, features, cut, len(STAGES)), dim=1)
+def _embed_head(
+    model: nn.Module, features: torch.Tensor, cut: int, centre: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Unit embeddings from trunk features; with a centre, as the Embedder centres them."""
+    e = F.normalize(run_stages(model, features, cut, len(STAGES)), dim=1)
+    return e if centre is None else F.normalize(e - centre, dim=1)
+
+
+def _centre_tensor(centre: np.ndarray | None, device: torch.device | str) -> torch.Tensor | None:
+    return None if centre is None else torch.as_tensor(centre, dtype=torch.float32).to(device)
 
 
 def _sha256_file(path: Path) -> str:
@@ -505,29 +514,92 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _base_weights(info: ModelInfo):  # -> weights.LoadedWeights
+    """The base weights a version without a file of its own was embedded with.
+
+    Looked up by source (as the scan pipeline does), never downloaded, and checked
+    against the version's checksum.
+    """
+    from faceapp.engine import weights as weights_mod
+
+    found = None
+    if info.source == "casia-webface":
+        found = weights_mod.offline_weights()
+    elif info.source == "vggface2":
+        found = weights_mod.vggface2_weights(allow_download=False)
+    elif info.source == "user" and Path(info.origin).is_file():
+        found = weights_mod.resolve_weights(Path(info.origin), allow_download=False)
+    elif info.source == "random-dev" and os.environ.get(weights_mod.RANDOM_ENV) == "1":
+        found = weights_mod.random_weights()
+    if found is None:
+        raise FinetuneError(
+            f"the {info.source} weights of model version {info.id} are not on this machine"
+        )
+    if found.sha256 != info.sha256:
+        raise FinetuneError(
+            f"model version {info.id} uses {info.source} weights ({info.sha256[:12]}) but"
+            f" other weights ({found.sha256[:12]}) were found on this machine"
+        )
+    return found
+
+
 def model_state_dict(info: ModelInfo) -> dict[str, torch.Tensor]:
-    """The weights of a model version: its own file, or the resolvable base weights.
+    """The weights of a model version: its own file, or the base weights it came with.
 
     Raises :class:`FinetuneError` when the file is gone or changed, or when the
     weights found on this machine are not the ones the version was embedded with.
     """
     from faceapp.engine import weights as weights_mod
 
+    if not info.path:
+        return _base_weights(info).state_dict
+    path = Path(info.path)
+    if not path.is_file():
+        raise FinetuneError(f"the weights of model version {info.id} are missing: {path}")
+    if _sha256_file(path) != info.sha256:
+        raise FinetuneError(f"the weights of model version {info.id} changed on disk: {path}")
+    return weights_mod.load_state_dict_file(path)
+
+
+def version_centre(info: ModelInfo) -> np.ndarray | None:
+    """The mean embedding a version's embeddings are centred on (None: not centred).
+
+    Fine-tuned versions keep their base's centre in their metadata (training runs
+    on centred embeddings); base versions use the one their weights come with,
+    as the scan pipeline does.
+    """
+    if "centre" in info.metadata:
+        value = info.metadata["centre"]
+        return None if value is None else np.asarray(value, np.float32)
     if info.path:
-        path = Path(info.path)
-        if not path.is_file():
-            raise FinetuneError(f"the weights of model version {info.id} are missing: {path}")
-        if _sha256_file(path) != info.sha256:
-            raise FinetuneError(f"the weights of model version {info.id} changed on disk: {path}")
-        return weights_mod.load_state_dict_file(path)
-    user = Path(info.origin) if info.source == "user" else None
-    loaded = weights_mod.resolve_weights(user, allow_download=False)
-    if loaded.sha256 != info.sha256:
-        raise FinetuneError(
-            f"model version {info.id} uses {info.source} weights ({info.sha256[:12]}) but"
-            f" {loaded.source} weights ({loaded.sha256[:12]}) were found on this machine"
-        )
-    return loaded.state_dict
+        return None
+    from faceapp.engine import weights as weights_mod
+
+    defaults = weights_mod.SOURCE_DEFAULTS.get(info.source)
+    if defaults is None or not defaults.centre:
+        return None
+    return np.load(weights_mod.CENTRES_DIR / defaults.centre).astype(np.float32)
+
+
+def version_weights(info: ModelInfo):  # -> weights.LoadedWeights
+    """Everything needed to embed new faces with a version: weights, centre, threshold.
+
+    For the scan pipeline and the GUI, so that a fine-tuned version embeds new
+    photos exactly as ``accept`` re-embedded the old ones.
+    """
+    from faceapp.engine import weights as weights_mod
+
+    return weights_mod.LoadedWeights(
+        state_dict=model_state_dict(info),
+        source=info.source,
+        origin=info.origin,
+        sha256=info.sha256,
+        preprocess=info.preprocess,
+        threshold=info.threshold,
+        threshold_source=info.threshold_source,
+        file=Path(info.path) if info.path else None,
+        centre=version_centre(info),
+    )
 
 
 # -- augmentation and batches --------------------------------------------------------------
@@ -697,16 +769,28 @@ def trunk_features(
 
 @torch.inference_mode()
 def heldout_embeddings(
-    model: nn.Module, feats: torch.Tensor, cut: int, flip: bool, batch: int = 128
+    model: nn.Module,
+    feats: torch.Tensor,
+    cut: int,
+    flip: bool,
+    centre: np.ndarray | None = None,
+    batch: int = 128,
 ) -> np.ndarray:
-    """Embeddings from cached (n, 2, ...) trunk features of a crop and its mirror image."""
+    """Embeddings, as the Embedder computes them, from cached (n, views, ...) trunk features.
+
+    View 0 is the crop; with ``flip`` view 1 is its mirror image, added before
+    normalising; with a ``centre`` it is subtracted and the result renormalised.
+    """
     device = next(model.parameters()).device
+    c = _centre_tensor(centre, device)
     out = []
     for start in range(0, len(feats), batch):
         f = feats[start : start + batch].to(device, torch.float32)
         e = _embed_head(model, f[:, 0], cut)
         if flip:
             e = F.normalize(e + _embed_head(model, f[:, 1], cut), dim=1)
+        if c is not None:
+            e = F.normalize(e - c, dim=1)
         out.append(e.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
 
@@ -719,6 +803,7 @@ def train(
     cancel: Callable[[], bool] | None = None,
     the_plan: FinetunePlan | None = None,
     base_state_dict: dict[str, torch.Tensor] | None = None,
+    base_centre: np.ndarray | None = None,
 ) -> FinetuneResult:
     """Fine-tune the active model on the confirmed faces; the library is only read.
 
@@ -726,11 +811,12 @@ def train(
     ``cancel`` is polled between batches: a cancel while preparing returns a
     result with no model (``state_dict`` None); a cancel while training stops
     there and returns the best model so far, which may still be accepted.
-    ``base_state_dict`` overrides the active version's weights (tests, benchmarks).
+    ``base_state_dict`` (with ``base_centre``, None for none) overrides the active
+    version's weights (tests, benchmarks).
     Runs in the caller's thread: the GUI calls it from a worker.
     """
     with torch.random.fork_rng(devices=[]):  # seeded dropout must not reseed the caller
-        return _train(lib, options, progress, cancel, the_plan, base_state_dict)
+        return _train(lib, options, progress, cancel, the_plan, base_state_dict, base_centre)
 
 
 def _train(
@@ -740,6 +826,7 @@ def _train(
     cancel: Callable[[], bool] | None,
     the_plan: FinetunePlan | None,
     base_state_dict: dict[str, torch.Tensor] | None,
+    base_centre: np.ndarray | None,
 ) -> FinetuneResult:
     options = options or FinetuneOptions()
     options.check()
@@ -751,7 +838,10 @@ def _train(
     assert base_info is not None
     device = config.resolve_device(options.device)
     flip = bool(base_info.metadata.get("flip", False))
-    state = base_state_dict if base_state_dict is not None else model_state_dict(base_info)
+    if base_state_dict is not None:
+        state, centre = base_state_dict, base_centre
+    else:
+        state, centre = model_state_dict(base_info), version_centre(base_info)
     gen = torch.Generator().manual_seed(options.seed)
     torch.manual_seed(options.seed)  # dropout, if enabled (train() forks the global RNG)
     model = build_model(state, device)
@@ -764,13 +854,24 @@ def _train(
         "base_source": base_info.source,
         "preprocess": base_info.preprocess,
         "flip": flip,
+        "centre": None if centre is None else np.asarray(centre, np.float32),
         "threshold": base_info.threshold,
         "heldout_ids": list(the_plan.heldout_ids),
         "device": device,
     }
     try:
         train_feats, held_feats = prepare_features(
-            lib, the_plan, model, cut, base_info.preprocess, options, gen, progress, cancel, t0
+            lib,
+            the_plan,
+            model,
+            cut,
+            base_info.preprocess,
+            options,
+            gen,
+            progress,
+            cancel,
+            t0,
+            held_views=2 if flip else 1,
         )
     except Cancelled:
         seconds = time.perf_counter() - t0
@@ -797,6 +898,7 @@ def _train(
         np.asarray(the_plan.heldout_labels),
         options,
         flip=flip,
+        centre=centre,
         generator=gen,
         progress=progress,
         cancel=cancel,
@@ -828,17 +930,19 @@ def prepare_features(
     progress: Callable[[TrainProgress], None] | None,
     cancel: Callable[[], bool] | None,
     t0: float,
+    held_views: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode the crops and run the frozen trunk once per view (the expensive part).
 
     Training faces get ``options.views`` views: the crop, its mirror image, then
-    augmented copies (:func:`augment`); held-out faces get the crop and its mirror
-    (the embedder's flip test-time augmentation). Returns float16 CPU tensors
-    (n, views, C, H, W) and (m, 2, C, H, W). Raises :class:`Cancelled`.
+    augmented copies (:func:`augment`); held-out faces get the crop, and its
+    mirror image with ``held_views=2`` (for an embedder with flip test-time
+    augmentation). Returns float16 CPU tensors (n, views, C, H, W) and
+    (m, held_views, C, H, W). Raises :class:`Cancelled`.
     """
     device = next(model.parameters()).device
     n_train, n_held = the_plan.train_faces, the_plan.heldout_faces
-    total = n_train * options.views + n_held * 2
+    total = n_train * options.views + n_held * held_views
     epochs = options.epochs
     done_before = 0
 
@@ -864,14 +968,14 @@ def prepare_features(
             trunk_features(model, crops, cut, preprocess, device, options.batch_size, report)
         )
         done_before += n_train
-    held_views = []
-    for v in range(2):
+    held = []
+    for v in range(held_views):
         crops = held_crops if v == 0 else held_crops.flip(-1)
-        held_views.append(
+        held.append(
             trunk_features(model, crops, cut, preprocess, device, options.batch_size, report)
         )
         done_before += n_held
-    return torch.stack(train_views, dim=1), torch.stack(held_views, dim=1)
+    return torch.stack(train_views, dim=1), torch.stack(held, dim=1)
 
 
 @dataclass
@@ -895,6 +999,7 @@ def fit_head(
     options: FinetuneOptions,
     *,
     flip: bool,
+    centre: np.ndarray | None = None,
     generator: torch.Generator,
     progress: Callable[[TrainProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -906,11 +1011,14 @@ def fit_head(
     weights have them folded into the convolutions, and a user's batches of a
     few people would give poor statistics anyway). After every epoch the held-out
     faces are embedded; the best epoch (by :attr:`HeldoutMetrics.score`) is kept,
-    and training stops after ``patience`` epochs without a better one.
+    and training stops after ``patience`` epochs without a better one. With a
+    ``centre`` the loss is computed on centred embeddings, the space the library
+    uses (see embed.Embedder), so "before" and "after" measure what the app sees.
     """
     t0 = time.perf_counter() if t0 is None else t0
     device = next(model.parameters()).device
     rng = np.random.default_rng(options.seed)
+    c = _centre_tensor(centre, device)
     epochs = options.epochs
     head_names = STAGES[cut:]
     params = []
@@ -930,7 +1038,7 @@ def fit_head(
         if n_held == 0:
             return None
         model.eval()
-        emb = heldout_embeddings(model, held_feats, cut, flip)
+        emb = heldout_embeddings(model, held_feats, cut, flip, centre)
         return verification_metrics(emb, held_labels)
 
     def snapshot() -> dict[str, torch.Tensor]:
@@ -967,7 +1075,7 @@ def fit_head(
                 model.dropout.train()
             view = torch.randint(train_feats.shape[1], (len(batch),), generator=generator)
             feats = train_feats[torch.from_numpy(batch), view].to(device, torch.float32)
-            emb = _embed_head(model, feats, cut)
+            emb = _embed_head(model, feats, cut, c)
             labels = torch.from_numpy(train_labels[batch])
             out = batch_triplet_loss(
                 emb, labels, alpha=options.alpha, mining=options.mining, generator=generator
@@ -1175,6 +1283,7 @@ def embed_missing(
         device=device,
         preprocess=info.preprocess,
         flip=bool(info.metadata.get("flip", False)),
+        centre=version_centre(info),
         batch_size=batch_size,
     )
     t0 = time.perf_counter()
@@ -1252,6 +1361,8 @@ def accept(
         "base_source": base.source,
         "random_weights": base.source == "random-dev" or bool(base.metadata.get("random_weights")),
         "flip": result.flip,
+        "centred": result.centre is not None,
+        "centre": None if result.centre is None else [float(x) for x in result.centre],
         "people": result.plan.get("people"),
         "train_faces": result.plan.get("train_faces"),
         "heldout_faces": result.plan.get("heldout_faces"),
