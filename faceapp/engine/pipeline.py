@@ -229,6 +229,7 @@ def library_weights(lib: Library, weights_path: Path | None = None) -> weights_m
                 " its faces were embedded with other weights: switch versions with"
                 " `faceapp models use`"
             )
+    centre = active.metadata.get("centre")  # fine-tuned versions: the centre they trained with
     return weights_mod.LoadedWeights(
         state_dict=state_dict,
         source=active.source,
@@ -237,6 +238,8 @@ def library_weights(lib: Library, weights_path: Path | None = None) -> weights_m
         preprocess=active.preprocess,
         threshold=active.threshold,
         threshold_source=active.threshold_source,
+        file=path,
+        centre=None if centre is None else np.asarray(centre, np.float32),
     )
 
 
