@@ -34,7 +34,7 @@ from faceapp.engine.cluster_metrics import cluster_scores
 
 PLAIN = ClusterParams(
     min_cluster_size=5, min_samples=1, pca_dims=64, trim_ratio=0.0, merge_ratio=0.0,
-    attach_ratio=0.0, algorithm="exact",
+    cohesion_ratio=0.0, attach_ratio=0.0, algorithm="exact",
 )  # fmt: skip
 
 SWEEPS: dict[str, list] = {
@@ -45,6 +45,7 @@ SWEEPS: dict[str, list] = {
     "selection_epsilon": [0.0, 0.3, 0.6],
     "trim_ratio": [0.0, 0.6, 0.65, 0.7, 0.75, 0.8],
     "merge_ratio": [0.0, 0.3, 0.4, 0.5],
+    "cohesion_ratio": [0.0, 0.35, 0.4, 0.45],
     "attach_ratio": [0.0, 0.4, 0.5, 0.6, 0.7],
     "algorithm": ["exact", "knn"],
 }

@@ -499,3 +499,12 @@ def test_labels_survive_rescan_of_changed_photos(tmp_path):
     assert all(s.person_id != pid for s in people.suggestions(lib) if s.face_id == rej_face)
     check_invariants(lib)
     lib.close()
+
+
+def test_loose_clusters_dissolve():
+    tight, _ = blobs([12], seed=12, spread=0.45)
+    loose, _ = blobs([12], seed=13, spread=1.5)  # faces with nothing in common
+    x = np.concatenate([tight, loose])
+    labels = np.repeat([0, 1], 12)
+    assert cluster.dissolve_loose_clusters(x, labels, max_mean_sq=0.5) == 12
+    assert (labels[:12] == 0).all() and (labels[12:] == -1).all()
