@@ -184,14 +184,21 @@ def people_with_at_least(faces: Faces, k: int) -> np.ndarray:
 
 
 def synthetic(
-    real: Faces, n: int, *, seed: int = 0, jitter: float = 0.15
+    real: Faces,
+    n: int,
+    *,
+    seed: int = 0,
+    jitter: float = 0.1,
+    repeat_jitter: float = 0.4,
+    spread: float = 0.6,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` faces: the real subject faces, then synthetic identities around them.
 
     A synthetic identity borrows the within-person variation of a real person with
-    at least two photos (their faces minus their centroid, resampled, plus a little
-    noise) and places it at a new centre: the normalised combination a + b - c of
-    three real identity centres, which keeps it on the face manifold at realistic
+    at least two photos (their faces minus their centroid, each used once with a
+    little noise; reused ones get enough noise to be a new photo, not a near
+    duplicate) and places it at a new centre, the normalised a + spread * (b - c)
+    of three real identity centres, which keeps it on the face manifold at realistic
     distances from everyone. Sizes follow a heavy tail like a real photo collection
     (most people in a few photos, a few in thousands). Returns (vectors, identity).
     """
@@ -213,11 +220,13 @@ def synthetic(
         size = int(min(rng.zipf(1.8), 2000, need))
         donor = int(rng.choice(donors))
         a, b, c = rng.choice(len(ids), 3, replace=False)
-        centre = unit((centroids[a] + centroids[b] - centroids[c])[None])[0]
+        centre = unit((centroids[a] + spread * (centroids[b] - centroids[c]))[None])[0]
         radius = np.linalg.norm(centroids[donor])
-        pick = rng.choice(members[donor], size)
+        own = members[donor]
+        pick = np.resize(rng.permutation(own), size)
         resid = x0[pick] - centroids[donor]
-        noise = rng.normal(size=resid.shape) * jitter / np.sqrt(x0.shape[1])
+        scale = np.where(np.arange(size) < len(own), jitter, repeat_jitter)[:, None]
+        noise = rng.normal(size=resid.shape) * scale / np.sqrt(x0.shape[1])
         out_x.append(unit(centre * radius + resid + noise))
         out_p.append(np.full(size, next_id, np.int64))
         next_id += 1

@@ -47,6 +47,34 @@ def photo_groups(n: int, seed: int = 0) -> np.ndarray:
     return photo
 
 
+def distance_profile(x: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict:
+    """Percentiles of same-person and different-person squared distances and of the
+    distance from a person's centre to the nearest other centre (sampled): how
+    realistic the synthetic identities are next to the real ones."""
+    rng = np.random.default_rng(seed)
+    ids, inv, counts = np.unique(truth, return_inverse=True, return_counts=True)
+    order = np.argsort(inv, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    multi = np.flatnonzero(counts >= 2)
+    pairs = []
+    for k in rng.choice(multi, min(5000, len(multi) * 4)):
+        pairs.append(rng.choice(order[starts[k] : starts[k] + counts[k]], 2, replace=False))
+    a, b = np.array(pairs).T
+    same = ((x[a] - x[b]) ** 2).sum(1)
+    i, j = rng.integers(0, len(x), (2, 50_000))
+    diff = ((x[i] - x[j]) ** 2).sum(1)[truth[i] != truth[j]]
+    cent = np.zeros((len(ids), x.shape[1]))
+    np.add.at(cent, inv, x)
+    cent /= np.linalg.norm(cent, axis=1, keepdims=True)
+    sel = rng.choice(len(ids), min(1000, len(ids)), replace=False)
+    near = np.array([np.sort(((cent - cent[s]) ** 2).sum(1))[1] for s in sel])
+    return {
+        "same_p10_50_90": np.round(np.percentile(same, [10, 50, 90]), 3).tolist(),
+        "different_p1_10_50": np.round(np.percentile(diff, [1, 10, 50]), 3).tolist(),
+        "nearest_other_centre_p10_50": np.round(np.percentile(near, [10, 50]), 3).tolist(),
+    }
+
+
 def knn_recall(y: np.ndarray, k: int, queries: int = 1000, seed: int = 0) -> float:
     """Share of the true k nearest neighbours the IVF search finds (sampled queries)."""
     approx, _ = cluster.knn_ivf(y, k, seed=seed)
@@ -141,6 +169,15 @@ def main() -> None:
 
     real = load(args.library, args.cache)
     print(f"real embeddings: {real.source}")
+    x, truth = synthetic(real, 60_000, seed=1)
+    n_real = int(real.subject.sum())
+    profile = {
+        "real": distance_profile(x[:n_real], truth[:n_real]),
+        "synthetic": distance_profile(x[n_real:], truth[n_real:]),
+    }
+    for k, v in profile.items():
+        print(f"  {k:<9} squared distances: {v}")
+    del x, truth
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
@@ -177,6 +214,7 @@ def main() -> None:
             "load_average_at_end": os.getloadavg(),
         },
         "real_source": real.source,
+        "distance_profile": profile,
         "params": dataclasses.asdict(ClusterParams()),
         "rows": rows,
     }
