@@ -17,9 +17,9 @@ The algorithm (:func:`cluster_vectors`):
    graph (exact search up to ``brute_limit`` faces, then an inverted file over
    k-means cells with per-face probing) and the hdbscan package turns that tree into
    the condensed tree and the clusters. Within the kNN graph the tree is exact, and
-   on LFW the clusters match the estimator's (BCubed F 0.8956 vs 0.8958 on all
-   13,233 images); it is what keeps 100,000 faces well under a minute on two cores,
-   where the estimator's kd-tree Boruvka takes many minutes.
+   on LFW the clusters match the estimator's (BCubed F 0.9028 vs 0.9029 on all
+   13,233 images, 1.6 s vs 13 s). It keeps 100,000 faces well under a minute on two
+   cores, where the estimator's kd-tree Boruvka takes many minutes.
 3. Cannot-link: two faces of one photo never share a cluster; the face farther from
    the cluster centroid leaves it.
 4. Trim: a member farther than ``trim_ratio`` x threshold (squared L2) from its
@@ -33,19 +33,23 @@ The algorithm (:func:`cluster_vectors`):
    embedding space: on the scanned LFW library they formed the second largest
    cluster (421 background faces); no real person's cluster there is that loose.
 7. Optionally (``attach_ratio``, off by default) noise faces join the nearest
-   centroid. On LFW it helps the 158-people set a little and hurts the full set,
-   where most noise faces are strangers.
+   centroid: on LFW it helps the 158-people set a little and adds wrong faces in
+   the full set, where most noise faces are strangers.
 
 Defaults were chosen on LFW with ``bench/cluster_quality.py`` (one-at-a-time sweeps
-and a grid over min_cluster_size, min_samples, pca_dims, trim, merge, attach; the
-figures are in bench/results/cluster_quality*.json), in the app's embedding space
-(casia weights, centred, threshold 1.328). Against plain HDBSCAN (PCA 64,
-min_cluster_size 5, min_samples 1), with the same-photo constraint on: people with
->= 10 photos BCubed F 0.9876 vs 0.9857 (precision 0.9978 vs 0.9967, Unknown 1.0% vs
-0.8%), all images 0.8956 vs 0.8731 (precision 0.880 vs 0.856, Unknown 38% vs 42%).
-min_cluster_size 5 or 6 lose small people, min_samples 2-3 and pca_dims <= 32 lose
-recall, "leaf" selection shatters people, selection_epsilon below ~0.5 changes
-nothing.
+and grids over min_cluster_size, min_samples, pca_dims, trim, merge, cohesion and
+attach; figures in bench/results/cluster_quality*.json), on a library of all 13,233
+images scanned by the app (15,182 faces, casia weights, threshold 1.328), every face
+clustered and the face nearest each image centre scored. Against plain HDBSCAN
+(PCA 64, min_cluster_size 5, min_samples 1): people with >= 10 photos BCubed F
+0.9868 vs 0.9848 (precision 0.9987 vs 0.9973, Unknown 1.1% vs 1.0%), all images
+0.9028 vs 0.8759 (precision 0.913 vs 0.861, Unknown 43% vs 42%).
+min_cluster_size 5+ loses people with few photos (all images: 0.888 at 5); 3 or 2
+score higher on all images (0.916, 0.925: tiny clusters of people with 2-3 photos)
+but split the people with many photos (0.9859, 0.9716 on the 158 people);
+min_samples 2+ and pca_dims <= 32 lose recall; "leaf" selection shatters people;
+selection_epsilon up to 0.6 changes nothing; a stricter trim (0.6) or attaching
+noise (0.5-0.7) helps one set and costs the other.
 
 Cluster ids stay stable across runs: new clusters are matched greedily to the old
 ones by how many faces they share (:func:`match_cluster_ids`), and "not in this
@@ -116,7 +120,7 @@ class ClusterParams:
         metadata={"help": "Exact neighbour search up to this many faces, approximate above."},
     )
     nprobe: int = field(
-        default=24, metadata={"help": "Cells searched per face by the approximate search."}
+        default=32, metadata={"help": "Cells searched per face by the approximate search."}
     )
     n_jobs: int = 2
     seed: int = 0
@@ -268,7 +272,13 @@ def _parallel(fn: Callable[[int], None], items: int, n_jobs: int) -> None:
 
 
 def knn_ivf(
-    y: np.ndarray, k: int, *, nprobe: int = 16, seed: int = 0, n_jobs: int = 2
+    y: np.ndarray,
+    k: int,
+    *,
+    nprobe: int = 16,
+    seed: int = 0,
+    n_jobs: int = 2,
+    cells_per_sqrt: float = 3.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours through an inverted file over k-means cells.
 
@@ -281,7 +291,7 @@ def knn_ivf(
     n = len(y)
     k = min(k, n - 1)
     rng = np.random.default_rng(seed)
-    nlist = int(np.clip(2 * np.sqrt(n), 16, 4096))
+    nlist = int(np.clip(cells_per_sqrt * np.sqrt(n), 16, 8192))
     nprobe = min(nprobe, nlist)
     train = y if n <= 16 * nlist else y[rng.choice(n, 16 * nlist, replace=False)]
     with _one_blas_thread():
