@@ -213,7 +213,7 @@ def build_library(path: Path, weights, album_: dict, jpegs: dict, base_vectors: 
         preprocess=weights.preprocess,
         threshold=weights.threshold,
         threshold_source=weights.threshold_source,
-        metadata={"flip": flip},
+        metadata={"flip": flip, "centred": weights.centre is not None},
     )
     face_of: dict[str, int] = {}
     for confirmed, rest in album_.values():
@@ -242,12 +242,23 @@ def build_library(path: Path, weights, album_: dict, jpegs: dict, base_vectors: 
     return lib, model_id, face_of
 
 
-def verification(vectors: np.ndarray, labels: Sequence) -> dict:
-    """VAL at FAR 1e-3 (threshold on all different pairs), miss rate, AUC, balanced accuracy."""
+def verification(vectors: np.ndarray, labels: Sequence, threshold: float) -> dict:
+    """VAL at FAR 1e-3 (threshold on all different pairs), miss rate, AUC, balanced accuracy;
+    and what the library's threshold (base or recalibrated) accepts."""
     from faceapp.engine import finetune as ft
 
     m = ft.verification_metrics(vectors, labels)
+    e = np.asarray(vectors, np.float64)
+    lab = np.asarray(labels)
+    iu = np.triu_indices(len(e), k=1)
+    d = np.clip(2 - 2 * e @ e.T, 0, 4)[iu]
+    same = (lab[:, None] == lab[None, :])[iu]
     return {
+        "at_threshold": {
+            "threshold": threshold,
+            "tpr": float((d[same] < threshold).mean()),
+            "far": float((d[~same] < threshold).mean()),
+        },
         "val": m.val,
         "miss": m.miss,
         "far": m.far,
@@ -258,8 +269,9 @@ def verification(vectors: np.ndarray, labels: Sequence) -> dict:
     }
 
 
-def devtest(vectors: dict[str, np.ndarray]) -> dict:
-    """LFW pairsDevTest: 10-fold accuracy (threshold from the other folds) and VAL."""
+def devtest(vectors: dict[str, np.ndarray], threshold: float) -> dict:
+    """LFW pairsDevTest: 10-fold accuracy (threshold from the other folds) and VAL; and the
+    accuracy at the library's threshold."""
     from faceapp.engine import metrics
 
     pairs = read_pairs("pairsDevTest.txt")
@@ -271,6 +283,10 @@ def devtest(vectors: dict[str, np.ndarray]) -> dict:
     order = rng.permutation(len(pairs))
     report = metrics.evaluate(d[order], same[order])
     return {
+        "accuracy_at_threshold": {
+            "threshold": threshold,
+            "accuracy": float(((d < threshold) == same).mean()),
+        },
         "accuracy": report.accuracy,
         "accuracy_std": report.accuracy_std,
         "val": report.val,
@@ -335,14 +351,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     weights = weights_mod.resolve_weights(allow_download=False)
     if weights.source == "random-dev":
         raise SystemExit("refusing to benchmark random weights")
-    flip = True
+    flip = False  # as the scan pipeline embeds (flip TTA off, centred where the weights say)
     embedder = Embedder(
         weights_mod.build_model(weights, device),
         device=device,
         preprocess=weights.preprocess,
         flip=flip,
+        centre=weights.centre,
     )
-    tag = f"{weights.sha256[:12]}-{'flip' if flip else 'noflip'}"
+    tag = f"{weights.sha256[:12]}-{'flip' if flip else 'noflip'}-"
+    tag += "centred" if weights.centre is not None else "raw"
     options = ft.options_from(
         epochs=args.epochs,
         trainable=args.trainable,
@@ -410,8 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pos = {int(f): i for i, f in enumerate(ids)}
         return vecs[[pos[int(f)] for f in rest_ids]]
 
-    trained_before = verification(vectors_of(base_id), labels)
-    trained_after = verification(vectors_of(new_id), labels)
+    trained_before = verification(vectors_of(base_id), labels, weights.threshold)
+    trained_after = verification(vectors_of(new_id), labels, report.threshold)
 
     # unseen people: LFW pairsDevTest with the old and the new embedder
     new_embedder = Embedder(
@@ -419,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=device,
         preprocess=weights.preprocess,
         flip=flip,
+        centre=result.centre,
     )
     t0 = time.perf_counter()
     after_dev = dict(
@@ -429,8 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     timing["devtest_embed_seconds"] = round(time.perf_counter() - t0, 1)
-    unseen_before = devtest(base)
-    unseen_after = devtest(after_dev)
+    unseen_before = devtest(base, weights.threshold)
+    unseen_after = devtest(after_dev, report.threshold)
 
     miss_drop = 1 - trained_after["miss"] / trained_before["miss"] if trained_before["miss"] else 0
     acc_drop = (unseen_before["accuracy"] - unseen_after["accuracy"]) * 100
@@ -443,7 +462,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "unlabelled": len(rest),
                 "seed": args.seed,
             },
-            "weights": {"source": weights.source, "sha256": weights.sha256, "flip_tta": flip},
+            "weights": {
+                "source": weights.source,
+                "sha256": weights.sha256,
+                "flip_tta": flip,
+                "centred": weights.centre is not None,
+            },
             "heldout": {"before": result.as_dict()["before"], "after": result.as_dict()["after"]},
             "trained_people": {"before": trained_before, "after": trained_after},
             "unseen_devtest": {"before": unseen_before, "after": unseen_after},
@@ -464,6 +488,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("trained people: ROC AUC", trained_before["auc"], trained_after["auc"]),
         ("unseen (pairsDevTest): accuracy", unseen_before["accuracy"], unseen_after["accuracy"]),
         ("unseen (pairsDevTest): VAL@FAR=1e-3", unseen_before["val"], unseen_after["val"]),
+    ]
+    rows += [
+        (
+            "trained people: TPR at the threshold",
+            trained_before["at_threshold"]["tpr"],
+            trained_after["at_threshold"]["tpr"],
+        ),
+        (
+            "trained people: FAR at the threshold",
+            trained_before["at_threshold"]["far"],
+            trained_after["at_threshold"]["far"],
+        ),
+        (
+            "unseen: accuracy at the threshold",
+            unseen_before["accuracy_at_threshold"]["accuracy"],
+            unseen_after["accuracy_at_threshold"]["accuracy"],
+        ),
+        ("threshold (base / recalibrated)", weights.threshold, report.threshold),
     ]
     if result.before and result.after:
         rows.append(("held-out confirmed: VAL@FAR=1e-3", result.before.val, result.after.val))

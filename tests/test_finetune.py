@@ -135,6 +135,13 @@ def test_balanced_threshold_and_metrics_by_hand():
     t, acc = ft.balanced_threshold(d, same)
     # below 0.4: TPR 2/3, TNR 4/4 -> 0.833; below 0.8: TPR 3/3, TNR 3/4 -> 0.875 (best)
     assert acc == pytest.approx(0.875) and t == pytest.approx(0.8)
+    # separated pairs: the middle of the gap, not just above the farthest same pair
+    t, acc = ft.balanced_threshold(
+        np.array([0.2, 0.4, 0.6, 1.0, 1.2]), np.array([1, 1, 0, 0, 0], bool)
+    )
+    assert acc == 1.0 and t == pytest.approx(0.5)
+    t, _ = ft.balanced_threshold(np.array([0.2, 0.4, 1.0, 1.2]), np.array([1, 1, 0, 0], bool))
+    assert t == pytest.approx(0.7)
     # embeddings: two tight people far apart
     e = np.array([[1, 0], [0.995, 0.0998], [0, 1], [0.0998, 0.995]], np.float32)
     m = ft.verification_metrics(e / np.linalg.norm(e, axis=1, keepdims=True), [1, 1, 2, 2])
@@ -550,22 +557,19 @@ def test_real_training_lowers_loss_and_raises_heldout_val(lfw_root, real_weights
     assert len(losses) == 6 and losses[-1] < losses[0], losses
     assert result.after.val > result.before.val and result.improved
 
-    # photos of the same people that training never saw
+    # photos of the same people that neither training nor early stopping saw
     model = ft.build_model(real_weights.state_dict, "cpu")
     cut = ft.STAGES.index(ft.TRAINABLE[options.trainable])
-    other = torch.from_numpy(
-        np.stack([c for c, lab in zip(crops, labels, strict=True) if lab is None])
-    )
-    other = other.permute(0, 3, 1, 2)
-    feats = torch.stack(
-        [
-            ft.trunk_features(model, x, cut, "fixed", "cpu", 32, lambda _d: None)
-            for x in (other, other.flip(-1))
-        ],
-        dim=1,
-    )
+    other = np.stack([c for c, lab in zip(crops, labels, strict=True) if lab is None])
+    other = torch.from_numpy(other).permute(0, 3, 1, 2)
+    feats = ft.trunk_features(model, other, cut, "fixed", "cpu", 32, lambda _done: None)[:, None]
     other_labels = [i for i, n in enumerate(names) for _ in unseen[n]]
-    before = ft.verification_metrics(ft.heldout_embeddings(model, feats, cut, True), other_labels)
+
+    def measured() -> ft.HeldoutMetrics:
+        emb = ft.heldout_embeddings(model, feats, cut, False, real_weights.centre)
+        return ft.verification_metrics(emb, other_labels)
+
+    before = measured()
     model.load_state_dict(result.state_dict)
-    after = ft.verification_metrics(ft.heldout_embeddings(model, feats, cut, True), other_labels)
+    after = measured()
     assert after.val > before.val and after.auc > before.auc, (before, after)
