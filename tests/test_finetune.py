@@ -288,6 +288,11 @@ def test_plan_split_and_refusals(tmp_path):
     assert [(x.faces, x.train, x.heldout) for x in p.people] == [(5, 4, 1), (6, 4, 2), (6, 4, 2)]
     assert not set(p.train_ids) & set(p.heldout_ids)
     assert ft.plan(lib) == p  # deterministic
+    # big albums are capped, the people with the most faces giving way first
+    capped = ft.plan(lib, ft.FinetuneOptions(max_train_faces=10, max_heldout_faces=4))
+    assert [(x.train, x.heldout) for x in capped.people] == [(3, 1), (3, 2), (3, 2)]
+    assert set(capped.train_ids) <= set(p.train_ids)  # held-out: never below 2 per person
+    assert ft._cap([1, 5, 9], 10) == 4 and ft._cap([10, 10], 100, per_item=6) == 6
     with lib.transaction() as c:
         c.execute(
             "UPDATE faces SET person_id = NULL WHERE person_id != (SELECT MIN(id) FROM people)"

@@ -46,12 +46,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from faceapp import config
-from faceapp.engine.library import Library, LibraryError, ModelInfo
+from faceapp.engine.library import Library, LibraryError, ModelInfo, blob_to_matrix
 from faceapp.engine.triplet import ALPHA, MINING, batch_triplet_loss
 
 CROP_SIZE = 160
 FAR_TARGET = 1e-3
 MODELS_DIR = "models"
+PREPARE_CHUNK = 256  # crops decoded at a time while preparing (bounds memory)
 MIN_CALIBRATION_SAME_PAIRS = 10  # fewer held-out same-person pairs: keep the old threshold
 STALE_FOREIGN_BUILD_S = 24 * 3600  # a 'building' version from another machine: stale after
 
@@ -140,6 +141,8 @@ class FinetuneOptions:
     views: int = 2  # cached views per training face: crop, mirror image, then jittered copies
     heldout_fraction: float = 0.25
     max_faces_per_person: int = 200  # training faces per person (big people are subsampled)
+    max_train_faces: int = 5000  # in all: bounds time and memory (the biggest people give way)
+    max_heldout_faces: int = 1500  # bounds the pairwise evaluation after every epoch
     patience: int = 6  # epochs without a better held-out score before stopping
     seed: int = 0
     device: str = "auto"
@@ -389,13 +392,23 @@ def _confirmed_faces(lib: Library) -> list[tuple[int, int, str]]:
     ).fetchall()
 
 
+def _cap(counts: list[int], total: int, per_item: int | None = None) -> int:
+    """The largest per-person cap c with sum(min(n, c)) <= total (water-filling)."""
+    cap = max(counts, default=0) if per_item is None else min(per_item, max(counts, default=0))
+    while cap > 2 and sum(min(n, cap) for n in counts) > total:
+        cap -= max(1, cap // 20)
+    return max(cap, 2)
+
+
 def plan(lib: Library, options: FinetuneOptions | None = None) -> FinetunePlan:
     """Who will be trained on: confirmed faces of people with >= 2, split per person.
 
     The split is deterministic (seeded per person): the same labels give the same
     held-out faces, so "before" and "after" of two runs are comparable. A person
     with n faces holds out round(n * heldout_fraction) of them but keeps at least
-    two for training (people with 2-3 faces are training-only).
+    two for training (people with 2-3 faces are training-only). Very large albums
+    are capped (``max_faces_per_person``, ``max_train_faces``,
+    ``max_heldout_faces``) by trimming the people with the most faces first.
     """
     options = options or FinetuneOptions()
     options.check()
@@ -404,11 +417,7 @@ def plan(lib: Library, options: FinetuneOptions | None = None) -> FinetunePlan:
     for face_id, person_id, name in _confirmed_faces(lib):
         by_person.setdefault(person_id, []).append(face_id)
         names[person_id] = name
-    people: list[PersonPlan] = []
-    train_ids: list[int] = []
-    train_labels: list[int] = []
-    held_ids: list[int] = []
-    held_labels: list[int] = []
+    splits: dict[int, tuple[list[int], list[int]]] = {}
     skipped = 0
     for person_id in sorted(by_person):
         ids = by_person[person_id]
@@ -418,12 +427,23 @@ def plan(lib: Library, options: FinetuneOptions | None = None) -> FinetunePlan:
         rng = np.random.default_rng([options.seed, person_id])
         order = [ids[i] for i in rng.permutation(len(ids))]
         n_held = min(round(len(ids) * options.heldout_fraction), len(ids) - 2)
-        held = sorted(order[:n_held])
-        train = order[n_held:]
-        if len(train) > options.max_faces_per_person:
-            train = train[: options.max_faces_per_person]
-        train = sorted(train)
-        people.append(PersonPlan(person_id, names[person_id], len(ids), len(train), len(held)))
+        splits[person_id] = (order[n_held:], order[:n_held])
+    train_cap = _cap(
+        [len(t) for t, _h in splits.values()], options.max_train_faces, options.max_faces_per_person
+    )
+    held_cap = _cap([len(h) for _t, h in splits.values()], options.max_heldout_faces)
+    people: list[PersonPlan] = []
+    train_ids: list[int] = []
+    train_labels: list[int] = []
+    held_ids: list[int] = []
+    held_labels: list[int] = []
+    for person_id, (train, held) in splits.items():
+        train, held = sorted(train[:train_cap]), sorted(held[:held_cap])
+        people.append(
+            PersonPlan(
+                person_id, names[person_id], len(by_person[person_id]), len(train), len(held)
+            )
+        )
         train_ids += train
         train_labels += [person_id] * len(train)
         held_ids += held
@@ -979,38 +999,40 @@ def prepare_features(
     n_train, n_held = the_plan.train_faces, the_plan.heldout_faces
     total = n_train * options.views + n_held * held_views
     epochs = options.epochs
-    done_before = 0
+    done = 0
 
-    def report(done_in_part: int) -> None:
+    def report(done_in_call: int) -> None:
         elapsed = time.perf_counter() - t0
-        done = done_before + done_in_part
-        eta = elapsed / done * (total - done) if done else None
-        _emit(progress, TrainProgress("prepare", 0, epochs, done, total, None, None, elapsed, eta))
+        now = done + done_in_call
+        eta = elapsed / now * (total - now) if now else None
+        _emit(progress, TrainProgress("prepare", 0, epochs, now, total, None, None, elapsed, eta))
         _check_cancel(cancel)
 
+    def run(ids: list[int], views: int, augmented: bool) -> torch.Tensor:
+        """(len(ids), views, C, H, W), decoding PREPARE_CHUNK crops at a time."""
+        nonlocal done
+        out: torch.Tensor | None = None
+        for start in range(0, len(ids), PREPARE_CHUNK):
+            chunk = ids[start : start + PREPARE_CHUNK]
+            crops = torch.from_numpy(load_crops(lib, chunk)).permute(0, 3, 1, 2)
+            for v in range(views):
+                if v == 0:
+                    x = crops
+                elif v == 1:
+                    x = crops.flip(-1)
+                else:
+                    x = augment(crops, gen, flip=None) if augmented else crops
+                f = trunk_features(model, x, cut, preprocess, device, options.batch_size, report)
+                if out is None:
+                    out = torch.empty((len(ids), views, *f.shape[1:]), dtype=f.dtype)
+                out[start : start + len(chunk), v] = f
+                done += len(chunk)
+        return out if out is not None else torch.zeros((0, views, 1))
+
     report(0)
-    train_crops = torch.from_numpy(load_crops(lib, the_plan.train_ids)).permute(0, 3, 1, 2)
-    held_crops = torch.from_numpy(load_crops(lib, the_plan.heldout_ids)).permute(0, 3, 1, 2)
-    train_views = []
-    for v in range(options.views):
-        if v == 0:
-            crops = train_crops
-        elif v == 1:
-            crops = train_crops.flip(-1)
-        else:
-            crops = augment(train_crops, gen, flip=None)
-        train_views.append(
-            trunk_features(model, crops, cut, preprocess, device, options.batch_size, report)
-        )
-        done_before += n_train
-    held = []
-    for v in range(held_views):
-        crops = held_crops if v == 0 else held_crops.flip(-1)
-        held.append(
-            trunk_features(model, crops, cut, preprocess, device, options.batch_size, report)
-        )
-        done_before += n_held
-    return torch.stack(train_views, dim=1), torch.stack(held, dim=1)
+    train_feats = run(the_plan.train_ids, options.views, True)
+    held_feats = run(the_plan.heldout_ids, held_views, False)
+    return train_feats, held_feats
 
 
 @dataclass
@@ -1342,18 +1364,22 @@ def embed_missing(
 
 def _calibrate(lib: Library, model_id: int, heldout_ids: Sequence[int]) -> tuple[float, str] | None:
     """Balanced-accuracy threshold on held-out confirmed pairs, from the stored embeddings."""
-    if not heldout_ids:
-        return None
-    ids, vectors = lib.embeddings(model_id)
-    position = {int(f): i for i, f in enumerate(ids)}
-    labels = dict(
-        lib.conn.execute("SELECT id, person_id FROM faces WHERE person_id IS NOT NULL").fetchall()
-    )
-    keep = [f for f in heldout_ids if f in position and f in labels]  # labels may have changed
+    found: dict[int, tuple[int, bytes]] = {}  # face -> (current person, vector)
+    ids = [int(f) for f in heldout_ids]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = lib.conn.execute(
+            "SELECT f.id, f.person_id, e.vector FROM faces f JOIN embeddings e"
+            f" ON e.face_id = f.id AND e.model_id = ? WHERE f.id IN ({','.join('?' * len(chunk))})"
+            " AND f.person_id IS NOT NULL",
+            (model_id, *chunk),
+        )
+        found.update((r[0], (r[1], r[2])) for r in rows)
+    keep = [f for f in ids if f in found]  # labels may have changed since training
     if len(keep) < 3:
         return None
-    emb = vectors[[position[f] for f in keep]]
-    lab = np.array([labels[f] for f in keep])
+    emb = blob_to_matrix([found[f][1] for f in keep])
+    lab = np.array([found[f][0] for f in keep])
     d, same = _pair_distances(emb, lab)
     if same.sum() < MIN_CALIBRATION_SAME_PAIRS or same.all():
         return None
