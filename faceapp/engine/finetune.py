@@ -469,8 +469,8 @@ def plan(lib: Library, options: FinetuneOptions | None = None) -> FinetunePlan:
         diff = (len(held_ids) ** 2 - sum(p.heldout**2 for p in people)) // 2
         if diff < 1 / FAR_TARGET:
             warnings.append(
-                f"only {diff} held-out pairs of different people: VAL is measured at FAR"
-                f" {1 / max(diff, 1):.1g} instead of {FAR_TARGET:g}"
+                f"only {diff} held-out pairs of different people (FAR {FAR_TARGET:g} needs"
+                f" {round(1 / FAR_TARGET)}): VAL is measured with no false accept allowed"
             )
         if same < 20:
             warnings.append(f"only {same} held-out same-person pairs: the measurement is rough")
