@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceapp.engine import backup
 from faceapp.engine.library import Library, LibraryError
 
 DEFAULT_THRESHOLD = 1.1  # squared L2; only used when no model threshold is known
@@ -1022,6 +1023,7 @@ def recluster(
     start = time.perf_counter()
     if lib.active_model() is None:
         raise LibraryError("the library has no active model yet: scan a folder first")
+    backup.backup_before(lib, "recluster")
     if progress:
         progress("loading embeddings")
     params = params or ClusterParams()

@@ -403,7 +403,7 @@ def scan(
         else:
             report.errors.append((_printable(rel), NAME_NOT_UTF8))
 
-    vanished = [rel for rel, s in states.items() if rel not in on_disk and s.status == "ok"]
+    vanished = [rel for rel, s in states.items() if rel not in on_disk and s.status != "missing"]
     lib.mark_missing(vanished)
     errors_before = dict(lib.photo_errors())
     todo: list[tuple[str, Path]] = []
@@ -476,6 +476,9 @@ def scan(
     def store(batch: list[_Decoded]) -> None:
         nonlocal done
         good = [b for b in batch if b.image is not None]
+        fresh = [b for b in good if not lib.is_stored(b.rel, b.size, b.mtime_ns)]
+        report.skipped_unchanged += len(good) - len(fresh)  # a second scan stored them meanwhile
+        good = fresh
         try:
             results = analyzer.analyze([b.image for b in good]) if good else []
         except Exception:  # isolate the photo that broke the batch
@@ -505,6 +508,8 @@ def scan(
             report.photos += 1
             report.faces += len(faces)
         for item in batch:
+            if item.error is not None and not on_disk[item.rel].exists():
+                continue  # deleted during the scan: gone, not unreadable
             if item.error is not None:
                 lib.store_photo_error(
                     item.rel, size=item.size, mtime_ns=item.mtime_ns, reason=item.error
