@@ -24,7 +24,7 @@ BTREE_PAGE_TYPES = (2, 5, 10, 13)  # interior index, interior table, leaf index,
 MAX_FREELIST_TRUNKS = 100_000  # a loop in a damaged freelist must not hang the check
 
 
-def _wal_has_frames(path: Path) -> bool:
+def wal_has_frames(path: Path) -> bool:
     wal = path.with_name(path.name + "-wal")
     try:
         return wal.stat().st_size > 32  # a header alone holds no pages
@@ -101,7 +101,7 @@ def check_file(path: Path) -> None:
     """The raw-file part of the quick check (no SQLite involved, so no lock is needed)."""
     page_size, pages = read_header(path)
     size = path.stat().st_size
-    if _wal_has_frames(path):
+    if wal_has_frames(path):
         return  # the file is only half the truth until the journal is folded back in
     if size % page_size:
         raise LibraryDamaged(path, f"its size is not a whole number of {page_size}-byte pages")

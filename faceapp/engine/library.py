@@ -328,18 +328,19 @@ class Library:
         if isinstance(exc, LibraryError):
             return exc
         if is_damage(exc):
-            wal = self.path.with_name(self.path.name + "-wal")
-            if wal.exists():
-                return LibraryDamaged(
-                    self.path,
-                    f"{exc}; its journal {wal.name} may belong to another copy of the"
-                    " library (copied or synced apart from it): if so, move that file away",
-                )
-            return LibraryDamaged(self.path, str(exc))
+            return LibraryDamaged(self.path, f"{exc}{self._journal_hint()}")
         reason = explain(exc, self.path)
         if reason is not None:
             return StorageError(reason)
         return LibraryError(f"{self.path}: not a usable library ({exc})")
+
+    def _journal_hint(self) -> str:
+        if not check.wal_has_frames(self.path):
+            return ""
+        return (
+            f"; its journal {self.path.name}-wal may belong to another copy of the library"
+            " (copied or synced apart from it): if so, move that file away and try again"
+        )
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -405,11 +406,21 @@ class Library:
     # -- schema ----------------------------------------------------------------------
 
     def _open_schema(self) -> None:
-        conn = self.conn
+        """The quick check, read-only: closing a writable connection would fold a foreign
+        or damaged journal into the file for good."""
+        probe = sqlite3.connect(
+            self.path.absolute().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+        )
         try:
-            check.check_schema(conn, self.path)
+            check.check_schema(probe, self.path)
         except sqlite3.DatabaseError as exc:
             raise self.storage_error(exc) from exc
+        except LibraryError as exc:
+            if check.wal_has_frames(self.path):
+                raise LibraryError(f"{exc}{self._journal_hint()}") from exc
+            raise
+        finally:
+            probe.close()
         version = int(self.get_meta("schema_version", "0"))
         if version > SCHEMA_VERSION:
             raise LibraryError(
