@@ -223,10 +223,10 @@ def scan(
                 item = decode_file(plan.on_disk[item.rel], item.rel)  # decoded fine before
             batch.append(item)
             if len(batch) >= BATCH or not stream or held() >= scan_decode.PREFETCH_PIXELS:
-                store.store(analyze_batch(analyzer, batch))
+                store.store(analyze_batch(analyzer, store.not_stored(batch)))
                 batch = []
         if batch and not plan.report.cancelled:
-            store.store(analyze_batch(analyzer, batch))
+            store.store(analyze_batch(analyzer, store.not_stored(batch)))
     finally:
         stream.close()
     return store.finish()

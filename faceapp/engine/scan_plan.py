@@ -95,7 +95,7 @@ def plan_scan(lib: Library, root: Path) -> ScanPlan:
         else:
             report.errors.append((_printable(rel), NAME_NOT_UTF8))
 
-    vanished = [rel for rel, s in states.items() if rel not in on_disk and s.status == "ok"]
+    vanished = [rel for rel, s in states.items() if rel not in on_disk and s.status != "missing"]
     lib.mark_missing(vanished)
     errors_before = dict(lib.photo_errors())
     todo: list[tuple[str, Path]] = []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from faceapp.engine.library import Library, PhotoState
 from faceapp.engine.scan_analyze import PhotoResult
-from faceapp.engine.scan_decode import file_hash
+from faceapp.engine.scan_decode import Decoded, file_hash
 from faceapp.engine.scan_plan import ScanPlan, ScanReport
 
 
@@ -84,6 +84,17 @@ class ScanStore:
         self.emit(rel)
         return True
 
+    def not_stored(self, batch: list[Decoded]) -> list[Decoded]:
+        """The batch less the files a second scan of the library stored meanwhile."""
+        fresh = []
+        for item in batch:
+            if item.image is not None and self.lib.is_stored(item.rel, item.size, item.mtime_ns):
+                self.report.skipped_unchanged += 1
+                self.done += 1
+            else:
+                fresh.append(item)
+        return fresh
+
     def store(self, results: list[PhotoResult]) -> None:
         """Store a batch: photos with their faces, then the files that failed."""
         if not results:
@@ -104,6 +115,8 @@ class ScanStore:
             self.report.photos += 1
             self.report.faces += len(r.faces)
         for r in results:
+            if r.error is not None and not self.plan.on_disk[r.rel].exists():
+                continue  # deleted during the scan: gone, not unreadable
             if r.error is not None:
                 self.lib.store_photo_error(r.rel, size=r.size, mtime_ns=r.mtime_ns, reason=r.error)
                 self.report.errors.append((r.rel, r.error))
