@@ -593,7 +593,7 @@ class MainWindow(QMainWindow):
     def refresh(self) -> None:
         """Re-read the library in a worker, then update the views.
 
-        ``people.groups`` scans every face; on a large library that takes longer
+        ``album.groups`` scans every face; on a large library that takes longer
         than a frame, so it never runs on the GUI thread. Requests that arrive
         while a read is running are folded into one more read.
         """
@@ -609,13 +609,13 @@ class MainWindow(QMainWindow):
         want_suggestions = self.content.currentIndex() == CONTENT_REVIEW
 
         def work(job: workers.Job) -> tuple:
-            from faceapp.engine import people
+            from faceapp.engine import album, suggest
 
-            groups = people.groups(lib)
+            groups = album.groups(lib)
             faces = None
             if key is not None and any(g.kind == key.kind and g.id == key.id for g in groups):
-                faces = people.group_faces(lib, key.kind, key.id)
-            suggestions = people.suggestions(lib) if want_suggestions else None
+                faces = album.group_faces(lib, key.kind, key.id)
+            suggestions = suggest.suggestions(lib) if want_suggestions else None
             return serial, lib, key, groups, faces, suggestions
 
         self._refresh_job = workers.run_in_background(

@@ -1,7 +1,7 @@
 """Item models: the sidebar's groups and the virtualised face grid.
 
 Both are plain :class:`QAbstractListModel` subclasses fed with engine results
-(``people.groups`` / ``people.group_faces``). They hold only ids, names and
+(``album.groups`` / ``album.group_faces``). They hold only ids, names and
 counts; thumbnails come lazily from :class:`~faceapp.gui.thumbnails.ThumbnailCache`
 when a row is painted, so a grid of 50,000 faces costs one list of ints.
 """

@@ -46,7 +46,8 @@ def warm_up_engine() -> None:
     """
     import importlib
 
-    modules = [f"faceapp.engine.{m}" for m in ("pipeline", "verify", "people", "cluster")]
+    names = ("pipeline", "verify", "people", "suggest", "cluster")
+    modules = [f"faceapp.engine.{m}" for m in names]
     modules.append("hdbscan")  # the clustering engine imports it lazily; it pulls in sklearn
     for name in modules:
         with contextlib.suppress(ImportError):  # reported when the feature is used
@@ -389,10 +390,10 @@ class LibrarySession(QObject):
         params = self.cluster_params()
 
         def work(job: workers.Job) -> Any:
-            from faceapp.engine import cluster, people
+            from faceapp.engine import album, cluster
 
             if only_if_needed:
-                groups = people.groups(lib)
+                groups = album.groups(lib)
                 unsorted = any(g.kind == "unknown" and g.count for g in groups)
                 if not unsorted or any(g.kind == "cluster" for g in groups):
                     return None
@@ -478,23 +479,23 @@ class LibrarySession(QObject):
     def groups(self) -> list:
         if self.lib is None:
             return []
-        from faceapp.engine import people
+        from faceapp.engine import album
 
-        return people.groups(self.lib)
+        return album.groups(self.lib)
 
     def group_faces(self, key: GroupKey) -> list[int]:
         if self.lib is None:
             return []
-        from faceapp.engine import people
+        from faceapp.engine import album
 
-        return list(people.group_faces(self.lib, key.kind, key.id))
+        return list(album.group_faces(self.lib, key.kind, key.id))
 
     def suggestions(self) -> list:
         if self.lib is None:
             return []
-        from faceapp.engine import people
+        from faceapp.engine import suggest
 
-        return list(people.suggestions(self.lib))
+        return list(suggest.suggestions(self.lib))
 
     def photo_file(self, photo_path: str) -> Path | None:
         root = self.folder or (self.lib.root if self.lib is not None else None)

@@ -4,8 +4,8 @@ Every identity change (name, rename, merge, move, "not this person", hide,
 answering a suggestion) is one engine call that writes one oplog row in the
 library. A command applies its engine call once, before it is pushed (so a
 refused operation never reaches the stack); after that, undo and redo call the
-engine's ``people.undo`` / ``people.redo``, which replay the oplog. On opening a
-library the stack is rebuilt from ``people.history`` so Ctrl+Z works across
+engine's ``oplog.undo`` / ``oplog.redo``, which replay the oplog. On opening a
+library the stack is rebuilt from ``oplog.history`` so Ctrl+Z works across
 restarts.
 """
 
@@ -25,6 +25,12 @@ def _people():
     from faceapp.engine import people
 
     return people
+
+
+def _oplog():
+    from faceapp.engine import oplog
+
+    return oplog
 
 
 def _plural(n: int, word: str) -> str:
@@ -72,7 +78,7 @@ class EngineCommand(QUndoCommand):
         if session.lib is None:
             return
         try:
-            done = getattr(_people(), what)(session.lib)
+            done = getattr(_oplog(), what)(session.lib)
             if done is None:
                 raise RuntimeError(f"the library has nothing to {what}")
         except Exception as exc:
@@ -197,7 +203,7 @@ def load_history(session: LibrarySession) -> None:
     if session.lib is None:
         return
     try:
-        entries = list(reversed(_people().history(session.lib, limit=None)))
+        entries = list(reversed(_oplog().history(session.lib, limit=None)))
     except Exception:
         return
     undone = []
