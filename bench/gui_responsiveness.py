@@ -396,7 +396,7 @@ def bench_merge(app: QApplication, library: Path) -> dict:
     album.group_faces(lib, target.kind, target.id)
     result["engine_group_faces_ms"] = round((time.perf_counter() - t4) * 1000, 1)
     # Leave the library as it was (it may be reused with --library).
-    window.session.undo_stack.undo()
+    window.session.undo()
     wait_until(app, lambda: not window.refreshing, 30)
     close_window(app, window)
     return result

@@ -262,7 +262,7 @@ def test_recluster_is_stable_and_keeps_labels(tmp_path):
     assert labels_state(lib) == first and s2.clusters == s1.clusters
     # name one cluster and confirm a stray face elsewhere; re-clustering keeps both
     groups = [g for g in album.groups(lib) if g.kind == "cluster"]
-    pid = people.name_cluster(lib, groups[0].id, "Anna")
+    pid = people.name_cluster(lib, groups[0].id, "Anna").person_id
     anna_photos = {lib.face(f).photo_id for f in album.group_faces(lib, "person", pid)}
     stray = next(
         f
@@ -290,7 +290,7 @@ def test_rescan_new_faces_suggested_and_ids_kept(tmp_path):
     lib, _ = make_library(tmp_path / "l.sqlite", [12, 10, 8], seed=2)
     recluster(lib)
     groups = [g for g in album.groups(lib) if g.kind == "cluster"]
-    anna = people.name_cluster(lib, groups[0].id, "Anna")
+    anna = people.name_cluster(lib, groups[0].id, "Anna").person_id
     anna_vec = lib.embeddings()[1][
         list(lib.embeddings()[0]).index(album.group_faces(lib, "person", anna)[0])
     ]
@@ -404,7 +404,9 @@ def test_user_edits_during_recluster(tmp_path, monkeypatch):
 
     def slow_cluster(*args, **kwargs):
         result = real(*args, **kwargs)
-        named["pid"] = people.name_cluster(lib, target.id, "Anna")  # meanwhile, in the GUI
+        named["pid"] = people.name_cluster(
+            lib, target.id, "Anna"
+        ).person_id  # meanwhile, in the GUI
         return result
 
     monkeypatch.setattr(cluster, "cluster_vectors", slow_cluster)
@@ -459,7 +461,7 @@ def test_labels_survive_rescan_of_changed_photos(tmp_path):
     lib, _ = make_library(tmp_path / "l.sqlite", [10, 8], seed=5)
     recluster(lib)
     c1, c2 = (g for g in album.groups(lib) if g.kind == "cluster")
-    pid = people.name_cluster(lib, c1.id, "Anna")
+    pid = people.name_cluster(lib, c1.id, "Anna").person_id
     face = album.group_faces(lib, "person", pid)[0]
     other = album.group_faces(lib, "cluster", c2.id)[0]
     people.reject_faces(lib, [other], pid)

@@ -75,11 +75,20 @@ def _person_ref(lib: Library, text: str) -> int:
     return ident
 
 
-def _done(args: argparse.Namespace, description: str, **extra: object) -> int:
+def _done(args: argparse.Namespace, changes: oplog.OpChanges, **extra: object) -> int:
+    """Print what the operation did; with --json also exactly which rows it changed."""
     if args.json:
-        print_json({"done": description, **extra})
+        print_json(
+            {
+                "done": changes.status_text,
+                "faces": sorted(changes.faces),
+                "people": sorted(changes.people),
+                "clusters": sorted(changes.clusters),
+                **extra,
+            }
+        )
     else:
-        print(description)
+        print(changes.status_text)
     return 0
 
 
@@ -145,8 +154,8 @@ def cmd_name(args: argparse.Namespace) -> int:
     lib = _open(args)
     kind, ident = album.parse_group_ref(lib, args.group)
     if kind == "cluster":
-        pid = people.name_cluster(lib, ident, args.name)
-        return _done(args, oplog.history(lib, 1)[0].description, person=pid)
+        changes = people.name_cluster(lib, ident, args.name)
+        return _done(args, changes, person=changes.person_id)
     return _done(args, people.rename_person(lib, ident, args.name), person=ident)
 
 
@@ -169,18 +178,18 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 def cmd_undo(args: argparse.Namespace) -> int:
     lib = _open(args)
-    text = oplog.undo(lib)
-    if text is None:
+    changes = oplog.undo(lib)
+    if changes is None:
         raise CLIError("nothing to undo", 1)
-    return _done(args, f"Undid: {text}")
+    return _done(args, changes)
 
 
 def cmd_redo(args: argparse.Namespace) -> int:
     lib = _open(args)
-    text = oplog.redo(lib)
-    if text is None:
+    changes = oplog.redo(lib)
+    if changes is None:
         raise CLIError("nothing to redo", 1)
-    return _done(args, f"Redid: {text}")
+    return _done(args, changes)
 
 
 def cmd_suggestions(args: argparse.Namespace) -> int:

@@ -8,8 +8,15 @@ side of the latest done row and :func:`redo` the "after" side of the earliest
 undone one, through the same code path. Undo is linear: a new operation drops
 whatever had been undone.
 
+Every operation, undo and redo returns an :class:`OpChanges`: its description
+and exactly which faces, people and clusters changed (as Anki's collection
+operations return ``OpChanges``), so a view redraws only what it shows of those.
 The log lives in the library, so every process sees the same history: the GUI
-reads :func:`undo_status` from here rather than keeping a stack of its own.
+reads :func:`undo_status` from here rather than keeping a stack of its own, and
+undo undoes the latest operation of any process, then says which one it was.
+
+A new operation in another module builds a :class:`Changes` and calls
+:func:`commit` inside ``lib.transaction()``; nothing else is needed for undo.
 Imports no torch.
 """
 
@@ -18,7 +25,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from faceapp.engine.library import Library
 
@@ -32,6 +39,44 @@ class HistoryEntry:
     description: str
     state: str  # 'done' | 'undone'
     created_at: float
+
+
+@dataclass(frozen=True)
+class OpChanges:
+    """What one operation, undo or redo did: for the status bar and for redrawing."""
+
+    kind: str  # 'name', 'rename', 'merge', 'move', 'reject', 'hide', 'delete', 'confirm', ...
+    description: str  # "Renamed Anna to Anne"
+    action: str = "do"  # 'do' | 'undo' | 'redo'
+    step: int = 0  # the oplog row
+    faces: frozenset[int] = frozenset()  # faces whose person, cluster or rejections changed
+    people: frozenset[int] = frozenset()  # people created, deleted, renamed, joined or left
+    clusters: frozenset[int] = frozenset()  # clusters created, deleted, joined or left
+    unknown: bool = False  # faces entered or left Unknown
+    person_id: int | None = None  # the person an operation named or created
+
+    def touches(self, kind: str, ident: int = 0) -> bool:
+        """Whether the group ('person' | 'cluster' | 'unknown', id) changed."""
+        if kind == "person":
+            return ident in self.people
+        if kind == "cluster":
+            return ident in self.clusters
+        return self.unknown
+
+    @property
+    def status_text(self) -> str:
+        """What the status bar says: "Undid: Renamed Anna to Anne"."""
+        verb = {"undo": "Undid: ", "redo": "Redid: "}.get(self.action, "")
+        return verb + self.description
+
+
+@dataclass(frozen=True)
+class UndoStatus:
+    """What undo and redo would do now, read from the library's log (any process's)."""
+
+    undo: str | None
+    redo: str | None
+    last_step: tuple[int, int]  # (latest row, rows done): changes with every do/undo/redo
 
 
 @dataclass
@@ -58,6 +103,29 @@ class Changes:
     def face(self, face_id: int, old: tuple, new: tuple) -> None:
         if tuple(old) != tuple(new):
             self.faces.append([face_id, old[0], old[1], new[0], new[1]])
+
+    def result(self, kind: str, description: str, action: str, step: int) -> OpChanges:
+        """The ids these row changes touch, as an :class:`OpChanges`."""
+        faces = {f[0] for f in self.faces}
+        people = {p[0] for p in self.people} | {f[i] for f in self.faces for i in (1, 3)}
+        clusters = {c[0] for c in self.clusters} | {f[i] for f in self.faces for i in (2, 4)}
+        for face, person in self.rej_add + self.rej_del:
+            faces.add(face)
+            people.add(person)
+        for face, cluster in self.crej_add + self.crej_del:
+            faces.add(face)
+            clusters.add(cluster)
+        unknown = any(f[1:3] == [None, None] or f[3:5] == [None, None] for f in self.faces)
+        return OpChanges(
+            kind,
+            description,
+            action,
+            step,
+            frozenset(faces),
+            frozenset(people - {None}),
+            frozenset(clusters - {None}),
+            unknown,
+        )
 
 
 def apply(c: sqlite3.Connection, ch: Changes, forward: bool) -> None:
@@ -130,47 +198,58 @@ def _log(c: sqlite3.Connection, kind: str, description: str, ch: Changes) -> int
     return int(cur.lastrowid)
 
 
-def commit(c: sqlite3.Connection, kind: str, description: str, ch: Changes) -> str:
+def commit(
+    c: sqlite3.Connection,
+    kind: str,
+    description: str,
+    ch: Changes,
+    *,
+    person_id: int | None = None,
+) -> OpChanges:
     """Apply an operation's changes and log it, inside the caller's transaction."""
     apply(c, ch, forward=True)
-    _log(c, kind, description, ch)
-    return description
+    step = _log(c, kind, description, ch)
+    return replace(ch.result(kind, description, "do", step), person_id=person_id)
 
 
-def undo(lib: Library) -> str | None:
-    """Undo the latest operation still done; returns its description (None: nothing)."""
+def _replay(lib: Library, action: str) -> OpChanges | None:
+    done, order, after = (
+        ("done", "DESC", "undone") if action == "undo" else ("undone", "ASC", "done")
+    )
     with lib.transaction() as c:
         row = c.execute(
-            "SELECT id, description, payload FROM oplog WHERE state = 'done'"
-            " ORDER BY id DESC LIMIT 1"
+            f"SELECT id, kind, description, payload FROM oplog WHERE state = '{done}'"
+            f" ORDER BY id {order} LIMIT 1"
         ).fetchone()
         if row is None:
             return None
-        apply(c, Changes.from_json(row[2]), forward=False)
-        c.execute("UPDATE oplog SET state = 'undone' WHERE id = ?", (row[0],))
-        return row[1]
+        ch = Changes.from_json(row[3])
+        apply(c, ch, forward=action == "redo")
+        c.execute(f"UPDATE oplog SET state = '{after}' WHERE id = ?", (row[0],))
+        return ch.result(row[1], row[2], action, row[0])
 
 
-def redo(lib: Library) -> str | None:
-    """Redo the earliest undone operation; returns its description (None: nothing)."""
-    with lib.transaction() as c:
-        row = c.execute(
-            "SELECT id, description, payload FROM oplog WHERE state = 'undone'"
-            " ORDER BY id ASC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        apply(c, Changes.from_json(row[2]), forward=True)
-        c.execute("UPDATE oplog SET state = 'done' WHERE id = ?", (row[0],))
-        return row[1]
+def undo(lib: Library) -> OpChanges | None:
+    """Undo the latest operation still done, whichever process did it (None: nothing).
+
+    Read and reverted in one write transaction, so the result names exactly the
+    operation that was undone, even when another process undid one a moment ago.
+    """
+    return _replay(lib, "undo")
 
 
-def undo_redo_text(lib: Library) -> tuple[str | None, str | None]:
-    """Descriptions of what undo and redo would do now (for menu texts)."""
+def redo(lib: Library) -> OpChanges | None:
+    """Redo the earliest undone operation (None: nothing)."""
+    return _replay(lib, "redo")
+
+
+def undo_status(lib: Library) -> UndoStatus:
+    """Descriptions of what undo and redo would do now (menu texts), and the log's step."""
     q = lib.conn.execute
     u = q("SELECT description FROM oplog WHERE state = 'done' ORDER BY id DESC LIMIT 1").fetchone()
     r = q("SELECT description FROM oplog WHERE state = 'undone' ORDER BY id LIMIT 1").fetchone()
-    return (u[0] if u else None, r[0] if r else None)
+    top, done = q("SELECT IFNULL(MAX(id), 0), IFNULL(SUM(state = 'done'), 0) FROM oplog").fetchone()
+    return UndoStatus(u[0] if u else None, r[0] if r else None, (int(top), int(done)))
 
 
 def history(lib: Library, limit: int | None = 100) -> list[HistoryEntry]:

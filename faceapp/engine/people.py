@@ -3,7 +3,9 @@
 Every operation (name, rename, merge, move, "not this person", hide, answers to
 suggestions) is one transaction that builds the exact row changes and hands them
 to :func:`faceapp.engine.oplog.commit`, which applies them and writes one
-``oplog`` row; undo and redo live there. Imports no torch.
+``oplog`` row; undo and redo live there. Each returns that module's
+:class:`~faceapp.engine.oplog.OpChanges`: the description and the exact faces,
+people and clusters changed. Imports no torch.
 
 Rules kept by every operation:
 - two faces of one photo are never the same person (explicit moves refuse, merges
@@ -26,7 +28,7 @@ from collections.abc import Iterable, Sequence
 
 from faceapp.engine.album import Group, PeopleError, cluster_exists, get_person
 from faceapp.engine.library import Library
-from faceapp.engine.oplog import Changes, commit
+from faceapp.engine.oplog import Changes, OpChanges, commit
 
 MAX_NAME = 200
 
@@ -177,10 +179,10 @@ def _ref(ref: object) -> tuple[str, int]:
 # -- identity operations -----------------------------------------------------------------
 
 
-def name_cluster(lib: Library, cluster_id: int, name: str) -> int:
+def name_cluster(lib: Library, cluster_id: int, name: str) -> OpChanges:
     """Name a cluster: its faces become confirmed for a new person, or for the person
-    already called ``name`` (case-insensitive), which is then a merge. Returns the
-    person id."""
+    already called ``name`` (case-insensitive), which is then a merge. The result's
+    ``person_id`` is that person."""
     name = _clean_name(name)
     with lib.transaction() as c:
         if not cluster_exists(c, cluster_id):
@@ -192,28 +194,25 @@ def name_cluster(lib: Library, cluster_id: int, name: str) -> int:
             pname = get_person(c, existing)[1]
             joined, note = _cluster_into_person(c, ch, cluster_id, person_id)
             text = f"Merged cluster {cluster_id} into {pname} ({_plural(joined, 'face')}){note}"
-            commit(c, "merge", text, ch)
-            return person_id
+            return commit(c, "merge", text, ch, person_id=person_id)
         person_id = _new_id(c, "people")
         ch.people.append([person_id, None, [name, 0, time.time()]])
         # the new person must exist before faces join it: apply people first
         joined, note = _cluster_into_person(c, ch, cluster_id, person_id)
         text = f"Named cluster {cluster_id} {name} ({_plural(joined, 'face')}){note}"
-        commit(c, "name", text, ch)
-        return person_id
+        return commit(c, "name", text, ch, person_id=person_id)
 
 
-def create_person(lib: Library, name: str, face_ids: Sequence[int]) -> int:
+def create_person(lib: Library, name: str, face_ids: Sequence[int]) -> OpChanges:
     """A new person from chosen faces (or these faces join the person of that name).
 
-    Same rules as :func:`move_faces`. Returns the person id.
+    Same rules as :func:`move_faces`. The result's ``person_id`` is the person.
     """
     name = _clean_name(name)
     with lib.transaction() as c:
         existing = _person_by_name(c, name)
         if existing is not None:
-            _move(c, face_ids, existing, kind="move")
-            return existing
+            return _move(c, face_ids, existing, kind="move")
         faces = _faces_by_id(c, face_ids)
         _check_same_photo(faces, {}, name)
         ch = Changes()
@@ -222,11 +221,11 @@ def create_person(lib: Library, name: str, face_ids: Sequence[int]) -> int:
         for fid, _photo, person, cl in faces:
             ch.face(fid, (person, cl), (person_id, None))
             _lift_rejection(c, ch, fid, person_id)
-        commit(c, "name", f"New person {name} ({_plural(len(faces), 'face')})", ch)
-        return person_id
+        text = f"New person {name} ({_plural(len(faces), 'face')})"
+        return commit(c, "name", text, ch, person_id=person_id)
 
 
-def rename_person(lib: Library, person_id: int, name: str) -> str:
+def rename_person(lib: Library, person_id: int, name: str) -> OpChanges:
     """Rename; refuses a name another person already has (merge them instead)."""
     name = _clean_name(name)
     with lib.transaction() as c:
@@ -241,7 +240,7 @@ def rename_person(lib: Library, person_id: int, name: str) -> str:
         return commit(c, "rename", f"Renamed {old} to {name}", ch)
 
 
-def set_hidden(lib: Library, person_id: int, hidden: bool) -> str:
+def set_hidden(lib: Library, person_id: int, hidden: bool) -> OpChanges:
     """Hide a person from the people list (their faces stay theirs) or show them again."""
     with lib.transaction() as c:
         pid, name, _ = get_person(c, person_id)
@@ -250,7 +249,7 @@ def set_hidden(lib: Library, person_id: int, hidden: bool) -> str:
         return commit(c, "hide", f"{'Hid' if hidden else 'Showed'} {name}", ch)
 
 
-def delete_person(lib: Library, person_id: int) -> str:
+def delete_person(lib: Library, person_id: int) -> OpChanges:
     """Forget a name: the person's faces go back to Unknown, their rejections go too."""
     with lib.transaction() as c:
         pid, name, _ = get_person(c, person_id)
@@ -262,7 +261,7 @@ def delete_person(lib: Library, person_id: int) -> str:
         return commit(c, "delete", f"Removed {name} ({_plural(len(faces), 'face')} to Unknown)", ch)
 
 
-def merge(lib: Library, source: object, target: object) -> str:
+def merge(lib: Library, source: object, target: object) -> OpChanges:
     """Merge ``source`` into ``target``; each is ``('person'|'cluster', id)`` or a Group.
 
     person -> person: every face moves, "not this person" marks follow, the source
@@ -270,7 +269,7 @@ def merge(lib: Library, source: object, target: object) -> str:
     cluster -> cluster: the faces join the target cluster. person -> cluster is read
     as the cluster joining the person (the named side survives). Faces that would
     put two faces of one photo in one group, or that were rejected from the target,
-    go to Unknown and the description says how many. Returns the description.
+    go to Unknown and the description says how many.
     """
     skind, sid = _ref(source)
     tkind, tid = _ref(target)
@@ -369,7 +368,7 @@ def _move(
     *,
     kind: str,
     text: str | None = None,
-) -> str:
+) -> OpChanges:
     pid, name, _ = get_person(c, person_id)
     faces = _faces_by_id(c, face_ids)
     _check_same_photo(faces, _person_photos(c, pid, exclude={f[0] for f in faces}), name)
@@ -377,10 +376,11 @@ def _move(
     for fid, _photo, person, cl in faces:
         ch.face(fid, (person, cl), (pid, None))
         _lift_rejection(c, ch, fid, pid)
-    return commit(c, kind, text or f"Moved {_plural(len(faces), 'face')} to {name}", ch)
+    text = text or f"Moved {_plural(len(faces), 'face')} to {name}"
+    return commit(c, kind, text, ch, person_id=pid)
 
 
-def move_faces(lib: Library, face_ids: Sequence[int], person_id: int) -> str:
+def move_faces(lib: Library, face_ids: Sequence[int], person_id: int) -> OpChanges:
     """Confirm faces for a person (from anywhere). The user's explicit choice lifts an
     earlier "not this person" for them; a face in a photo where the person already
     has a face is refused (PeopleError) and nothing changes."""
@@ -388,7 +388,7 @@ def move_faces(lib: Library, face_ids: Sequence[int], person_id: int) -> str:
         return _move(c, face_ids, person_id, kind="move")
 
 
-def reject_faces(lib: Library, face_ids: Sequence[int], person_id: int) -> str:
+def reject_faces(lib: Library, face_ids: Sequence[int], person_id: int) -> OpChanges:
     """ "Not this person": the faces leave the person for Unknown, and the person is
     never suggested for them, nor merged into them, again."""
     with lib.transaction() as c:
@@ -404,7 +404,7 @@ def reject_faces(lib: Library, face_ids: Sequence[int], person_id: int) -> str:
         return commit(c, "reject", f"Not {name}: {_plural(len(faces), 'face')}", ch)
 
 
-def remove_from_cluster(lib: Library, face_ids: Sequence[int], cluster_id: int) -> str:
+def remove_from_cluster(lib: Library, face_ids: Sequence[int], cluster_id: int) -> OpChanges:
     """ "Not in this group" for an unnamed cluster: the faces go to Unknown and
     re-clustering never puts them back into this cluster (naming the cluster later
     turns the mark into "not this person")."""
@@ -428,14 +428,14 @@ def remove_from_cluster(lib: Library, face_ids: Sequence[int], cluster_id: int) 
         return commit(c, "reject", text, ch)
 
 
-def confirm_suggestion(lib: Library, face_id: int, person_id: int) -> str:
+def confirm_suggestion(lib: Library, face_id: int, person_id: int) -> OpChanges:
     """Answer "yes" to "Is this X?": the face is confirmed for the person."""
     with lib.transaction() as c:
         _, name, _ = get_person(c, person_id)
         return _move(c, [face_id], person_id, kind="confirm", text=f"Face {face_id} is {name}")
 
 
-def reject_suggestion(lib: Library, face_id: int, person_id: int) -> str:
+def reject_suggestion(lib: Library, face_id: int, person_id: int) -> OpChanges:
     """Answer "no" to "Is this X?": remembered; the face stays where it is."""
     with lib.transaction() as c:
         _, name, _ = get_person(c, person_id)

@@ -88,7 +88,7 @@ class SidebarModel(QAbstractListModel):
 
     Dropping a group on another asks to merge them; dropping faces on a person
     asks to move them. The model only emits the request; the window confirms
-    and runs the undoable command.
+    and runs the engine operation.
     """
 
     mergeRequested = Signal(object, object)  # source GroupKey, target GroupKey
