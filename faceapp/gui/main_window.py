@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self._applying = False
         self.verify_dialog: VerifyDialog | None = None
         self.finetune_dialog: Any = None
+        self.models_dialog: Any = None
         self._build_widgets()
         self._build_actions()
         self._build_menus()
@@ -274,6 +275,13 @@ class MainWindow(QMainWindow):
             "Teach the face embedder the people you confirmed",
         )
         self.act_finetune.setIconText("Fine-tune")
+        self.act_models = a(
+            "&Model Versions…",
+            self.show_models,
+            None,
+            None,
+            "List the recognition model versions; switch or remove one",
+        )
         self.act_weights = a("Choose &Weights File…", self.choose_weights, None, "weights")
         self.act_about = a("&About Face Album", self.show_about, None, "info")
         self.act_about.setMenuRole(QAction.MenuRole.AboutRole)
@@ -325,6 +333,7 @@ class MainWindow(QMainWindow):
         m = bar.addMenu("&Tools")
         m.addAction(self.act_verify)
         m.addAction(self.act_finetune)
+        m.addAction(self.act_models)
         m.addSeparator()
         m.addAction(self.act_weights)
         m = bar.addMenu("&Help")
@@ -422,7 +431,7 @@ class MainWindow(QMainWindow):
         self.settings.set_value("window/geometry", self.saveGeometry())
         self.settings.set_value("window/splitter", self.splitter.saveState())
         self.settings.sync()
-        for dialog in (self.verify_dialog, self.finetune_dialog):
+        for dialog in (self.verify_dialog, self.finetune_dialog, self.models_dialog):
             if dialog is not None:
                 dialog.close()
         self.session.shutdown()
@@ -765,6 +774,7 @@ class MainWindow(QMainWindow):
         self.act_review.setEnabled(has_lib)
         self.act_recluster.setEnabled(has_lib and not self.session.busy)
         self.act_finetune.setEnabled(has_lib and not self.session.busy)
+        self.act_models.setEnabled(has_lib)
         self.grid_page.name_button.setEnabled(self.act_name.isEnabled())
         self.grid_page.name_button.setText(
             "Rename…" if key is not None and key.kind == "person" else "Name…"
@@ -996,6 +1006,19 @@ class MainWindow(QMainWindow):
         self.finetune_dialog.show()
         self.finetune_dialog.raise_()
         return self.finetune_dialog
+
+    def show_models(self) -> Any:
+        if self.session.lib is None:
+            return None
+        from faceapp.gui.dialogs.models import ModelsDialog
+
+        if self.models_dialog is None or self.models_dialog.session_lib is not self.session.lib:
+            self.models_dialog = ModelsDialog(self.session, self)
+        else:
+            self.models_dialog.reload()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
 
     def show_settings(self) -> SettingsDialog:
         dialog = self.make_settings_dialog()
