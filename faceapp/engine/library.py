@@ -176,6 +176,23 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _insert_face(
+    c: sqlite3.Connection, photo_id: int, face: NewFace, model_id: int, now: float
+) -> int:
+    cur = c.execute(
+        "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, created_at)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        (photo_id, *map(float, face.box), json.dumps(face.landmarks), float(face.prob), now),
+    )
+    face_id = int(cur.lastrowid)
+    c.execute("INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg))
+    c.execute(
+        "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
+        (face_id, model_id, vector_to_blob(face.embedding)),
+    )
+    return face_id
+
+
 def vector_to_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
@@ -488,25 +505,7 @@ class Library:
                     (size, mtime_ns, width, height, content_hash, now, photo_id),
                 )
             for face in faces:
-                cur = c.execute(
-                    "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        photo_id,
-                        *map(float, face.box),
-                        json.dumps(face.landmarks),
-                        float(face.prob),
-                        now,
-                    ),
-                )
-                face_id = int(cur.lastrowid)
-                c.execute(
-                    "INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg)
-                )
-                c.execute(
-                    "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
-                    (face_id, model_id, vector_to_blob(face.embedding)),
-                )
+                face_id = _insert_face(c, photo_id, face, model_id, now)
                 for old_box, person, rejected in carried:
                     if _iou(old_box, face.box) > 0.5:
                         if person is not None:
@@ -519,6 +518,21 @@ class Library:
                         )
                         break
             return photo_id
+
+    def add_face(self, photo_id: int, face: NewFace, model_id: int) -> int:
+        """One more face in a stored photo (a face the detector missed, given by its box)."""
+        with self.transaction() as c:
+            return _insert_face(c, photo_id, face, model_id, time.time())
+
+    def set_photo_file(
+        self, photo_id: int, *, size: int, mtime_ns: int, content_hash: str | None
+    ) -> None:
+        """The app itself rewrote the file (metadata only): the next scan must not redo it."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE photos SET size = ?, mtime_ns = ?, content_hash = ? WHERE id = ?",
+                (size, mtime_ns, content_hash, photo_id),
+            )
 
     def store_photo_error(self, path: str, *, size: int, mtime_ns: int, reason: str) -> None:
         """Remember an unreadable file so an unchanged copy is not retried on every scan."""

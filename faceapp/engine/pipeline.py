@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from faceapp import config
+from faceapp.engine import face_tags
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
 from faceapp.engine.embed import Embedder
@@ -67,6 +68,7 @@ class ScanReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     cancelled: bool = False
+    tags: face_tags.TagImport = field(default_factory=face_tags.TagImport)
 
     def as_dict(self) -> dict:
         return {
@@ -78,6 +80,7 @@ class ScanReport:
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "seconds": round(self.seconds, 2),
             "cancelled": self.cancelled,
+            "tags": self.tags.as_dict(),
         }
 
 
@@ -483,7 +486,7 @@ def scan(
         for item, faces in zip(good, results, strict=True):
             if faces is None:
                 continue
-            lib.store_photo(
+            photo_id = lib.store_photo(
                 item.rel,
                 size=item.size,
                 mtime_ns=item.mtime_ns,
@@ -502,6 +505,7 @@ def scan(
                     for a in faces
                 ],
             )
+            face_tags.import_tags(lib, analyzer, root, item.rel, photo_id, item.image, report.tags)
             report.photos += 1
             report.faces += len(faces)
         for item in batch:
