@@ -189,9 +189,7 @@ def write_tags(
             else:
                 existing = target.read_bytes() if target.exists() else None
             regions, size = _regions(photo, frame, existing)
-            new = xmp_faces.merge(existing, regions, size)
-            before = xmp_faces.merge(existing, _ours(existing), size) if existing else None
-            if new == before or (not regions and existing is None):
+            if _up_to_date(existing, regions):
                 report.skipped += 1
                 continue
             change = {
@@ -199,6 +197,7 @@ def write_tags(
                 "target": target.name,
                 "names": [r.name for r in regions],
             }
+            new = xmp_faces.merge(existing, regions, size)
             if dry_run:
                 report.changes.append(change)
                 report.written += 1
@@ -230,13 +229,15 @@ def write_tags(
     return report
 
 
-def _ours(existing: bytes) -> list[NewRegion]:
-    """The regions this app wrote into ``existing`` before, as they are there."""
-    return [
-        NewRegion(r.name, r.box)
-        for r in xmp_faces.read(existing).regions
-        if r.ours and r.source == "mwg" and r.box is not None
-    ]
+def _up_to_date(existing: bytes | None, regions: list[NewRegion]) -> bool:
+    """Does the file already carry exactly these regions as this app's (boxes to 1e-5)?"""
+    if existing is None:
+        return not regions
+    ours = [r for r in xmp_faces.read(existing).regions if r.ours and r.source == "mwg"]
+    return len(ours) == len(regions) and all(
+        o.name == r.name and all(abs(a - b) < 1e-5 for a, b in zip(o.box, r.box, strict=True))
+        for o, r in zip(ours, regions, strict=True)
+    )
 
 
 def _mark(c: sqlite3.Connection, photo_id: int, written: bool) -> None:
