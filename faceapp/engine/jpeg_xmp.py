@@ -90,6 +90,11 @@ def wrap_packet(xmp: bytes) -> bytes:
     return head + xmp + padding + tail
 
 
+def temp_path(path: Path) -> Path:
+    """Where a new version of ``path`` is written before it replaces it (hidden: no scan)."""
+    return path.with_name(f".{path.name}.faceapp-tmp")
+
+
 def replace_file_xmp(path: Path, packet: bytes) -> None:
     """Write ``packet`` into the JPEG at ``path``: temp file, read back, check, atomic replace.
 
@@ -98,7 +103,7 @@ def replace_file_xmp(path: Path, packet: bytes) -> None:
     path = Path(path)
     data = path.read_bytes()
     new = with_xmp(data, packet)
-    tmp = path.with_name(f".{path.name}.faceapp-tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(new)

@@ -129,7 +129,7 @@ def _writable(path: Path) -> str | None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.faceapp-tmp")
+    tmp = jpeg_xmp.temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -179,6 +179,8 @@ def write_tags(
         path = Path(root) / photo.path
         into_photo = embed and path.suffix.lower() in _JPEG_SUFFIXES
         target = path if into_photo else sidecars(path)[0]
+        for stale in (path, sidecars(path)[0]):  # left by a run that was killed
+            jpeg_xmp.temp_path(stale).unlink(missing_ok=True)
         try:
             frame = file_frame(path)
             if frame.display != photo.size:
