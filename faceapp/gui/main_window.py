@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.gui import undo, workers
+from faceapp.gui.dialogs import tags as tags_dialogs
 from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.verify import VerifyDialog
@@ -307,6 +308,8 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         m.addAction(self.act_rescan)
         m.addAction(self.act_cancel)
+        m.addSeparator()
+        self.tag_actions = tags_dialogs.add_menu_actions(self, m)
         m.addSeparator()
         m.addAction(self.act_close)
         m.addSeparator()
