@@ -154,3 +154,15 @@ def test_picasa_ini_with_contacts(tmp_path):
         (0x3F84 / 65535, 0x5BCB / 65535, 0x5941 / 65535, 0x8507 / 65535)
     )
     assert picasa.read(tmp_path / "IMG_2.jpg") == []
+
+
+def test_merge_keeps_other_metadata_with_its_prefixes():
+    src = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
+        b' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description'
+        b' rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
+        b' xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/" xmp:Rating="4"'
+        b' crs:Exposure2012="+0.50"/></rdf:RDF></x:xmpmeta>'
+    )
+    out = xmp_faces.merge(src, [xmp_faces.NewRegion("A", (0.1, 0.1, 0.3, 0.3))], (10, 10))
+    assert b'xmp:Rating="4"' in out and b'crs:Exposure2012="+0.50"' in out

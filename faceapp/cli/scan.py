@@ -9,6 +9,7 @@ from pathlib import Path
 from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
 from faceapp.engine import export, lfw, library, pipeline, verify
 from faceapp.engine import weights as weights_mod
+from faceapp.engine.face_tags import TagImport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,7 +81,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_tags(tags) -> None:
+def _print_tags(tags: TagImport) -> None:
     if tags.photos:
         print(
             f"face tags in {tags.photos} photos: {tags.confirmed} faces confirmed,"

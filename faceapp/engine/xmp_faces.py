@@ -17,6 +17,8 @@ fields as attributes or elements, ``rdf:parseType="Resource"`` or a nested
 
 from __future__ import annotations
 
+import contextlib
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -136,10 +138,25 @@ def _clip_box(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float,
 def parse(xmp: bytes) -> ET.Element:
     if len(xmp) > MAX_XMP_BYTES:
         raise XmpError(f"XMP larger than {MAX_XMP_BYTES >> 20} MB")
+    parser = ET.XMLPullParser(events=("start", "start-ns"))
     try:
-        return ET.fromstring(xmp.strip(b"\0 \t\r\n"))
+        parser.feed(xmp.strip(b"\0 \t\r\n"))
+        parser.close()
     except ET.ParseError as exc:
         raise XmpError(f"unreadable XMP ({exc})") from None
+    root = None
+    for event, item in parser.read_events():
+        if event == "start" and root is None:
+            root = item
+        elif event == "start-ns":
+            # keep other programs' prefixes when the packet is written again (not ns0, ns1)
+            prefix, uri = item
+            if prefix and uri not in NS.values() and not re.fullmatch(r"ns\d+", prefix):
+                with contextlib.suppress(ValueError):
+                    ET.register_namespace(prefix, uri)
+    if root is None:
+        raise XmpError("unreadable XMP (empty)")
+    return root
 
 
 def read(xmp: bytes) -> XmpTags:
