@@ -254,3 +254,47 @@ def test_failed_write_keeps_the_earlier_sidecar_and_read_only_is_skipped(
         root.chmod(0o755)
         sidecar.chmod(0o644)
         (root / "IMG_0001.jpg").chmod(0o644)
+
+
+def test_export_copies_or_links_a_persons_photos_and_faces_csv(tmp_path, lfw_dir, capsys):
+    root = tmp_path / "photos"
+    names = make_folder(root, lfw_dir, 4)
+    (root / "sub").mkdir()
+    (root / "sub" / "IMG_0000.jpg").write_bytes((root / "IMG_0000.jpg").read_bytes())
+    names["sub/IMG_0000.jpg"] = names["IMG_0000.jpg"]  # same person, same file name
+    lib = make_library(root, names)
+    who = names["IMG_0000.jpg"]
+    copy = run_json(
+        "export",
+        "--library",
+        str(lib.path),
+        "--person",
+        who,
+        "--to",
+        str(tmp_path / "out"),
+        "--json",
+    )
+    assert (copy["photos"], copy["exported"]) == (2, 2)
+    assert sorted(copy["files"]) == ["IMG_0000 (2).jpg", "IMG_0000.jpg"]
+    out = tmp_path / "out"
+    assert (out / "IMG_0000.jpg").read_bytes() == (root / "IMG_0000.jpg").read_bytes()
+    assert not (out / "IMG_0000.jpg").is_symlink()
+    link = run_json(
+        "export",
+        "--library",
+        str(lib.path),
+        "--person",
+        who,
+        "--to",
+        str(tmp_path / "links"),
+        "--link",
+        "--json",
+    )
+    assert link["exported"] == 2
+    assert (tmp_path / "links" / "IMG_0000.jpg").resolve() == (root / "IMG_0000.jpg").resolve()
+    capsys.readouterr()
+    assert cli_main(["faces", "--library", str(lib.path), "--csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "face,photo,x1,y1,x2,y2,person,cluster"
+    assert len(rows) == 1 + len(names)
+    assert f",IMG_0000.jpg,72.0,68.0,178.0,190.0,{who}," in rows[1] + ","
