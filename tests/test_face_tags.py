@@ -412,3 +412,29 @@ def test_avif_is_found_and_scanned(tmp_path, lfw_dir, analyzer, real_weights):
     centres = sorted((f.box[0] + f.box[2]) / 2 for f in lib.faces())
     assert len(centres) >= 2 and centres[0] < 250 < centres[-1]
     assert pillow_heif.__version__  # HEIF support stays a declared dependency
+
+
+def test_tagged_box_without_a_detected_face_becomes_a_face_added_by_hand(
+    tmp_path, lfw_dir, analyzer, real_weights
+):
+    root = tmp_path / "photos"
+    root.mkdir()
+    a, b = PEOPLE[3]
+    display = composite(lfw_dir, a, b)
+    # B lies on its side: MTCNN finds upright faces only, so only A is detected
+    side = display.crop((250, 0, 500, 250)).transpose(Image.Transpose.ROTATE_90)
+    display.paste(side, (250, 0))
+    save_jpeg(root / "a.jpg", display, 6)
+    lying = face_tags.display_to_stored((318 / 500, 72 / 250, 440 / 500, 178 / 250), 6)
+    tags = [(name(a), region(0, 6)), (name(b), lying)]
+    (root / "a.jpg.xmp").write_bytes(digikam_xmp(tags, stored_dims(6)))
+    lib, report = scan(root, analyzer, real_weights)
+    assert (report.tags.confirmed, report.tags.added) == (2, 1)
+    got = dict(named_faces(lib)["a.jpg"])
+    assert got[name(b)] == pytest.approx((318, 72, 440, 178), abs=1.0)
+    added = next(f for f in lib.faces() if f.box == got[name(b)])
+    assert added.prob == 1.0 and lib.face_landmarks(added.id) == []
+    ids, vectors = lib.embeddings()
+    row = ids.tolist().index(added.id)  # embedded like a detected face
+    assert abs(float((vectors[row] ** 2).sum()) - 1.0) < 1e-4
+    assert Image.open(io.BytesIO(lib.face_crop(added.id))).size == (160, 160)

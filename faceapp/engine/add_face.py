@@ -1,21 +1,20 @@
-"""Add a face by its box: a face the detector missed (a profile, a tagged face in a crowd).
+"""A face given by its box: one the detector missed (a profile, a tagged face in a crowd).
 
 The crop is cut and embedded exactly like a detected face's, so the new face clusters,
-verifies and trains like any other. It has no landmarks (``[]``) and probability 1.0
-(a person said it is a face).
+verifies and trains like any other; :meth:`Library.add_face` stores it. It has no
+landmarks (``[]``) and probability 1.0 (a person said it is a face).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from faceapp.engine.detect import FaceBox
-from faceapp.engine.images import DecodedImage, load_image
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.images import DecodedImage
+from faceapp.engine.library import LibraryError, NewFace
 
 if TYPE_CHECKING:
     from faceapp.engine.pipeline import Analyzer
@@ -37,25 +36,3 @@ def face_from_box(analyzer: Analyzer, decoded: DecodedImage, box: Sequence[float
     return NewFace(
         box=face.box, landmarks=[], prob=1.0, crop_jpeg=crop_to_jpeg(crop[0]), embedding=vector
     )
-
-
-def add_face(
-    lib: Library,
-    analyzer: Analyzer,
-    photo_id: int,
-    box: Sequence[float],
-    decoded: DecodedImage | None = None,
-) -> int:
-    """Store a face at ``box`` in photo ``photo_id``; returns the new face's id.
-
-    ``decoded`` saves a second decode when the caller has the photo open (a scan).
-    """
-    model = lib.active_model()
-    if model is None:
-        raise LibraryError("the library has no model version yet; scan a folder first")
-    if decoded is None:
-        root = lib.root
-        if root is None:
-            raise LibraryError("the library does not know its photo folder")
-        decoded = load_image(Path(root) / lib.photo_path(photo_id))
-    return lib.add_face(photo_id, face_from_box(analyzer, decoded, box), model.id)

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from faceapp.engine import picasa, xmp_faces
-from faceapp.engine.add_face import add_face
+from faceapp.engine.add_face import face_from_box
 from faceapp.engine.images import PHOTO_FORMATS, DecodedImage, _orientation
-from faceapp.engine.library import Library, LibraryError, _iou
+from faceapp.engine.library import Library, LibraryError, NewFace, _iou
 from faceapp.engine.people import _clean_name, _person_by_name
 from faceapp.engine.xmp_faces import Region, XmpError
 
@@ -302,6 +302,10 @@ def import_tags(
     if not regions:
         return
     report.photos += 1
+    active = lib.active_model()
+    if active is None:
+        raise LibraryError("the library has no model version yet")
+    model_id = active.id
     w, h = decoded.width, decoded.height
     boxed = [
         (r, (r.box[0] * w, r.box[1] * h, r.box[2] * w, r.box[3] * h)) for r in regions if r.box
@@ -315,17 +319,19 @@ def import_tags(
     for overlap, i, fid in pairs:
         if overlap >= MATCH_IOU and i not in matched and fid not in matched.values():
             matched[i] = fid
+    new_faces: dict[int, NewFace] = {}  # cropped and embedded before the transaction
     for i, (r, box) in enumerate(boxed):
         if i not in matched:
             try:
-                matched[i] = add_face(lib, analyzer, photo_id, box, decoded)
+                new_faces[i] = face_from_box(analyzer, decoded, box)
             except LibraryError as exc:
                 report.errors.append((rel, f"tag {r.name!r}: {exc}"))
-                continue
-            report.added += 1
     outcomes: list[str] = []
-    with lib.transaction() as c:
+    with lib.transaction() as c:  # the photo's tags land whole or not at all
         _ensure_table(c)
+        for i, face in new_faces.items():
+            matched[i] = lib.add_face(photo_id, face, model_id)
+        report.added += len(new_faces)
         for i, (r, _) in enumerate(boxed):
             if i in matched:
                 outcomes.append(_confirm(c, photo_id, matched[i], r))
