@@ -21,6 +21,7 @@ from PIL import Image
 
 from faceapp.cli import main as cli_main
 from faceapp.engine import jpeg_xmp, library, people, pipeline, tag_write, xmp_faces
+from faceapp.engine.scan_decode import file_hash
 
 BOX = (72.0, 68.0, 178.0, 190.0)  # where the face of a deep-funneled LFW photo is
 
@@ -66,7 +67,7 @@ def make_library(root: Path, names: dict[str, str]) -> library.Library:
             mtime_ns=st.st_mtime_ns,
             width=250,
             height=250,
-            content_hash=pipeline.file_hash(path),
+            content_hash=file_hash(path),
             faces=[face],
             model_id=model,
         )

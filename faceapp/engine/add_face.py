@@ -15,6 +15,7 @@ import numpy as np
 from faceapp.engine.detect import FaceBox
 from faceapp.engine.images import DecodedImage
 from faceapp.engine.library import LibraryError, NewFace
+from faceapp.engine.scan_analyze import crop_to_jpeg
 
 if TYPE_CHECKING:
     from faceapp.engine.pipeline import Analyzer
@@ -24,8 +25,6 @@ MIN_SIDE = 8.0  # display px: a smaller box holds nothing to recognise
 
 def face_from_box(analyzer: Analyzer, decoded: DecodedImage, box: Sequence[float]) -> NewFace:
     """The stored form of a face at ``box`` (display pixels), cropped and embedded."""
-    from faceapp.engine.pipeline import crop_to_jpeg  # pipeline imports this module's users
-
     x1, y1 = max(0.0, float(box[0])), max(0.0, float(box[1]))
     x2, y2 = min(float(decoded.width), float(box[2])), min(float(decoded.height), float(box[3]))
     if x2 - x1 < MIN_SIDE or y2 - y1 < MIN_SIDE:

@@ -30,8 +30,13 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from faceapp.engine import picasa, xmp_faces
-from faceapp.engine.add_face import face_from_box
-from faceapp.engine.images import PHOTO_FORMATS, DecodedImage, _orientation
+from faceapp.engine.images import (
+    PHOTO_FORMATS,
+    DecodedImage,
+    ImageError,
+    _orientation,
+    load_image,
+)
 from faceapp.engine.library import Library, LibraryError, NewFace, _iou
 from faceapp.engine.people import _clean_name, _person_by_name
 from faceapp.engine.xmp_faces import Region, XmpError
@@ -282,18 +287,32 @@ def _usable(r: Region, rel: str, report: TagImport) -> bool:
     return True
 
 
+class TagImporter:
+    """The scan's store stage hands each stored photo here (one call per photo)."""
+
+    def __init__(self, lib: Library, analyzer: Analyzer, root: Path, report: TagImport) -> None:
+        self.lib, self.analyzer, self.root, self.report = lib, analyzer, Path(root), report
+
+    def photo_stored(self, rel: str, photo_id: int) -> None:
+        import_tags(self.lib, self.analyzer, self.root, rel, photo_id, self.report)
+
+
 def import_tags(
     lib: Library,
     analyzer: Analyzer,
     root: Path,
     rel: str,
     photo_id: int,
-    decoded: DecodedImage,
     report: TagImport,
 ) -> None:
-    """Apply the face tags of one just-stored photo to its faces (see the module notes)."""
+    """Apply the face tags of one just-stored photo to its faces (see the module notes).
+
+    The photo is decoded again only when a tagged box matches no detected face.
+    """
+    path = Path(root) / rel
     try:
-        regions, problems = read_tags(Path(root) / rel, root)
+        regions, problems = read_tags(path, root)
+        w, h = file_frame(path).display
     except XmpError as exc:
         report.errors.append((rel, str(exc)))
         return
@@ -306,7 +325,6 @@ def import_tags(
     if active is None:
         raise LibraryError("the library has no model version yet")
     model_id = active.id
-    w, h = decoded.width, decoded.height
     boxed = [
         (r, (r.box[0] * w, r.box[1] * h, r.box[2] * w, r.box[3] * h)) for r in regions if r.box
     ]
@@ -320,11 +338,15 @@ def import_tags(
         if overlap >= MATCH_IOU and i not in matched and fid not in matched.values():
             matched[i] = fid
     new_faces: dict[int, NewFace] = {}  # cropped and embedded before the transaction
+    decoded: DecodedImage | None = None
+    from faceapp.engine.add_face import face_from_box  # torch: only when a face is added
+
     for i, (r, box) in enumerate(boxed):
         if i not in matched:
             try:
+                decoded = decoded or load_image(path)
                 new_faces[i] = face_from_box(analyzer, decoded, box)
-            except LibraryError as exc:
+            except (LibraryError, ImageError) as exc:
                 report.errors.append((rel, f"tag {r.name!r}: {exc}"))
     outcomes: list[str] = []
     with lib.transaction() as c:  # the photo's tags land whole or not at all

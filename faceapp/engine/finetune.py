@@ -46,12 +46,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from faceapp import config
+from faceapp.engine import backup
 from faceapp.engine.library import Library, LibraryError, ModelInfo, blob_to_matrix
+from faceapp.engine.orphans import clean_finetune_orphans, models_dir, pid_alive
 from faceapp.engine.triplet import ALPHA, MINING, batch_triplet_loss
 
 CROP_SIZE = 160
 FAR_TARGET = 1e-3
-MODELS_DIR = "models"
 PREPARE_CHUNK = 256  # crops decoded at a time while preparing (bounds memory)
 MIN_CALIBRATION_SAME_PAIRS = 10  # fewer held-out same-person pairs: keep the old threshold
 STALE_FOREIGN_BUILD_S = 24 * 3600  # a 'building' version from another machine: stale after
@@ -1220,12 +1221,6 @@ def discard(result: FinetuneResult) -> None:
 # -- versions ------------------------------------------------------------------------------
 
 
-def models_dir() -> Path:
-    path = config.data_dir() / MODELS_DIR
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not supported on every platform (Windows)
         fd = os.open(path, os.O_RDONLY)
@@ -1257,23 +1252,18 @@ def save_weights(state_dict: dict[str, torch.Tensor], metadata: dict) -> tuple[P
     sha = hashlib.sha256(data).hexdigest()
     path = directory / f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}-{sha[:12]}.pt"
     _write_atomically(path, lambda f: f.write(data))
-    meta = json.dumps({**metadata, "sha256": sha, "file": path.name}, indent=1).encode()
+    meta = {**metadata, "sha256": sha, "file": path.name, "pid": os.getpid()}
+    meta = json.dumps(meta, indent=1).encode()
     _write_atomically(path.with_suffix(".json"), lambda f: f.write(meta))
     return path, sha
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
 def cleanup_incomplete(lib: Library) -> list[int]:
-    """Remove versions left 'building' by a run that died (its process is gone)."""
+    """Remove versions left 'building' by a run that died (its process is gone).
+
+    Weights files of saves killed before their version was registered go too.
+    """
+    clean_finetune_orphans(lib)
     removed = []
     host = socket.gethostname()
     for info in lib.models():
@@ -1281,7 +1271,7 @@ def cleanup_incomplete(lib: Library) -> list[int]:
             continue
         owner = info.metadata.get("pid")
         if info.metadata.get("host") == host:
-            if isinstance(owner, int) and owner != os.getpid() and _pid_alive(owner):
+            if isinstance(owner, int) and owner != os.getpid() and pid_alive(owner):
                 continue  # another process is building it right now
         elif time.time() - float(info.metadata.get("started", 0)) < STALE_FOREIGN_BUILD_S:
             continue  # built from another machine (shared library), maybe still running
@@ -1413,6 +1403,7 @@ def accept(
         raise FinetuneError("this fine-tuning run has no model to accept (discarded or cancelled)")
     t0 = time.perf_counter()
     cleanup_incomplete(lib)
+    backup.backup_before(lib, "fine-tune")
     _emit(progress, AcceptProgress("save", 0, 1, 0.0, None))
     base = lib.model(result.base_model_id)
     stamp = time.strftime("%Y-%m-%d %H:%M")
@@ -1435,6 +1426,7 @@ def accept(
         "train_seconds": round(result.seconds, 1),
         "options": asdict(result.options),
         "created": stamp,
+        "library": str(lib.path.expanduser().resolve()),  # whose orphan it is, if killed
     }
     path, sha = save_weights(result.state_dict, metadata)
     name = f"fine-tuned {stamp} ({result.plan.get('people')} people)"

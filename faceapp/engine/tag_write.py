@@ -31,6 +31,7 @@ from faceapp.engine.face_tags import (
 )
 from faceapp.engine.jpeg_xmp import JpegError
 from faceapp.engine.library import Library, LibraryError, _iou
+from faceapp.engine.scan_decode import file_hash
 from faceapp.engine.xmp_faces import NewRegion, XmpError
 
 WRITTEN_SCHEMA = """
@@ -162,8 +163,6 @@ def write_tags(
     cancel: Callable[[], bool] | None = None,
 ) -> WriteReport:
     """Write the face tags of the chosen people's photos (all people when None)."""
-    from faceapp.engine.pipeline import file_hash  # pipeline imports face_tags
-
     root = lib.root
     if root is None:
         raise LibraryError("the library does not know its photo folder; scan it first")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -23,7 +22,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -254,28 +252,8 @@ class ExportDialog(_JobDialog):
         self.go.setEnabled(not running)
 
 
-def add_menu_actions(window: Any, menu: QMenu) -> list[QAction]:
-    """The two File menu entries; enabled while a library is open."""
-
-    def open_dialog(cls) -> None:
-        lib = window.session.lib
-        if lib is not None:
-            cls(lib, _current_person(window), window).exec()
-
-    write = QAction("Write Face &Tags…", window)
-    write.setStatusTip("Write the confirmed names into XMP face tags other programs read")
-    write.triggered.connect(lambda: open_dialog(WriteTagsDialog))
-    exp = QAction("E&xport Photos of a Person…", window)
-    exp.setStatusTip("Copy or link every photo of a person into a folder")
-    exp.triggered.connect(lambda: open_dialog(ExportDialog))
-    menu.addAction(write)
-    menu.addAction(exp)
-
-    def update() -> None:
-        has_lib = window.session.lib is not None
-        write.setEnabled(has_lib)
-        exp.setEnabled(has_lib)
-
-    menu.aboutToShow.connect(update)
-    update()
-    return [write, exp]
+def open_dialog(window: Any, cls: type[_JobDialog]) -> None:
+    """Open one of the dialogs for the window's library, the person it shows preselected."""
+    lib = window.session.lib
+    if lib is not None:
+        cls(lib, _current_person(window), window).exec()

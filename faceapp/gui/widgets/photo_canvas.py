@@ -5,8 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QImageReader, QMouseEvent, QPainter, QPen
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QFont,
+    QImage,
+    QImageReader,
+    QMouseEvent,
+    QPainter,
+    QPen,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 MAX_SIDE = 2560  # photos are shown downscaled to at most this many pixels
@@ -57,6 +66,7 @@ def _decode_with_engine(path: Path, max_side: int, qt_error: str) -> tuple[QImag
 
 class PhotoCanvas(QWidget):
     faceClicked = Signal(int)
+    faceMenuRequested = Signal(int, QPoint)  # face index, global position
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -138,6 +148,16 @@ class PhotoCanvas(QWidget):
                 self.faceClicked.emit(hit)
                 return
         super().mousePressEvent(event)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        hit = self.face_at(QPointF(event.pos())) if self.clickable else None
+        if hit is None:
+            super().contextMenuEvent(event)
+            return
+        self.selected = hit
+        self.update()
+        self.faceClicked.emit(hit)
+        self.faceMenuRequested.emit(hit, event.globalPos())
 
     def paintEvent(self, event: object) -> None:
         painter = QPainter(self)
