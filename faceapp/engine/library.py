@@ -204,6 +204,23 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _insert_face(
+    c: sqlite3.Connection, photo_id: int, face: NewFace, model_id: int, now: float
+) -> int:
+    cur = c.execute(
+        "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, created_at)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        (photo_id, *map(float, face.box), json.dumps(face.landmarks), float(face.prob), now),
+    )
+    face_id = int(cur.lastrowid)
+    c.execute("INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg))
+    c.execute(
+        "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
+        (face_id, model_id, vector_to_blob(face.embedding)),
+    )
+    return face_id
+
+
 def vector_to_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
@@ -642,25 +659,7 @@ class Library:
                     (size, mtime_ns, width, height, content_hash, now, photo_id),
                 )
             for face in faces:
-                cur = c.execute(
-                    "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        photo_id,
-                        *map(float, face.box),
-                        json.dumps(face.landmarks),
-                        float(face.prob),
-                        now,
-                    ),
-                )
-                face_id = int(cur.lastrowid)
-                c.execute(
-                    "INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg)
-                )
-                c.execute(
-                    "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
-                    (face_id, model_id, vector_to_blob(face.embedding)),
-                )
+                face_id = _insert_face(c, photo_id, face, model_id, now)
                 for old_box, person, rejected in carried:
                     if _iou(old_box, face.box) > 0.5:
                         if person is not None:
@@ -673,6 +672,11 @@ class Library:
                         )
                         break
             return photo_id
+
+    def add_face(self, photo_id: int, face: NewFace, model_id: int) -> int:
+        """One more face in a stored photo (a face the detector missed, given by its box)."""
+        with self.transaction() as c:
+            return _insert_face(c, photo_id, face, model_id, time.time())
 
     def is_stored(self, path: str, size: int, mtime_ns: int) -> bool:
         """Is this file (same size and time) stored already, by this scan or another?"""

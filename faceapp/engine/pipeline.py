@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp import config
-from faceapp.engine import scan_decode
+from faceapp.engine import face_tags, scan_decode
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
 from faceapp.engine.embed import Embedder
@@ -120,7 +120,8 @@ def scan(
     """Bring the library up to date with the folder; only new or changed files are read."""
     t0 = time.perf_counter()
     plan = plan_scan(lib, root)
-    store = ScanStore(lib, plan, progress=progress, started=t0)
+    tags = face_tags.TagImporter(lib, analyzer, plan.root, plan.report.tags)
+    store = ScanStore(lib, plan, progress=progress, started=t0, tags=tags)
     batch: list[Decoded] = []
 
     def held() -> int:

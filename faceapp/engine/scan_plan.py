@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceapp.engine.face_tags import TagImport
 from faceapp.engine.images import discover
 from faceapp.engine.library import Library, LibraryError, PhotoState
 from faceapp.engine.scan_decode import TIME_LIMIT_PREFIX
@@ -28,6 +29,7 @@ class ScanReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     cancelled: bool = False
+    tags: TagImport = field(default_factory=TagImport)  # face tags read from the photos
 
     def as_dict(self) -> dict:
         return {
@@ -39,6 +41,7 @@ class ScanReport:
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "seconds": round(self.seconds, 2),
             "cancelled": self.cancelled,
+            "tags": self.tags.as_dict(),
         }
 
 

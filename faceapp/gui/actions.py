@@ -100,6 +100,20 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Stop the scan",
         enabled=lambda c: c.scanning,
     ),
+    ActionSpec(
+        "write_tags",
+        "Write Face &Tags…",
+        "show_write_tags",
+        tip="Write the confirmed names into XMP face tags other photo programs read",
+        enabled=_lib,
+    ),
+    ActionSpec(
+        "export",
+        "E&xport Photos of a Person…",
+        "show_export",
+        tip="Copy or link every photo of a person into a folder",
+        enabled=_lib,
+    ),
     ActionSpec("close", "&Close Library", "close_library", SK.Close, enabled=_lib),
     ActionSpec("quit", "&Quit", "close", SK.Quit, role=QAction.MenuRole.QuitRole),
     # Edit
@@ -225,7 +239,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
 
 # Menus and the toolbar by action name; "-" is a separator, "@attr" a window attribute (undo).
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("open", "@recent", "rescan", "cancel", "-", "close", "-", "quit")),
+    (
+        "&File",
+        (
+            *("open", "@recent", "rescan", "cancel", "-"),
+            *("write_tags", "export", "-", "close", "-", "quit"),
+        ),
+    ),
     ("&Edit", ("@act_undo", "@act_redo", "-", "select_all", "-", "settings")),
     ("&View", ("back", "-", "zoom_in", "zoom_out", "-", "sidebar")),
     (
