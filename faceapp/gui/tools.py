@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QFileDialog
 
+from faceapp.gui.dialogs import tags as tags_dialogs
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.verify import VerifyDialog
 from faceapp.gui.session import weights_label
@@ -52,6 +53,25 @@ class ToolsMixin:
         self.finetune_dialog.show()
         self.finetune_dialog.raise_()
         return self.finetune_dialog
+
+    def show_models(self: MainWindow) -> Any:
+        if self.session.lib is None:
+            return None
+        from faceapp.gui.dialogs.models import ModelsDialog
+
+        if self.models_dialog is None or self.models_dialog.session_lib is not self.session.lib:
+            self.models_dialog = ModelsDialog(self.session, self)
+        else:
+            self.models_dialog.reload()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
+
+    def show_write_tags(self: MainWindow) -> None:
+        tags_dialogs.open_dialog(self, tags_dialogs.WriteTagsDialog)
+
+    def show_export(self: MainWindow) -> None:
+        tags_dialogs.open_dialog(self, tags_dialogs.ExportDialog)
 
     def show_settings(self: MainWindow) -> SettingsDialog:
         dialog = self.make_settings_dialog()
