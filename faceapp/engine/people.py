@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceapp.engine import cluster as cluster_mod
+from faceapp.engine.birthdays import before_birth
 from faceapp.engine.library import Library, LibraryError
 
 OPLOG_KEEP = 1000  # operations kept for undo
@@ -319,7 +320,7 @@ def _join_person(
     Returns (joined, left out because rejected, left out because of the same photo).
     """
     photos = _person_photos(c, person_id, exclude={f[0] for f in faces})
-    rejected = _rejections_of(c, person_id)
+    rejected = _rejections_of(c, person_id) | before_birth(c, person_id, [f[0] for f in faces])
     joined = refused = clashed = 0
     for fid, photo, person, cl in faces:
         if person == person_id:
@@ -737,10 +738,12 @@ def groups(lib: Library) -> list[Group]:
             name,
             per_person.get(pid, (None, 0))[1],
             bool(hidden),
-            per_person.get(pid, (None, 0))[0],
+            cover or per_person.get(pid, (None, 0))[0],
         )
-        for pid, name, hidden in q(
-            "SELECT id, name, hidden FROM people ORDER BY name COLLATE NOCASE, id"
+        for pid, name, hidden, cover in q(  # the cover the user chose, if still theirs
+            "SELECT pe.id, pe.name, pe.hidden, f.id FROM people pe LEFT JOIN faces f"
+            " ON f.id = pe.cover_face_id AND f.person_id = pe.id"
+            " ORDER BY pe.name COLLATE NOCASE, pe.id"
         )
     ]
     clusters = q(

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Collection, Container
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -25,10 +25,11 @@ import numpy as np
 from PIL import Image
 
 from faceapp import config
+from faceapp.engine import photos as photos_mod
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
 from faceapp.engine.embed import Embedder
-from faceapp.engine.images import DecodedImage, ImageError, discover, load_image
+from faceapp.engine.images import DecodedImage, ImageError, discover, file_time, load_image
 from faceapp.engine.library import Library, LibraryError, ModelInfo, NewFace, PhotoState
 
 PREFETCH = 8  # decoded photos kept ahead of the model work
@@ -385,8 +386,13 @@ def scan(
     progress: Callable[[ScanProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     decode_workers: int = 2,
+    only: Container[str] | None = None,
 ) -> ScanReport:
-    """Bring the library up to date with the folder; only new or changed files are read."""
+    """Bring the library up to date with the folder; only new or changed files are read.
+
+    ``only``: read just these files (relative paths), even unchanged ones the library
+    holds as unreadable: "Try again" for the scan problems (see :func:`retry`).
+    """
     t0 = time.perf_counter()
     root = Path(root).expanduser().resolve()
     report = ScanReport()
@@ -398,12 +404,18 @@ def scan(
 
     for path in discover(root, on_error=unreadable_folder):
         rel = _relative(path, root)
+        if only is not None and rel not in only:
+            continue
         if _storable(rel):
             on_disk[rel] = path
         else:
             report.errors.append((_printable(rel), NAME_NOT_UTF8))
 
-    vanished = [rel for rel, s in states.items() if rel not in on_disk and s.status == "ok"]
+    vanished = [
+        rel
+        for rel, s in states.items()
+        if rel not in on_disk and s.status == "ok" and (only is None or rel in only)
+    ]
     lib.mark_missing(vanished)
     errors_before = dict(lib.photo_errors())
     todo: list[tuple[str, Path]] = []
@@ -426,6 +438,7 @@ def scan(
         elif (
             state is not None
             and state.status == "error"
+            and only is None
             and (state.size, state.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
             and (reason := errors_before.get(rel, "")).startswith(TIME_LIMIT_PREFIX)
         ):
@@ -491,6 +504,7 @@ def scan(
                 height=item.image.height,
                 content_hash=item.content_hash,
                 model_id=model_id,
+                taken_at=item.image.taken or file_time(item.mtime_ns),
                 faces=[
                     NewFace(
                         box=tuple(map(float, a.face.box)),
@@ -601,9 +615,31 @@ def scan(
         for _, task in pending:
             task.future.cancel()
         pool.close()
+    if not report.cancelled:
+        photos_mod.fill_missing_dates(lib, root)  # photos stored before dates were kept
     ok_before = {s.id for s in states.values() if s.status == "ok"}
     report.missing = sum(
         1 for s in lib.photo_states().values() if s.status == "missing" and s.id in ok_before
     )
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def retry(
+    lib: Library,
+    root: Path,
+    analyzer: Analyzer,
+    paths: Collection[str] | None = None,
+    **kwargs: object,
+) -> ScanReport:
+    """Read again the files a scan could not use (all of them, or ``paths``).
+
+    A file that now reads is stored with its faces and leaves the problems list; one
+    that still fails keeps its (possibly new) reason.
+    """
+    wanted = {p.path for p in photos_mod.problems(lib)}
+    if paths is not None:
+        wanted &= set(paths)
+    if not wanted:
+        return ScanReport()
+    return scan(lib, root, analyzer, only=wanted, **kwargs)
