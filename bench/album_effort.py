@@ -100,7 +100,7 @@ def build(folder: Path, seed: int = 0) -> list[dict]:
     truth = []
     for k, group in enumerate(photos):
         sizes = [
-            int(rng.integers(45, 71)) if rng.random() < SMALL_SHARE else int(rng.integers(110, 221))
+            int(rng.integers(32, 61)) if rng.random() < SMALL_SHARE else int(rng.integers(110, 221))
             for _ in group
         ]
         cols = min(len(group), 4)

@@ -106,17 +106,25 @@ def _out(args: argparse.Namespace, text: str, **extra: object) -> int:
     return 0
 
 
-def name_faces(lib: Library, face_ids: list[int], to: str, create: bool) -> naming.NameResult:
-    """Faces to ``to`` (p<ID> or a name); an unknown name needs ``create``."""
+def target_person(lib: Library, to: str, create: bool) -> int | None:
+    """The person ``to`` names (p<ID> or a name); None: a new one is to be created."""
     try:
         kind, ident = people.parse_group_ref(lib, to)
     except people.PeopleError:
         if not create:
             raise CLIError(f"no person {to!r} (add --create to make a new person)", 1) from None
-        return naming.move_to_name(lib, face_ids, to, create=True)
+        return None
     if kind != "person":
         raise CLIError(f"{to!r} is a cluster; name it first (faceapp name {to} NAME)", 2)
-    return naming.move_to_person(lib, face_ids, ident)
+    return ident
+
+
+def name_faces(lib: Library, face_ids: list[int], to: str, create: bool) -> naming.NameResult:
+    """Faces to ``to`` (p<ID> or a name); an unknown name needs ``create``."""
+    person = target_person(lib, to, create)
+    if person is None:
+        return naming.move_to_name(lib, face_ids, to, create=True)
+    return naming.move_to_person(lib, face_ids, person)
 
 
 def result_json(r: naming.NameResult) -> dict:
@@ -129,6 +137,8 @@ def cmd_add_face(args: argparse.Namespace) -> int:
     if args.create and not args.to:
         raise CLIError("--create needs --to NAME", 2)
     lib = _open(args)
+    if args.to:
+        target_person(lib, args.to, args.create)  # a wrong name fails before the face is added
     face_id = add_face.add_face(
         lib, pipeline.analyzer_for_library(lib, args.device), args.photo, args.box
     )
