@@ -43,7 +43,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faceapp.engine import add_face, naming, people, pipeline, review  # noqa: E402
+from faceapp.engine import add_face, album, naming, people, pipeline, review  # noqa: E402
 from faceapp.engine.cluster import recluster  # noqa: E402
 from faceapp.engine.library import Library  # noqa: E402
 
@@ -199,8 +199,8 @@ class User:
     # -- the steps ---------------------------------------------------------------------
 
     def name_groups(self) -> None:
-        for g in [g for g in people.groups(self.lib) if g.kind == "cluster"]:
-            faces = people.group_faces(self.lib, "cluster", g.id)
+        for g in [g for g in album.groups(self.lib) if g.kind == "cluster"]:
+            faces = album.group_faces(self.lib, "cluster", g.id)
             outliers = set(naming.cluster_outliers(self.lib, g.id))
             fit = [f for f in faces if f not in outliers]
             names = Counter(self.truth.get(f) for f in fit)

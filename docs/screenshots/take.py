@@ -188,7 +188,7 @@ def main() -> int:
 
     serena = people.get("Serena Williams") or next(iter(people.values()))
     faces = window.session.group_faces(GroupKey("person", serena.id))
-    dup = people_engine.create_person(lib, "Serena W.", faces[:3])
+    dup = people_engine.create_person(lib, "Serena W.", faces[:3]).person_id
     window.session.changed.emit()
     synced()
     source, target = GroupKey("person", dup), GroupKey("person", serena.id)

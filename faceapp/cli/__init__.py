@@ -44,13 +44,13 @@ def print_json(obj: object) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from faceapp.cli import finetune, naming, people, scan
+    from faceapp.cli import finetune, models, naming, people, scan
 
     parser = argparse.ArgumentParser(
         prog="faceapp", description="Face Album: find, group and name the people in your photos."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (scan, people, naming, finetune):
+    for module in (scan, people, naming, finetune, models):
         module.register(sub)
     return parser
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
-from faceapp.engine import birthdays, naming, people, photos, review
+from faceapp.engine import album, birthdays, naming, people, photos, review
 from faceapp.engine.library import Library
 
 
@@ -85,14 +85,14 @@ def _open(args: argparse.Namespace) -> Library:
 
 
 def _person(lib: Library, text: str) -> int:
-    kind, ident = people.parse_group_ref(lib, text)
+    kind, ident = album.parse_group_ref(lib, text)
     if kind != "person":
         raise CLIError(f"{text!r} is a cluster, not a person", 2)
     return ident
 
 
 def _cluster(lib: Library, text: str) -> int:
-    kind, ident = people.parse_group_ref(lib, text)
+    kind, ident = album.parse_group_ref(lib, text)
     if kind != "cluster":
         raise CLIError(f"{text!r} is a person, not a cluster (use c<ID>)", 2)
     return ident
@@ -109,8 +109,8 @@ def _out(args: argparse.Namespace, text: str, **extra: object) -> int:
 def target_person(lib: Library, to: str, create: bool) -> int | None:
     """The person ``to`` names (p<ID> or a name); None: a new one is to be created."""
     try:
-        kind, ident = people.parse_group_ref(lib, to)
-    except people.PeopleError:
+        kind, ident = album.parse_group_ref(lib, to)
+    except album.PeopleError:
         if not create:
             raise CLIError(f"no person {to!r} (add --create to make a new person)", 1) from None
         return None
@@ -202,14 +202,16 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 def cmd_accept_likely(args: argparse.Namespace) -> int:
     lib = _open(args)
-    text, n = review.accept_likely(lib)
-    return _out(args, text, accepted=n)
+    changes = review.accept_likely(lib)
+    if changes is None:
+        return _out(args, "No likely suggestions", accepted=0)
+    return _out(args, changes.description, accepted=len(changes.faces), faces=sorted(changes.faces))
 
 
 def cmd_reject_cluster(args: argparse.Namespace) -> int:
     lib = _open(args)
     cid = _cluster(lib, args.cluster)
-    return _out(args, naming.reject_cluster(lib, cid, _person(lib, args.person)))
+    return _out(args, naming.reject_cluster(lib, cid, _person(lib, args.person)).description)
 
 
 def cmd_outliers(args: argparse.Namespace) -> int:

@@ -22,8 +22,9 @@ import numpy as np
 
 from faceapp.engine import cluster as cluster_mod
 from faceapp.engine import people
+from faceapp.engine.album import PeopleError, cluster_exists, get_person
 from faceapp.engine.library import Library
-from faceapp.engine.people import PeopleError, _Changes
+from faceapp.engine.oplog import Changes, OpChanges, commit
 
 # A face of a cluster is an outlier when its squared distance to the unit centroid of
 # the *other* members is over OUTLIER_RATIO x the model's threshold. Chosen on the
@@ -35,14 +36,24 @@ OUTLIER_RATIO = 0.55
 
 @dataclass(frozen=True)
 class NameResult:
-    """What naming did: the person, whether it was created, how many faces moved."""
+    """What naming did: the operation's changes, the person, whether it was created,
+    how many faces were newly confirmed, and the faces left out for review."""
 
-    description: str
+    changes: OpChanges
     person_id: int
     name: str
     created: bool
-    moved: int  # faces newly confirmed for the person
-    to_review: tuple[int, ...] = ()  # faces left out (outliers), now in Unknown
+    moved: int
+    to_review: tuple[int, ...] = ()
+
+    @property
+    def description(self) -> str:
+        return self.changes.description
+
+
+def _moved(c, face_ids: Sequence[int], person_id: int) -> int:
+    rows = people._faces_by_id(c, face_ids)
+    return sum(1 for r in rows if r[2] != person_id)
 
 
 def move_to_name(
@@ -56,27 +67,22 @@ def move_to_name(
         existing = people._person_by_name(c, clean)
         if existing is None and not create:
             raise PeopleError(f"no person named {clean!r} (create one with --create)")
-        before = {f[0]: f[2] for f in people._faces_by_id(c, face_ids)}
         if existing is None:
-            pid = people.create_person(lib, clean, face_ids)
+            changes = people.create_person(lib, clean, face_ids)
+            moved = len(people._faces_by_id(c, face_ids))
         else:
-            pid = existing
-            people.move_faces(lib, face_ids, pid)
-        moved = sum(1 for person in before.values() if person != pid)
-        pname = people._person(c, pid)[1]
-        return NameResult(
-            people.history(lib, 1)[0].description, pid, pname, existing is None, moved
-        )
+            moved = _moved(c, face_ids, existing)
+            changes = people.move_faces(lib, face_ids, existing)
+        pid = int(changes.person_id)
+        return NameResult(changes, pid, get_person(c, pid)[1], existing is None, moved)
 
 
 def move_to_person(lib: Library, face_ids: Sequence[int], person_id: int) -> NameResult:
     """:func:`people.move_faces` with the same result shape as :func:`move_to_name`."""
     with lib.transaction() as c:
-        pid, pname, _ = people._person(c, person_id)
-        before = {f[0]: f[2] for f in people._faces_by_id(c, face_ids)}
-        text = people.move_faces(lib, face_ids, pid)
-        moved = sum(1 for person in before.values() if person != pid)
-        return NameResult(text, pid, pname, False, moved)
+        pid, pname, _ = get_person(c, person_id)
+        moved = _moved(c, face_ids, pid)
+        return NameResult(people.move_faces(lib, face_ids, pid), pid, pname, False, moved)
 
 
 def cluster_outliers(lib: Library, cluster_id: int) -> list[int]:
@@ -118,9 +124,9 @@ def name_cluster(
     outliers = set(cluster_outliers(lib, cluster_id) if leave_out is None else leave_out)
     clean = people._clean_name(name) if name is not None else None
     with lib.transaction() as c:
-        if not people._cluster_exists(c, cluster_id):
+        if not cluster_exists(c, cluster_id):
             raise PeopleError(f"no cluster {cluster_id}")
-        ch = _Changes()
+        ch = Changes()
         pid = people._person_by_name(c, clean) if clean is not None else int(person_id)
         created = pid is None
         if created:
@@ -128,7 +134,7 @@ def name_cluster(
             ch.people.append([pid, None, [clean, 0, time.time()]])
             pname = clean
         else:
-            pname = people._person(c, pid)[1]
+            pname = get_person(c, pid)[1]
         faces = people._faces_where(c, "cluster_id = ? AND person_id IS NULL", (cluster_id,))
         fit = [f for f in faces if f[0] not in outliers]
         stray = [f for f in faces if f[0] in outliers]
@@ -148,19 +154,20 @@ def name_cluster(
             f"{verb} {into} ({people._plural(joined, 'face')})"
             f"{people._left_out(refused, clashed)}{review}"
         )
-        people._commit(c, "name" if created else "merge", text, ch)
-        return NameResult(text, pid, pname, created, joined, tuple(sorted(f[0] for f in stray)))
+        changes = commit(c, "name" if created else "merge", text, ch, person_id=pid)
+        return NameResult(changes, pid, pname, created, joined, tuple(sorted(f[0] for f in stray)))
 
 
-def reject_cluster(lib: Library, cluster_id: int, person_id: int) -> str:
+def reject_cluster(lib: Library, cluster_id: int, person_id: int) -> OpChanges:
     """ "No" to "Cluster 7 looks like Anna": remembered as "not Anna" for each of its
     faces, so neither the cluster nor its faces are proposed for Anna again. The
     faces stay in the cluster. One undo step."""
     with lib.transaction() as c:
-        if not people._cluster_exists(c, cluster_id):
+        if not cluster_exists(c, cluster_id):
             raise PeopleError(f"no cluster {cluster_id}")
-        _, pname, _ = people._person(c, person_id)
+        _, pname, _ = get_person(c, person_id)
         have = people._rejections_of(c, person_id)
         faces = people._faces_where(c, "cluster_id = ? AND person_id IS NULL", (cluster_id,))
-        ch = _Changes(rej_add=[[f[0], int(person_id)] for f in faces if f[0] not in have])
-        return people._commit(c, "reject", f"Cluster {cluster_id} is not {pname}", ch)
+        ch = Changes(rej_add=[[f[0], int(person_id)] for f in faces if f[0] not in have])
+        text = f"Cluster {cluster_id} is not {pname}"
+        return commit(c, "reject", text, ch, person_id=int(person_id))

@@ -28,7 +28,7 @@ import numpy as np
 from faceapp.engine import cluster as cluster_mod
 from faceapp.engine import people
 from faceapp.engine.library import Library
-from faceapp.engine.people import _Changes
+from faceapp.engine.oplog import Changes, OpChanges, commit
 
 REVIEW_RATIO = 1.0  # faces are proposed up to this fraction of the verification threshold
 LIKELY = 0.9  # confidence from which a suggestion is "likely"
@@ -195,15 +195,15 @@ def review(lib: Library, limit: int | None = None) -> list[ReviewItem]:
     ]
 
 
-def accept_likely(lib: Library) -> tuple[str, int]:
-    """Confirm every "likely" suggestion in one undoable step; returns (description,
-    faces confirmed). Of two likely faces of one photo for one person the nearer wins;
-    the other stays in the queue."""
+def accept_likely(lib: Library) -> OpChanges | None:
+    """Confirm every "likely" suggestion in one undoable step (None: there was none).
+    Of two likely faces of one photo for one person the nearer wins; the other stays
+    in the queue."""
     items = sorted(
         (s for s in review(lib) if s.label == "likely"), key=lambda s: (s.distance, s.face_id)
     )
     with lib.transaction() as c:
-        ch = _Changes()
+        ch = Changes()
         taken: set[tuple[int, int]] = set()
         names: set[str] = set()
         photos_of: dict[int, set[int]] = {}
@@ -222,10 +222,10 @@ def accept_likely(lib: Library) -> tuple[str, int]:
             ch.face(s.face_id, (row[1], row[2]), (s.person_id, None))
         n = len(ch.faces)
         if n == 0:
-            return "No likely suggestions", 0
+            return None
         who = ", ".join(sorted(names)[:3]) + (" and others" if len(names) > 3 else "")
         text = f"Accepted {people._plural(n, 'likely suggestion')} ({who})"
-        return people._commit(c, "confirm", text, ch), n
+        return commit(c, "confirm", text, ch)
 
 
 def cluster_reviews(lib: Library) -> list[ClusterReview]:

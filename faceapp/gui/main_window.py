@@ -1,8 +1,9 @@
 """The main window: menus, toolbar, sidebar + content, scan strip and status bar.
 
 It wires views to the :class:`~faceapp.gui.session.LibrarySession`; it holds no
-engine logic. Every identity change goes through the session (and so through
-the undo stack); every long task runs in a worker.
+engine logic. Every identity change goes through the session (and so into the
+engine's op log, whose undo state the Undo/Redo actions show); every long task
+runs in a worker.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.gui import undo, workers
+from faceapp.gui import workers
 from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.verify import VerifyDialog
@@ -186,34 +187,21 @@ class MainWindow(QMainWindow):
         self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
 
-        stack = self.session.undo_stack
-        self.act_undo = stack.createUndoAction(self, "&Undo")
-        self.act_undo.setShortcuts(QKeySequence.StandardKey.Undo)
-        self.act_undo.setIcon(icon("undo"))
-        self.act_redo = stack.createRedoAction(self, "&Redo")
+        # Undo and redo are the engine's (the library's op log, shared by every process):
+        # their texts come from session.undo_status, never from a stack of our own.
+        self.act_undo = a("&Undo", self.session.undo, QKeySequence.StandardKey.Undo, "undo")
+        self.act_redo = a("&Redo", self.session.redo, None, "redo")
         self.act_redo.setShortcuts(
             [QKeySequence("Ctrl+Shift+Z"), *QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)]
         )
-        self.act_redo.setIcon(icon("redo"))
         self.addAction(self.act_undo)
         self.addAction(self.act_redo)
         # Toolbar twins with short labels (the menu items carry "Undo <what>").
         self.tb_undo = QAction(icon("undo"), "Undo", self)
         self.tb_redo = QAction(icon("redo"), "Redo", self)
-        self.tb_undo.triggered.connect(stack.undo)
-        self.tb_redo.triggered.connect(stack.redo)
-        self.tb_undo.setEnabled(False)
-        self.tb_redo.setEnabled(False)
-        stack.canUndoChanged.connect(self.tb_undo.setEnabled)
-        stack.canRedoChanged.connect(self.tb_redo.setEnabled)
-        stack.undoTextChanged.connect(
-            lambda t: self.tb_undo.setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo (Ctrl+Z)")
-        )
-        stack.redoTextChanged.connect(
-            lambda t: self.tb_redo.setToolTip(
-                f"Redo {t} (Ctrl+Shift+Z)" if t else "Redo (Ctrl+Shift+Z)"
-            )
-        )
+        self.tb_undo.triggered.connect(self.session.undo)
+        self.tb_redo.triggered.connect(self.session.redo)
+        self._show_undo_status(None)
         self.act_select_all = a("Select &All Faces", self.grid.selectAll, None)
         self.act_select_all.setShortcut(QKeySequence.StandardKey.SelectAll)
         self.act_select_all.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -382,7 +370,8 @@ class MainWindow(QMainWindow):
         s.weightsFailed.connect(self._on_weights_failed)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         s.error.connect(self.show_error)
-        s.undo_stack.indexChanged.connect(lambda _i: self._update_actions())
+        s.undoStatusChanged.connect(self._show_undo_status)
+        s.operationDone.connect(self.refresh)
         self.welcome.openFolderClicked.connect(self.open_folder_dialog)
         self.welcome.recentChosen.connect(self.open_recent)
         self.scan_panel.cancelClicked.connect(self.cancel_scan)
@@ -589,13 +578,29 @@ class MainWindow(QMainWindow):
 
     # -- refreshing -----------------------------------------------------------------------
 
+    def _show_undo_status(self, status: Any) -> None:
+        """Menu texts, tooltips and enabled state from the library's undo state."""
+        undo = getattr(status, "undo", None)
+        redo = getattr(status, "redo", None)
+        for act, tb, verb, what, keys in (
+            (self.act_undo, self.tb_undo, "Undo", undo, "Ctrl+Z"),
+            (self.act_redo, self.tb_redo, "Redo", redo, "Ctrl+Shift+Z"),
+        ):
+            act.setText(f"&{verb} {what}" if what else f"&{verb}")
+            act.setEnabled(bool(what))
+            tb.setEnabled(bool(what))
+            tb.setToolTip(f"{verb} {what} ({keys})" if what else f"{verb} ({keys})")
+
     @Slot()
-    def refresh(self) -> None:
+    @Slot(object)
+    def refresh(self, changes: Any = None) -> None:
         """Re-read the library in a worker, then update the views.
 
-        ``people.groups`` scans every face; on a large library that takes longer
-        than a frame, so it never runs on the GUI thread. Requests that arrive
-        while a read is running are folded into one more read.
+        ``album.groups`` scans every face; on a large library that takes longer
+        than a frame, so it never runs on the GUI thread. After an operation
+        (``changes``: the engine's OpChanges) the shown group's faces are re-read
+        only when the operation touched that group. Requests that arrive while a
+        read is running are folded into one more full read.
         """
         lib = self.session.lib
         if lib is None:
@@ -607,15 +612,21 @@ class MainWindow(QMainWindow):
         serial = self._refresh_serial
         key = self._pending_select[0] if self._pending_select else self.current_key
         want_suggestions = self.content.currentIndex() == CONTENT_REVIEW
+        kept = self.grid_model.face_ids() if key == self.grid_model.group_key else None
+        if kept is None:
+            changes = None
 
         def work(job: workers.Job) -> tuple:
-            from faceapp.engine import people
+            from faceapp.engine import album, suggest
 
-            groups = people.groups(lib)
+            groups = album.groups(lib)
             faces = None
-            if key is not None and any(g.kind == key.kind and g.id == key.id for g in groups):
-                faces = people.group_faces(lib, key.kind, key.id)
-            suggestions = people.suggestions(lib) if want_suggestions else None
+            shown = key is not None and any(g.kind == key.kind and g.id == key.id for g in groups)
+            if shown and (changes is None or changes.touches(key.kind, key.id)):
+                faces = album.group_faces(lib, key.kind, key.id)
+            elif shown:
+                faces = kept  # untouched: the grid stays as it is
+            suggestions = suggest.suggestions(lib) if want_suggestions else None
             return serial, lib, key, groups, faces, suggestions
 
         self._refresh_job = workers.run_in_background(
@@ -813,14 +824,11 @@ class MainWindow(QMainWindow):
         existing = self._person_by_name(name)
         if existing is not None and existing != key:
             return self.request_merge(key, existing, confirm=key.kind == "person")
-        if key.kind == "cluster":
-            command = undo.NameClusterCommand(self.session, key, name)
-            ok = self.session.run_command(command)
-            if ok and isinstance(command.result, int):
-                self.select_after_refresh(GroupKey("person", command.result))
-                self.refresh()
-            return ok
-        return self.session.name_group(key, name)
+        changes = self.session.name_group(key, name)
+        if changes is not None and key.kind == "cluster" and changes.person_id is not None:
+            self.select_after_refresh(GroupKey("person", changes.person_id))
+            self.refresh()
+        return changes is not None
 
     @Slot(object, object)
     def request_merge(self, source: GroupKey, target: GroupKey, confirm: bool = True) -> bool:
@@ -836,14 +844,14 @@ class MainWindow(QMainWindow):
             if not answer:
                 return False
         self.select_after_refresh(target)
-        ok = self.session.merge(source, target, s_name, t_name)
+        ok = self.session.merge(source, target) is not None
         if not ok:
             self._pending_select = None
         return ok
 
     @Slot(list, object)
     def request_move(self, face_ids: list[int], target: GroupKey) -> bool:
-        return self.session.move_faces(face_ids, target, self._name_of(target))
+        return self.session.move_faces(face_ids, target) is not None
 
     def ask(self, title: str, text: str) -> bool:
         """A yes/no question (tests replace this)."""
@@ -861,14 +869,14 @@ class MainWindow(QMainWindow):
         ids = self.grid.selected_face_ids()
         if key is None or key.kind not in ("person", "cluster") or not ids:
             return
-        self.session.reject_faces(ids, key, self._name_of(key))
+        self.session.reject_faces(ids, key)
 
     def toggle_hidden(self) -> None:
         key = self.current_key
         group = self.sidebar_model.group(key) if key else None
         if group is None or key.kind != "person":
             return
-        self.session.set_hidden(key, not group.hidden, self._name_of(key))
+        self.session.set_hidden(key, not group.hidden)
 
     def move_selected_dialog(self) -> None:
         ids = self.grid.selected_face_ids()

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 from synthetic_album import Album
 
 from faceapp.cli import main
+from faceapp.engine import album as album_mod
 from faceapp.engine import people
 
 
@@ -39,7 +40,7 @@ def test_move_create(album, cli):
     code, _, err = cli("move", *faces, "--to", "Anna")
     assert code == 1 and "no person 'Anna'" in err and "--create" in err
     code, data, _ = cli("move", *faces, "--to", "Anna", "--create")
-    assert code == 0 and set(data) == {"done", "person", "name", "created", "moved"}
+    assert code == 0 and {"done", "person", "name", "created", "moved"} <= set(data)
     assert (data["name"], data["created"], data["moved"]) == ("Anna", True, 2)
     code, data, _ = cli("move", album.faces_of(0)[2], "--to", "Anna", "--create")
     assert (data["created"], data["moved"], data["person"]) == (False, 1, data["person"])
@@ -78,7 +79,7 @@ def test_cluster_grouping_name_outliers_review_accept(album, cli):
 
 def test_reject_cluster(album, cli):
     lib = album.lib
-    pid = people.create_person(lib, "Anna", album.faces_of(0)[:2])
+    pid = people.create_person(lib, "Anna", album.faces_of(0)[:2]).person_id
     lib.conn.execute("INSERT INTO clusters(id, created_at) VALUES (50, 0)")
     lib.conn.executemany(
         "UPDATE faces SET cluster_id = 50 WHERE id = ?", [(f,) for f in album.faces_of(0)[2:]]
@@ -94,13 +95,13 @@ def test_reject_cluster(album, cli):
 
 def test_photos_birthday_cover(album, cli):
     lib = album.lib
-    a = people.create_person(lib, "Anna", album.faces_of(0))
+    a = people.create_person(lib, "Anna", album.faces_of(0)).person_id
     people.create_person(lib, "Bo", album.faces_of(1))
     together = album.photo([0, 1], year=2020)
     people.move_faces(lib, [together[0]], a)
     code, data, _ = cli("photos", "--person", "Anna", "--person", "Bo")
     assert code == 0 and len(data["photos"]) == 0  # Bo in the new photo is not named yet
-    people.move_faces(lib, [together[1]], people.parse_group_ref(lib, "Bo")[1])
+    people.move_faces(lib, [together[1]], album_mod.parse_group_ref(lib, "Bo")[1])
     code, data, _ = cli("photos", "--person", "Anna", "--person", "Bo")
     (photo,) = data["photos"]
     assert photo["taken"].startswith("2020-06-01")
@@ -122,7 +123,9 @@ def test_photos_birthday_cover(album, cli):
     assert cli("birthday", "Anna", "soon")[0] == 1
     code, data, _ = cli("cover", album.faces_of(0)[3])
     assert code == 0 and data["person"] == a
-    assert next(g for g in people.groups(lib) if g.id == a).avatar_face_id == album.faces_of(0)[3]
+    assert (
+        next(g for g in album_mod.groups(lib) if g.id == a).avatar_face_id == album.faces_of(0)[3]
+    )
     code, _, err = cli("cover", album.photo([2])[0])
     assert code == 1 and "not named yet" in err
 

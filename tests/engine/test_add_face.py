@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from faceapp.cli import main
-from faceapp.engine import add_face, library, photos, pipeline
+from faceapp.engine import add_face, library, model_versions, photos, pipeline
 from faceapp.engine.add_face import AddFaceError
 
 
@@ -27,7 +27,7 @@ def scanned(tmp_path, lfw_dir, analyzer, real_weights):
     src = sorted((lfw_dir / "Colin_Powell").glob("*.jpg"))[0]
     shutil.copy(src, root / "colin.jpg")
     lib = library.open_library(root)
-    pipeline.ensure_model(lib, real_weights)
+    model_versions.register_base(lib, real_weights)
     pipeline.scan(lib, root, analyzer)
     yield lib, root
     lib.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from synthetic_album import Album
 
-from faceapp.engine import naming, people, review
+from faceapp.engine import naming, oplog, people, review
 from faceapp.engine.cluster import recluster
 from faceapp.engine.people import PeopleError
 
@@ -33,15 +33,15 @@ def test_move_to_a_new_name_creates_the_person_in_one_undo_step(album):
     assert {lib.face(f).person_id for f in faces} == {result.person_id}
     again = naming.move_to_name(lib, album.faces_of(0)[2:3], "anna")  # existing, any case
     assert (again.person_id, again.created, again.moved) == (result.person_id, False, 1)
-    people.undo(lib)
-    people.undo(lib)
+    oplog.undo(lib)
+    oplog.undo(lib)
     assert state(lib) == before
     assert lib.conn.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 0
 
 
 def test_move_to_person_counts_only_faces_that_changed(album):
     lib = album.lib
-    pid = people.create_person(lib, "Bo", album.faces_of(1)[:1])
+    pid = people.create_person(lib, "Bo", album.faces_of(1)[:1]).person_id
     result = naming.move_to_person(lib, album.faces_of(1)[:3], pid)
     assert (result.moved, result.created, result.name) == (2, False, "Bo")
 
@@ -60,7 +60,7 @@ def test_outlier_is_flagged_and_left_out_when_the_cluster_is_named(album):
     assert result.moved == len(album.faces_of(0))
     assert lib.face(stranger).person_id is None and lib.face(stranger).cluster_id is None
     assert "1 face to review" in result.description
-    people.undo(lib)
+    oplog.undo(lib)
     assert state(lib) == before
 
 
@@ -68,7 +68,7 @@ def test_naming_a_cluster_with_an_existing_name_merges_into_that_person(album):
     lib = album.lib
     recluster(lib)
     first = album.faces_of(2)[:3]
-    pid = people.create_person(lib, "Cy", first)
+    pid = people.create_person(lib, "Cy", first).person_id
     recluster(lib)
     cid = lib.face(album.faces_of(2)[-1]).cluster_id
     if cid is None:  # held back as suggestions: make the rest a cluster by hand
@@ -86,19 +86,20 @@ def test_naming_a_cluster_with_an_existing_name_merges_into_that_person(album):
 def test_reject_cluster_is_remembered_and_undoable(album):
     lib = album.lib
     recluster(lib)
-    pid = people.create_person(lib, "Anna", album.faces_of(0)[:2])
+    pid = people.create_person(lib, "Anna", album.faces_of(0)[:2]).person_id
     cid = 99
     lib.conn.execute("INSERT INTO clusters(id, created_at) VALUES (99, 0)")
     lib.conn.executemany(
         "UPDATE faces SET cluster_id = 99 WHERE id = ?", [(f,) for f in album.faces_of(0)[2:]]
     )
     assert [(c.cluster_id, c.person_id) for c in review.cluster_reviews(lib)] == [(cid, pid)]
-    text = naming.reject_cluster(lib, cid, pid)
-    assert text == "Cluster 99 is not Anna"
+    changes = naming.reject_cluster(lib, cid, pid)
+    assert changes.description == "Cluster 99 is not Anna"
+    assert changes.faces == frozenset(album.faces_of(0)[2:])
     assert review.cluster_reviews(lib) == []
     assert all(s.person_id != pid for s in review.review(lib))
     assert lib.face(album.faces_of(0)[3]).cluster_id == cid  # the faces stay in the cluster
-    people.undo(lib)
+    oplog.undo(lib)
     assert [c.cluster_id for c in review.cluster_reviews(lib)] == [cid]
 
 

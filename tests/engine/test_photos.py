@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from synthetic_album import Album
 
+from faceapp.engine import album as album_mod
 from faceapp.engine import library as library_mod
 from faceapp.engine import people, photos
 from faceapp.engine.library import Library, LibraryError
@@ -25,8 +26,8 @@ def album(tmp_path):
 
 def test_photos_with_all_given_people_by_date(album):
     lib = album.lib
-    anna = people.create_person(lib, "Anna", album.faces_of(0))
-    bo = people.create_person(lib, "Bo", album.faces_of(1))
+    anna = people.create_person(lib, "Anna", album.faces_of(0)).person_id
+    bo = people.create_person(lib, "Bo", album.faces_of(1)).person_id
     late = album.photo([1, 0], year=2015)
     early = album.photo([0, 1, 2], year=1999)
     people.move_faces(lib, [late[1], early[0]], anna)
@@ -52,16 +53,16 @@ def test_photos_with_all_given_people_by_date(album):
 
 def test_cover_face_is_the_users_choice_while_it_stays_theirs(album):
     lib = album.lib
-    anna = people.create_person(lib, "Anna", album.faces_of(0))
+    anna = people.create_person(lib, "Anna", album.faces_of(0)).person_id
     chosen = album.faces_of(0)[2]
     with pytest.raises(LibraryError, match="not one of Anna's faces"):
         photos.set_cover(lib, anna, album.faces_of(1)[0])
     photos.set_cover(lib, anna, chosen)
     assert photos.cover_face(lib, anna) == chosen
-    assert next(g for g in people.groups(lib) if g.id == anna).avatar_face_id == chosen
+    assert next(g for g in album_mod.groups(lib) if g.id == anna).avatar_face_id == chosen
     people.reject_faces(lib, [chosen], anna)  # no longer hers: back to automatic
     assert photos.cover_face(lib, anna) is None
-    assert next(g for g in people.groups(lib) if g.id == anna).avatar_face_id != chosen
+    assert next(g for g in album_mod.groups(lib) if g.id == anna).avatar_face_id != chosen
 
 
 def test_problems_list_path_reason_and_time(album):

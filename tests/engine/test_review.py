@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synthetic_album import Album, unit
 
-from faceapp.engine import people, review
+from faceapp.engine import oplog, people, review
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_calibration_falls_back_to_lfw_then_uses_the_users_labels(album):
 
 def test_review_reaches_the_threshold_labels_and_orders_by_uncertainty(album):
     lib = album.lib
-    pid = people.create_person(lib, "Anna", album.faces_of(0)[:4])
+    pid = people.create_person(lib, "Anna", album.faces_of(0)[:4]).person_id
     centre = album.centres[0]
     # faces at growing distance from Anna: near, borderline, far (but under 1.1), beyond
     far_vec = []
@@ -68,29 +68,31 @@ def test_review_reaches_the_threshold_labels_and_orders_by_uncertainty(album):
 
 def test_accept_likely_is_one_undo_step_and_keeps_one_face_per_photo(album):
     lib = album.lib
-    pid = people.create_person(lib, "Anna", album.faces_of(0)[:3])
+    pid = people.create_person(lib, "Anna", album.faces_of(0)[:3]).person_id
     for ident, name in ((1, "Bo"), (2, "Cy")):
         people.create_person(lib, name, album.faces_of(ident)[:3])
     twins = album.photo([0, 0])  # two faces near Anna in one photo: only one may be her
     likely = [s for s in review.review(lib) if s.label == "likely"]
     assert len(likely) >= 10
     before = lib.conn.execute("SELECT id, person_id, cluster_id FROM faces").fetchall()
-    text, n = review.accept_likely(lib)
-    assert n == len(likely) - 1 and text.startswith(f"Accepted {n} likely suggestions")
+    changes = review.accept_likely(lib)
+    n = len(changes.faces)
+    assert n == len(likely) - 1
+    assert changes.description.startswith(f"Accepted {n} likely suggestions")
     assert sum(lib.face(f).person_id == pid for f in twins) == 1
     for s in likely:
         if s.face_id not in twins:
             assert lib.face(s.face_id).person_id == s.person_id
-    assert people.undo(lib) == text
+    assert oplog.undo(lib).description == changes.description
     assert lib.conn.execute("SELECT id, person_id, cluster_id FROM faces").fetchall() == before
-    people.redo(lib)
-    assert review.accept_likely(lib)[1] == 0  # the other twin is barred: her photo has her
+    oplog.redo(lib)
+    assert review.accept_likely(lib) is None  # the other twin is barred: her photo has her
     assert sum(lib.face(f).person_id == pid for f in twins) == 1
 
 
 def test_cluster_review_text_and_rejections_respected(album):
     lib = album.lib
-    pid = people.create_person(lib, "Anna", album.faces_of(0)[:2])
+    pid = people.create_person(lib, "Anna", album.faces_of(0)[:2]).person_id
     lib.conn.execute("INSERT INTO clusters(id, created_at) VALUES (7, 0)")
     lib.conn.executemany(
         "UPDATE faces SET cluster_id = 7 WHERE id = ?", [(f,) for f in album.faces_of(0)[2:]]
