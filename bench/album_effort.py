@@ -2,10 +2,10 @@
 truth labels a whole album built from LFW through the engine operations the GUI offers.
 
 The album: 40 people with 2-12 photos each and 60 people seen once (LFW deep-funneled
-portraits), composited 1-10 to a photo on plain canvases with an EXIF date, some of
-them small (45-70 px faces). It is scanned once by the app's own pipeline (MTCNN +
-FaceNet, the offline weights) and cached under bench/results/album_effort/, so
-reruns only re-label (a copy of the cached library).
+portraits), composited 1-10 to a photo on plain canvases with an EXIF date, 15% of
+them small (pasted at 22-60 px: faces of ~15-45 px). It is scanned once by the app's
+own pipeline (MTCNN + FaceNet, the offline weights) and cached under
+bench/results/album_effort/, so reruns only re-label (a copy of the cached library).
 
 The user, in the order the app offers the work:
 1. the grouping runs (automatic);
@@ -100,7 +100,7 @@ def build(folder: Path, seed: int = 0) -> list[dict]:
     truth = []
     for k, group in enumerate(photos):
         sizes = [
-            int(rng.integers(32, 61)) if rng.random() < SMALL_SHARE else int(rng.integers(110, 221))
+            int(rng.integers(22, 61)) if rng.random() < SMALL_SHARE else int(rng.integers(110, 221))
             for _ in group
         ]
         cols = min(len(group), 4)

@@ -33,8 +33,8 @@ from faceapp.engine.oplog import Changes, OpChanges, commit
 REVIEW_RATIO = 1.0  # faces are proposed up to this fraction of the verification threshold
 LIKELY = 0.9  # confidence from which a suggestion is "likely"
 # Logistic fit on LFW (python bench/review_lfw.py --fit), as fractions of the threshold.
-LFW_MID_RATIO = 0.69
-LFW_SCALE_RATIO = 0.045
+LFW_MID_RATIO = 0.657
+LFW_SCALE_RATIO = 0.052
 MIN_EXAMPLES = 30  # "same" and "different" examples each before the user's own fit is used
 MAX_CALIBRATION_FACES = 3000  # confirmed faces sampled for the fit (cost is quadratic)
 # a cluster is proposed as a person when at least this share of its faces point to them
@@ -132,11 +132,16 @@ _cal_lock = threading.Lock()
 _cal_cache: dict[str, tuple[tuple, Calibration]] = {}
 
 
+def lfw_calibration(threshold: float) -> Calibration:
+    """The curve fitted on LFW, for a model with this verification threshold."""
+    return Calibration(LFW_MID_RATIO * threshold, LFW_SCALE_RATIO * threshold, "lfw")
+
+
 def calibrate(lib: Library) -> Calibration:
     """The confidence curve for this library (its users' answers, else LFW's); cached
     until the labels change."""
     threshold = cluster_mod.model_threshold(lib)
-    fallback = Calibration(LFW_MID_RATIO * threshold, LFW_SCALE_RATIO * threshold, "lfw")
+    fallback = lfw_calibration(threshold)
     q = lib.conn.execute
     sig = (
         lib.get_meta("active_model"),
@@ -171,13 +176,16 @@ def _nearest(lib: Library) -> tuple[cluster_mod.FaceState, np.ndarray, np.ndarra
     return state, np.flatnonzero(state.person == 0), person, dist
 
 
-def review(lib: Library, limit: int | None = None) -> list[ReviewItem]:
+def review(
+    lib: Library, limit: int | None = None, calibration: Calibration | None = None
+) -> list[ReviewItem]:
     """Suggestions for every unconfirmed face under the threshold from its nearest
-    allowed person, most uncertain first (then by face id)."""
+    allowed person, most uncertain first (then by face id). ``calibration``: another
+    curve than :func:`calibrate`'s (benchmarks compare them)."""
     state, rows, person, dist = _nearest(lib)
     threshold = cluster_mod.model_threshold(lib)
     ok = np.flatnonzero((person > 0) & (dist < REVIEW_RATIO * threshold))
-    conf = calibrate(lib).confidence(dist[ok])
+    conf = (calibration or calibrate(lib)).confidence(dist[ok])
     order = np.lexsort((state.ids[rows[ok]], np.abs(conf - 0.5)))
     if limit is not None:
         order = order[: max(int(limit), 0)]
