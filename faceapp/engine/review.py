@@ -4,8 +4,8 @@ confidence that means something.
 Confidence is P(the face is its nearest named person | squared distance d to that
 person's nearest confirmed face), a logistic curve ``1 / (1 + exp((d - mid) / scale))``:
 
-* fitted on the user's own answers once there are enough of them
-  (:func:`calibrate`): for each confirmed face, its distance to the nearest other
+* fitted on the user's own answers once there are enough of them near the
+  decision (:func:`calibrate`): for each confirmed face, its distance to the nearest other
   face of the same person (a "same" example) and to the nearest face of any other
   person (a "different" example), plus every "not this person" mark (a hard
   "different" example) - the same statistic the suggestions use;
@@ -31,11 +31,15 @@ from faceapp.engine.library import Library
 from faceapp.engine.oplog import Changes, OpChanges, commit
 
 REVIEW_RATIO = 1.0  # faces are proposed up to this fraction of the verification threshold
-LIKELY = 0.9  # confidence from which a suggestion is "likely"
+LIKELY = 0.8  # confidence from which a suggestion is "likely"
 # Logistic fit on LFW (python bench/review_lfw.py --fit), as fractions of the threshold.
 LFW_MID_RATIO = 0.657
 LFW_SCALE_RATIO = 0.052
-MIN_EXAMPLES = 30  # "same" and "different" examples each before the user's own fit is used
+# "same" and "different" examples each, between CAL_BAND x the threshold, before the
+# user's own fit replaces LFW's: a library of well-clustered people has plenty of
+# near-duplicate "same" pairs, which say nothing about the faces the queue holds.
+MIN_EXAMPLES = 30
+CAL_BAND = (0.4, 1.0)
 MAX_CALIBRATION_FACES = 3000  # confirmed faces sampled for the fit (cost is quadratic)
 # a cluster is proposed as a person when at least this share of its faces point to them
 CLUSTER_SHARE = 0.5
@@ -158,7 +162,8 @@ def calibrate(lib: Library) -> Calibration:
     result = fallback
     if (state.person > 0).sum() >= MIN_EXAMPLES:
         d, same = calibration_examples(state, rejections.reshape(-1, 2))
-        if same.sum() >= MIN_EXAMPLES and (~same).sum() >= MIN_EXAMPLES:
+        band = (d >= CAL_BAND[0] * threshold) & (d <= CAL_BAND[1] * threshold)
+        if (same & band).sum() >= MIN_EXAMPLES and (~same & band).sum() >= MIN_EXAMPLES:
             fit = fit_logistic(d, same)
             # a fit whose midpoint lies outside (0, threshold] is not believable
             if fit is not None and 0 < fit[0] <= threshold:

@@ -34,11 +34,22 @@ def test_calibration_falls_back_to_lfw_then_uses_the_users_labels(album):
     assert float(cal.confidence(cal.mid)) == pytest.approx(0.5)
     for ident, name in enumerate("ABCD"):
         people.create_person(lib, name, album.faces_of(ident))
+    # well-separated people give no examples near the threshold: LFW's curve stays
+    assert review.calibrate(lib).source == "lfw"
+    # look-alike people (same-person distances ~0.6, other people ~1.0): the user's own fit
+    rng = np.random.default_rng(1)
+    shared = unit(rng.normal(size=512))
+    for k in range(6):
+        centre = unit(0.8 * shared + 0.6 * unit(rng.normal(size=512)))
+        faces = [
+            album.photo([0], vectors=[unit(centre + 0.6 * unit(rng.normal(size=512)))])[0]
+            for _ in range(12)
+        ]
+        people.create_person(lib, f"Twin {k}", faces)
     cal = review.calibrate(lib)
     assert cal.source == "library" and cal.examples >= 2 * review.MIN_EXAMPLES
-    # same-person distances here are ~0.4, other people ~1.8: the midpoint lies between
-    assert 0.4 < cal.mid < 1.8
-    assert float(cal.confidence(0.3)) > 0.95 and float(cal.confidence(1.5)) < 0.05
+    assert 0.6 < cal.mid < 1.0
+    assert float(cal.confidence(0.4)) > 0.9 and float(cal.confidence(1.2)) < 0.1
 
 
 def test_review_reaches_the_threshold_labels_and_orders_by_uncertainty(album):
