@@ -516,6 +516,20 @@ def test_cli_plan_models_use_and_remove(trained, tmp_path, capsys):
     assert code == 0 and [m["id"] for m in json.loads(out)["models"]] == [1]
 
 
+def test_cli_finetune_accepts_and_regroups_as_the_gui_does(tmp_path, capsys, monkeypatch):
+    from faceapp.engine.weights import RANDOM_ENV, random_weights
+
+    monkeypatch.setenv(RANDOM_ENV, "1")  # a base version the CLI can load: development weights
+    crops, labels = synthetic_crops(3, 6)
+    lib, base = make_library(tmp_path / "lib.sqlite", crops, labels, sha256=random_weights().sha256)
+    argv = ["finetune", "--epochs", "1", "--force", "--device", "cpu", "--json"]
+    code, out = run_cli([*argv, "--library", str(lib.path)], capsys)
+    report = json.loads(out)
+    assert code == 0 and report["accepted"] and report["model_version"] != base
+    assert report["clusters"] is not None  # re-clustered in the new embedding space
+    assert lib.active_model().id == report["model_version"]
+
+
 def test_cli_refuses_a_library_without_enough_people(tmp_path, capsys):
     crops, _ = synthetic_crops(2, 3)
     lib, _ = make_library(tmp_path / "lib.sqlite", crops, [0, 0, 0, None, None, None])

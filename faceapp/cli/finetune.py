@@ -149,6 +149,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         "reembed_seconds": round(report.seconds, 2) if report else None,
         "threshold": round(report.threshold, 4) if accepted and report else None,
         "threshold_source": report.threshold_source if accepted and report else None,
+        "clusters": report.clusters.clusters if accepted and report and report.clusters else None,
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "stopped": result.stopped,
@@ -169,6 +170,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                 f"now using model version {report.model_id} (threshold {report.threshold:.3f};"
                 f" {report.faces_embedded} faces re-embedded in {report.seconds:.0f} s)"
             )
+            if report.clusters is not None:
+                print(
+                    f"faces regrouped: {report.clusters.clusters} clusters,"
+                    f" {report.clusters.unknown} unsorted"
+                )
         else:
             print(why)
     return 130 if stop.is_set() else 0

@@ -75,7 +75,8 @@ def _common(p: argparse.ArgumentParser, handler) -> None:
 def _open(args: argparse.Namespace) -> Library:
     from faceapp.engine.library import open_library
 
-    return open_library(None, args.library)
+    args.opened_library = open_library(None, args.library)  # backed up after edits
+    return args.opened_library
 
 
 def _person_ref(lib: Library, text: str) -> int:

@@ -27,8 +27,11 @@ import numpy as np
 
 from faceapp.engine import cluster as cluster_mod
 from faceapp.engine import people
+from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library
 from faceapp.engine.oplog import Changes, OpChanges, commit
+from faceapp.engine.person_distances import library_nearest_people
+from faceapp.engine.vecmath import sq_dists
 
 REVIEW_RATIO = 1.0  # faces are proposed up to this fraction of the verification threshold
 LIKELY = 0.8  # confidence from which a suggestion is "likely"
@@ -106,14 +109,14 @@ def fit_logistic(d: np.ndarray, same: np.ndarray) -> tuple[float, float] | None:
     return -b / w, -1.0 / w
 
 
-def calibration_examples(state: cluster_mod.FaceState, rejections: np.ndarray, seed: int = 0):
+def calibration_examples(state: FaceState, rejections: np.ndarray, seed: int = 0):
     """(distances, same) examples from confirmed faces and "not this person" marks."""
     conf = np.flatnonzero(state.person > 0)
     if len(conf) > MAX_CALIBRATION_FACES:
         conf = np.sort(np.random.default_rng(seed).choice(conf, MAX_CALIBRATION_FACES, False))
     x = state.vectors[conf]
     who = state.person[conf]
-    d = cluster_mod._sq_dists(x, x)
+    d = sq_dists(x, x)
     np.fill_diagonal(d, np.inf)
     same_mask = who[:, None] == who[None, :]
     d_same = np.where(same_mask, d, np.inf).min(axis=1)
@@ -157,7 +160,7 @@ def calibrate(lib: Library) -> Calibration:
         hit = _cal_cache.get(key)
         if hit is not None and hit[0] == sig:
             return hit[1]
-    state = cluster_mod.load_state(lib)
+    state = load_state(lib)
     rejections = np.array(q("SELECT face_id, person_id FROM rejections").fetchall(), np.int64)
     result = fallback
     if (state.person > 0).sum() >= MIN_EXAMPLES:
@@ -174,10 +177,10 @@ def calibrate(lib: Library) -> Calibration:
     return result
 
 
-def _nearest(lib: Library) -> tuple[cluster_mod.FaceState, np.ndarray, np.ndarray, np.ndarray]:
+def _nearest(lib: Library) -> tuple[FaceState, np.ndarray, np.ndarray, np.ndarray]:
     """(state, rows of unconfirmed faces, their nearest allowed person, distance)."""
-    state = cluster_mod.load_state(lib)
-    person, dist = cluster_mod.library_nearest_people(lib, state)
+    state = load_state(lib)
+    person, dist = library_nearest_people(lib, state)
     return state, np.flatnonzero(state.person == 0), person, dist
 
 

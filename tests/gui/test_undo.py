@@ -59,3 +59,33 @@ def test_gui_undo_after_another_process_undid_undoes_and_names_the_right_operati
     assert person(window, "Ben").id == ben.id and person(window, "Anna").id == anna.id
     assert window.act_redo.text() == "&Redo Renamed Anna to Anne"
     assert not window.errors, window.errors
+
+
+@pytest.mark.slow
+def test_an_operation_redraws_only_the_groups_it_changed(
+    qtbot, window, scanned_library, monkeypatch
+):
+    from faceapp.engine import album
+
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    shown, other = sorted(groups(window, "cluster"), key=lambda g: -g.count)[:2]
+    assert window.apply_name(GroupKey("cluster", other.id), "Anna")
+    qtbot.waitUntil(lambda: person(window, "Anna") is not None and not window.refreshing)
+    anna = person(window, "Anna")
+    window.sidebar.select_key(GroupKey("cluster", shown.id))
+    qtbot.waitUntil(lambda: window.grid_model.group_key == GroupKey("cluster", shown.id))
+    qtbot.waitUntil(lambda: not window.refreshing)
+    read = []
+    real = album.group_faces
+    monkeypatch.setattr(album, "group_faces", lambda *a: read.append(a[1:]) or real(*a))
+    # renaming Anna does not touch the cluster on screen: its faces are not re-read
+    changes = window.session.name_group(GroupKey("person", anna.id), "Anne")
+    assert changes.people == {anna.id} and not changes.touches("cluster", shown.id)
+    qtbot.waitUntil(lambda: person(window, "Anne") is not None and not window.refreshing)
+    assert read == []
+    # moving a face of the shown cluster to Anne touches it: re-read once
+    face = window.grid_model.face_at(0)
+    assert window.request_move([face], GroupKey("person", anna.id))
+    qtbot.waitUntil(lambda: face not in window.grid_model.face_ids() and not window.refreshing)
+    assert read == [("cluster", shown.id)]
