@@ -114,6 +114,7 @@ class ScanStore:
                 content_hash=r.content_hash,
                 model_id=self.plan.model_id,
                 faces=r.faces,
+                taken_at=r.taken_at,
             )
             if self.tags is not None:
                 self.tags.photo_stored(r.rel, photo_id)
