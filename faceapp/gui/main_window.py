@@ -106,6 +106,9 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.grid_page = GridPage(self.grid)
         self.photo_view = PhotoView()
         self.review_view = ReviewView(self.thumbs)
+        self.review_view.cluster_face = lambda cid: next(
+            iter(self.session.group_faces(GroupKey(GroupKind.CLUSTER, cid))), None
+        )
         self.review_view.example_source = lambda pid: self.session.group_faces(
             GroupKey(GroupKind.PERSON, pid)
         )
@@ -225,6 +228,8 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.photo_view.revealFailed.connect(self.reveal_failed)
         self.review_view.backRequested.connect(self.show_grid)
         self.review_view.answered.connect(self.answer_suggestion)
+        self.review_view.acceptLikelyRequested.connect(self.accept_likely)
+        self.review_view.nameRequested.connect(lambda fid: self.name_faces_dialog([fid]))
 
     # -- geometry -------------------------------------------------------------------------
 
