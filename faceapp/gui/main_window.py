@@ -75,6 +75,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.grid_model = FaceGridModel(self.thumbs, self)
         self._init_refresh()
         self.library_watch = LibraryWatch(self)
+        self._regroup_pending = False  # a grouping change waits for the scan to end
         self.verify_dialog: Any = None
         self.finetune_dialog: Any = None
         self.models_dialog: Any = None
@@ -370,6 +371,9 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
     @Slot(bool)
     def _on_busy_changed(self, busy: bool) -> None:
         self.library_watch.paused = busy
+        if not busy and self._regroup_pending:
+            self._regroup_pending = False
+            QTimer.singleShot(0, self.regroup_when_idle)
         if not busy:
             self.scan_panel.hide()
         self._update_actions()
