@@ -114,6 +114,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         tip="Copy or link every photo of a person into a folder",
         enabled=_lib,
     ),
+    ActionSpec(
+        "problems",
+        "&Problems…",
+        "show_problems",
+        None,
+        "warning",
+        "Files the scan could not use, with the reason; try them again",
+        enabled=_lib,
+    ),
     ActionSpec("close", "&Close Library", "close_library", SK.Close, enabled=_lib),
     ActionSpec("quit", "&Quit", "close", SK.Quit, role=QAction.MenuRole.QuitRole),
     # Edit
@@ -252,7 +261,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "&File",
         (
-            *("open", "@recent", "rescan", "cancel", "-"),
+            *("open", "@recent", "rescan", "cancel", "problems", "-"),
             *("write_tags", "export", "-", "close", "-", "quit"),
         ),
     ),

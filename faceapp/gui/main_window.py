@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QPushButton,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
@@ -77,6 +78,8 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.library_watch = LibraryWatch(self)
         self._regroup_pending = False  # a grouping change waits for the scan to end
         self.verify_dialog: Any = None
+        self.problems_dialog: Any = None
+        self.problems: list = []
         self.finetune_dialog: Any = None
         self.models_dialog: Any = None
         self._build_widgets()
@@ -144,6 +147,11 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.weights_label = QLabel("Weights: loading…")
         wl.addWidget(self.weights_icon)
         wl.addWidget(self.weights_label)
+        self.problems_button = QPushButton(icon("warning"), "")
+        self.problems_button.setFlat(True)
+        self.problems_button.setToolTip("Files the scan could not use: see why, try again")
+        self.problems_button.hide()
+        status.addPermanentWidget(self.problems_button)
         status.addPermanentWidget(self.counts_label)
         status.addPermanentWidget(self.weights_widget)
 
@@ -229,6 +237,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.photo_view.revealFailed.connect(self.reveal_failed)
         self.review_view.backRequested.connect(self.show_grid)
         self.review_view.answered.connect(self.answer_suggestion)
+        self.problems_button.clicked.connect(self.show_problems)
         self.review_view.acceptLikelyRequested.connect(self.accept_likely)
         self.review_view.nameRequested.connect(lambda fid: self.name_faces_dialog([fid]))
 
