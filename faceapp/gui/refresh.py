@@ -183,5 +183,10 @@ class RefreshMixin:
         if getattr(group, "hidden", False):
             kind += " (hidden)"
         n = group.count
-        self.grid_page.set_header(title, f"{kind}  ·  {n:,} {'face' if n == 1 else 'faces'}")
+        born = self.birth_date(key)
+        extra = f"  ·  born {born}" if born else ""
+        self.grid_page.set_header(title, f"{kind}  ·  {n:,} {'face' if n == 1 else 'faces'}{extra}")
+        self.grid_page.set_tabs(key.kind.is_person, None if changed is False else 0)
+        if self.grid_page.tabs.currentIndex() == self.grid_page.PHOTOS:
+            self.load_photos([key.id])
         self._update_actions()
