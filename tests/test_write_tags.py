@@ -299,3 +299,27 @@ def test_export_copies_or_links_a_persons_photos_and_faces_csv(tmp_path, lfw_dir
     assert rows[0] == "face,photo,x1,y1,x2,y2,person,cluster"
     assert len(rows) == 1 + len(names)
     assert f",IMG_0000.jpg,72.0,68.0,178.0,190.0,{who}," in rows[1] + ","
+
+
+def test_rewrite_drops_names_the_user_removed_and_keeps_other_programs_regions(tmp_path, lfw_dir):
+    root = tmp_path / "photos"
+    names = make_folder(root, lfw_dir, 2)
+    lib = make_library(root, names)
+    assert tag_write.write_tags(lib).written == 2
+    sidecar = root / "IMG_0000.jpg.xmp"
+    # another program adds its own region to the sidecar meanwhile
+    theirs = xmp_faces.read(sidecar.read_bytes())
+    foreign = sidecar.read_bytes().replace(b"<fa:Origin>Face Album</fa:Origin>", b"", 1)
+    foreign = foreign.replace(names["IMG_0000.jpg"].encode(), b"Somebody", 1)
+    ours = xmp_faces.merge(foreign, [xmp_faces.NewRegion("X", (0.1, 0.1, 0.2, 0.2))], (250, 250))
+    sidecar.write_bytes(ours)
+    assert any(r.name == "Somebody" and not r.ours for r in xmp_faces.read(ours).regions)
+    people.delete_person(lib, lib.faces_of_photo(lib.faces()[0].photo_id)[0].person_id)
+    report = tag_write.write_tags(lib)
+    assert report.written == 1 and report.errors == []
+    regions = xmp_faces.read(sidecar.read_bytes()).regions
+    assert {(r.name, r.source) for r in regions if r.box} == {("Somebody", "mwg")}
+    assert not any(r.ours for r in regions)
+    assert theirs.applied_to == (250, 250)
+    # nothing left to write: the photo is no longer one the app tagged
+    assert tag_write.write_tags(lib).written == 0

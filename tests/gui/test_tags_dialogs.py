@@ -62,3 +62,23 @@ def test_write_tags_and_export_dialogs(qtbot, window, scanned_library, tmp_path)
     assert sorted(p.name for p in target.iterdir()) == sorted(
         {f.photo_path.split("/")[-1] for f in faces}
     )
+
+
+def test_photo_view_decodes_heic_upright(tmp_path, lfw_dir):
+    from PIL import Image
+
+    from faceapp.gui.widgets.photo_canvas import load_display_image
+
+    face = Image.open(lfw_dir / "Tony_Blair" / "Tony_Blair_0001.jpg").convert("RGB")
+    shown = Image.new("RGB", (250, 400), "white")
+    shown.paste(face, (0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    shown.transpose(Image.Transpose.ROTATE_90).save(
+        tmp_path / "a.heic", format="HEIF", exif=exif.tobytes()
+    )
+    image, full = load_display_image(tmp_path / "a.heic", max_side=200)
+    assert (full.width(), full.height()) == (250, 400)
+    assert not image.isNull() and max(image.width(), image.height()) <= 200
+    assert image.height() > image.width()  # upright, as the scan sees it
+    assert image.pixelColor(image.width() // 2, image.height() - 5).lightness() > 240  # white foot
