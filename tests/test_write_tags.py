@@ -205,6 +205,17 @@ def test_embed_and_sidecars_small_folder(tmp_path, lfw_dir, real_weights):
     assert (again["written"], again["skipped"]) == (0, 6)
     analyzer = pipeline.Analyzer.from_weights(real_weights, "cpu")
     assert pipeline.scan(lib, root, analyzer).photos == 0
+    # a photo edited after the scan is not embedded into (its new record would hide the edit)
+    edited = root / "IMG_0001.jpg"
+    os.utime(edited, ns=(edited.stat().st_atime_ns, edited.stat().st_mtime_ns + 10**9))
+    people.rename_person(lib, lib.faces()[1].person_id, "Renamed")
+    report = run_json("write-tags", "--library", str(lib.path), "--embed", "--json")
+    assert report["errors"] == [
+        {
+            "path": "IMG_0001.jpg",
+            "reason": "the photo changed since it was scanned; scan the folder again",
+        }
+    ]
     # --person: only that person's photos
     first = names["IMG_0000.jpg"]
     dry = run_json(

@@ -66,6 +66,7 @@ class _Photo:
     id: int
     path: str
     size: tuple[int, int]  # display size the boxes are in
+    file: tuple[int, int]  # size and mtime_ns the library recorded
     faces: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
 
 
@@ -74,12 +75,12 @@ def _plan(lib: Library, person_ids: Sequence[int] | None) -> list[_Photo]:
     with lib.transaction() as t:
         t.execute(WRITTEN_SCHEMA)
     photos: dict[int, _Photo] = {}
-    for pid, path, w, h in c.execute(
-        "SELECT id, path, width, height FROM photos WHERE status = 'ok' AND (id IN"
+    for pid, path, w, h, size, mtime_ns in c.execute(
+        "SELECT id, path, width, height, size, mtime_ns FROM photos WHERE status = 'ok' AND (id IN"
         " (SELECT photo_id FROM faces WHERE person_id IS NOT NULL) OR id IN"
         " (SELECT photo_id FROM tags_written)) ORDER BY path"
     ):
-        photos[pid] = _Photo(pid, path, (w, h))
+        photos[pid] = _Photo(pid, path, (w, h), (size, mtime_ns))
     for photo_id, name, x1, y1, x2, y2 in c.execute(
         "SELECT f.photo_id, pe.name, f.x1, f.y1, f.x2, f.y2 FROM faces f"
         " JOIN people pe ON pe.id = f.person_id ORDER BY f.x1"
@@ -178,11 +179,14 @@ def write_tags(
         path = Path(root) / photo.path
         into_photo = embed and path.suffix.lower() in _JPEG_SUFFIXES
         target = path if into_photo else sidecars(path)[0]
-        for stale in (path, sidecars(path)[0]):  # left by a run that was killed
-            jpeg_xmp.temp_path(stale).unlink(missing_ok=True)
         try:
+            for stale in (path, sidecars(path)[0]):  # left by a run that was killed
+                jpeg_xmp.temp_path(stale).unlink(missing_ok=True)
             frame = file_frame(path)
-            if frame.display != photo.size:
+            st = path.stat()
+            if frame.display != photo.size or (
+                into_photo and (st.st_size, st.st_mtime_ns) != photo.file
+            ):  # an edit the library has not seen must not be hidden by the new record
                 raise XmpError("the photo changed since it was scanned; scan the folder again")
             data = path.read_bytes() if into_photo else None
             if into_photo:
