@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image_a", type=Path)
     p.add_argument("image_b", type=Path)
     _model_options(p)
+    p.add_argument(
+        "--library",
+        type=Path,
+        default=None,
+        help="judge with this library's active model version and threshold (as the GUI does)",
+    )
     add_json_option(p)
     p.set_defaults(handler=cmd_verify)
 
@@ -122,7 +128,11 @@ def _analyzer(args: argparse.Namespace) -> pipeline.Analyzer:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    analyzer = _analyzer(args)
+    if args.library is not None:
+        lib = library.open_library(None, args.library)
+        analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
+    else:
+        analyzer = _analyzer(args)
     try:
         result = verify.verify_photos(analyzer, args.image_a, args.image_b)
     except verify.NoFaceError as exc:

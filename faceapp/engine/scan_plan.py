@@ -83,7 +83,7 @@ def plan_scan(lib: Library, root: Path) -> ScanPlan:
     root = Path(root).expanduser().resolve()
     active = lib.active_model()
     if active is None:
-        raise LibraryError("the library has no model version yet (see pipeline.ensure_model)")
+        raise LibraryError("the library has no model version yet (see register_base)")
     report = ScanReport()
     states = lib.photo_states()
     on_disk: dict[str, Path] = {}

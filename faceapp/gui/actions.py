@@ -216,6 +216,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Fine-tune",
         _idle,
     ),
+    ActionSpec(
+        "models",
+        "&Model Versions…",
+        "show_models",
+        tip="List the recognition model versions; switch or remove one",
+        enabled=_lib,
+    ),
     ActionSpec("weights", "Choose &Weights File…", "choose_weights", None, "weights"),
     # Help
     ActionSpec("shortcuts", "&Keyboard Shortcuts", "show_shortcuts", "F1"),
@@ -245,7 +252,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "&People",
         ("name", "hide", "merge", "-", "move", "reject", "-", "review", "recluster"),
     ),
-    ("&Tools", ("verify", "finetune", "-", "weights")),
+    ("&Tools", ("verify", "finetune", "models", "-", "weights")),
     ("&Help", ("shortcuts", "-", "about", "about_qt")),
 )
 # In the toolbar, "~" is a stretching spacer.
@@ -310,31 +317,36 @@ def create_actions(window: MainWindow) -> dict[str, QAction]:
 
 
 def create_undo_actions(window: MainWindow) -> None:
-    """Undo and redo follow the session's undo stack (menu items say what they undo)."""
-    stack = window.session.undo_stack
-    window.act_undo = stack.createUndoAction(window, "&Undo")
+    """Undo and redo are the engine's (the library's op log, shared by every process):
+    their texts come from the session's undo status, never from a stack of our own."""
+    window.act_undo = QAction(icon("undo"), "&Undo", window)
     window.act_undo.setShortcuts(key_sequences(SK.Undo))
-    window.act_undo.setIcon(icon("undo"))
-    window.act_redo = stack.createRedoAction(window, "&Redo")
+    window.act_redo = QAction(icon("redo"), "&Redo", window)
     window.act_redo.setShortcuts(key_sequences((SK.Redo, "Ctrl+Shift+Z", "Ctrl+Y")))
-    window.act_redo.setIcon(icon("redo"))
+    window.act_undo.triggered.connect(window.session.undo)
+    window.act_redo.triggered.connect(window.session.redo)
     window.addAction(window.act_undo)
     window.addAction(window.act_redo)
     # Toolbar twins with short labels and no shortcuts of their own (one action per key).
     window.tb_undo = QAction(icon("undo"), "Undo", window)
     window.tb_redo = QAction(icon("redo"), "Redo", window)
-    window.tb_undo.triggered.connect(stack.undo)
-    window.tb_redo.triggered.connect(stack.redo)
-    window.tb_undo.setEnabled(False)
-    window.tb_redo.setEnabled(False)
-    stack.canUndoChanged.connect(window.tb_undo.setEnabled)
-    stack.canRedoChanged.connect(window.tb_redo.setEnabled)
-    stack.undoTextChanged.connect(
-        lambda t: window.tb_undo.setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo (Ctrl+Z)")
-    )
-    stack.redoTextChanged.connect(
-        lambda t: window.tb_redo.setToolTip(f"Redo {t} (Ctrl+Y)" if t else "Redo (Ctrl+Y)")
-    )
+    window.tb_undo.triggered.connect(window.session.undo)
+    window.tb_redo.triggered.connect(window.session.redo)
+    show_undo_status(window, None)
+
+
+def show_undo_status(window: MainWindow, status: Any) -> None:
+    """Menu texts, tooltips and enabled state from the library's undo state."""
+    undo = getattr(status, "undo", None)
+    redo = getattr(status, "redo", None)
+    for act, tb, verb, what, keys in (
+        (window.act_undo, window.tb_undo, "Undo", undo, "Ctrl+Z"),
+        (window.act_redo, window.tb_redo, "Redo", redo, "Ctrl+Y"),
+    ):
+        act.setText(f"&{verb} {what}" if what else f"&{verb}")
+        act.setEnabled(bool(what))
+        tb.setEnabled(bool(what))
+        tb.setToolTip(f"{verb} {what} ({keys})" if what else f"{verb} ({keys})")
 
 
 def update_actions(actions: dict[str, QAction], context: Context) -> None:

@@ -1,8 +1,9 @@
 """The main window: menus, toolbar, sidebar + content, scan strip and status bar.
 
 It wires views to the :class:`~faceapp.gui.session.LibrarySession`; it holds no
-engine logic. Every identity change goes through the session (and so through
-the undo stack); every long task runs in a worker. The window's ideas live in
+engine logic. Every identity change goes through the session (and so into the
+engine's op log, whose undo state the Undo/Redo actions show); every long task
+runs in a worker. The window's ideas live in
 their own modules: actions (declared once), refreshing, naming, the photo view
 and the tools, mixed in here.
 """
@@ -74,6 +75,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self._init_refresh()
         self.verify_dialog: Any = None
         self.finetune_dialog: Any = None
+        self.models_dialog: Any = None
         self._build_widgets()
         self.actions_by_name = actions.create_actions(self)
         actions.create_undo_actions(self)
@@ -188,7 +190,8 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         s.weightsFailed.connect(self._on_weights_failed)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         s.error.connect(self.show_error)
-        s.undo_stack.indexChanged.connect(lambda _i: self._update_actions())
+        s.undoStatusChanged.connect(lambda status: actions.show_undo_status(self, status))
+        s.operationDone.connect(self.refresh)
         self.welcome.openFolderClicked.connect(self.open_folder_dialog)
         self.welcome.recentChosen.connect(self.open_recent)
         self.scan_panel.cancelClicked.connect(self.cancel_scan)
@@ -242,7 +245,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.settings.set_value("window/geometry", self.saveGeometry())
         self.settings.set_value("window/splitter", self.splitter.saveState())
         self.settings.sync()
-        for dialog in (self.verify_dialog, self.finetune_dialog):
+        for dialog in (self.verify_dialog, self.finetune_dialog, self.models_dialog):
             if dialog is not None:
                 dialog.close()
         self.session.shutdown()

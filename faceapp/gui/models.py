@@ -1,7 +1,7 @@
 """Item models: the sidebar's groups and the virtualised face grid.
 
 Both are plain :class:`QAbstractListModel` subclasses fed with engine results
-(``people.groups`` / ``people.group_faces``). They hold only ids, names and
+(``album.groups`` / ``album.group_faces``). They hold only ids, names and
 counts; thumbnails come lazily from :class:`~faceapp.gui.thumbnails.ThumbnailCache`
 when a row is painted, so a grid of 50,000 faces costs one list of ints.
 """
@@ -79,7 +79,7 @@ class SidebarModel(QAbstractListModel):
 
     Dropping a group on another asks to merge them; dropping faces on a person
     asks to move them. The model only emits the request; the window confirms
-    and runs the undoable command.
+    and runs the engine operation.
     """
 
     mergeRequested = Signal(object, object)  # source GroupKey, target GroupKey

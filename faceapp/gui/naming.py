@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QMessageBox
 
-from faceapp.gui import undo
 from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.refresh import CONTENT_REVIEW
@@ -23,17 +22,6 @@ if TYPE_CHECKING:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-class NameFacesCommand(undo.EngineCommand):
-    """Chosen faces become a new person, or join the person of that name."""
-
-    def __init__(self, session: Any, face_ids: list[int], name: str) -> None:
-        super().__init__(session, f"Named {plural(len(face_ids), 'face')} {name}")
-        self.face_ids, self.name = list(face_ids), name
-
-    def perform(self, people: Any, lib: Any) -> Any:
-        return people.create_person(lib, self.name, self.face_ids)
 
 
 class NamingMixin:
@@ -83,14 +71,11 @@ class NamingMixin:
         existing = self._person_by_name(name)
         if existing is not None and existing != key:
             return self.request_merge(key, existing, confirm=key.kind.is_person)
-        if key.kind is GroupKind.CLUSTER:
-            command = undo.NameClusterCommand(self.session, key, name)
-            ok = self.session.run_command(command)
-            if ok and isinstance(command.result, int):
-                self.select_after_refresh(GroupKey(GroupKind.PERSON, command.result))
-                self.refresh()
-            return ok
-        return self.session.name_group(key, name)
+        changes = self.session.name_group(key, name)
+        if changes is not None and key.kind is GroupKind.CLUSTER and changes.person_id is not None:
+            self.select_after_refresh(GroupKey(GroupKind.PERSON, changes.person_id))
+            self.refresh()
+        return changes is not None
 
     def name_faces_dialog(self: MainWindow, face_ids: list[int]) -> None:
         """Name faces: type a new name (a new person) or pick one named before."""
@@ -117,12 +102,15 @@ class NamingMixin:
         existing = self._person_by_name(name)
         if existing is not None:
             return self.request_move(face_ids, existing)
-        command = NameFacesCommand(self.session, face_ids, name)
-        ok = self.session.run_command(command)
-        if ok and isinstance(command.result, int) and self.content.currentIndex() != CONTENT_REVIEW:
-            self.select_after_refresh(GroupKey(GroupKind.PERSON, command.result))
+        changes = self.session.name_faces(face_ids, name)
+        if (
+            changes is not None
+            and changes.person_id is not None
+            and self.content.currentIndex() != CONTENT_REVIEW
+        ):
+            self.select_after_refresh(GroupKey(GroupKind.PERSON, changes.person_id))
             self.refresh()
-        return ok
+        return changes is not None
 
     def name_face_group(self: MainWindow, face_id: int) -> None:
         """Name (or rename) the group a face belongs to; a loose face is named alone."""
@@ -159,14 +147,14 @@ class NamingMixin:
             if not answer:
                 return False
         self.select_after_refresh(target)
-        ok = self.session.merge(source, target, s_name, t_name)
+        ok = self.session.merge(source, target) is not None
         if not ok:
             self._pending_select = None
         return ok
 
     @Slot(list, object)
     def request_move(self: MainWindow, face_ids: list[int], target: GroupKey) -> bool:
-        return self.session.move_faces(face_ids, target, self._name_of(target))
+        return self.session.move_faces(face_ids, target) is not None
 
     def ask(self: MainWindow, title: str, text: str) -> bool:
         """A yes/no question (tests replace this)."""
@@ -184,20 +172,20 @@ class NamingMixin:
         ids = self.grid.selected_face_ids()
         if key is None or not key.kind.can_reject or not ids:
             return
-        self.session.reject_faces(ids, key, self._name_of(key))
+        self.session.reject_faces(ids, key)
 
     def reject_face(self: MainWindow, face_id: int) -> None:
         """Delete on a box in the photo view: the face leaves its group."""
         key = self.group_of_face(face_id)
         if key is not None and key.kind.can_reject:
-            self.session.reject_faces([face_id], key, self._name_of(key))
+            self.session.reject_faces([face_id], key)
 
     def toggle_hidden(self: MainWindow) -> None:
         key = self.current_key
         group = self.sidebar_model.group(key) if key else None
         if group is None or not key.kind.can_hide:
             return
-        self.session.set_hidden(key, not group.hidden, self._name_of(key))
+        self.session.set_hidden(key, not group.hidden)
 
     def move_selected_dialog(self: MainWindow) -> None:
         self.name_faces_dialog(self.grid.selected_face_ids())
@@ -236,5 +224,5 @@ class NamingMixin:
 
     @Slot(object, bool)
     def answer_suggestion(self: MainWindow, suggestion: Any, accept: bool) -> None:
-        if self.session.answer_suggestion(suggestion, accept):
+        if self.session.answer_suggestion(suggestion, accept) is not None:
             self.review_view.setFocus()  # the refresh brings the next suggestions

@@ -54,6 +54,19 @@ class ToolsMixin:
         self.finetune_dialog.raise_()
         return self.finetune_dialog
 
+    def show_models(self: MainWindow) -> Any:
+        if self.session.lib is None:
+            return None
+        from faceapp.gui.dialogs.models import ModelsDialog
+
+        if self.models_dialog is None or self.models_dialog.session_lib is not self.session.lib:
+            self.models_dialog = ModelsDialog(self.session, self)
+        else:
+            self.models_dialog.reload()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
+
     def show_write_tags(self: MainWindow) -> None:
         tags_dialogs.open_dialog(self, tags_dialogs.WriteTagsDialog)
 
