@@ -158,16 +158,24 @@ def test_sigkill_while_embedding_leaves_every_photo_old_or_new(tmp_path, lfw_dir
     ]
     rng = random.Random(1)
     killed_midway = 0
+    recorded = {rel: ((root / rel).stat(), file_hash(root / rel)) for rel in names}
     for _ in range(3):
         for rel, data in original.items():  # every round starts from the untagged photos
             (root / rel).write_bytes(data)
+            st, digest = recorded[rel]
+            os.utime(root / rel, ns=(st.st_atime_ns, st.st_mtime_ns))
+            with lib.transaction() as c:  # ... as the library recorded them
+                c.execute(
+                    "UPDATE photos SET size = ?, mtime_ns = ?, content_hash = ? WHERE path = ?",
+                    (st.st_size, st.st_mtime_ns, digest, rel),
+                )
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             if any((root / rel).stat().st_size != len(original[rel]) for rel in names):
                 break  # writing has begun
             time.sleep(0.002)
-        time.sleep(rng.uniform(0, 0.05))
+        time.sleep(rng.uniform(0, 0.02))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         new = 0

@@ -9,8 +9,11 @@ so the next scan does not take the photo for a new one.
 
 Safety: every file is written to a temporary file next to it, read back and checked,
 then atomically renamed over the old one, so a failure or a kill leaves the photo and
-its earlier sidecar as they were. Read-only files and folders are reported and
-skipped. Boxes go back to the stored image's frame (see :mod:`face_tags`).
+its earlier sidecar as they were. A kill between the rename and the library's commit
+leaves a tagged photo the library knows by its old size and time: the next scan
+reads it again (its labels carry over by overlap) and a new write sees it is up to
+date. Read-only files and folders are reported and skipped. Boxes go back to the
+stored image's frame (see :mod:`face_tags`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ CREATE TABLE IF NOT EXISTS tags_written (   -- photos whose files carry this app
 )
 """
 _JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
+CHANGED = "the photo changed since it was scanned; scan the folder again"
 
 
 @dataclass
@@ -183,11 +187,8 @@ def write_tags(
             for stale in (path, sidecars(path)[0]):  # left by a run that was killed
                 jpeg_xmp.temp_path(stale).unlink(missing_ok=True)
             frame = file_frame(path)
-            st = path.stat()
-            if frame.display != photo.size or (
-                into_photo and (st.st_size, st.st_mtime_ns) != photo.file
-            ):  # an edit the library has not seen must not be hidden by the new record
-                raise XmpError("the photo changed since it was scanned; scan the folder again")
+            if frame.display != photo.size:
+                raise XmpError(CHANGED)
             data = path.read_bytes() if into_photo else None
             if into_photo:
                 existing = jpeg_xmp.read_xmp(data)
@@ -197,6 +198,9 @@ def write_tags(
             if _up_to_date(existing, regions):
                 report.skipped += 1
                 continue
+            st = path.stat()
+            if into_photo and (st.st_size, st.st_mtime_ns) != photo.file:
+                raise XmpError(CHANGED)  # the new record would hide an edit the scan has not seen
             change = {
                 "path": photo.path,
                 "target": target.name,

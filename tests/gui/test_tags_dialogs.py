@@ -23,7 +23,8 @@ def test_write_tags_and_export_dialogs(qtbot, window, scanned_library, tmp_path)
     lib = window.session.lib
     faces = [f for f in lib.faces() if f.photo_path.startswith("Tony_Blair/")]
     one_per_photo = list({f.photo_path: f.id for f in faces}.values())
-    pid = people.create_person(lib, "Tony Blair", one_per_photo)
+    people.create_person(lib, "Tony Blair", one_per_photo)
+    pid = lib.conn.execute("SELECT id FROM people WHERE name = 'Tony Blair'").fetchone()[0]
     window.session.changed.emit()
     window.show_group(GroupKey("person", pid))
 
