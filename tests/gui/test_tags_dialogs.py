@@ -83,3 +83,42 @@ def test_photo_view_decodes_heic_upright(tmp_path, lfw_dir):
     assert not image.isNull() and max(image.width(), image.height()) <= 200
     assert image.height() > image.width()  # upright, as the scan sees it
     assert image.pixelColor(image.width() // 2, image.height() - 5).lightness() > 240  # white foot
+
+
+def test_conflicts_dialog_lists_and_forgets(qtbot, tmp_path):
+    import numpy as np
+
+    from faceapp.engine.library import NewFace
+    from faceapp.gui.dialogs.tags import ConflictsDialog
+
+    lib = Library(tmp_path / "lib.sqlite", root=tmp_path)
+    model = lib.add_model(
+        name="m",
+        source="user",
+        origin="-",
+        sha256="0" * 64,
+        preprocess="fixed",
+        threshold=1.0,
+        threshold_source="test",
+    )
+    face = NewFace((1, 1, 50, 50), [], 1.0, b"jpeg", np.ones(512, np.float32) / np.sqrt(512))
+    photo = lib.store_photo(
+        "a.jpg",
+        size=1,
+        mtime_ns=1,
+        width=100,
+        height=100,
+        content_hash="x",
+        faces=[face],
+        model_id=model,
+    )
+    with lib.transaction() as c:
+        face_tags._ensure_table(c)
+        region = xmp_faces.Region("Ann", (0.0, 0.0, 0.5, 0.5), "mwg")
+        face_tags._conflict(c, photo, lib.faces_of_photo(photo)[0].id, region, "you named it Bo")
+    dialog = ConflictsDialog(lib)
+    qtbot.addWidget(dialog)
+    assert dialog.list.item(0).text() == "a.jpg: the tag says Ann (mwg), but you named it Bo"
+    dialog.forget.click()
+    assert dialog.list.item(0).text() == "No conflicts." and not dialog.forget.isEnabled()
+    assert face_tags.conflicts(lib) == []
