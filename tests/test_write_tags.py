@@ -315,9 +315,9 @@ def test_export_copies_or_links_a_persons_photos_and_faces_csv(tmp_path, lfw_dir
     capsys.readouterr()
     assert cli_main(["faces", "--library", str(lib.path), "--csv"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0] == "face,photo,x1,y1,x2,y2,person,cluster"
+    assert rows[0] == "face,photo,x1,y1,x2,y2,person,cluster,date_taken"
     assert len(rows) == 1 + len(names)
-    assert f",IMG_0000.jpg,72.0,68.0,178.0,190.0,{who}," in rows[1] + ","
+    assert f",IMG_0000.jpg,72.0,68.0,178.0,190.0,{who}," in rows[1]  # dates: test_face_tags
 
 
 def test_rewrite_drops_names_the_user_removed_and_keeps_other_programs_regions(tmp_path, lfw_dir):
