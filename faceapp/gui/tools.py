@@ -73,6 +73,9 @@ class ToolsMixin:
     def show_export(self: MainWindow) -> None:
         tags_dialogs.open_dialog(self, tags_dialogs.ExportDialog)
 
+    def show_tag_conflicts(self: MainWindow) -> None:
+        tags_dialogs.open_dialog(self, tags_dialogs.ConflictsDialog)
+
     def show_settings(self: MainWindow) -> SettingsDialog:
         dialog = self.make_settings_dialog()
         if dialog.exec() == SettingsDialog.DialogCode.Accepted:
