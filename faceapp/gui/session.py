@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from faceapp import config
 from faceapp.gui import workers
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.settings import AppSettings
 
 REFRESH_MS = 1000  # how often views refresh from the library while a scan runs
@@ -410,8 +410,8 @@ class LibrarySession(QObject):
 
             if only_if_needed:
                 groups = album.groups(lib)
-                unsorted = any(g.kind == "unknown" and g.count for g in groups)
-                if not unsorted or any(g.kind == "cluster" for g in groups):
+                kinds = {GroupKind(g.kind) for g in groups if g.count}
+                if GroupKind.UNKNOWN not in kinds or GroupKind.CLUSTER in kinds:
                     return None
             return cluster.recluster(lib, params, progress=job.report)
 
@@ -522,9 +522,15 @@ class LibrarySession(QObject):
         name = name.strip()
         if not name:
             return None
-        if key.kind == "person":
+        if key.kind.is_person:
             return self.run_operation("Rename", people.rename_person, key.id, name)
         return self.run_operation("Name", people.name_cluster, key.id, name)
+
+    def name_faces(self, face_ids: list[int], name: str) -> Any:
+        """Chosen faces become a new person, or join the person of that name."""
+        from faceapp.engine import people
+
+        return self.run_operation("Name Faces", people.create_person, name, list(face_ids))
 
     def merge(self, source: GroupKey, target: GroupKey) -> Any:
         from faceapp.engine import people
@@ -541,7 +547,7 @@ class LibrarySession(QObject):
         from faceapp.engine import people
 
         # from a cluster: "not in this group", remembered by clustering
-        op = people.remove_from_cluster if source.kind == "cluster" else people.reject_faces
+        op = people.remove_from_cluster if source.kind is GroupKind.CLUSTER else people.reject_faces
         return self.run_operation("Not This Person", op, list(face_ids), source.id)
 
     def set_hidden(self, key: GroupKey, hidden: bool) -> Any:
