@@ -621,8 +621,10 @@ def snapshot(conn: sqlite3.Connection) -> dict:
     }
 
 
-@pytest.mark.parametrize("start", [0, 1])
+@pytest.mark.parametrize("start", [0, library_mod.SCHEMA_VERSION])
 def test_migration_backs_the_library_up_first_and_keeps_every_label(tmp_path, monkeypatch, start):
+    from faceapp.engine import backup
+
     path = tmp_path / "lib.sqlite"
     lib = populated_library(path)
     if start == 0:  # a library from before versions were recorded
@@ -630,24 +632,22 @@ def test_migration_backs_the_library_up_first_and_keeps_every_label(tmp_path, mo
             c.execute("DELETE FROM meta WHERE key = 'schema_version'")
     before = snapshot(lib.conn)
     lib.close()
-    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(
-        library_mod,
-        "MIGRATIONS",
-        {
-            0: "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT)",
-            1: "ALTER TABLE people ADD COLUMN note TEXT; CREATE INDEX people_name ON people(name)",
-        },
+    current = library_mod.SCHEMA_VERSION
+    migrations = {v: "CREATE TABLE IF NOT EXISTS settings (key TEXT)" for v in range(current)}
+    migrations[current] = (
+        "ALTER TABLE people ADD COLUMN note TEXT; CREATE INDEX people_name ON people(name)"
     )
+    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(library_mod, "MIGRATIONS", migrations)
     upgraded = Library(path)
-    assert upgraded.get_meta("schema_version") == "2"
+    assert upgraded.get_meta("schema_version") == str(current + 1)
     assert upgraded.conn.execute("SELECT name, note FROM people").fetchall() == [("Anna", None)]
     after = snapshot(upgraded.conn)
     after["people"] = [row[:-1] for row in after["people"]]  # without the new column
     assert after == before
-    backups = list(tmp_path.glob(f"lib.v{start}.*.bak.sqlite"))
-    assert len(backups) == 1
-    old = sqlite3.connect(backups[0])
+    backups = backup.backups(path)
+    assert [b.reason for b in backups] == [f"before-upgrade-v{start}"]
+    old = sqlite3.connect(backups[0].path)
     assert old.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert snapshot(old) == before
     assert "note" not in {r[1] for r in old.execute("PRAGMA table_info(people)")}
@@ -656,15 +656,18 @@ def test_migration_backs_the_library_up_first_and_keeps_every_label(tmp_path, mo
 def test_failed_migration_leaves_the_library_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "lib.sqlite"
     before = snapshot(populated_library(path).conn)
-    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", 2)
+    current = library_mod.SCHEMA_VERSION
+    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", current + 1)
     monkeypatch.setattr(
-        library_mod, "MIGRATIONS", {1: "ALTER TABLE people ADD COLUMN note TEXT; NOT SQL AT ALL"}
+        library_mod,
+        "MIGRATIONS",
+        {current: "ALTER TABLE people ADD COLUMN note TEXT; NOT SQL AT ALL"},
     )
-    with pytest.raises(sqlite3.Error):
+    with pytest.raises(LibraryError, match="not a usable library"):
         Library(path)
-    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", current)
     again = Library(path)
-    assert again.get_meta("schema_version") == "1" and snapshot(again.conn) == before
+    assert again.get_meta("schema_version") == str(current) and snapshot(again.conn) == before
 
 
 def test_older_app_refuses_a_newer_library_from_the_cli(tmp_path, capsys):

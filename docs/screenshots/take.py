@@ -255,6 +255,22 @@ def main() -> int:
     shot("08-settings", settings)
     settings.close()
 
+    # 10. write face tags: the preview of what would be written; 11. export a person
+    from faceapp.gui.dialogs.tags import ExportDialog, WriteTagsDialog
+
+    tags = WriteTagsDialog(window.session.lib, None, window)
+    tags.resize(640, 520)
+    tags.show()
+    tags.preview.click()
+    wait(lambda: tags.result.isVisible(), 120)
+    shot("10-write-tags", tags)
+    tags.close()
+    export = ExportDialog(window.session.lib, None, window)
+    export.folder.setText("~/Pictures/" + export.person.currentText())
+    export.show()
+    shot("11-export", export)
+    export.close()
+
     # 9. fine-tune: a second, larger album (16 people x 10 photos) so the held-out
     # measurement means something; named from the LFW folders, then a short run.
     big = work / "Team Photos"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from faceapp.engine import backup
 from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import DEFAULT_THRESHOLD, ClusterParams, cluster_vectors
 from faceapp.engine.face_state import load_state
@@ -67,6 +68,7 @@ def recluster(
     start = time.perf_counter()
     if lib.active_model() is None:
         raise LibraryError("the library has no active model yet: scan a folder first")
+    backup.backup_before(lib, "recluster")
     if progress:
         progress("loading embeddings")
     params = params or ClusterParams()

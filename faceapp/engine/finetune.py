@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from faceapp import config
+from faceapp.engine import backup
 from faceapp.engine import model_versions as mv
 from faceapp.engine.finetune_plan import (
     TRAINABLE,
@@ -315,6 +316,7 @@ def accept(
         raise FinetuneError("this fine-tuning run has no model to accept (discarded or cancelled)")
     t0 = time.perf_counter()
     mv.cleanup_incomplete(lib)
+    backup.backup_before(lib, "fine-tune")
     emit(progress, VersionProgress("save", 0, 1, 0.0, None))
     base = lib.model(result.base_model_id)
     stamp = time.strftime("%Y-%m-%d %H:%M")
@@ -337,6 +339,7 @@ def accept(
         "train_seconds": round(result.seconds, 1),
         "options": asdict(result.options),
         "created": stamp,
+        "library": str(lib.path.expanduser().resolve()),  # whose orphan it is, if killed
     }
     path, sha = mv.save_weights(result.state_dict, metadata)
     name = f"fine-tuned {stamp} ({result.plan.get('people')} people)"

@@ -35,6 +35,7 @@ import numpy as np
 
 from faceapp import config
 from faceapp.engine.library import Library, LibraryError, ModelInfo
+from faceapp.engine.orphans import clean_finetune_orphans, models_dir, pid_alive
 from faceapp.engine.progress import Cancelled, VersionProgress, check_cancel, emit
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from faceapp.engine.cluster import ClusterParams, ClusterSummary
     from faceapp.engine.weights import LoadedWeights
 
-MODELS_DIR = "models"
 STALE_FOREIGN_BUILD_S = 24 * 3600  # a 'building' version from another machine: stale after
 
 
@@ -260,12 +260,6 @@ def register_base(lib: Library, loaded: LoadedWeights) -> ModelInfo:
     return active
 
 
-def models_dir() -> Path:
-    path = config.data_dir() / MODELS_DIR
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -294,7 +288,8 @@ def save_weights(state_dict: dict[str, torch.Tensor], metadata: dict) -> tuple[P
     sha = hashlib.sha256(data).hexdigest()
     path = models_dir() / f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}-{sha[:12]}.pt"
     _write_atomically(path, data)
-    meta = json.dumps({**metadata, "sha256": sha, "file": path.name}, indent=1).encode()
+    meta = {**metadata, "sha256": sha, "file": path.name, "pid": os.getpid()}
+    meta = json.dumps(meta, indent=1).encode()
     _write_atomically(path.with_suffix(".json"), meta)
     return path, sha
 
@@ -333,18 +328,12 @@ def versions(lib: Library) -> list[VersionInfo]:
     ]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def cleanup_incomplete(lib: Library) -> list[int]:
-    """Remove versions left 'building' by a run that died (its process is gone)."""
+    """Remove versions left 'building' by a run that died (its process is gone).
+
+    Weights files of saves killed before their version was registered go too.
+    """
+    clean_finetune_orphans(lib)
     removed = []
     host = socket.gethostname()
     for info in lib.models():
@@ -352,7 +341,7 @@ def cleanup_incomplete(lib: Library) -> list[int]:
             continue
         owner = info.metadata.get("pid")
         if info.metadata.get("host") == host:
-            if isinstance(owner, int) and owner != os.getpid() and _pid_alive(owner):
+            if isinstance(owner, int) and owner != os.getpid() and pid_alive(owner):
                 continue  # another process is building it right now
         elif time.time() - float(info.metadata.get("started", 0)) < STALE_FOREIGN_BUILD_S:
             continue  # built from another machine (shared library), maybe still running

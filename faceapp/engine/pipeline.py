@@ -11,14 +11,16 @@ library's faces are embedded with is resolved by :mod:`model_versions`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Container
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from faceapp import config
-from faceapp.engine import scan_decode
+from faceapp.engine import face_tags, scan_decode
+from faceapp.engine import photos as photos_mod
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
 from faceapp.engine.embed import Embedder
@@ -116,11 +118,17 @@ def scan(
     progress: Callable[[ScanProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     decode_workers: int = 2,
+    only: Container[str] | None = None,
 ) -> ScanReport:
-    """Bring the library up to date with the folder; only new or changed files are read."""
+    """Bring the library up to date with the folder; only new or changed files are read.
+
+    ``only``: read just these files (relative paths), even unchanged ones the library
+    holds as unreadable: "Try again" for the scan problems (see :func:`retry`).
+    """
     t0 = time.perf_counter()
-    plan = plan_scan(lib, root)
-    store = ScanStore(lib, plan, progress=progress, started=t0)
+    plan = plan_scan(lib, root, only)
+    tags = face_tags.TagImporter(lib, analyzer, plan.root, plan.report.tags)
+    store = ScanStore(lib, plan, progress=progress, started=t0, tags=tags)
     batch: list[Decoded] = []
 
     def held() -> int:
@@ -140,10 +148,32 @@ def scan(
                 item = decode_file(plan.on_disk[item.rel], item.rel)  # decoded fine before
             batch.append(item)
             if len(batch) >= BATCH or not stream or held() >= scan_decode.PREFETCH_PIXELS:
-                store.store(analyze_batch(analyzer, batch))
+                store.store(analyze_batch(analyzer, store.not_stored(batch)))
                 batch = []
         if batch and not plan.report.cancelled:
-            store.store(analyze_batch(analyzer, batch))
+            store.store(analyze_batch(analyzer, store.not_stored(batch)))
     finally:
         stream.close()
+    if not plan.report.cancelled:
+        photos_mod.fill_missing_dates(lib, plan.root)  # photos stored before dates were kept
     return store.finish()
+
+
+def retry(
+    lib: Library,
+    root: Path,
+    analyzer: Analyzer,
+    paths: Collection[str] | None = None,
+    **kwargs: Any,
+) -> ScanReport:
+    """Read again the files a scan could not use (all of them, or ``paths``).
+
+    A file that now reads is stored with its faces and leaves the problems list; one
+    that still fails keeps its (possibly new) reason.
+    """
+    wanted = {p.path for p in photos_mod.problems(lib)}
+    if paths is not None:
+        wanted &= set(paths)
+    if not wanted:
+        return ScanReport()
+    return scan(lib, root, analyzer, only=wanted, **kwargs)

@@ -100,6 +100,20 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Stop the scan",
         enabled=lambda c: c.scanning,
     ),
+    ActionSpec(
+        "write_tags",
+        "Write Face &Tags…",
+        "show_write_tags",
+        tip="Write the confirmed names into XMP face tags other photo programs read",
+        enabled=_lib,
+    ),
+    ActionSpec(
+        "export",
+        "E&xport Photos of a Person…",
+        "show_export",
+        tip="Copy or link every photo of a person into a folder",
+        enabled=_lib,
+    ),
     ActionSpec("close", "&Close Library", "close_library", SK.Close, enabled=_lib),
     ActionSpec("quit", "&Quit", "close", SK.Quit, role=QAction.MenuRole.QuitRole),
     # Edit
@@ -206,9 +220,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "models",
         "&Model Versions…",
         "show_models",
-        None,
-        None,
-        "List the recognition model versions; switch or remove one",
+        tip="List the recognition model versions; switch or remove one",
         enabled=_lib,
     ),
     ActionSpec("weights", "Choose &Weights File…", "choose_weights", None, "weights"),
@@ -227,7 +239,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
 
 # Menus and the toolbar by action name; "-" is a separator, "@attr" a window attribute (undo).
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("open", "@recent", "rescan", "cancel", "-", "close", "-", "quit")),
+    (
+        "&File",
+        (
+            *("open", "@recent", "rescan", "cancel", "-"),
+            *("write_tags", "export", "-", "close", "-", "quit"),
+        ),
+    ),
     ("&Edit", ("@act_undo", "@act_redo", "-", "select_all", "-", "settings")),
     ("&View", ("back", "-", "zoom_in", "zoom_out", "-", "sidebar")),
     (
@@ -299,35 +317,31 @@ def create_actions(window: MainWindow) -> dict[str, QAction]:
 
 
 def create_undo_actions(window: MainWindow) -> None:
-    """Undo and redo are the engine's: the library's op log, shared by every process.
-
-    Their texts and enabled state follow ``session.undoStatusChanged`` (the
-    library's undo state, read back so another process's operations are seen);
-    the menu items say what they would undo.
-    """
-    session = window.session
+    """Undo and redo are the engine's (the library's op log, shared by every process):
+    their texts come from the session's undo status, never from a stack of our own."""
     window.act_undo = QAction(icon("undo"), "&Undo", window)
     window.act_undo.setShortcuts(key_sequences(SK.Undo))
     window.act_redo = QAction(icon("redo"), "&Redo", window)
     window.act_redo.setShortcuts(key_sequences((SK.Redo, "Ctrl+Shift+Z", "Ctrl+Y")))
+    window.act_undo.triggered.connect(window.session.undo)
+    window.act_redo.triggered.connect(window.session.redo)
+    window.addAction(window.act_undo)
+    window.addAction(window.act_redo)
     # Toolbar twins with short labels and no shortcuts of their own (one action per key).
     window.tb_undo = QAction(icon("undo"), "Undo", window)
     window.tb_redo = QAction(icon("redo"), "Redo", window)
-    for act in (window.act_undo, window.tb_undo):
-        act.triggered.connect(lambda _checked=False: session.undo())
-    for act in (window.act_redo, window.tb_redo):
-        act.triggered.connect(lambda _checked=False: session.redo())
-    window.addAction(window.act_undo)
-    window.addAction(window.act_redo)
-    session.undoStatusChanged.connect(lambda status: show_undo_status(window, status))
+    window.tb_undo.triggered.connect(window.session.undo)
+    window.tb_redo.triggered.connect(window.session.redo)
     show_undo_status(window, None)
 
 
 def show_undo_status(window: MainWindow, status: Any) -> None:
-    """Menu texts, tooltips and enabled state from the library's undo state (None: none)."""
+    """Menu texts, tooltips and enabled state from the library's undo state."""
+    undo = getattr(status, "undo", None)
+    redo = getattr(status, "redo", None)
     for act, tb, verb, what, keys in (
-        (window.act_undo, window.tb_undo, "Undo", getattr(status, "undo", None), "Ctrl+Z"),
-        (window.act_redo, window.tb_redo, "Redo", getattr(status, "redo", None), "Ctrl+Y"),
+        (window.act_undo, window.tb_undo, "Undo", undo, "Ctrl+Z"),
+        (window.act_redo, window.tb_redo, "Redo", redo, "Ctrl+Y"),
     ):
         act.setText(f"&{verb} {what}" if what else f"&{verb}")
         act.setEnabled(bool(what))

@@ -1,8 +1,7 @@
 """Naming people: name or rename a group, name any faces, merge, move, reject, hide.
 
-Every change is one engine operation run through the session (so it lands in the
-library's op log, undoable from here or from the command line); the dialogs only
-collect a name. Any face or selection of faces can
+Every change is one engine operation run through the session (so it is
+undoable); the dialogs only collect a name. Any face or selection of faces can
 become a new person or join one named before, from every place faces are shown.
 """
 
@@ -73,7 +72,7 @@ class NamingMixin:
         if existing is not None and existing != key:
             return self.request_merge(key, existing, confirm=key.kind.is_person)
         changes = self.session.name_group(key, name)
-        if changes is not None and key.kind is GroupKind.CLUSTER:
+        if changes is not None and key.kind is GroupKind.CLUSTER and changes.person_id is not None:
             self.select_after_refresh(GroupKey(GroupKind.PERSON, changes.person_id))
             self.refresh()
         return changes is not None
@@ -104,7 +103,11 @@ class NamingMixin:
         if existing is not None:
             return self.request_move(face_ids, existing)
         changes = self.session.name_faces(face_ids, name)
-        if changes is not None and self.content.currentIndex() != CONTENT_REVIEW:
+        if (
+            changes is not None
+            and changes.person_id is not None
+            and self.content.currentIndex() != CONTENT_REVIEW
+        ):
             self.select_after_refresh(GroupKey(GroupKind.PERSON, changes.person_id))
             self.refresh()
         return changes is not None
@@ -221,5 +224,5 @@ class NamingMixin:
 
     @Slot(object, bool)
     def answer_suggestion(self: MainWindow, suggestion: Any, accept: bool) -> None:
-        if self.session.answer_suggestion(suggestion, accept):
+        if self.session.answer_suggestion(suggestion, accept) is not None:
             self.review_view.setFocus()  # the refresh brings the next suggestions

@@ -103,7 +103,7 @@ class OperationsMixin:
         return self.run_operation("Name", people.name_cluster, key.id, name)
 
     def name_faces(self: LibrarySession, face_ids: list[int], name: str) -> Any:
-        """Chosen faces become a new person, or join the person of that name."""
+        """Chosen faces become a new person called ``name``."""
         from faceapp.engine import people
 
         return self.run_operation("Name Faces", people.create_person, name, list(face_ids))

@@ -2,9 +2,8 @@
 
 The window asks for a refresh after every change; a read runs in a worker
 (``album.groups`` scans every face), requests that arrive meanwhile fold into
-one more read, after an operation the shown group's faces are re-read only when
-the operation's change set touched that group, and the result selects the right
-group (the one an operation just made, the current one, or the first).
+one more read, and the result selects the right group (the one an operation
+just made, the current one, or the first).
 """
 
 from __future__ import annotations
@@ -56,15 +55,19 @@ class RefreshMixin:
         key = self._pending_select[0] if self._pending_select else self.current_key
         want_suggestions = self.content.currentIndex() == CONTENT_REVIEW
         kept = self.grid_model.face_ids() if key == self.grid_model.group_key else None
+        if kept is None:
+            changes = None
 
         def work(job: workers.Job) -> tuple:
             from faceapp.engine import album, suggest
 
             groups = album.groups(lib)
             faces = None
-            if key is not None and any(GroupKey.of(g) == key for g in groups):
-                touched = changes is None or kept is None or changes.touches(key.kind, key.id)
-                faces = album.group_faces(lib, key.kind, key.id) if touched else kept
+            shown = key is not None and any(GroupKey.of(g) == key for g in groups)
+            if shown and (changes is None or changes.touches(key.kind, key.id)):
+                faces = album.group_faces(lib, key.kind, key.id)
+            elif shown:
+                faces = kept  # untouched: the grid stays as it is
             suggestions = suggest.suggestions(lib) if want_suggestions else None
             return serial, lib, key, groups, faces, suggestions
 

@@ -363,8 +363,16 @@ class LibrarySession(OperationsMixin, QObject):
             )
             return
         errors = f", {len(report.errors)} could not be read" if report.errors else ""
+        tags = report.tags
+        named = (
+            f" {tags.confirmed + tags.added} faces named from the photos' tags."
+            if (tags.confirmed or tags.added)
+            else ""
+        )
+        if tags.conflicts:
+            named += f" {tags.conflicts} tags disagree with your names and were not applied."
         self.message.emit(
-            f"Scan finished: {report.photos} new photos, {report.faces} faces{errors}."
+            f"Scan finished: {report.photos} new photos, {report.faces} faces{errors}.{named}"
         )
         self.start_cluster(only_if_needed=not (report.photos or report.moved or report.missing))
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QFileDialog
 
+from faceapp.gui.dialogs import tags as tags_dialogs
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.verify import VerifyDialog
 from faceapp.gui.session import weights_label
@@ -65,6 +66,12 @@ class ToolsMixin:
         self.models_dialog.show()
         self.models_dialog.raise_()
         return self.models_dialog
+
+    def show_write_tags(self: MainWindow) -> None:
+        tags_dialogs.open_dialog(self, tags_dialogs.WriteTagsDialog)
+
+    def show_export(self: MainWindow) -> None:
+        tags_dialogs.open_dialog(self, tags_dialogs.ExportDialog)
 
     def show_settings(self: MainWindow) -> SettingsDialog:
         dialog = self.make_settings_dialog()
