@@ -1,4 +1,4 @@
-"""The window's tools: Verify, Fine-tune, Settings and the weights in use."""
+"""The window's tools: Verify, Fine-tune, Model Versions, Settings and the weights in use."""
 
 from __future__ import annotations
 
