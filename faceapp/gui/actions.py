@@ -108,6 +108,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
         enabled=_lib,
     ),
     ActionSpec(
+        "tag_conflicts",
+        "Face Tag &Conflicts…",
+        "show_tag_conflicts",
+        tip="Names in the photos' face tags that disagree with yours (not applied)",
+        enabled=_lib,
+    ),
+    ActionSpec(
         "export",
         "E&xport Photos of a Person…",
         "show_export",
@@ -298,7 +305,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "&File",
         (
             *("open", "@recent", "rescan", "cancel", "problems", "-"),
-            *("write_tags", "export", "-", "close", "-", "quit"),
+            *("write_tags", "tag_conflicts", "export", "-", "close", "-", "quit"),
         ),
     ),
     ("&Edit", ("@act_undo", "@act_redo", "-", "select_all", "-", "settings")),

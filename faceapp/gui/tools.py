@@ -1,4 +1,4 @@
-"""The window's tools: Verify, Fine-tune, Settings and the weights in use."""
+"""The window's tools: Verify, Fine-tune, Model Versions, Settings and the weights in use."""
 
 from __future__ import annotations
 
@@ -72,6 +72,9 @@ class ToolsMixin:
 
     def show_export(self: MainWindow) -> None:
         tags_dialogs.open_dialog(self, tags_dialogs.ExportDialog)
+
+    def show_tag_conflicts(self: MainWindow) -> None:
+        tags_dialogs.open_dialog(self, tags_dialogs.ConflictsDialog)
 
     def show_settings(self: MainWindow) -> SettingsDialog:
         dialog = self.make_settings_dialog()
