@@ -39,7 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_eval_lfw)
 
     p = sub.add_parser("weights", help="which embedder weights are in use")
-    p.add_argument("--weights", type=Path, default=None, help="a weights file to check")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--weights", type=Path, default=None, help="a weights file to check")
+    what.add_argument(
+        "--download",
+        action="store_true",
+        help="download facenet-pytorch's VGGFace2 weights (the only network use; offline"
+        " the app uses the CASIA-WebFace weights it ships)",
+    )
     add_json_option(p)
     p.set_defaults(handler=cmd_weights)
 
@@ -149,7 +156,11 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    info = weights_mod.describe(weights_mod.resolve_weights(args.weights))
+    if args.download:
+        loaded = weights_mod.vggface2_weights() or weights_mod.download_vggface2()
+    else:
+        loaded = weights_mod.resolve_weights(args.weights)
+    info = weights_mod.describe(loaded)
     if args.json:
         print_json(info)
     else:

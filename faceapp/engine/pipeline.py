@@ -203,7 +203,7 @@ def _base_weights(active: ModelInfo | None, weights_path: Path | None) -> weight
         if active.source == "casia-webface":
             found = weights_mod.offline_weights()
         elif active.source == "vggface2":
-            found = weights_mod.vggface2_weights(allow_download=True)
+            found = weights_mod.vggface2_weights()
         elif active.source == "user" and Path(active.origin).is_file():
             found = weights_mod.resolve_weights(Path(active.origin))
         if found is not None and found.sha256 == active.sha256:
