@@ -33,6 +33,7 @@ import io
 import math
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,9 +343,24 @@ def _decode_jpeg_at(
 
 
 def _open_file(path: Path) -> BinaryIO:
-    """Open for reading with a user-facing reason for every way that can fail."""
+    """Open for reading with a user-facing reason for every way that can fail.
+
+    Opened without blocking, so that a FIFO (whose open waits for a writer) or a
+    device is refused at once instead of hanging or reading without end.
+    """
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - returned to a with-block
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            os.close(fd)
+            raise
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            raise ImageError("not a regular file (a pipe, socket or device)")
+        fh = os.fdopen(fd, "rb")
     except IsADirectoryError:
         raise ImageError("is a folder, not a file") from None
     except PermissionError:
