@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import people
 from faceapp.engine.cluster import ClusterParams, recluster
 from faceapp.engine.library import Library
@@ -79,7 +79,7 @@ def _done(args: argparse.Namespace, description: str, **extra: object) -> int:
     if args.json:
         print_json({"done": description, **extra})
     else:
-        print(description)
+        echo(description)
     return 0
 
 
@@ -137,7 +137,7 @@ def cmd_people(args: argparse.Namespace) -> int:
     for g in groups:
         ref = {"person": f"p{g.id}", "cluster": f"c{g.id}", "unknown": ""}[g.kind]
         hidden = "  (hidden)" if g.hidden else ""
-        print(f"{ref:>8}  {g.count:>6}  {g.label}{hidden}")
+        echo(f"{ref:>8}  {g.count:>6}  {g.label}{hidden}")
     return 0
 
 
@@ -216,12 +216,12 @@ def cmd_suggestions(args: argparse.Namespace) -> int:
     if not found:
         print("no suggestions")
     for s in found:
-        print(
+        echo(
             f"face {s.face_id:>7}  is {s.person_name}?  "
             f"distance {s.distance:.3f}  confidence {s.confidence:.2f}"
         )
     for s in people.cluster_suggestions(lib):
-        print(
+        echo(
             f"cluster c{s.cluster_id}: {s.matching} of {s.count} faces look like {s.person_name}"
             f"  (faceapp merge c{s.cluster_id} p{s.person_id})"
         )

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
-from faceapp.engine import lfw, library, pipeline, verify
-from faceapp.engine import weights as weights_mod
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
+from faceapp.cli.terminal import safe
+
+if TYPE_CHECKING:  # the engine modules import torch: loaded by the commands that run them
+    from faceapp.engine import pipeline
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,11 +61,13 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 def _terminal_progress(p: pipeline.ScanProgress) -> None:
     eta = f"{p.eta:4.0f}s" if p.eta is not None else "   ?"
-    line = f"\r{p.done}/{p.total} photos  {p.faces} faces  ETA {eta}  {p.current[-40:]:<40}"
+    line = f"\r{p.done}/{p.total} photos  {p.faces} faces  ETA {eta}  {safe(p.current)[-40:]:<40}"
     print(line, end="", file=sys.stderr, flush=True)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from faceapp.engine import library, pipeline
+
     folder = args.folder.expanduser()
     if not folder.is_dir():
         raise CLIError(f"{folder} is not a folder", 2)
@@ -75,17 +80,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.as_dict() | {"library": str(lib.path)})
     else:
-        print(
+        echo(
             f"{report.photos} photos scanned, {report.faces} faces, "
             f"{report.skipped_unchanged} unchanged, {len(report.errors)} errors "
             f"in {report.seconds:.1f} s  (library: {lib.path})"
         )
         for path, reason in report.errors:
-            print(f"  {path}: {reason}")
+            echo(f"  {path}: {reason}")
     return 0
 
 
 def cmd_faces(args: argparse.Namespace) -> int:
+    from faceapp.engine import library
+
     lib = library.open_library(None, args.library)
     faces = [
         {
@@ -102,15 +109,19 @@ def cmd_faces(args: argparse.Namespace) -> int:
         print_json({"faces": faces})
     else:
         for f in faces:
-            print(f"{f['id']:>7}  {f['photo']}  {f['box']}  p={f['prob']:.3f}")
+            echo(f"{f['id']:>7}  {f['photo']}  {f['box']}  p={f['prob']:.3f}")
     return 0
 
 
 def _analyzer(args: argparse.Namespace) -> pipeline.Analyzer:
-    return pipeline.Analyzer.from_weights(weights_mod.resolve_weights(args.weights), args.device)
+    from faceapp.engine import pipeline, weights
+
+    return pipeline.Analyzer.from_weights(weights.resolve_weights(args.weights), args.device)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from faceapp.engine import verify
+
     analyzer = _analyzer(args)
     try:
         result = verify.verify_photos(analyzer, args.image_a, args.image_b)
@@ -135,13 +146,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
     else:
         for note in notes:
-            print(note, file=sys.stderr)
+            echo(note, file=sys.stderr)
         verdict = "same person" if v.same else "different people"
         print(f"{verdict}: distance {v.distance:.3f} (threshold {v.threshold:.3f})")
     return 0
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    from faceapp.engine import lfw
+
     if not args.pairs.is_file() or not args.root.is_dir():
         raise CLIError("--root must be a folder and --pairs a pairs file", 2)
     analyzer = _analyzer(args)
@@ -156,6 +169,8 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
+    from faceapp.engine import weights as weights_mod
+
     if args.download:
         loaded = weights_mod.vggface2_weights() or weights_mod.download_vggface2()
     else:
@@ -165,5 +180,5 @@ def cmd_weights(args: argparse.Namespace) -> int:
         print_json(info)
     else:
         for key, value in info.items():
-            print(f"{key:>16}: {value}")
+            echo(f"{key:>16}: {value}")
     return 0

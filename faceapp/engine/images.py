@@ -124,9 +124,9 @@ def discover(
     Hidden entries and junk folders are skipped. Folder symlinks are followed
     (people link albums in from other disks), but each real folder is walked
     once, where it is first reached in name order, so a link to a parent
-    cannot loop. Unreadable folders are skipped and reported to
-    ``on_error(path, reason)`` when given: one locked folder must not stop a
-    scan of the rest.
+    cannot loop. Unreadable folders and photo links whose target is gone are
+    skipped and reported to ``on_error(path, reason)`` when given: one locked
+    folder must not stop a scan of the rest.
     """
     root = Path(root)
     if not root.is_dir():
@@ -159,6 +159,8 @@ def discover(
                         subfolders.append(path)
                 elif entry.is_file(follow_symlinks=True) and is_image_path(path):
                     found.append(path)
+                elif on_error and entry.is_symlink() and is_image_path(path) and not path.exists():
+                    on_error(path, f"broken link: {os.readlink(path)} does not exist")
             except OSError as exc:  # e.g. a symlink to a folder we may not stat
                 if on_error is not None:
                     on_error(path, _os_reason(exc, "cannot read"))

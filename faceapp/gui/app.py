@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from faceapp.gui.resources import icon, style_sheet
 from faceapp.gui.settings import APPLICATION, ORGANIZATION
+from faceapp.logsetup import setup_logging
 
 
 def light_palette() -> QPalette:
@@ -83,6 +84,7 @@ def apply_style(app: QApplication) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the GUI: ``python main.py [FOLDER]`` opens FOLDER right away when given."""
     argv = list(sys.argv if argv is None else argv)
+    setup_logging()
     app = create_app(argv)
     from faceapp.gui.main_window import MainWindow
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.gui import undo, workers
+from faceapp.gui.dialogs.error import error_box
 from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.verify import VerifyDialog
@@ -1066,9 +1067,7 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:
         self.statusBar().showMessage(f"{title}: {text.splitlines()[0] if text else ''}", 10000)
-        box = QMessageBox(
-            QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
-        )
+        box = error_box(self, title, text)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()
         self._last_error = (title, text)
