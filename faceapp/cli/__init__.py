@@ -1,7 +1,8 @@
 """The ``faceapp`` command line: the same engine calls as the GUI, for scripts and tools.
 
-Expected failures (unreadable photo, no face, busy library, missing weights) print
-one line to stderr and exit non-zero; tracebacks are for bugs only.
+Expected failures (unreadable photo, no face, busy library, missing weights, a full
+or read-only disk) print one line to stderr and exit non-zero; tracebacks are for bugs
+only.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ from faceapp.cli.terminal import safe
 from faceapp.config import DeviceError
 from faceapp.engine.images import ImageError
 from faceapp.engine.library import LibraryError
+from faceapp.engine.storage import LibraryDamaged, explain, is_damage
 from faceapp.engine.weights_file import WeightsError
 from faceapp.logsetup import setup_logging
 
@@ -49,13 +52,13 @@ def print_json(obj: object) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from faceapp.cli import finetune, people, scan
+    from faceapp.cli import finetune, maintenance, models, people, scan, tags
 
     parser = argparse.ArgumentParser(
         prog="faceapp", description="Face Album: find, group and name the people in your photos."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (scan, people, finetune):
+    for module in (scan, people, finetune, models, maintenance, tags):
         module.register(sub)
     return parser
 
@@ -88,7 +91,7 @@ class _Stderr(logging.StreamHandler):
 _stderr = _Stderr()
 
 
-def _fail(exc: BaseException, code: int) -> int:
+def _fail(exc: object, code: int) -> int:
     log.info("failed: %s", exc)
     echo(f"faceapp: {exc}", file=sys.stderr)
     return code
@@ -109,7 +112,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LibraryError, WeightsError, DeviceError) as exc:
         return _fail(exc, 1)
     except KeyboardInterrupt:
-        return _fail(KeyboardInterrupt("interrupted"), 130)
+        return _fail("interrupted", 130)
+    except (sqlite3.Error, OSError) as exc:  # the disk or the file, not a bug: say which
+        message = _storage_message(exc, args)
+        if message is None:
+            log.exception("faceapp %s failed", args.command)
+            raise
+        return _fail(message, 1)
     except Exception:
         log.exception("faceapp %s failed", args.command)
         raise
+    finally:
+        _backup_after_edits(args)
+
+
+def _storage_message(exc: BaseException, args: argparse.Namespace) -> str | None:
+    from faceapp.engine.library import library_path_for
+
+    try:
+        path = library_path_for(None, getattr(args, "library", None))
+    except (LibraryError, OSError):
+        path = Path(getattr(exc, "filename", None) or ".")
+    if is_damage(exc):
+        return str(LibraryDamaged(path, str(exc)))
+    return explain(exc, path)
+
+
+def _backup_after_edits(args: argparse.Namespace) -> None:
+    """The rolling backup after a command that edited the library (see engine/backup.py)."""
+    lib = getattr(args, "opened_library", None)
+    if lib is None or not lib.edited:
+        return
+    from faceapp.engine import backup
+
+    try:
+        backup.backup_after_edits(lib)
+    except LibraryError as exc:
+        echo(f"faceapp: warning: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
-from faceapp.engine import people
+from faceapp.engine import album, oplog, people, suggest
 from faceapp.engine.cluster import ClusterParams, recluster
 from faceapp.engine.library import Library
 
@@ -65,21 +65,31 @@ def _common(p: argparse.ArgumentParser, handler) -> None:
 def _open(args: argparse.Namespace) -> Library:
     from faceapp.engine.library import open_library
 
-    return open_library(None, args.library)
+    args.opened_library = open_library(None, args.library)  # backed up after edits
+    return args.opened_library
 
 
 def _person_ref(lib: Library, text: str) -> int:
-    kind, ident = people.parse_group_ref(lib, text)
+    kind, ident = album.parse_group_ref(lib, text)
     if kind != "person":
         raise CLIError(f"{text!r} is a cluster; name it first (faceapp name {text} NAME)", 2)
     return ident
 
 
-def _done(args: argparse.Namespace, description: str, **extra: object) -> int:
+def _done(args: argparse.Namespace, changes: oplog.OpChanges, **extra: object) -> int:
+    """Print what the operation did; with --json also exactly which rows it changed."""
     if args.json:
-        print_json({"done": description, **extra})
+        print_json(
+            {
+                "done": changes.status_text,
+                "faces": sorted(changes.faces),
+                "people": sorted(changes.people),
+                "clusters": sorted(changes.clusters),
+                **extra,
+            }
+        )
     else:
-        echo(description)
+        echo(changes.status_text)
     return 0
 
 
@@ -116,7 +126,7 @@ def _stderr(message: str) -> None:
 
 def cmd_people(args: argparse.Namespace) -> int:
     lib = _open(args)
-    groups = people.groups(lib)
+    groups = album.groups(lib)
     if args.json:
         print_json(
             {
@@ -143,17 +153,17 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 def cmd_name(args: argparse.Namespace) -> int:
     lib = _open(args)
-    kind, ident = people.parse_group_ref(lib, args.group)
+    kind, ident = album.parse_group_ref(lib, args.group)
     if kind == "cluster":
-        pid = people.name_cluster(lib, ident, args.name)
-        return _done(args, people.history(lib, 1)[0].description, person=pid)
+        changes = people.name_cluster(lib, ident, args.name)
+        return _done(args, changes, person=changes.person_id)
     return _done(args, people.rename_person(lib, ident, args.name), person=ident)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
     lib = _open(args)
-    source = people.parse_group_ref(lib, args.source)
-    target = people.parse_group_ref(lib, args.target)
+    source = album.parse_group_ref(lib, args.source)
+    target = album.parse_group_ref(lib, args.target)
     return _done(args, people.merge(lib, source, target))
 
 
@@ -169,23 +179,23 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 def cmd_undo(args: argparse.Namespace) -> int:
     lib = _open(args)
-    text = people.undo(lib)
-    if text is None:
+    changes = oplog.undo(lib)
+    if changes is None:
         raise CLIError("nothing to undo", 1)
-    return _done(args, f"Undid: {text}")
+    return _done(args, changes)
 
 
 def cmd_redo(args: argparse.Namespace) -> int:
     lib = _open(args)
-    text = people.redo(lib)
-    if text is None:
+    changes = oplog.redo(lib)
+    if changes is None:
         raise CLIError("nothing to redo", 1)
-    return _done(args, f"Redid: {text}")
+    return _done(args, changes)
 
 
 def cmd_suggestions(args: argparse.Namespace) -> int:
     lib = _open(args)
-    found = people.suggestions(lib, limit=args.limit)
+    found = suggest.suggestions(lib, limit=args.limit)
     if args.json:
         print_json(
             {
@@ -208,7 +218,7 @@ def cmd_suggestions(args: argparse.Namespace) -> int:
                         "faces": s.count,
                         "distance": s.distance,
                     }
-                    for s in people.cluster_suggestions(lib)
+                    for s in suggest.cluster_suggestions(lib)
                 ],
             }
         )
@@ -220,7 +230,7 @@ def cmd_suggestions(args: argparse.Namespace) -> int:
             f"face {s.face_id:>7}  is {s.person_name}?  "
             f"distance {s.distance:.3f}  confidence {s.confidence:.2f}"
         )
-    for s in people.cluster_suggestions(lib):
+    for s in suggest.cluster_suggestions(lib):
         echo(
             f"cluster c{s.cluster_id}: {s.matching} of {s.count} faces look like {s.person_name}"
             f"  (faceapp merge c{s.cluster_id} p{s.person_id})"

@@ -12,6 +12,7 @@ from faceapp.cli.terminal import safe
 
 if TYPE_CHECKING:  # the engine modules import torch: loaded by the commands that run them
     from faceapp.engine import pipeline
+    from faceapp.engine.face_tags import TagImport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_scan)
 
     p = sub.add_parser("faces", help="list the faces of a library")
+    p.add_argument("--csv", action="store_true", help="CSV: face, photo, box, person, cluster")
     add_library_option(p)
     add_json_option(p)
     p.set_defaults(handler=cmd_faces)
@@ -31,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image_a", type=Path)
     p.add_argument("image_b", type=Path)
     _model_options(p)
+    p.add_argument(
+        "--library",
+        type=Path,
+        default=None,
+        help="judge with this library's active model version and threshold (as the GUI does)",
+    )
     add_json_option(p)
     p.set_defaults(handler=cmd_verify)
 
@@ -87,13 +95,29 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
         for path, reason in report.errors:
             echo(f"  {path}: {reason}")
+        _print_tags(report.tags)
     return 0
 
 
+def _print_tags(tags: TagImport) -> None:
+    if tags.photos:
+        print(
+            f"face tags in {tags.photos} photos: {tags.confirmed} faces confirmed,"
+            f" {tags.added} added from tagged boxes, {tags.unplaced} names without a face,"
+            f" {tags.conflicts} conflicts with your labels"
+            + (" (faceapp tag-conflicts)" if tags.conflicts else "")
+        )
+    for path, reason in tags.errors:
+        echo(f"  {path}: {reason}")
+
+
 def cmd_faces(args: argparse.Namespace) -> int:
-    from faceapp.engine import library
+    from faceapp.engine import export, library
 
     lib = library.open_library(None, args.library)
+    if args.csv:
+        export.write_faces_csv(lib, sys.stdout)
+        return 0
     faces = [
         {
             "id": f.id,
@@ -120,9 +144,13 @@ def _analyzer(args: argparse.Namespace) -> pipeline.Analyzer:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from faceapp.engine import verify
+    from faceapp.engine import library, pipeline, verify
 
-    analyzer = _analyzer(args)
+    if args.library is not None:
+        lib = library.open_library(None, args.library)
+        analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
+    else:
+        analyzer = _analyzer(args)
     try:
         result = verify.verify_photos(analyzer, args.image_a, args.image_b)
     except verify.NoFaceError as exc:

@@ -40,10 +40,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageFile
 
+# HEIC/HEIF (iPhones) through pillow-heif; AVIF through Pillow's own plugin (Pillow >= 11.3
+# wheels carry libavif). pillow-heif applies the file's rotation while decoding and then
+# reports EXIF orientation 1, so HEIF photos come out upright like every other format.
+pillow_heif.register_heif_opener()
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"}
 )
 # The app's own files (SQLite library + journals) never count as photos, even if
 # someone names a library "x.jpg.sqlite" or keeps one inside the photo folder.
@@ -75,7 +81,17 @@ _DRAFT_SCALES = (8, 4, 2, 1)
 # history of crashes; a photo folder is untrusted input, so only photo formats (and
 # GIF/AVIF, which web downloads often carry under a .jpg name) are decoded. Camera
 # MPO files open through the JPEG plugin.
-PHOTO_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF", "AVIF")
+PHOTO_FORMATS: tuple[str, ...] = (
+    "JPEG",
+    "PNG",
+    "WEBP",
+    "TIFF",
+    "BMP",
+    "DIB",
+    "GIF",
+    "AVIF",
+    "HEIF",
+)
 # Pillow reports a multi-picture JPEG as "MPO"; it decodes (and drafts) as a JPEG.
 _JPEG_FORMATS = ("JPEG", "MPO")
 # A progressive JPEG may repeat scans without end: each one costs a pass over every

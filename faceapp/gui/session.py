@@ -1,10 +1,16 @@
 """The open library and the background work on it: the GUI's core (no widgets).
 
 :class:`LibrarySession` owns the :class:`~faceapp.engine.library.Library`, the
-shared analyzer (detector + embedder, expensive to build), the scan and
-clustering jobs and the undo stack. Views listen to its signals and call its
-methods; it calls only the engine API. Engine modules are imported lazily so the
-window appears before torch has loaded.
+shared analyzer (detector + embedder, expensive to build) and the scan and
+clustering jobs. Views listen to its signals and call its methods; it calls only
+the engine API. Engine modules are imported lazily so the window appears before
+torch has loaded.
+
+Undo belongs to the engine (``engine.oplog``, one log in the library for every
+process): identity operations return the engine's ``OpChanges`` (description
+and exact change set), ``operationDone`` hands it to the views so they redraw
+what changed, and the undo state shown is the library's, polled so that an
+operation done in another process (``faceapp undo``) is seen.
 """
 
 from __future__ import annotations
@@ -12,19 +18,20 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
-from PySide6.QtGui import QUndoStack
 
 from faceapp import config
-from faceapp.gui import undo, workers
-from faceapp.gui.mime import GroupKey
+from faceapp.gui import workers
+from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.settings import AppSettings
 
 REFRESH_MS = 1000  # how often views refresh from the library while a scan runs
+OPLOG_POLL_MS = 1000  # how often the undo state is read back (other processes' operations)
 
 
 def weights_label(source: str) -> str:
@@ -46,7 +53,8 @@ def warm_up_engine() -> None:
     """
     import importlib
 
-    modules = [f"faceapp.engine.{m}" for m in ("pipeline", "verify", "people", "cluster")]
+    names = ("pipeline", "verify", "people", "suggest", "cluster")
+    modules = [f"faceapp.engine.{m}" for m in names]
     modules.append("hdbscan")  # the clustering engine imports it lazily; it pulls in sklearn
     for name in modules:
         with contextlib.suppress(ImportError):  # reported when the feature is used
@@ -75,14 +83,19 @@ class LibrarySession(QObject):
     weightsFailed = Signal(str)  # a clear message for the banner
     message = Signal(str)  # for the status bar
     error = Signal(str, str)  # title, text
+    operationDone = Signal(object)  # engine OpChanges of an operation, undo or redo done here
+    undoStatusChanged = Signal(object)  # engine UndoStatus (None: no library)
 
     def __init__(self, settings: AppSettings | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self.settings = settings or AppSettings()
         self.lib = None
         self.folder: Path | None = None
-        self.undo_stack = QUndoStack(self)
-        self.undo_stack.setUndoLimit(0)
+        self.undo_status: Any = None  # engine UndoStatus of the open library
+        self.last_command_seconds = 0.0
+        self._oplog_timer = QTimer(self)
+        self._oplog_timer.setInterval(OPLOG_POLL_MS)
+        self._oplog_timer.timeout.connect(self._poll_oplog)
         self.open_job: workers.Job | None = None
         self.scan_job: workers.Job | None = None
         self.cluster_job: workers.Job | None = None
@@ -271,7 +284,9 @@ class LibrarySession(QObject):
         self.close_library(quiet=True)
         self.lib = lib
         self.folder = folder
-        undo.load_history(self)
+        self.undo_status = None
+        self._poll_oplog(quiet=True)
+        self._oplog_timer.start()
         self.libraryOpened.emit(lib)
         self.changed.emit()
 
@@ -282,9 +297,11 @@ class LibrarySession(QObject):
         for job in (self.scan_job, self.cluster_job):
             if job is not None:
                 job.cancel()
-        self.undo_stack.clear()
+        self._oplog_timer.stop()
         self.lib = None
         self.folder = None
+        self.undo_status = None
+        self.undoStatusChanged.emit(None)
         self.forget_analyzer()
         if not quiet:
             self.libraryClosed.emit()
@@ -351,8 +368,16 @@ class LibrarySession(QObject):
             )
             return
         errors = f", {len(report.errors)} could not be read" if report.errors else ""
+        tags = report.tags
+        named = (
+            f" {tags.confirmed + tags.added} faces named from the photos' tags."
+            if (tags.confirmed or tags.added)
+            else ""
+        )
+        if tags.conflicts:
+            named += f" {tags.conflicts} tags disagree with your names and were not applied."
         self.message.emit(
-            f"Scan finished: {report.photos} new photos, {report.faces} faces{errors}."
+            f"Scan finished: {report.photos} new photos, {report.faces} faces{errors}.{named}"
         )
         self.start_cluster(only_if_needed=not (report.photos or report.moved or report.missing))
 
@@ -389,12 +414,12 @@ class LibrarySession(QObject):
         params = self.cluster_params()
 
         def work(job: workers.Job) -> Any:
-            from faceapp.engine import cluster, people
+            from faceapp.engine import album, cluster
 
             if only_if_needed:
-                groups = people.groups(lib)
-                unsorted = any(g.kind == "unknown" and g.count for g in groups)
-                if not unsorted or any(g.kind == "cluster" for g in groups):
+                groups = album.groups(lib)
+                kinds = {GroupKind(g.kind) for g in groups if g.count}
+                if GroupKind.UNKNOWN not in kinds or GroupKind.CLUSTER in kinds:
                     return None
             return cluster.recluster(lib, params, progress=job.report)
 
@@ -430,71 +455,142 @@ class LibrarySession(QObject):
         self.changed.emit()
         self.error.emit("Grouping faces failed", str(exc) or type(exc).__name__)
 
-    # -- identity operations (undoable) -------------------------------------------------------
+    # -- identity operations and undo (the engine's op log) ------------------------------------
 
-    def run_command(self, command: undo.EngineCommand) -> bool:
-        """Apply an identity operation now; on success it joins the undo stack."""
+    def run_operation(self, title: str, operation: Callable[..., Any], *args: Any) -> Any:
+        """Run one engine identity operation; returns its OpChanges (None when refused).
+
+        Operations are single short transactions, so they run here; the views'
+        re-reads after them run in workers.
+        """
         if self.lib is None:
-            return False
+            return None
         started = time.perf_counter()
         try:
-            command.apply()
+            changes = operation(self.lib, *args)
         except Exception as exc:
-            self.error.emit(command.text(), str(exc) or type(exc).__name__)
-            return False
-        self.undo_stack.push(command)
-        self.changed.emit()
+            self.error.emit(title, str(exc) or type(exc).__name__)
+            return None
         self.last_command_seconds = time.perf_counter() - started
-        self.message.emit(command.text())
-        return True
+        self._done(changes)
+        return changes
 
-    def name_group(self, key: GroupKey, name: str) -> bool:
+    def undo(self) -> Any:
+        """Undo the library's latest operation (whichever process did it) and say which."""
+        return self._replay("undo")
+
+    def redo(self) -> Any:
+        return self._replay("redo")
+
+    def _replay(self, action: str) -> Any:
+        from faceapp.engine import oplog
+
+        if self.lib is None:
+            return None
+        try:
+            changes = getattr(oplog, action)(self.lib)
+        except Exception as exc:
+            self.error.emit(f"Could not {action}", str(exc) or type(exc).__name__)
+            return None
+        if changes is None:
+            self.message.emit(f"Nothing to {action}.")
+            self._poll_oplog()
+            return None
+        self._done(changes)
+        return changes
+
+    def _done(self, changes: Any) -> None:
+        self._poll_oplog(quiet=True)
+        self.operationDone.emit(changes)
+        self.message.emit(changes.status_text)
+
+    @Slot()
+    def _poll_oplog(self, quiet: bool = False) -> None:
+        """Read the undo state; a change nobody here made means another process worked:
+        then every view re-reads the library."""
+        from faceapp.engine import oplog
+
+        if self.lib is None:
+            return
+        try:
+            status = oplog.undo_status(self.lib)
+        except Exception:  # busy or unreadable for a moment: the next poll catches up
+            return
+        if status == self.undo_status:
+            return
+        outside = self.undo_status is not None and not quiet
+        self.undo_status = status
+        self.undoStatusChanged.emit(status)
+        if outside:
+            self.changed.emit()
+
+    def name_group(self, key: GroupKey, name: str) -> Any:
+        from faceapp.engine import people
+
         name = name.strip()
         if not name:
-            return False
-        if key.kind == "person":
-            return self.run_command(undo.RenameCommand(self, key.id, name))
-        return self.run_command(undo.NameClusterCommand(self, key, name))
+            return None
+        if key.kind.is_person:
+            return self.run_operation("Rename", people.rename_person, key.id, name)
+        return self.run_operation("Name", people.name_cluster, key.id, name)
 
-    def merge(
-        self, source: GroupKey, target: GroupKey, source_name: str = "", target_name: str = ""
-    ) -> bool:
-        return self.run_command(undo.MergeCommand(self, source, target, source_name, target_name))
+    def name_faces(self, face_ids: list[int], name: str) -> Any:
+        """Chosen faces become a new person called ``name``."""
+        from faceapp.engine import people
 
-    def move_faces(self, face_ids: list[int], target: GroupKey, target_name: str = "") -> bool:
-        return self.run_command(undo.MoveFacesCommand(self, face_ids, target, target_name))
+        return self.run_operation("Name Faces", people.create_person, name, list(face_ids))
 
-    def reject_faces(self, face_ids: list[int], source: GroupKey, source_name: str = "") -> bool:
-        return self.run_command(undo.RejectFacesCommand(self, face_ids, source, source_name))
+    def merge(self, source: GroupKey, target: GroupKey) -> Any:
+        from faceapp.engine import people
 
-    def set_hidden(self, key: GroupKey, hidden: bool, name: str = "") -> bool:
-        return self.run_command(undo.HideCommand(self, key, hidden, name))
+        pair = ((source.kind, source.id), (target.kind, target.id))
+        return self.run_operation("Merge", people.merge, *pair)
 
-    def answer_suggestion(self, suggestion: Any, accept: bool) -> bool:
-        return self.run_command(undo.SuggestionCommand(self, suggestion, accept))
+    def move_faces(self, face_ids: list[int], target: GroupKey) -> Any:
+        from faceapp.engine import people
+
+        return self.run_operation("Move Faces", people.move_faces, list(face_ids), target.id)
+
+    def reject_faces(self, face_ids: list[int], source: GroupKey) -> Any:
+        from faceapp.engine import people
+
+        # from a cluster: "not in this group", remembered by clustering
+        op = people.remove_from_cluster if source.kind is GroupKind.CLUSTER else people.reject_faces
+        return self.run_operation("Not This Person", op, list(face_ids), source.id)
+
+    def set_hidden(self, key: GroupKey, hidden: bool) -> Any:
+        from faceapp.engine import people
+
+        return self.run_operation("Hide", people.set_hidden, key.id, hidden)
+
+    def answer_suggestion(self, suggestion: Any, accept: bool) -> Any:
+        from faceapp.engine import people
+
+        op = people.confirm_suggestion if accept else people.reject_suggestion
+        return self.run_operation("Suggestion", op, suggestion.face_id, suggestion.person_id)
 
     # -- reading ------------------------------------------------------------------------------
 
     def groups(self) -> list:
         if self.lib is None:
             return []
-        from faceapp.engine import people
+        from faceapp.engine import album
 
-        return people.groups(self.lib)
+        return album.groups(self.lib)
 
     def group_faces(self, key: GroupKey) -> list[int]:
         if self.lib is None:
             return []
-        from faceapp.engine import people
+        from faceapp.engine import album
 
-        return list(people.group_faces(self.lib, key.kind, key.id))
+        return list(album.group_faces(self.lib, key.kind, key.id))
 
     def suggestions(self) -> list:
         if self.lib is None:
             return []
-        from faceapp.engine import people
+        from faceapp.engine import suggest
 
-        return list(people.suggestions(self.lib))
+        return list(suggest.suggestions(self.lib))
 
     def photo_file(self, photo_path: str) -> Path | None:
         root = self.folder or (self.lib.root if self.lib is not None else None)

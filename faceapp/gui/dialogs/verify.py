@@ -32,7 +32,9 @@ from faceapp.gui.views.review import FaceImage
 from faceapp.gui.widgets.distance_bar import DistanceBar
 from faceapp.gui.widgets.photo_canvas import FaceMark, PhotoCanvas, load_display_image
 
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff);;All files (*)"
+IMAGE_FILTER = (
+    "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff *.heic *.heif *.avif);;All files (*)"
+)
 
 
 def crop_to_qimage(crop: np.ndarray) -> QImage:
