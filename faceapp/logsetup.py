@@ -29,6 +29,28 @@ def log_file() -> Path:
     return config.data_dir() / "logs" / LOG_NAME
 
 
+class _LogFile(RotatingFileHandler):
+    """Opened for each record and closed again, so that the log never holds the data
+    directory's disk busy (unmount, remount); one that cannot be written (full or
+    read-only disk) never disturbs the app."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", delay=True
+        )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        finally:
+            if self.stream is not None:
+                self.stream.close()
+                self.stream = None  # type: ignore[assignment]
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 class _RecentFailure(logging.Handler):
     """Keeps the newest logged traceback, for an error message's details."""
 
@@ -52,7 +74,7 @@ class _RecentFailure(logging.Handler):
 
 
 _recent = _RecentFailure()
-_file_handler: RotatingFileHandler | None = None
+_file_handler: _LogFile | None = None
 
 
 def setup_logging() -> Path | None:
@@ -72,9 +94,7 @@ def setup_logging() -> Path | None:
         if _file_handler is not None and Path(_file_handler.baseFilename) == path.absolute():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = RotatingFileHandler(
-            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
-        )
+        handler = _LogFile(path)
     except OSError:
         return None
     handler.setFormatter(logging.Formatter(FORMAT))
