@@ -36,7 +36,8 @@ def test_safe_escapes_controls_and_keeps_names():
     assert safe(os.fsdecode(b"bad\xff.jpg")) == "bad\\xff.jpg"
 
 
-def _library(path: Path, photo: str, name: str) -> Path:
+def _library(path: Path, photo: str, name: str, faces: int = 1) -> Path:
+    """A real library: ``faces`` photos with one face each, the first named ``name``."""
     buf = io.BytesIO()
     Image.new("RGB", (160, 160), "gray").save(buf, format="JPEG")
     lib = Library(path, root=path.parent)
@@ -50,26 +51,27 @@ def _library(path: Path, photo: str, name: str) -> Path:
         threshold_source="test",
     )
     lib.set_active_model(model)
-    vector = np.zeros(512, np.float32)
-    vector[0] = 1.0
-    lib.store_photo(
-        photo,
-        size=1,
-        mtime_ns=1,
-        width=160,
-        height=160,
-        content_hash="x",
-        model_id=model,
-        faces=[
-            NewFace(
-                box=(1.0, 1.0, 100.0, 100.0),
-                landmarks=[[0.0, 0.0]] * 5,
-                prob=0.99,
-                crop_jpeg=buf.getvalue(),
-                embedding=vector,
-            )
-        ],
-    )
+    for i in range(faces):
+        vector = np.zeros(512, np.float32)
+        vector[i] = 1.0
+        lib.store_photo(
+            photo if i == 0 else f"other{i}.jpg",
+            size=1,
+            mtime_ns=1,
+            width=160,
+            height=160,
+            content_hash=str(i),
+            model_id=model,
+            faces=[
+                NewFace(
+                    box=(1.0, 1.0, 100.0, 100.0),
+                    landmarks=[[0.0, 0.0]] * 5,
+                    prob=0.99,
+                    crop_jpeg=buf.getvalue(),
+                    embedding=vector,
+                )
+            ],
+        )
     people.create_person(lib, name, [lib.faces()[0].id])
     lib.close()
     return path
@@ -104,6 +106,43 @@ def test_errors_are_one_escaped_line_and_logged(tmp_path, capsys):
     assert err.splitlines() == [f"faceapp: no library at {safe(missing)}"]
     logged = log_file().read_text()
     assert "faceapp people --library" in logged and "failed: no library at" in logged
+
+
+# --- commands that need no network model start without torch ----------------------------
+
+TORCH_RUNNER = (
+    "import sys; from faceapp.cli import main; code = main(sys.argv[1:]); "
+    "print('TORCH', 'torch' in sys.modules, file=sys.stderr); sys.exit(code)"
+)
+
+
+def test_library_commands_do_not_import_torch(tmp_path):
+    lib = _library(tmp_path / "lib.sqlite", "anna.jpg", "Anna", faces=3)
+    people.create_person(Library(lib), "Ben", [2])
+    at = ["--library", str(lib)]
+    commands = [
+        ["people", *at],
+        ["faces", *at],
+        ["name", "Anna", "Anne", *at],
+        ["move", "3", "--to", "Anne", *at],
+        ["reject", "3", "--from", "Anne", *at],
+        ["merge", "Ben", "Anne", *at],
+        ["undo", *at],
+        ["redo", *at],
+        ["suggestions", *at],
+        ["models", *at],
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for command in commands:
+        done = subprocess.run(
+            [sys.executable, "-c", TORCH_RUNNER, *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        assert done.stderr.splitlines()[-1] == "TORCH False", command
 
 
 # --- no network unless asked -----------------------------------------------------------
