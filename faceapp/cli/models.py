@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import library
 from faceapp.engine import model_versions as mv
 from faceapp.engine.cluster import ClusterParams
@@ -103,7 +103,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         after, before = v.metadata.get("after"), v.metadata.get("before")
         if after and before:
             extra = f"  held-out VAL {before['val']:.3f} -> {after['val']:.3f}"
-        print(
+        echo(
             f"{mark} {v.id:>3}  {v.name:<44} {state:<8} threshold {v.threshold:.3f}"
             f"  faces {v.embedded_faces}/{v.total_faces}{extra}"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import export, face_tags, people, tag_write
 from faceapp.engine.library import Library, open_library
 
@@ -63,13 +63,13 @@ def cmd_write_tags(args: argparse.Namespace) -> int:
     else:
         verb = "would write" if args.dry_run else "wrote"
         for change in report.changes:
-            print(f"  {change['path']} -> {change['target']}: {', '.join(change['names'])}")
-        print(
+            echo(f"  {change['path']} -> {change['target']}: {', '.join(change['names'])}")
+        echo(
             f"{report.photos} photos: {verb} {report.written}, {report.skipped} skipped,"
             f" {len(report.errors)} errors"
         )
         for path, reason in report.errors:
-            print(f"  {path}: {reason}")
+            echo(f"  {path}: {reason}")
     return 1 if report.errors else 0
 
 
@@ -96,11 +96,11 @@ def cmd_tag_conflicts(args: argparse.Namespace) -> int:
         )
         return 0
     if not found:
-        print("no conflicts")
+        echo("no conflicts")
     for c in found:
-        print(f"{c.photo}  face {c.face_id}: the file says {c.name!r} ({c.source}), but {c.reason}")
+        echo(f"{c.photo}  face {c.face_id}: the file says {c.name!r} ({c.source}), but {c.reason}")
     if args.clear and found:
-        print(f"cleared {len(found)} conflicts")
+        echo(f"cleared {len(found)} conflicts")
     return 0
 
 
@@ -110,7 +110,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.as_dict())
     else:
-        print(f"{report.exported} of {report.photos} photos exported to {args.to}")
+        echo(f"{report.exported} of {report.photos} photos exported to {args.to}")
         for path, reason in report.errors:
-            print(f"  {path}: {reason}")
+            echo(f"  {path}: {reason}")
     return 1 if report.errors else 0
