@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from faceapp.cli import main as cli_main
-from faceapp.engine import face_tags, jpeg_xmp, library, people, pipeline
+from faceapp.engine import album, face_tags, jpeg_xmp, library, model_versions, people, pipeline
 from faceapp.engine.images import _orient
 
 EXIFTOOL = shutil.which("exiftool")
@@ -137,7 +137,7 @@ def analyzer(real_weights):
 
 def scan(folder, analyzer, real_weights, library_path=None):
     lib = library.open_library(folder, library_path)
-    pipeline.ensure_model(lib, real_weights)
+    model_versions.register_base(lib, real_weights)
     return lib, pipeline.scan(lib, folder, analyzer)
 
 
@@ -247,7 +247,7 @@ def test_folder_tagged_by_digikam_lightroom_picasa_imports_every_name(
     assert len(names) == len(set(names))
     # the Chavez of names_only.jpg and of the composite are one person
     chavez = lib.conn.execute("SELECT id FROM people WHERE name = 'Hugo Chavez'").fetchone()[0]
-    assert len(people.group_faces(lib, "person", chavez)) == 2
+    assert len(album.group_faces(lib, "person", chavez)) == 2
 
 
 def test_user_labels_win_and_conflicts_are_listed(tmp_path, lfw_dir, analyzer, real_weights):

@@ -23,8 +23,8 @@ from PIL import Image
 from test_reliability import FakeAnalyzer, new_library
 
 from faceapp.cli import main
+from faceapp.engine import album, people, pipeline, scan_decode
 from faceapp.engine import library as library_mod
-from faceapp.engine import people, pipeline, scan_decode
 from faceapp.engine.library import Library, LibraryError, NewFace
 from faceapp.engine.storage import explain
 
@@ -186,7 +186,7 @@ def test_durable_commit_that_hits_a_full_disk_loses_nothing(tmp_path, monkeypatc
     lib.conn.execute(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(LibraryError, match="is full"), lib.transaction() as c:
         c.execute("INSERT INTO meta(key, value) VALUES ('big', ?)", ("x" * 200_000,))
-    assert [p.name for p in people.groups(lib) if p.kind == "person"] == ["Anna"]
+    assert [p.name for p in album.groups(lib) if p.kind == "person"] == ["Anna"]
 
 
 # ----------------------------------------------------------------------------- read-only

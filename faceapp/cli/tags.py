@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
-from faceapp.engine import export, face_tags, people, tag_write
+from faceapp.engine import album, export, face_tags, tag_write
 from faceapp.engine.library import Library, open_library
 
 
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _person(lib: Library, text: str) -> int:
-    kind, ident = people.parse_group_ref(lib, text)
+    kind, ident = album.parse_group_ref(lib, text)
     if kind != "person":
         raise CLIError(f"{text!r} is a cluster, not a person", 2)
     return ident
