@@ -2,8 +2,10 @@
 
 Each command runs as a fresh ``python -m faceapp`` process on a small library
 (synthetic embeddings: 12 people x 8 faces, clustered, one person named), five
-times; the table shows the median wall time and whether torch was imported (an
-``-X importtime`` run of the same command). Goal: under 0.5 s and no torch.
+times; the table shows the median wall time, the median CPU time of the process
+(user + system: what the command costs, whatever else the machine is doing) and
+whether torch was imported (an ``-X importtime`` run of the same command). Goal:
+under 0.5 s and no torch.
 
     python bench/cli_startup.py [--runs 5] [--commands people faces ...]
 
@@ -49,9 +51,10 @@ def build_library(path: Path, people: int = 12, per_person: int = 8, seed: int =
 
     Returns another cluster's reference and faces that are not Anna's, for the commands.
     """
-    from faceapp.engine import people as people_mod
+    from faceapp.engine import album
     from faceapp.engine.cluster import recluster
     from faceapp.engine.library import Library, NewFace
+    from faceapp.engine.people import name_cluster
 
     rng = np.random.default_rng(seed)
     buf = io.BytesIO()
@@ -91,8 +94,8 @@ def build_library(path: Path, people: int = 12, per_person: int = 8, seed: int =
                 ],
             )
     recluster(lib)
-    clusters = [g for g in people_mod.groups(lib) if g.kind == "cluster"]
-    anna = people_mod.name_cluster(lib, clusters[0].id, "Anna")
+    clusters = [g for g in album.groups(lib) if g.kind == "cluster"]
+    anna = name_cluster(lib, clusters[0].id, "Anna").person_id
     others = [f.id for f in lib.faces() if f.person_id != anna]
     lib.close()
     return {"cluster": f"c{clusters[1].id}", "faces": others}
@@ -104,14 +107,20 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _run(
-    args: list[str], env: dict[str, str], *flags: str
-) -> tuple[float, subprocess.CompletedProcess]:
+def _run(args: list[str], env: dict[str, str], *flags: str) -> tuple[float, float, int, str]:
+    """(wall s, CPU s of the child, exit code, stderr) of one ``python -m faceapp`` run."""
     t0 = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, *flags, "-m", "faceapp", *args], env=env, capture_output=True, text=True
+    proc = subprocess.Popen(
+        [sys.executable, *flags, "-m", "faceapp", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    return time.perf_counter() - t0, done
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    return wall, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status), err
 
 
 def _imported(importtime_log: str) -> set[str]:
@@ -170,35 +179,38 @@ def main(argv: list[str] | None = None) -> int:
         refs = build_library(lib)
         env = _env(tmp / "data")
         for command in args.commands:
-            times, error = [], None
+            times, cpu, error = [], [], None
             for run in range(args.runs):
                 for i, line in enumerate(command_args(command, lib, run, refs)):
-                    seconds, done = _run(line, env)
-                    if done.returncode != 0 and error is None:
-                        error = (done.stderr.strip().splitlines() or ["?"])[-1]
+                    seconds, cpu_s, code, err = _run(line, env)
+                    if code != 0 and error is None:
+                        error = (err.strip().splitlines() or ["?"])[-1]
                     if i == _timed_index(command):
                         times.append(seconds)
+                        cpu.append(cpu_s)
             # one more run under -X importtime (not timed): was torch imported?
             for i, line in enumerate(command_args(command, lib, args.runs, refs)):
-                _, done = _run(line, env, "-X", "importtime")
+                err = _run(line, env, "-X", "importtime")[3]
                 if i == _timed_index(command):
-                    torch_imported = "torch" in _imported(done.stderr)
+                    torch_imported = "torch" in _imported(err)
             row = {
                 "command": command,
                 "median_s": round(statistics.median(times), 3),
                 "min_s": round(min(times), 3),
                 "max_s": round(max(times), 3),
+                "median_cpu_s": round(statistics.median(cpu), 3),
                 "torch_imported": torch_imported if error is None else None,
                 "error": error,
             }
             row["ok"] = error is None and row["median_s"] < GOAL_S and not row["torch_imported"]
             rows.append(row)
-    print(f"{'command':<12} {'median s':>9} {'min':>7} {'max':>7}  torch  ok")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+    print(f"{'command':<12} {'median s':>9} {'min':>7} {'max':>7} {'CPU s':>7}  torch  ok")
     for r in rows:
         torch_col = "-" if r["torch_imported"] is None else ("yes" if r["torch_imported"] else "no")
         print(
             f"{r['command']:<12} {r['median_s']:>9.3f} {r['min_s']:>7.3f} {r['max_s']:>7.3f}"
-            f"  {torch_col:<5}  {'yes' if r['ok'] else 'NO'}"
+            f" {r['median_cpu_s']:>7.3f}  {torch_col:<5}  {'yes' if r['ok'] else 'NO'}"
             + (f"  ({r['error']})" if r["error"] else "")
         )
     RESULTS.mkdir(exist_ok=True)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.cli.models import interruptible, progress_line
 from faceapp.engine import finetune_plan, library
-from faceapp.engine.cluster import ClusterParams
 from faceapp.engine.finetune_plan import MINING, TRAINABLE
 
 if TYPE_CHECKING:  # imports torch: loaded when the command runs
@@ -71,6 +70,7 @@ def _metrics_text(m: ft.HeldoutMetrics | None) -> str:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from faceapp.engine import finetune as ft
+    from faceapp.engine.cluster import ClusterParams
 
     lib = library.open_library(None, args.library)
     try:

@@ -12,11 +12,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import library
-from faceapp.engine import model_versions as mv
-from faceapp.engine.cluster import ClusterParams
+
+if TYPE_CHECKING:
+    from faceapp.engine import model_versions as mv
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +67,9 @@ def progress_line(p: mv.VersionProgress) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from faceapp.engine import model_versions as mv
+    from faceapp.engine.cluster import ClusterParams
+
     lib = library.open_library(None, args.library)
     action = getattr(args, "models_command", None)
     try:

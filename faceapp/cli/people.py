@@ -12,7 +12,6 @@ import sys
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import album, oplog, people, suggest
-from faceapp.engine.cluster import ClusterParams, recluster
 from faceapp.engine.library import Library
 
 
@@ -106,6 +105,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if any(v < 1 for v in overrides.values()):
         raise CLIError("--min-cluster-size and --min-samples must be at least 1", 2)
     progress = None if args.json or not sys.stderr.isatty() else _stderr
+    from faceapp.engine.cluster import ClusterParams, recluster
+
     s = recluster(lib, ClusterParams(**overrides), progress=progress)
     if args.json:
         print_json(

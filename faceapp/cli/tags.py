@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
-from faceapp.engine import album, export, face_tags, tag_write
 from faceapp.engine.library import Library, open_library
 
 
@@ -48,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _person(lib: Library, text: str) -> int:
+    from faceapp.engine import album
+
     kind, ident = album.parse_group_ref(lib, text)
     if kind != "person":
         raise CLIError(f"{text!r} is a cluster, not a person", 2)
@@ -55,6 +56,8 @@ def _person(lib: Library, text: str) -> int:
 
 
 def cmd_write_tags(args: argparse.Namespace) -> int:
+    from faceapp.engine import tag_write
+
     lib = open_library(None, args.library)
     ids = None if args.person is None else [_person(lib, n) for n in args.person]
     report = tag_write.write_tags(lib, person_ids=ids, embed=args.embed, dry_run=args.dry_run)
@@ -74,6 +77,8 @@ def cmd_write_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_tag_conflicts(args: argparse.Namespace) -> int:
+    from faceapp.engine import face_tags
+
     lib = open_library(None, args.library)
     found = face_tags.conflicts(lib)
     if args.clear:
@@ -105,6 +110,8 @@ def cmd_tag_conflicts(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from faceapp.engine import export
+
     lib = open_library(None, args.library)
     report = export.export_person(lib, _person(lib, args.person), args.to, args.mode)
     if args.json:
