@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import library
 
-if TYPE_CHECKING:
-    from faceapp.engine import model_versions as mv
+if TYPE_CHECKING:  # loaded by the command when it runs
+    from faceapp.engine.progress import VersionProgress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +60,7 @@ def interruptible() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def progress_line(p: mv.VersionProgress) -> None:
+def progress_line(p: VersionProgress) -> None:
     eta = f"{p.eta:5.0f}s" if p.eta is not None else "    ?"
     what = "faces" if p.stage == "embed" else "steps"
     print(f"\r{p.stage}: {p.done}/{p.total} {what}  ETA {eta:<30}", end="", file=sys.stderr)

@@ -8,10 +8,12 @@ cluster), ``p3`` / ``person:3`` or a person's exact name.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
-from faceapp.engine import album, oplog, people, suggest
+from faceapp.engine import album, naming, oplog, people, suggest
+from faceapp.engine.grouping import LEVELS, grouping_params
 from faceapp.engine.library import Library
 
 
@@ -19,6 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cluster", help="group the unconfirmed faces into clusters (HDBSCAN)")
     p.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN min_cluster_size")
     p.add_argument("--min-samples", type=int, default=None, help="HDBSCAN min_samples")
+    p.add_argument(
+        "--grouping",
+        type=int,
+        choices=sorted(LEVELS),
+        default=0,
+        help="-2 much looser ... 0 balanced ... 2 much stricter",
+    )
     _common(p, cmd_cluster)
 
     p = sub.add_parser("people", help="list people and clusters with their face counts")
@@ -37,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("move", help="confirm faces for a person")
     p.add_argument("faces", metavar="FACE_ID", type=int, nargs="+")
     p.add_argument("--to", required=True, metavar="PERSON", help="p<ID> or a person's name")
+    p.add_argument("--create", action="store_true", help="a new person when nobody has NAME")
     _common(p, cmd_move)
 
     p = sub.add_parser("reject", help='"not this person": remove faces from a person, remembered')
@@ -105,9 +115,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if any(v < 1 for v in overrides.values()):
         raise CLIError("--min-cluster-size and --min-samples must be at least 1", 2)
     progress = None if args.json or not sys.stderr.isatty() else _stderr
-    from faceapp.engine.cluster import ClusterParams, recluster
+    from faceapp.engine.cluster import recluster
 
-    s = recluster(lib, ClusterParams(**overrides), progress=progress)
+    params = dataclasses.replace(grouping_params(args.grouping), **overrides)
+    s = recluster(lib, params, progress=progress)
     if args.json:
         print_json(
             {"clusters": s.clusters, "unknown": s.unknown, "people": s.people, "seconds": s.seconds}
@@ -155,9 +166,9 @@ def cmd_people(args: argparse.Namespace) -> int:
 def cmd_name(args: argparse.Namespace) -> int:
     lib = _open(args)
     kind, ident = album.parse_group_ref(lib, args.group)
-    if kind == "cluster":
-        changes = people.name_cluster(lib, ident, args.name)
-        return _done(args, changes, person=changes.person_id)
+    if kind == "cluster":  # faces that do not fit the group are left out, for review
+        result = naming.name_cluster(lib, ident, args.name)
+        return _done(args, result.changes, person=result.person_id, review=result.to_review)
     return _done(args, people.rename_person(lib, ident, args.name), person=ident)
 
 
@@ -169,8 +180,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_move(args: argparse.Namespace) -> int:
+    from faceapp.cli.naming import name_faces, result_json
+
     lib = _open(args)
-    return _done(args, people.move_faces(lib, args.faces, _person_ref(lib, args.to)))
+    result = name_faces(lib, args.faces, args.to, args.create)
+    return _done(args, result.changes, **result_json(result))
 
 
 def cmd_reject(args: argparse.Namespace) -> int:

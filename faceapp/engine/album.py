@@ -86,10 +86,12 @@ def groups(lib: Library) -> list[Group]:
             name,
             per_person.get(pid, (None, 0))[1],
             bool(hidden),
-            per_person.get(pid, (None, 0))[0],
+            cover or per_person.get(pid, (None, 0))[0],
         )
-        for pid, name, hidden in q(
-            "SELECT id, name, hidden FROM people ORDER BY name COLLATE NOCASE, id"
+        for pid, name, hidden, cover in q(  # the cover the user chose, if still theirs
+            "SELECT pe.id, pe.name, pe.hidden, f.id FROM people pe LEFT JOIN faces f"
+            " ON f.id = pe.cover_face_id AND f.person_id = pe.id"
+            " ORDER BY pe.name COLLATE NOCASE, pe.id"
         )
     ]
     clusters = q(

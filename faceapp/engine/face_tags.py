@@ -286,7 +286,8 @@ MIN_SIDE = 8.0  # display px: a smaller tagged box holds nothing to recognise
 def face_from_box(analyzer: Analyzer, decoded: DecodedImage, box: Sequence[float]) -> NewFace:
     """A tagged face the detector missed, cropped and embedded exactly like a detected one.
 
-    It has no landmarks (``[]``) and probability 1.0 (a person said it is a face).
+    It has no landmarks (``[]``) and probability 1.0 (a person said it is a face), and
+    is marked as added by hand, so a rescan of the photo keeps it.
     """
     from faceapp.engine.detect import FaceBox  # torch: only when a face is added
     from faceapp.engine.scan_analyze import crop_to_jpeg
@@ -298,7 +299,7 @@ def face_from_box(analyzer: Analyzer, decoded: DecodedImage, box: Sequence[float
     face = FaceBox((x1, y1, x2, y2), np.zeros((0, 2), np.float32), 1.0)
     crop = analyzer.detector.crops(decoded, [face])
     vector = analyzer.embedder.embed(crop)[0]
-    return NewFace(face.box, [], 1.0, crop_to_jpeg(crop[0]), vector)
+    return NewFace(face.box, [], 1.0, crop_to_jpeg(crop[0]), vector, manual=True)
 
 
 def _usable(r: Region, rel: str, report: TagImport) -> bool:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from faceapp.engine.album import Group, PeopleError, cluster_exists, get_person
+from faceapp.engine.birthdays import before_birth
 from faceapp.engine.library import Library
 from faceapp.engine.oplog import Changes, OpChanges, commit
 
@@ -113,7 +114,7 @@ def _join_person(
     Returns (joined, left out because rejected, left out because of the same photo).
     """
     photos = _person_photos(c, person_id, exclude={f[0] for f in faces})
-    rejected = _rejections_of(c, person_id)
+    rejected = _rejections_of(c, person_id) | before_birth(c, person_id, [f[0] for f in faces])
     joined = refused = clashed = 0
     for fid, photo, person, cl in faces:
         if person == person_id:

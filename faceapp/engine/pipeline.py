@@ -4,21 +4,23 @@ The scan runs in four stages that can also run apart (the distributed scan runs
 decode and analyze on other machines): plan (:mod:`scan_plan`: which files need
 reading), decode (:mod:`scan_decode`: a thread pool ahead of the networks), analyze
 (:class:`Analyzer` through :mod:`scan_analyze`) and store (:mod:`scan_store`: the one
-library writer). :func:`scan` composes them on this machine. This module also
-resolves the model version a library's faces are embedded with.
+library writer). :func:`scan` composes them on this machine. The model version a
+library's faces are embedded with is resolved by :mod:`model_versions`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Container
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from faceapp import config
 from faceapp.engine import face_tags, scan_decode
+from faceapp.engine import photos as photos_mod
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
 from faceapp.engine.embed import Embedder
@@ -116,10 +118,15 @@ def scan(
     progress: Callable[[ScanProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     decode_workers: int = 2,
+    only: Container[str] | None = None,
 ) -> ScanReport:
-    """Bring the library up to date with the folder; only new or changed files are read."""
+    """Bring the library up to date with the folder; only new or changed files are read.
+
+    ``only``: read just these files (relative paths), even unchanged ones the library
+    holds as unreadable: "Try again" for the scan problems (see :func:`retry`).
+    """
     t0 = time.perf_counter()
-    plan = plan_scan(lib, root)
+    plan = plan_scan(lib, root, only)
     tags = face_tags.TagImporter(lib, analyzer, plan.root, plan.report.tags)
     store = ScanStore(lib, plan, progress=progress, started=t0, tags=tags)
     batch: list[Decoded] = []
@@ -147,4 +154,26 @@ def scan(
             store.store(analyze_batch(analyzer, store.not_stored(batch)))
     finally:
         stream.close()
+    if not plan.report.cancelled:
+        photos_mod.fill_missing_dates(lib, plan.root)  # photos stored before dates were kept
     return store.finish()
+
+
+def retry(
+    lib: Library,
+    root: Path,
+    analyzer: Analyzer,
+    paths: Collection[str] | None = None,
+    **kwargs: Any,
+) -> ScanReport:
+    """Read again the files a scan could not use (all of them, or ``paths``).
+
+    A file that now reads is stored with its faces and leaves the problems list; one
+    that still fails keeps its (possibly new) reason.
+    """
+    wanted = {p.path for p in photos_mod.problems(lib)}
+    if paths is not None:
+        wanted &= set(paths)
+    if not wanted:
+        return ScanReport()
+    return scan(lib, root, analyzer, only=wanted, **kwargs)

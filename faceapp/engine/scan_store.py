@@ -113,6 +113,7 @@ class ScanStore:
                 height=r.height,
                 content_hash=r.content_hash,
                 model_id=self.plan.model_id,
+                taken_at=r.taken_at,
                 faces=r.faces,
             )
             if self.tags is not None:
