@@ -104,3 +104,9 @@ def test_retry_reads_only_the_problem_files_again(scanned, analyzer, capsys):
     assert data == {"read": 1, "faces": 1, "errors": []}
     assert photos.problems(lib) == []
     assert "new.jpg" not in lib.photo_states()
+    (root / "gone.jpg").write_bytes(b"")  # a problem file the user then deletes
+    pipeline.scan(lib, root, analyzer)
+    assert [p.path for p in photos.problems(lib)] == ["gone.jpg"]
+    (root / "gone.jpg").unlink()
+    pipeline.retry(lib, root, analyzer)
+    assert photos.problems(lib) == []
