@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from synthetic_album import Album
 
-from faceapp.engine import birthdays, naming, oplog, people, review
+from faceapp.engine import birthdays, naming, oplog, people, photos, review
 from faceapp.engine.birthdays import BirthdayError
 from faceapp.engine.cluster import recluster
 
@@ -56,3 +56,14 @@ def test_no_suggestion_or_merge_before_birth(album):
     assert oplog.undo(lib).description == "Anna: birth date cleared"  # one undo step
     assert birthdays.birth_date(lib, anna) == "2003-01-01"
     assert not {s.face_id for s in review.review(lib)} & set(early)
+
+
+def test_undoing_a_deletion_brings_the_birth_date_and_cover_back(album):
+    lib = album.lib
+    anna = people.create_person(lib, "Anna", album.faces_of(0)).person_id
+    birthdays.set_birth_date(lib, anna, "1990-01-01")
+    photos.set_cover(lib, anna, album.faces_of(0)[1])
+    people.delete_person(lib, anna)
+    oplog.undo(lib)
+    assert birthdays.birth_date(lib, anna) == "1990-01-01"
+    assert photos.cover_face(lib, anna) == album.faces_of(0)[1]
