@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from faceapp.engine import cluster, people, pipeline, review  # noqa: E402
+from faceapp.engine.face_state import load_state  # noqa: E402
 from faceapp.engine.library import Library  # noqa: E402
+from faceapp.engine.person_distances import library_nearest_people  # noqa: E402
 
 LFW = Path(os.environ.get("FACEAPP_LFW", ROOT.parent / "shared" / "data" / "lfw"))
 RESULTS = ROOT / "bench" / "results"
@@ -145,8 +147,8 @@ def main() -> None:
         d_all, ok_all = [], []
         for share, confirm in SCENARIOS:
             lib, named = scenario(fresh_copy(src, 0), truth, share, confirm, seed=0)
-            state = cluster.load_state(lib)
-            person, dist = cluster.library_nearest_people(lib, state)
+            state = load_state(lib)
+            person, dist = library_nearest_people(lib, state)
             rows = np.flatnonzero(state.person == 0)
             names = dict(lib.conn.execute("SELECT id, name FROM people").fetchall())
             near = np.flatnonzero((person > 0) & (dist < threshold))

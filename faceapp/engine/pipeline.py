@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Collection, Container
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -163,7 +164,7 @@ def retry(
     root: Path,
     analyzer: Analyzer,
     paths: Collection[str] | None = None,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> ScanReport:
     """Read again the files a scan could not use (all of them, or ``paths``).
 
