@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_scan)
 
     p = sub.add_parser("faces", help="list the faces of a library")
-    p.add_argument("--csv", action="store_true", help="CSV: face, photo, box, person, cluster")
+    p.add_argument(
+        "--csv", action="store_true", help="CSV: face, photo, box, person, cluster, date taken"
+    )
     add_library_option(p)
     add_json_option(p)
     p.set_defaults(handler=cmd_faces)

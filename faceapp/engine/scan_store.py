@@ -113,8 +113,8 @@ class ScanStore:
                 height=r.height,
                 content_hash=r.content_hash,
                 model_id=self.plan.model_id,
-                faces=r.faces,
                 taken_at=r.taken_at,
+                faces=r.faces,
             )
             if self.tags is not None:
                 self.tags.photo_stored(r.rel, photo_id)
