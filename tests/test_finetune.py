@@ -24,6 +24,7 @@ from faceapp.engine import embed, finetune_plan, network, pair_metrics, training
 from faceapp.engine import finetune as ft
 from faceapp.engine import model_versions as mv
 from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.progress import VersionProgress
 from faceapp.engine.triplet import (
     batch_hard_triplets,
     batch_triplet_loss,
@@ -349,7 +350,7 @@ def test_cancelled_training_leaves_library_untouched(trained, tmp_path, dev_stat
 def test_cancelled_accept_removes_the_half_built_version(trained, tmp_path):
     lib, _, result = fresh_library(trained, tmp_path)
     before = snapshot(lib)
-    seen: list[mv.VersionProgress] = []
+    seen: list[VersionProgress] = []
     report = ft.accept(
         lib,
         result,
@@ -417,7 +418,7 @@ def test_exception_during_reembedding_keeps_old_version(trained, tmp_path):
     lib, _, result = fresh_library(trained, tmp_path)
     before = snapshot(lib)
 
-    def explode(p: mv.VersionProgress) -> None:
+    def explode(p: VersionProgress) -> None:
         if p.stage == "embed" and p.done >= 6:
             raise RuntimeError("simulated crash while re-embedding")
 

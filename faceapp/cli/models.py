@@ -17,6 +17,7 @@ from faceapp.cli import CLIError, add_json_option, add_library_option, print_jso
 from faceapp.engine import library
 from faceapp.engine import model_versions as mv
 from faceapp.engine.cluster import ClusterParams
+from faceapp.engine.progress import VersionProgress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +59,7 @@ def interruptible() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def progress_line(p: mv.VersionProgress) -> None:
+def progress_line(p: VersionProgress) -> None:
     eta = f"{p.eta:5.0f}s" if p.eta is not None else "    ?"
     what = "faces" if p.stage == "embed" else "steps"
     print(f"\r{p.stage}: {p.done}/{p.total} {what}  ETA {eta:<30}", end="", file=sys.stderr)

@@ -50,9 +50,9 @@ from faceapp.engine.finetune_plan import (
     plan,
 )
 from faceapp.engine.library import Library, blob_to_matrix
-from faceapp.engine.model_versions import Cancelled, VersionProgress, emit
 from faceapp.engine.network import STAGES, build_model
 from faceapp.engine.pair_metrics import HeldoutMetrics, balanced_threshold, pair_distances
+from faceapp.engine.progress import Cancelled, VersionProgress, check_cancel, emit
 from faceapp.engine.training import EpochRecord, TrainProgress, fit_head, prepare_features
 
 if TYPE_CHECKING:
@@ -368,7 +368,7 @@ def accept(
             cancel=cancel,
             batch_size=embed_batch_size,
         )
-        mv.check_cancel(cancel)
+        check_cancel(cancel)
         emit(progress, VersionProgress("calibrate", n, n, time.perf_counter() - t0, None))
         calibrated = _calibrate(lib, model_id, result.heldout_ids)
         threshold, source = calibrated or (

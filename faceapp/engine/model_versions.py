@@ -36,6 +36,7 @@ import numpy as np
 from faceapp import config
 from faceapp.engine.library import Library, LibraryError, ModelInfo
 from faceapp.engine.orphans import clean_finetune_orphans, models_dir, pid_alive
+from faceapp.engine.progress import Cancelled, VersionProgress, check_cancel, emit
 
 if TYPE_CHECKING:
     import torch
@@ -48,19 +49,6 @@ STALE_FOREIGN_BUILD_S = 24 * 3600  # a 'building' version from another machine: 
 
 class ModelError(LibraryError):
     """A model version cannot be used, switched to or removed (missing or changed weights)."""
-
-
-class Cancelled(Exception):
-    """Raised inside the engine when the cancel callback asks to stop."""
-
-
-@dataclass(frozen=True)
-class VersionProgress:
-    stage: str  # "save", "embed", "calibrate", "switch", "cluster"
-    done: int
-    total: int
-    elapsed: float
-    eta: float | None
 
 
 @dataclass(frozen=True)
@@ -111,16 +99,6 @@ class Activation:
     activated: bool  # False: cancelled, the previous version stays active
     faces_embedded: int
     clusters: ClusterSummary | None  # None when re-clustering was not asked for
-
-
-def emit(progress: Callable | None, item: object) -> None:
-    if progress is not None:
-        progress(item)
-
-
-def check_cancel(cancel: Callable[[], bool] | None) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled()
 
 
 # -- resolving weights ------------------------------------------------------------------

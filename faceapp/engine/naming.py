@@ -23,6 +23,7 @@ import numpy as np
 from faceapp.engine import cluster as cluster_mod
 from faceapp.engine import people
 from faceapp.engine.album import PeopleError, cluster_exists, get_person
+from faceapp.engine.face_state import load_state
 from faceapp.engine.library import Library
 from faceapp.engine.oplog import Changes, OpChanges, commit
 
@@ -94,7 +95,7 @@ def cluster_outliers(lib: Library, cluster_id: int) -> list[int]:
     of the other members (leave-one-out, so one stray face cannot pull the centre to
     itself). Clusters of two faces have no outliers (nothing to outvote).
     """
-    state = cluster_mod.load_state(lib)
+    state = load_state(lib)
     rows = np.flatnonzero((state.cluster == int(cluster_id)) & (state.person == 0))
     if len(rows) < 3:
         return []

@@ -4,8 +4,8 @@ The scan runs in four stages that can also run apart (the distributed scan runs
 decode and analyze on other machines): plan (:mod:`scan_plan`: which files need
 reading), decode (:mod:`scan_decode`: a thread pool ahead of the networks), analyze
 (:class:`Analyzer` through :mod:`scan_analyze`) and store (:mod:`scan_store`: the one
-library writer). :func:`scan` composes them on this machine. This module also
-resolves the model version a library's faces are embedded with.
+library writer). :func:`scan` composes them on this machine. The model version a
+library's faces are embedded with is resolved by :mod:`model_versions`.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import cluster as cluster_mod
+from faceapp.engine.cluster import model_threshold
+from faceapp.engine.face_state import load_state
 from faceapp.engine.library import Library
+from faceapp.engine.person_distances import library_nearest_people
 
 MAX_NAME = 200
 
@@ -88,15 +90,15 @@ def _nearest(lib: Library) -> tuple[_Nearest, float]:
 
     One lock per process: two threads asking at once compute once.
     """
-    threshold = cluster_mod.model_threshold(lib)
+    threshold = model_threshold(lib)
     key = str(lib.path.resolve())
     with _nearest_lock:
         sig = _signature(lib)
         hit = _nearest_cache.get(key)
         if hit is not None and hit[0] == sig:
             return hit[1], threshold
-        state = cluster_mod.load_state(lib)
-        person, dist = cluster_mod.library_nearest_people(lib, state)
+        state = load_state(lib)
+        person, dist = library_nearest_people(lib, state)
         if key not in _nearest_cache:  # one library at a time
             _nearest_cache.clear()
         unconf = state.person == 0

@@ -20,7 +20,6 @@ from torch import nn
 from faceapp.engine.embed import CROP_SIZE, load_crops
 from faceapp.engine.finetune_plan import FinetuneOptions, FinetunePlan
 from faceapp.engine.library import Library
-from faceapp.engine.model_versions import check_cancel, emit
 from faceapp.engine.network import (
     STAGES,
     centre_tensor,
@@ -29,6 +28,7 @@ from faceapp.engine.network import (
     trunk_features,
 )
 from faceapp.engine.pair_metrics import HeldoutMetrics, verification_metrics
+from faceapp.engine.progress import check_cancel, emit
 from faceapp.engine.triplet import batch_triplet_loss
 
 PREPARE_CHUNK = 256  # crops decoded at a time while preparing (bounds memory)

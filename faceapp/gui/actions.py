@@ -51,7 +51,7 @@ class ActionSpec:
     icon_text: str | None = None
     enabled: Callable[[Context], bool] | None = None  # None: always enabled
     role: QAction.MenuRole | None = None
-    scope: str = "window"  # "grid": the shortcut works in the face grid only
+    scope: str = "window"  # "grid" / "photo": the shortcut works in that view only
 
 
 def _lib(c: Context) -> bool:
@@ -186,6 +186,16 @@ ACTIONS: tuple[ActionSpec, ...] = (
         scope="grid",
     ),
     ActionSpec(
+        "reject_box",
+        "Remove Face From Its &Group",
+        "reject_box",
+        SK.Delete,
+        "reject",
+        "The selected box's face leaves its person or cluster (remembered)",
+        enabled=lambda c: c.has_lib and c.box_selected,
+        scope="photo",
+    ),
+    ActionSpec(
         "review",
         "&Review Suggestions",
         "show_review",
@@ -198,7 +208,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "recluster",
         "Re&group Faces",
-        "start_cluster",
+        "regroup",
         "Ctrl+Shift+G",
         tip="Group the unnamed faces again (names and confirmed faces stay)",
         enabled=_idle,
@@ -257,7 +267,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&View", ("back", "-", "zoom_in", "zoom_out", "-", "sidebar")),
     (
         "&People",
-        ("name", "hide", "merge", "-", "move", "reject", "-", "review", "recluster"),
+        ("name", "hide", "merge", "-", "move", "reject", "reject_box", "-", "review", "recluster"),
     ),
     ("&Tools", ("verify", "finetune", "models", "-", "weights")),
     ("&Help", ("shortcuts", "-", "about", "about_qt")),
@@ -311,9 +321,10 @@ def create_actions(window: MainWindow) -> dict[str, QAction]:
         if spec.role is not None:
             action.setMenuRole(spec.role)
         action.triggered.connect(lambda _checked=False, s=spec.slot: getattr(window, s)())
-        if spec.scope == "grid":
+        if spec.scope != "window":
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            window.grid.addAction(action)
+            view = window.grid if spec.scope == "grid" else window.photo_view
+            view.addAction(action)
         else:
             window.addAction(action)
         actions[spec.name] = action

@@ -59,7 +59,7 @@ class RefreshMixin:
             changes = None
 
         def work(job: workers.Job) -> tuple:
-            from faceapp.engine import album, suggest
+            from faceapp.engine import album, review
 
             groups = album.groups(lib)
             faces = None
@@ -68,7 +68,9 @@ class RefreshMixin:
                 faces = album.group_faces(lib, key.kind, key.id)
             elif shown:
                 faces = kept  # untouched: the grid stays as it is
-            suggestions = suggest.suggestions(lib) if want_suggestions else None
+            suggestions = None
+            if want_suggestions:  # clusters first (one answer names many faces), then faces
+                suggestions = [*review.cluster_reviews(lib), *review.review(lib)]
             return serial, lib, key, groups, faces, suggestions
 
         self._refresh_job = workers.run_in_background(

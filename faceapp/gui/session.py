@@ -6,19 +6,14 @@ clustering jobs. Views listen to its signals and call its methods; it calls only
 the engine API. Engine modules are imported lazily so the window appears before
 torch has loaded.
 
-Undo belongs to the engine (``engine.oplog``, one log in the library for every
-process): identity operations return the engine's ``OpChanges`` (description
-and exact change set), ``operationDone`` hands it to the views so they redraw
-what changed, and the undo state shown is the library's, polled so that an
-operation done in another process (``faceapp undo``) is seen.
+Identity operations and undo go through the engine's op log (see
+:mod:`faceapp.gui.operations`, mixed in here).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +23,10 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from faceapp import config
 from faceapp.gui import workers
 from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.operations import OPLOG_POLL_MS, OperationsMixin
 from faceapp.gui.settings import AppSettings
 
 REFRESH_MS = 1000  # how often views refresh from the library while a scan runs
-OPLOG_POLL_MS = 1000  # how often the undo state is read back (other processes' operations)
 
 
 def weights_label(source: str) -> str:
@@ -66,7 +61,7 @@ def is_weights_error(exc: BaseException) -> bool:
     return any(cls.__name__ == "WeightsError" for cls in type(exc).__mro__)
 
 
-class LibrarySession(QObject):
+class LibrarySession(OperationsMixin, QObject):
     """One open library; every change to it goes through here."""
 
     libraryOpened = Signal(object)  # Library
@@ -454,120 +449,6 @@ class LibrarySession(QObject):
         self.busyChanged.emit(False)
         self.changed.emit()
         self.error.emit("Grouping faces failed", str(exc) or type(exc).__name__)
-
-    # -- identity operations and undo (the engine's op log) ------------------------------------
-
-    def run_operation(self, title: str, operation: Callable[..., Any], *args: Any) -> Any:
-        """Run one engine identity operation; returns its OpChanges (None when refused).
-
-        Operations are single short transactions, so they run here; the views'
-        re-reads after them run in workers.
-        """
-        if self.lib is None:
-            return None
-        started = time.perf_counter()
-        try:
-            changes = operation(self.lib, *args)
-        except Exception as exc:
-            self.error.emit(title, str(exc) or type(exc).__name__)
-            return None
-        self.last_command_seconds = time.perf_counter() - started
-        self._done(changes)
-        return changes
-
-    def undo(self) -> Any:
-        """Undo the library's latest operation (whichever process did it) and say which."""
-        return self._replay("undo")
-
-    def redo(self) -> Any:
-        return self._replay("redo")
-
-    def _replay(self, action: str) -> Any:
-        from faceapp.engine import oplog
-
-        if self.lib is None:
-            return None
-        try:
-            changes = getattr(oplog, action)(self.lib)
-        except Exception as exc:
-            self.error.emit(f"Could not {action}", str(exc) or type(exc).__name__)
-            return None
-        if changes is None:
-            self.message.emit(f"Nothing to {action}.")
-            self._poll_oplog()
-            return None
-        self._done(changes)
-        return changes
-
-    def _done(self, changes: Any) -> None:
-        self._poll_oplog(quiet=True)
-        self.operationDone.emit(changes)
-        self.message.emit(changes.status_text)
-
-    @Slot()
-    def _poll_oplog(self, quiet: bool = False) -> None:
-        """Read the undo state; a change nobody here made means another process worked:
-        then every view re-reads the library."""
-        from faceapp.engine import oplog
-
-        if self.lib is None:
-            return
-        try:
-            status = oplog.undo_status(self.lib)
-        except Exception:  # busy or unreadable for a moment: the next poll catches up
-            return
-        if status == self.undo_status:
-            return
-        outside = self.undo_status is not None and not quiet
-        self.undo_status = status
-        self.undoStatusChanged.emit(status)
-        if outside:
-            self.changed.emit()
-
-    def name_group(self, key: GroupKey, name: str) -> Any:
-        from faceapp.engine import people
-
-        name = name.strip()
-        if not name:
-            return None
-        if key.kind.is_person:
-            return self.run_operation("Rename", people.rename_person, key.id, name)
-        return self.run_operation("Name", people.name_cluster, key.id, name)
-
-    def name_faces(self, face_ids: list[int], name: str) -> Any:
-        """Chosen faces become a new person called ``name``."""
-        from faceapp.engine import people
-
-        return self.run_operation("Name Faces", people.create_person, name, list(face_ids))
-
-    def merge(self, source: GroupKey, target: GroupKey) -> Any:
-        from faceapp.engine import people
-
-        pair = ((source.kind, source.id), (target.kind, target.id))
-        return self.run_operation("Merge", people.merge, *pair)
-
-    def move_faces(self, face_ids: list[int], target: GroupKey) -> Any:
-        from faceapp.engine import people
-
-        return self.run_operation("Move Faces", people.move_faces, list(face_ids), target.id)
-
-    def reject_faces(self, face_ids: list[int], source: GroupKey) -> Any:
-        from faceapp.engine import people
-
-        # from a cluster: "not in this group", remembered by clustering
-        op = people.remove_from_cluster if source.kind is GroupKind.CLUSTER else people.reject_faces
-        return self.run_operation("Not This Person", op, list(face_ids), source.id)
-
-    def set_hidden(self, key: GroupKey, hidden: bool) -> Any:
-        from faceapp.engine import people
-
-        return self.run_operation("Hide", people.set_hidden, key.id, hidden)
-
-    def answer_suggestion(self, suggestion: Any, accept: bool) -> Any:
-        from faceapp.engine import people
-
-        op = people.confirm_suggestion if accept else people.reject_suggestion
-        return self.run_operation("Suggestion", op, suggestion.face_id, suggestion.person_id)
 
     # -- reading ------------------------------------------------------------------------------
 

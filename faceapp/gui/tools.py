@@ -1,4 +1,4 @@
-"""The window's tools: Verify, Fine-tune, Settings and the weights in use."""
+"""The window's tools: Verify, Fine-tune, Model Versions, Settings and the weights in use."""
 
 from __future__ import annotations
 
@@ -100,8 +100,14 @@ class ToolsMixin:
             self.weights_label.setText("Weights: loading…")
             self.session.probe_weights()
         if changed["clustering"] and self.session.lib is not None:
+            self.regroup_when_idle()
+
+    def regroup_when_idle(self: MainWindow) -> None:
+        """Regroup with the new grouping setting now, or as soon as the scan is done."""
+        if self.session.start_cluster() is None:
+            self._regroup_pending = True
             self.statusBar().showMessage(
-                "New clustering options: use People › Regroup Faces to apply them.", 8000
+                "The faces will be regrouped with the new setting when this work is done.", 8000
             )
 
     # -- weights ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from PIL import Image
 from faceapp.cli import main
 from faceapp.engine import add_face, library, model_versions, photos, pipeline
 from faceapp.engine.add_face import AddFaceError
+from faceapp.engine.library import LibraryError
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,9 @@ def test_a_drawn_face_is_embedded_like_a_detected_one_and_survives_rescans(scann
 
 def test_bad_boxes_and_unknown_photos_are_refused(scanned, analyzer):
     lib, root = scanned
-    with pytest.raises(AddFaceError, match="at least 12 px"):
+    with pytest.raises(LibraryError, match="at least 8 pixels"):
         add_face.add_face(lib, analyzer, "colin.jpg", (5, 5, 10, 10))
-    with pytest.raises(AddFaceError, match="at least 12 px"):
+    with pytest.raises(LibraryError, match="at least 8 pixels"):
         add_face.add_face(lib, analyzer, "colin.jpg", (400, 400, 500, 500))
     with pytest.raises(AddFaceError, match="not a scanned photo"):
         add_face.add_face(lib, analyzer, "other.jpg", (0, 0, 50, 50))

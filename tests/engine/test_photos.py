@@ -74,8 +74,8 @@ def test_problems_list_path_reason_and_time(album):
 
 
 def test_old_library_migrates_and_gets_its_dates(tmp_path):
-    """A version-1 library (before dates) opens with every label kept; the dates of its
-    photos are read from the files' EXIF (else their time) afterwards."""
+    """A library from before dates (the previous version) opens with every label kept;
+    the dates of its photos are read from the files' EXIF (else their time) afterwards."""
     root = tmp_path / "photos"
     root.mkdir()
     exif = Image.Exif()
@@ -94,7 +94,10 @@ def test_old_library_migrates_and_gets_its_dates(tmp_path):
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
     conn.executescript(v1)
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('root', ?)", (str(root),))
+    conn.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?), ('root', ?)",
+        (str(library_mod.SCHEMA_VERSION - 1), str(root)),
+    )
     for k, name in enumerate(("exif.jpg", "plain.jpg")):
         conn.execute(
             "INSERT INTO photos(path, size, mtime_ns, status, scanned_at) VALUES (?,1,1,'ok',0)",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from guihelpers import groups, open_and_wait, person
 
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey
 
 REPO = Path(__file__).resolve().parents[2]
 
