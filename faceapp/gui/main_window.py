@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.gui import actions
+from faceapp.gui.dialogs.error import error_box
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.library_watch import LibraryWatch
 from faceapp.gui.models import FaceGridModel, SidebarModel
@@ -499,9 +500,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:
         self.statusBar().showMessage(f"{title}: {text.splitlines()[0] if text else ''}", 10000)
-        box = QMessageBox(
-            QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
-        )
+        box = error_box(self, title, text)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()
         self._last_error = (title, text)
