@@ -258,6 +258,7 @@ def main() -> int:
             dialog.show()
             dialog.edit.setText("Aunt Maria")
             shot("13-name-faces", dialog)
+            dialog.close()
             return NameDialog.DialogCode.Rejected
 
         NameDialog.exec = show_and_shoot
@@ -293,6 +294,7 @@ def main() -> int:
     index = window.sidebar_model.index(window.sidebar_model.row_of(GroupKey.of(together[1])))
     window.sidebar.selectionModel().select(index, QItemSelectionModel.SelectionFlag.Select)
     wait(lambda: window.photo_grid.loaded, 60)
+    settle(1.0)
     shot("15-together")
     window.grid_page.tabs.setCurrentIndex(window.grid_page.FACES)
 

@@ -201,7 +201,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         s.libraryOpened.connect(self._on_library_opened)
         s.libraryClosed.connect(self._on_library_closed)
         s.changed.connect(self.refresh)
-        self.library_watch.changedElsewhere.connect(self._on_changed_elsewhere)
+        self.library_watch.changedElsewhere.connect(self.refresh)
         s.scanStarted.connect(self._on_scan_started)
         s.scanProgress.connect(self.scan_panel.update_progress)
         s.scanFinished.connect(self._on_scan_finished)
@@ -321,13 +321,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
             act.triggered.connect(lambda _=False, it=item: self.open_recent(it))
         if not items:
             self.recent_menu.addAction("No recent libraries").setEnabled(False)
-
-    @Slot()
-    def _on_changed_elsewhere(self) -> None:
-        self.statusBar().showMessage(
-            "The library was changed elsewhere; showing the changes.", 4000
-        )
-        self.refresh()
 
     @Slot(object)
     def _on_library_opened(self, lib: Any) -> None:
