@@ -323,7 +323,7 @@ def main() -> int:
     settle()
     shot("08-settings", settings)
     settings.advanced_button.click()
-    settle()
+    settle(1.0)
     shot("08b-settings-advanced", settings)
     settings.close()
 

@@ -341,7 +341,8 @@ class SettingsDialog(QDialog):
         self.advanced.setVisible(shown)
         arrow = Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
         self.advanced_button.setArrowType(arrow)
-        self.adjustSize()
+        self.layout().activate()
+        self.resize(self.width(), self.layout().sizeHint().height())
 
     def _params(self) -> Any:
         """The engine's ClusterParams with the values in the form."""
