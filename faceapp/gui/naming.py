@@ -102,16 +102,11 @@ class NamingMixin:
             self.apply_name(key, dialog.name())
 
     def set_birth_date(self: MainWindow, key: GroupKey, date: str | None) -> bool:
+        """One undoable operation; a bad date or older confirmed photos are refused."""
         from faceapp.engine import birthdays
 
-        try:
-            text = birthdays.set_birth_date(self.session.lib, key.id, date)
-        except Exception as exc:  # a bad date, or confirmed photos older than it
-            self.show_error("Birth Date", str(exc))
-            return False
-        self.statusBar().showMessage(text, 6000)
-        self.refresh()
-        return True
+        op = birthdays.set_birth_date
+        return self.session.run_operation("Birth Date", op, key.id, date) is not None
 
     def cluster_outliers(self: MainWindow, key: GroupKey) -> list[int]:
         """The faces of a cluster that do not fit it (none for other kinds)."""

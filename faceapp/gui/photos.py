@@ -162,13 +162,7 @@ class PhotoMixin:
             return
         from faceapp.engine import photos
 
-        try:
-            text = photos.set_cover(self.session.lib, key.id, ids[0])
-        except Exception as exc:
-            self.show_error("Make Cover Face", str(exc))
-            return
-        self.statusBar().showMessage(text, 6000)
-        self.refresh()
+        self.session.run_operation("Make Cover Face", photos.set_cover, key.id, ids[0])
 
     def selected_box_face(self: MainWindow) -> int | None:
         """The face of the box selected in the photo view, when the photo view is shown."""

@@ -80,6 +80,8 @@ def test_person_photos_birth_date_together_and_cover(qtbot, window, scanned_libr
     assert window.act_cover.isEnabled()
     window.act_cover.trigger()
     qtbot.waitUntil(lambda: person(window, "Ann").avatar_face_id == face)
+    window.act_undo.trigger()  # the cover and the birth date are undoable steps
+    qtbot.waitUntil(lambda: person(window, "Ann").avatar_face_id != face)
     assert not window.errors, window.errors
 
 

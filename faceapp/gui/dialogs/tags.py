@@ -41,7 +41,7 @@ def _people(lib: Any) -> list[tuple[int, str]]:
 
 def _current_person(window: Any) -> int | None:
     key = getattr(window, "current_key", None)
-    return key.id if key is not None and key.kind == "person" else None
+    return key.id if key is not None and key.kind.is_person else None
 
 
 class _JobDialog(QDialog):
