@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QPushButton,
     QSizePolicy,
     QSplitter,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.gui import actions
+from faceapp.gui.dialogs import help as help_dialogs
 from faceapp.gui.dialogs.error import error_box
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.library_watch import LibraryWatch
@@ -499,28 +499,10 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self._last_error = (title, text)
 
     def show_about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Face Album",
-            "<h3>Face Album</h3><p>Finds the faces in a photo folder, groups them by person "
-            "and lets you name them. Detection: MTCNN; recognition: FaceNet "
-            "(Inception-ResNet-v1, 512-d embeddings, squared L2 distance); grouping: HDBSCAN."
-            "</p><p>Everything runs on this computer; photos are never modified.</p>",
-        )
+        help_dialogs.show_about(self)
 
     def show_about_qt(self) -> None:
         QApplication.aboutQt()
 
     def show_shortcuts(self) -> None:
-        rows = actions.shortcut_rows()
-        rows += [
-            ("Delete (photo view)", "Remove the selected box's face from its group"),
-            ("F2 (photo view)", "Name the selected box's person or cluster"),
-        ]
-        html = (
-            "<table cellspacing=6>"
-            + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
-            + "</table><p>Drag a person or cluster onto another to merge them; "
-            "drag faces onto a person to move them.</p>"
-        )
-        QMessageBox.information(self, "Keyboard Shortcuts", html)
+        help_dialogs.show_shortcuts(self)

@@ -215,3 +215,11 @@ def test_verify_shows_a_distance_near_the_threshold_as_unsure(qtbot, window):
         assert dialog.bar.sure == (text in ("Same person", "Different people"))
     assert dialog.verdict_label.objectName() == "verdictDifferent"
     dialog.close()
+
+
+def test_keyboard_help_lists_the_declared_shortcuts(window):
+    from faceapp.gui.dialogs.help import shortcuts_html
+
+    html = shortcuts_html()
+    for keys in ("Ctrl+Z / Ctrl+Y", "F2", "Ctrl+M", "Ctrl+Shift+A", "Ctrl+E"):
+        assert keys in html, keys
