@@ -23,7 +23,7 @@ def test_write_tags_and_export_dialogs(qtbot, window, scanned_library, tmp_path)
     lib = window.session.lib
     faces = [f for f in lib.faces() if f.photo_path.startswith("Tony_Blair/")]
     one_per_photo = list({f.photo_path: f.id for f in faces}.values())
-    pid = people.create_person(lib, "Tony Blair", one_per_photo)
+    pid = people.create_person(lib, "Tony Blair", one_per_photo).person_id
     window.session.changed.emit()
     window.show_group(GroupKey("person", pid))
 
