@@ -399,6 +399,13 @@ def test_heic_photos_are_scanned_upright_with_their_date(tmp_path, lfw_dir, anal
         centres = sorted((f.box[0] + f.box[2]) / 2 for f in faces if f.prob > 0.95)
         assert centres[0] < 250 < centres[-1], (photo, [f.box for f in faces])
     assert_on_the_right_faces(lib, {"IMG_0001.HEIC": (name(PEOPLE[1][0]), name(PEOPLE[1][1]))})
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert cli_main(["faces", "--library", str(lib.path), "--csv"]) == 0
+    rows = [r.split(",") for r in out.getvalue().splitlines()]
+    assert rows[0][-1] == "date_taken"
+    dates = {r[1]: r[-1] for r in rows[1:]}
+    assert dates["IMG_0001.HEIC"] == "2021-05-06T07:08:09"  # EXIF date taken of a HEIC
 
 
 def test_avif_is_found_and_scanned(tmp_path, lfw_dir, analyzer, real_weights):

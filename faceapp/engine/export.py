@@ -98,12 +98,14 @@ def export_person(
     return report
 
 
-CSV_COLUMNS = ("face", "photo", "x1", "y1", "x2", "y2", "person", "cluster")
+CSV_COLUMNS = ("face", "photo", "x1", "y1", "x2", "y2", "person", "cluster", "date_taken")
 
 
 def write_faces_csv(lib: Library, out: TextIO) -> int:
-    """One row per face: id, photo, box (display pixels), person's name, cluster id."""
+    """One row per face: id, photo, box (display pixels), person's name, cluster id and
+    the photo's date taken (EXIF, else the file's time; camera local time)."""
     names = dict(lib.conn.execute("SELECT id, name FROM people").fetchall())
+    taken = dict(lib.conn.execute("SELECT id, taken_at FROM photos").fetchall())
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     faces = lib.faces()
@@ -115,6 +117,7 @@ def write_faces_csv(lib: Library, out: TextIO) -> int:
                 *(round(v, 1) for v in f.box),
                 names.get(f.person_id, ""),
                 "" if f.cluster_id is None else f.cluster_id,
+                taken.get(f.photo_id) or "",
             )
         )
     return len(faces)

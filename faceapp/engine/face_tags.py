@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
 from faceapp.engine import picasa, xmp_faces
@@ -278,6 +280,28 @@ def _confirm(c: sqlite3.Connection, photo_id: int, face_id: int, r: Region) -> s
     return "confirmed"
 
 
+MIN_SIDE = 8.0  # display px: a smaller tagged box holds nothing to recognise
+
+
+def face_from_box(analyzer: Analyzer, decoded: DecodedImage, box: Sequence[float]) -> NewFace:
+    """A tagged face the detector missed, cropped and embedded exactly like a detected one.
+
+    It has no landmarks (``[]``) and probability 1.0 (a person said it is a face), and
+    is marked as added by hand, so a rescan of the photo keeps it.
+    """
+    from faceapp.engine.detect import FaceBox  # torch: only when a face is added
+    from faceapp.engine.scan_analyze import crop_to_jpeg
+
+    x1, y1 = max(0.0, float(box[0])), max(0.0, float(box[1]))
+    x2, y2 = min(float(decoded.width), float(box[2])), min(float(decoded.height), float(box[3]))
+    if x2 - x1 < MIN_SIDE or y2 - y1 < MIN_SIDE:
+        raise LibraryError(f"a face box must be at least {MIN_SIDE:.0f} pixels on each side")
+    face = FaceBox((x1, y1, x2, y2), np.zeros((0, 2), np.float32), 1.0)
+    crop = analyzer.detector.crops(decoded, [face])
+    vector = analyzer.embedder.embed(crop)[0]
+    return NewFace(face.box, [], 1.0, crop_to_jpeg(crop[0]), vector, manual=True)
+
+
 def _usable(r: Region, rel: str, report: TagImport) -> bool:
     try:
         _clean_name(r.name)
@@ -309,8 +333,6 @@ def import_tags(
 
     The photo is decoded again only when a tagged box matches no detected face.
     """
-    from faceapp.engine.add_face import face_from_box  # torch: only when a scan runs
-
     path = Path(root) / rel
     try:
         regions, problems = read_tags(path, root)

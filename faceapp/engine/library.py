@@ -150,7 +150,6 @@ MIGRATIONS: dict[int, str] = {
         WHERE o.path IS NULL AND o.sha256 = models.sha256 AND o.source = models.source);
     CREATE UNIQUE INDEX models_base ON models(sha256, source) WHERE path IS NULL
     """,
-    # Dates taken, faces drawn by the user, birth dates and cover faces.
     2: "ALTER TABLE photos ADD COLUMN taken_at TEXT;"
     " ALTER TABLE faces ADD COLUMN manual INTEGER NOT NULL DEFAULT 0;"
     " ALTER TABLE people ADD COLUMN birth_date TEXT;"
@@ -702,11 +701,8 @@ class Library:
             return photo_id
 
     def add_face(self, photo_id: int, face: NewFace, model_id: int) -> int:
-        """Store one more face of a stored photo (one the user drew or a file's tag gave,
-        which the detector missed); returns its id."""
+        """One more face in a stored photo (a face the detector missed, given by its box)."""
         with self.transaction() as c:
-            if c.execute("SELECT 1 FROM photos WHERE id = ?", (photo_id,)).fetchone() is None:
-                raise LibraryError(f"no photo {photo_id}")
             return _insert_face(c, photo_id, face, model_id, time.time())
 
     def is_stored(self, path: str, size: int, mtime_ns: int) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from faceapp.engine.xmp_faces import Region
 
-INI_NAME = ".picasa.ini"
+INI_NAMES = (".picasa.ini", "Picasa.ini")  # Picasa 3 hides it; older versions did not
 CONTACTS_NAME = "contacts.xml"
 _FACE = re.compile(r"rect64\(([0-9a-fA-F]{1,16})\),([0-9a-fA-F]+)")
 UNKNOWN_ID = "ffffffffffffffff"
@@ -45,9 +45,10 @@ def _contacts_xml(path: Path) -> dict[str, str]:
 
 
 @lru_cache(maxsize=64)
-def _folder(folder: Path, stamp: tuple) -> tuple[dict[str, str], dict[str, str]]:
+def _folder(ini_path: Path, stamp: tuple) -> tuple[dict[str, str], dict[str, str]]:
     """(file name -> faces value, contact id -> name) of one folder; cached per file times."""
-    ini = _read_ini(folder / INI_NAME)
+    folder = ini_path.parent
+    ini = _read_ini(ini_path)
     if ini is None:
         return {}, {}
     contacts: dict[str, str] = {}
@@ -72,12 +73,12 @@ def _stamp(path: Path) -> float:
 def read(photo: Path, root: Path | None = None) -> list[Region]:
     """The Picasa face regions of one photo (normalised boxes of the stored image)."""
     folder = photo.parent
-    ini = folder / INI_NAME
-    if not ini.is_file():
+    ini = next((folder / n for n in INI_NAMES if (folder / n).is_file()), None)
+    if ini is None:
         return []
     extra = (str(root),) if root is not None else ()
     stamp = (_stamp(ini), extra, *(_stamp(Path(r) / CONTACTS_NAME) for r in (folder, *extra)))
-    faces, contacts = _folder(folder, stamp)
+    faces, contacts = _folder(ini, stamp)
     out = []
     for rect, cid in _FACE.findall(faces.get(photo.name, "")):
         name = contacts.get(cid)

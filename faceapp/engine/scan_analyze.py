@@ -36,7 +36,7 @@ class PhotoResult:
     height: int = 0
     faces: list[NewFace] = field(default_factory=list)
     error: str | None = None
-    taken_at: str | None = None  # EXIF date taken, else the file's time
+    taken_at: str | None = None  # EXIF date, else the file's time
 
 
 def crop_to_jpeg(crop: np.ndarray, quality: int = 92) -> bytes:

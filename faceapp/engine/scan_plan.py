@@ -82,8 +82,8 @@ def _printable(rel: str) -> str:
 def plan_scan(lib: Library, root: Path, only: Container[str] | None = None) -> ScanPlan:
     """List the folder, settle what needs no reading, and return the files to read.
 
-    ``only``: just these files (relative paths), even unchanged ones the library holds
-    as unreadable: "Try again" for the scan problems (see :func:`pipeline.retry`).
+    ``only``: just these files (relative paths), read even when the library holds them
+    as unreadable and unchanged ("Try again" on the scan problems).
     """
     root = Path(root).expanduser().resolve()
     active = lib.active_model()

@@ -9,8 +9,11 @@ so the next scan does not take the photo for a new one.
 
 Safety: every file is written to a temporary file next to it, read back and checked,
 then atomically renamed over the old one, so a failure or a kill leaves the photo and
-its earlier sidecar as they were. Read-only files and folders are reported and
-skipped. Boxes go back to the stored image's frame (see :mod:`face_tags`).
+its earlier sidecar as they were. A kill between the rename and the library's commit
+leaves a tagged photo the library knows by its old size and time: the next scan
+reads it again (its labels carry over by overlap) and a new write sees it is up to
+date. Read-only files and folders are reported and skipped. Boxes go back to the
+stored image's frame (see :mod:`face_tags`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ CREATE TABLE IF NOT EXISTS tags_written (   -- photos whose files carry this app
 )
 """
 _JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
+CHANGED = "the photo changed since it was scanned; scan the folder again"
 
 
 @dataclass
@@ -66,6 +70,7 @@ class _Photo:
     id: int
     path: str
     size: tuple[int, int]  # display size the boxes are in
+    file: tuple[int, int]  # size and mtime_ns the library recorded
     faces: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
 
 
@@ -74,12 +79,12 @@ def _plan(lib: Library, person_ids: Sequence[int] | None) -> list[_Photo]:
     with lib.transaction() as t:
         t.execute(WRITTEN_SCHEMA)
     photos: dict[int, _Photo] = {}
-    for pid, path, w, h in c.execute(
-        "SELECT id, path, width, height FROM photos WHERE status = 'ok' AND (id IN"
+    for pid, path, w, h, size, mtime_ns in c.execute(
+        "SELECT id, path, width, height, size, mtime_ns FROM photos WHERE status = 'ok' AND (id IN"
         " (SELECT photo_id FROM faces WHERE person_id IS NOT NULL) OR id IN"
         " (SELECT photo_id FROM tags_written)) ORDER BY path"
     ):
-        photos[pid] = _Photo(pid, path, (w, h))
+        photos[pid] = _Photo(pid, path, (w, h), (size, mtime_ns))
     for photo_id, name, x1, y1, x2, y2 in c.execute(
         "SELECT f.photo_id, pe.name, f.x1, f.y1, f.x2, f.y2 FROM faces f"
         " JOIN people pe ON pe.id = f.person_id ORDER BY f.x1"
@@ -178,12 +183,12 @@ def write_tags(
         path = Path(root) / photo.path
         into_photo = embed and path.suffix.lower() in _JPEG_SUFFIXES
         target = path if into_photo else sidecars(path)[0]
-        for stale in (path, sidecars(path)[0]):  # left by a run that was killed
-            jpeg_xmp.temp_path(stale).unlink(missing_ok=True)
         try:
+            for stale in (path, sidecars(path)[0]):  # left by a run that was killed
+                jpeg_xmp.temp_path(stale).unlink(missing_ok=True)
             frame = file_frame(path)
             if frame.display != photo.size:
-                raise XmpError("the photo changed since it was scanned; scan the folder again")
+                raise XmpError(CHANGED)
             data = path.read_bytes() if into_photo else None
             if into_photo:
                 existing = jpeg_xmp.read_xmp(data)
@@ -193,6 +198,9 @@ def write_tags(
             if _up_to_date(existing, regions):
                 report.skipped += 1
                 continue
+            st = path.stat()
+            if into_photo and (st.st_size, st.st_mtime_ns) != photo.file:
+                raise XmpError(CHANGED)  # the new record would hide an edit the scan has not seen
             change = {
                 "path": photo.path,
                 "target": target.name,

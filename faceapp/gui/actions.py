@@ -51,7 +51,7 @@ class ActionSpec:
     icon_text: str | None = None
     enabled: Callable[[Context], bool] | None = None  # None: always enabled
     role: QAction.MenuRole | None = None
-    scope: str = "window"  # "grid": the shortcut works in the face grid only
+    scope: str = "window"  # "grid" / "photo": the shortcut works in that view only
 
 
 def _lib(c: Context) -> bool:
@@ -108,10 +108,26 @@ ACTIONS: tuple[ActionSpec, ...] = (
         enabled=_lib,
     ),
     ActionSpec(
+        "tag_conflicts",
+        "Face Tag &Conflicts…",
+        "show_tag_conflicts",
+        tip="Names in the photos' face tags that disagree with yours (not applied)",
+        enabled=_lib,
+    ),
+    ActionSpec(
         "export",
         "E&xport Photos of a Person…",
         "show_export",
         tip="Copy or link every photo of a person into a folder",
+        enabled=_lib,
+    ),
+    ActionSpec(
+        "problems",
+        "&Problems…",
+        "show_problems",
+        None,
+        "warning",
+        "Files the scan could not use, with the reason; try them again",
         enabled=_lib,
     ),
     ActionSpec("close", "&Close Library", "close_library", SK.Close, enabled=_lib),
@@ -141,6 +157,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "name",
         "Name this cluster or rename this person",
         enabled=_can("can_name"),
+    ),
+    ActionSpec(
+        "edit_person",
+        "&Edit Person…",
+        "edit_person",
+        "Ctrl+E",
+        "name",
+        "Name and birth date of this person",
+        enabled=_can("can_edit_details"),
     ),
     ActionSpec(
         "hide",
@@ -179,6 +204,43 @@ ACTIONS: tuple[ActionSpec, ...] = (
         scope="grid",
     ),
     ActionSpec(
+        "reject_box",
+        "Remove Face From Its &Group",
+        "reject_box",
+        SK.Delete,
+        "reject",
+        "The selected box's face leaves its person or cluster (remembered)",
+        enabled=lambda c: c.has_lib and c.box_selected,
+        scope="photo",
+    ),
+    ActionSpec(
+        "cover",
+        "Make &Cover Face",
+        "make_cover",
+        None,
+        "person",
+        "Show the selected face as this person's picture",
+        enabled=lambda c: _can("can_set_cover")(c) and c.faces_selected,
+    ),
+    ActionSpec(
+        "prev_photo",
+        "&Previous Photo",
+        "previous_photo",
+        ("Left", "PgUp"),
+        "prev",
+        enabled=lambda c: c.photo_shown,
+        scope="photo",
+    ),
+    ActionSpec(
+        "next_photo",
+        "Ne&xt Photo",
+        "next_photo",
+        ("Right", "PgDown"),
+        "next",
+        enabled=lambda c: c.photo_shown,
+        scope="photo",
+    ),
+    ActionSpec(
         "review",
         "&Review Suggestions",
         "show_review",
@@ -191,7 +253,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "recluster",
         "Re&group Faces",
-        "start_cluster",
+        "regroup",
         "Ctrl+Shift+G",
         tip="Group the unnamed faces again (names and confirmed faces stay)",
         enabled=_idle,
@@ -242,15 +304,18 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "&File",
         (
-            *("open", "@recent", "rescan", "cancel", "-"),
-            *("write_tags", "export", "-", "close", "-", "quit"),
+            *("open", "@recent", "rescan", "cancel", "problems", "-"),
+            *("write_tags", "tag_conflicts", "export", "-", "close", "-", "quit"),
         ),
     ),
     ("&Edit", ("@act_undo", "@act_redo", "-", "select_all", "-", "settings")),
-    ("&View", ("back", "-", "zoom_in", "zoom_out", "-", "sidebar")),
+    ("&View", ("back", "prev_photo", "next_photo", "-", "zoom_in", "zoom_out", "-", "sidebar")),
     (
         "&People",
-        ("name", "hide", "merge", "-", "move", "reject", "-", "review", "recluster"),
+        (
+            *("name", "edit_person", "hide", "merge", "cover", "-", "move", "reject"),
+            *("reject_box", "-", "review", "recluster"),
+        ),
     ),
     ("&Tools", ("verify", "finetune", "models", "-", "weights")),
     ("&Help", ("shortcuts", "-", "about", "about_qt")),
@@ -304,9 +369,10 @@ def create_actions(window: MainWindow) -> dict[str, QAction]:
         if spec.role is not None:
             action.setMenuRole(spec.role)
         action.triggered.connect(lambda _checked=False, s=spec.slot: getattr(window, s)())
-        if spec.scope == "grid":
+        if spec.scope != "window":
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            window.grid.addAction(action)
+            view = window.grid if spec.scope == "grid" else window.photo_view
+            view.addAction(action)
         else:
             window.addAction(action)
         actions[spec.name] = action

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QPushButton,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
@@ -32,7 +33,9 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.gui import actions
+from faceapp.gui.dialogs.error import error_box
 from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.library_watch import LibraryWatch
 from faceapp.gui.models import FaceGridModel, SidebarModel
 from faceapp.gui.naming import NamingMixin
 from faceapp.gui.photos import PhotoMixin
@@ -43,9 +46,10 @@ from faceapp.gui.settings import AppSettings, RecentLibrary
 from faceapp.gui.thumbnails import ThumbnailCache
 from faceapp.gui.tools import ToolsMixin
 from faceapp.gui.views.face_grid import FaceGridView, GridPage
+from faceapp.gui.views.photo_grid import PhotoGridView
 from faceapp.gui.views.photo_view import PhotoView
 from faceapp.gui.views.review import ReviewView
-from faceapp.gui.views.sidebar import SidebarView
+from faceapp.gui.views.sidebar import SidebarPanel, SidebarView
 from faceapp.gui.views.welcome import WelcomeView
 from faceapp.gui.widgets.banner import Banner
 from faceapp.gui.widgets.scan_panel import ScanPanel
@@ -55,6 +59,7 @@ PAGE_WELCOME, PAGE_LIBRARY = 0, 1
 
 class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow):
     refreshed = Signal()  # the views show the library's current state
+    photos_loaded = Signal()  # the photo grid shows the photos asked for
 
     def __init__(
         self,
@@ -73,7 +78,11 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.sidebar_model = SidebarModel(self.thumbs, self)
         self.grid_model = FaceGridModel(self.thumbs, self)
         self._init_refresh()
+        self.library_watch = LibraryWatch(self)
+        self._regroup_pending = False  # a grouping change waits for the scan to end
         self.verify_dialog: Any = None
+        self.problems_dialog: Any = None
+        self.problems: list = []
         self.finetune_dialog: Any = None
         self.models_dialog: Any = None
         self._build_widgets()
@@ -99,10 +108,15 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.pages = QStackedWidget()
         self.welcome = WelcomeView()
         self.sidebar = SidebarView(self.sidebar_model)
+        self.sidebar_panel = SidebarPanel(self.sidebar)
         self.grid = FaceGridView(self.grid_model, self.settings.thumb_size)
-        self.grid_page = GridPage(self.grid)
+        self.photo_grid = PhotoGridView()
+        self.grid_page = GridPage(self.grid, self.photo_grid)
         self.photo_view = PhotoView()
         self.review_view = ReviewView(self.thumbs)
+        self.review_view.cluster_face = lambda cid: next(
+            iter(self.session.group_faces(GroupKey(GroupKind.CLUSTER, cid))), None
+        )
         self.review_view.example_source = lambda pid: self.session.group_faces(
             GroupKey(GroupKind.PERSON, pid)
         )
@@ -111,7 +125,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.content.addWidget(self.photo_view)
         self.content.addWidget(self.review_view)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(self.sidebar_panel)
         self.splitter.addWidget(self.content)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([260, 900])
@@ -137,6 +151,11 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.weights_label = QLabel("Weights: loading…")
         wl.addWidget(self.weights_icon)
         wl.addWidget(self.weights_label)
+        self.problems_button = QPushButton(icon("warning"), "")
+        self.problems_button.setFlat(True)
+        self.problems_button.setToolTip("Files the scan could not use: see why, try again")
+        self.problems_button.hide()
+        status.addPermanentWidget(self.problems_button)
         status.addPermanentWidget(self.counts_label)
         status.addPermanentWidget(self.weights_widget)
 
@@ -179,6 +198,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         s.libraryOpened.connect(self._on_library_opened)
         s.libraryClosed.connect(self._on_library_closed)
         s.changed.connect(self.refresh)
+        self.library_watch.changedElsewhere.connect(self._on_changed_elsewhere)
         s.scanStarted.connect(self._on_scan_started)
         s.scanProgress.connect(self.scan_panel.update_progress)
         s.scanFinished.connect(self._on_scan_finished)
@@ -221,6 +241,14 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.photo_view.revealFailed.connect(self.reveal_failed)
         self.review_view.backRequested.connect(self.show_grid)
         self.review_view.answered.connect(self.answer_suggestion)
+        self.grid_page.tabs.currentChanged.connect(self._on_page_tab)
+        self.photo_grid.photoActivated.connect(self.show_photo)
+        self.photo_view.prev.clicked.connect(self.previous_photo)
+        self.photo_view.next.clicked.connect(self.next_photo)
+        self.sidebar.peopleSelected.connect(self.show_together)
+        self.problems_button.clicked.connect(self.show_problems)
+        self.review_view.acceptLikelyRequested.connect(self.accept_likely)
+        self.review_view.nameRequested.connect(lambda fid: self.name_faces_dialog([fid]))
 
     # -- geometry -------------------------------------------------------------------------
 
@@ -283,8 +311,16 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         if not items:
             self.recent_menu.addAction("No recent libraries").setEnabled(False)
 
+    @Slot()
+    def _on_changed_elsewhere(self) -> None:
+        self.statusBar().showMessage(
+            "The library was changed elsewhere; showing the changes.", 4000
+        )
+        self.refresh()
+
     @Slot(object)
     def _on_library_opened(self, lib: Any) -> None:
+        self.library_watch.watch(lib)
         self.thumbs.set_library(lib)
         self.review_view.lib = lib
         self.review_view.reset_examples()
@@ -301,6 +337,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
 
     @Slot()
     def _on_library_closed(self) -> None:
+        self.library_watch.watch(None)
         self.thumbs.set_library(None)
         self.sidebar_model.set_groups([])
         self.grid_model.set_faces([], None)
@@ -320,6 +357,9 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
     def rescan(self) -> None:
         if self.session.lib is not None:
             self.session.start_scan()
+
+    def regroup(self) -> None:
+        self.session.start_cluster()
 
     def cancel_scan(self) -> None:
         if self.session.scanning:
@@ -342,12 +382,16 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         if not self.session.busy:
             self.scan_panel.hide()
         # Faces seen during the scan were unsorted; now that there are groups, show one.
-        if self.current_key is None or self.current_key.kind == "unknown":
+        if self.current_key is None or not self.current_key.kind.can_name:
             self._select_first_after_refresh = True
             self.refresh()
 
     @Slot(bool)
     def _on_busy_changed(self, busy: bool) -> None:
+        self.library_watch.paused = busy
+        if not busy and self._regroup_pending:
+            self._regroup_pending = False
+            QTimer.singleShot(0, self.regroup_when_idle)
         if not busy:
             self.scan_panel.hide()
         self._update_actions()
@@ -401,10 +445,14 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.grid.selectAll()
 
     def toggle_sidebar(self) -> None:
-        self.sidebar.setVisible(not self.sidebar.isVisible())
-        self.act_sidebar.setChecked(self.sidebar.isVisible())
+        self.sidebar_panel.setVisible(not self.sidebar_panel.isVisible())
+        self.act_sidebar.setChecked(self.sidebar_panel.isVisible())
 
     # -- context menus -------------------------------------------------------------------------
+
+    def exec_menu(self, menu: QMenu, pos: Any) -> None:
+        """Show a context menu at a global position (tests replace this)."""
+        menu.exec(pos)
 
     def _sidebar_menu(self, pos: Any) -> None:
         index = self.sidebar.indexAt(pos)
@@ -441,9 +489,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:
         self.statusBar().showMessage(f"{title}: {text.splitlines()[0] if text else ''}", 10000)
-        box = QMessageBox(
-            QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
-        )
+        box = error_box(self, title, text)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()
         self._last_error = (title, text)

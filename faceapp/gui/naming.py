@@ -54,28 +54,96 @@ class NamingMixin:
         group = self.sidebar_model.group(key)
         avatar = getattr(group, "avatar_face_id", None)
         is_person = key.kind.is_person
+        apart = self.cluster_outliers(key)
         dialog = NameDialog(
             "Rename Person" if is_person else "Name This Person",
             f"Who is this? ({group.count} faces)" if group else "Who is this?",
             current=(group.name or "") if is_person and group else "",
             names=[n for n in self._names() if not (is_person and group and n == group.name)],
             avatar=self.thumbs.get(avatar) if avatar is not None else None,
+            apart=[self.thumbs.get(f) for f in apart],
             parent=self,
         )
         if dialog.exec() != NameDialog.DialogCode.Accepted:
             return
-        self.apply_name(key, dialog.name())
+        self.apply_name(key, dialog.name(), leave_out=apart)
 
-    def apply_name(self: MainWindow, key: GroupKey, name: str) -> bool:
-        """Name a cluster (an existing person's name merges into that person) or rename."""
+    def birth_date(self: MainWindow, key: GroupKey) -> str | None:
+        if not key.kind.can_edit_details or self.session.lib is None:
+            return None
+        from faceapp.engine import birthdays
+
+        return birthdays.birth_date(self.session.lib, key.id)
+
+    def edit_person(self: MainWindow) -> None:
+        """Rename a person and set their birth date in one dialog."""
+        key = self.current_key
+        if key is None or not key.kind.can_edit_details or self.session.lib is None:
+            return
+        group = self.sidebar_model.group(key)
+        name = getattr(group, "name", "") or ""
+        born = self.birth_date(key) or ""
+        dialog = NameDialog(
+            "Edit Person",
+            "Name and birth date",
+            current=name,
+            names=[n for n in self._names() if n != name],
+            avatar=self.thumbs.get(group.avatar_face_id)
+            if group and group.avatar_face_id
+            else None,
+            birth_date=born,
+            parent=self,
+        )
+        if dialog.exec() != NameDialog.DialogCode.Accepted:
+            return
+        if dialog.birth_date() != born:
+            self.set_birth_date(key, dialog.birth_date() or None)
+        if dialog.name() and dialog.name() != name:
+            self.apply_name(key, dialog.name())
+
+    def set_birth_date(self: MainWindow, key: GroupKey, date: str | None) -> bool:
+        from faceapp.engine import birthdays
+
+        try:
+            text = birthdays.set_birth_date(self.session.lib, key.id, date)
+        except Exception as exc:  # a bad date, or confirmed photos older than it
+            self.show_error("Birth Date", str(exc))
+            return False
+        self.statusBar().showMessage(text, 6000)
+        self.refresh()
+        return True
+
+    def cluster_outliers(self: MainWindow, key: GroupKey) -> list[int]:
+        """The faces of a cluster that do not fit it (none for other kinds)."""
+        if key.kind is not GroupKind.CLUSTER or self.session.lib is None:
+            return []
+        from faceapp.engine import naming
+
+        try:
+            return list(naming.cluster_outliers(self.session.lib, key.id))
+        except Exception:  # a cluster gone meanwhile: naming it reports that
+            return []
+
+    def apply_name(
+        self: MainWindow, key: GroupKey, name: str, leave_out: list[int] | None = None
+    ) -> bool:
+        """Name a cluster (only the faces that fit; a known name joins that person) or
+        rename a person (a known name merges them, after asking)."""
         existing = self._person_by_name(name)
+        if key.kind is GroupKind.CLUSTER:
+            if leave_out is None:
+                leave_out = self.cluster_outliers(key)
+            changes = self.session.name_cluster(key.id, name, leave_out)
+            target = existing or (
+                GroupKey(GroupKind.PERSON, changes.person_id) if changes is not None else None
+            )
+            if target is not None and target.id is not None:
+                self.select_after_refresh(target)
+                self.refresh()
+            return changes is not None
         if existing is not None and existing != key:
             return self.request_merge(key, existing, confirm=key.kind.is_person)
-        changes = self.session.name_group(key, name)
-        if changes is not None and key.kind is GroupKind.CLUSTER and changes.person_id is not None:
-            self.select_after_refresh(GroupKey(GroupKind.PERSON, changes.person_id))
-            self.refresh()
-        return changes is not None
+        return self.session.name_group(key, name) is not None
 
     def name_faces_dialog(self: MainWindow, face_ids: list[int]) -> None:
         """Name faces: type a new name (a new person) or pick one named before."""
@@ -221,6 +289,10 @@ class NamingMixin:
         self.content.setCurrentIndex(CONTENT_REVIEW)
         self.review_view.setFocus()
         self.refresh()  # reads the suggestions in the worker too
+
+    def accept_likely(self: MainWindow) -> None:
+        if self.session.accept_likely() is not None:
+            self.review_view.setFocus()
 
     @Slot(object, bool)
     def answer_suggestion(self: MainWindow, suggestion: Any, accept: bool) -> None:

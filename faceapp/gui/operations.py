@@ -132,7 +132,35 @@ class OperationsMixin:
         return self.run_operation("Hide", people.set_hidden, key.id, hidden)
 
     def answer_suggestion(self: LibrarySession, suggestion: Any, accept: bool) -> Any:
-        from faceapp.engine import people
+        from faceapp.engine import naming, people
 
+        if hasattr(suggestion, "cluster_id"):  # "Cluster 7 looks like Anna"
+            cid, pid = suggestion.cluster_id, suggestion.person_id
+            if accept:
+                return self.run_operation(
+                    "Suggestion", lambda lib: naming.name_cluster(lib, cid, person_id=pid).changes
+                )
+            return self.run_operation("Suggestion", naming.reject_cluster, cid, pid)
         op = people.confirm_suggestion if accept else people.reject_suggestion
         return self.run_operation("Suggestion", op, suggestion.face_id, suggestion.person_id)
+
+    def accept_likely(self: LibrarySession) -> Any:
+        """Confirm every "likely" suggestion: one operation, one undo step."""
+        from faceapp.engine import review
+
+        def accept(lib: Any) -> Any:
+            changes = review.accept_likely(lib)
+            if changes is None:
+                raise LookupError("there are no likely suggestions right now")
+            return changes
+
+        return self.run_operation("Accept All Likely", accept)
+
+    def name_cluster(self: LibrarySession, cluster_id: int, name: str, leave_out: list[int]) -> Any:
+        """Name a cluster, confirming only the faces that fit; ``leave_out`` go to review."""
+        from faceapp.engine import naming
+
+        return self.run_operation(
+            "Name",
+            lambda lib: naming.name_cluster(lib, cluster_id, name, leave_out=leave_out).changes,
+        )

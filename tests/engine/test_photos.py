@@ -13,7 +13,7 @@ from synthetic_album import Album
 
 from faceapp.engine import album as album_mod
 from faceapp.engine import library as library_mod
-from faceapp.engine import people, photos
+from faceapp.engine import oplog, people, photos
 from faceapp.engine.library import Library, LibraryError
 
 
@@ -57,7 +57,12 @@ def test_cover_face_is_the_users_choice_while_it_stays_theirs(album):
     chosen = album.faces_of(0)[2]
     with pytest.raises(LibraryError, match="not one of Anna's faces"):
         photos.set_cover(lib, anna, album.faces_of(1)[0])
+    before = photos.cover_face(lib, anna)
     photos.set_cover(lib, anna, chosen)
+    assert photos.cover_face(lib, anna) == chosen
+    assert oplog.undo(lib).description == "New picture for Anna"
+    assert photos.cover_face(lib, anna) == before is None
+    oplog.redo(lib)
     assert photos.cover_face(lib, anna) == chosen
     assert next(g for g in album_mod.groups(lib) if g.id == anna).avatar_face_id == chosen
     people.reject_faces(lib, [chosen], anna)  # no longer hers: back to automatic
@@ -74,8 +79,8 @@ def test_problems_list_path_reason_and_time(album):
 
 
 def test_old_library_migrates_and_gets_its_dates(tmp_path):
-    """A version-1 library (before dates) opens with every label kept; the dates of its
-    photos are read from the files' EXIF (else their time) afterwards."""
+    """A library from before dates (the previous version) opens with every label kept;
+    the dates of its photos are read from the files' EXIF (else their time) afterwards."""
     root = tmp_path / "photos"
     root.mkdir()
     exif = Image.Exif()
@@ -94,7 +99,10 @@ def test_old_library_migrates_and_gets_its_dates(tmp_path):
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
     conn.executescript(v1)
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('root', ?)", (str(root),))
+    conn.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?), ('root', ?)",
+        (str(library_mod.SCHEMA_VERSION - 1), str(root)),
+    )
     for k, name in enumerate(("exif.jpg", "plain.jpg")):
         conn.execute(
             "INSERT INTO photos(path, size, mtime_ns, status, scanned_at) VALUES (?,1,1,'ok',0)",

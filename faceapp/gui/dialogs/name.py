@@ -32,6 +32,8 @@ class NameDialog(QDialog):
         ok_text: str = "Save",
         require_existing: bool = False,
         new_note: str = "",
+        apart: list[QImage | None] | None = None,
+        birth_date: str | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -65,6 +67,35 @@ class NameDialog(QDialog):
         col.addWidget(label)
         col.addWidget(self.edit)
         col.addWidget(self.note)
+        if apart:
+            # Faces that do not fit the group: shown apart, left out of the naming.
+            n = len(apart)
+            warn = QLabel(
+                f"{n} {'face' if n == 1 else 'faces'} may not be the same person: "
+                f"{'it goes' if n == 1 else 'they go'} to Review instead of being named."
+            )
+            warn.setObjectName("apartNote")
+            warn.setWordWrap(True)
+            faces_row = QHBoxLayout()
+            faces_row.setSpacing(6)
+            for image in apart[:8]:
+                thumb = FaceImage(48)
+                thumb.set_image(image)
+                faces_row.addWidget(thumb)
+            faces_row.addStretch(1)
+            col.addWidget(warn)
+            col.addLayout(faces_row)
+        self.apart_count = len(apart or [])
+        self.birth: QLineEdit | None = None
+        if birth_date is not None:  # a person's details: the birth date, optional
+            self.birth = QLineEdit(birth_date)
+            self.birth.setPlaceholderText("Birth date, e.g. 2010-05-03 (optional)")
+            self.birth.setToolTip(
+                "Faces in photos taken before this date are never suggested for this person; "
+                "their photos show the age at the time."
+            )
+            col.addWidget(QLabel("Born:"))
+            col.addWidget(self.birth)
         row.addLayout(col, 1)
         layout.addLayout(row)
         self.buttons = QDialogButtonBox(
@@ -92,6 +123,9 @@ class NameDialog(QDialog):
             self.note.setText(f"“{match}” already exists: these faces will join that person.")
         else:
             self.note.setText(self.new_note.format(self.name()) if self.name() else "")
+
+    def birth_date(self) -> str:
+        return self.birth.text().strip() if self.birth is not None else ""
 
     def name(self) -> str:
         return " ".join(self.edit.text().split())

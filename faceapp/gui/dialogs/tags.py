@@ -252,7 +252,47 @@ class ExportDialog(_JobDialog):
         self.go.setEnabled(not running)
 
 
-def open_dialog(window: Any, cls: type[_JobDialog]) -> None:
+class ConflictsDialog(QDialog):
+    """Face tags in the photos that disagree with the user's names (never applied)."""
+
+    def __init__(self, lib: Any, _selected: int | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        from faceapp.engine import face_tags  # no torch: reads the library only
+
+        self.setWindowTitle("Face Tag Conflicts")
+        self.setMinimumSize(620, 320)
+        self.lib, self._face_tags = lib, face_tags
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "These names in the photos' face tags disagree with names you gave; your"
+            " names were kept. Rename or move the faces yourself where the tag is right."
+        )
+        intro.setWordWrap(True)
+        self.list = QListWidget()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.forget = QPushButton("Forget These")
+        buttons.addButton(self.forget, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.rejected.connect(self.reject)
+        self.forget.clicked.connect(self.clear)
+        for w in (intro, self.list, buttons):
+            layout.addWidget(w)
+        self.fill()
+
+    def fill(self) -> None:
+        self.list.clear()
+        found = self._face_tags.conflicts(self.lib)
+        for c in found:
+            self.list.addItem(f"{c.photo}: the tag says {c.name} ({c.source}), but {c.reason}")
+        if not found:
+            self.list.addItem("No conflicts.")
+        self.forget.setEnabled(bool(found))
+
+    def clear(self) -> None:
+        self._face_tags.clear_conflicts(self.lib)
+        self.fill()
+
+
+def open_dialog(window: Any, cls: type[QDialog]) -> None:
     """Open one of the dialogs for the window's library, the person it shows preselected."""
     lib = window.session.lib
     if lib is not None:
