@@ -93,6 +93,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--offscreen", action="store_true")
+    parser.add_argument(
+        "--skip-finetune", action="store_true", help="leave out the (slow) fine-tune screens"
+    )
     args = parser.parse_args()
     if args.offscreen:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -215,10 +218,12 @@ def main() -> int:
     window.ask = lambda title, text: True
     synced()
 
-    # 5. review: three new photos of named people arrive; rescan; answer the queue.
+    # 5. review: three new photos of named people arrive (and a file that is not a
+    # photo, for the Problems list); rescan; answer the queue.
     for person, index in LATER:
         photo = sorted((FACES / person).iterdir())[index]
         shutil.copy2(photo, album / person / photo.name)
+    (album / "scanner-page-3.jpg").write_bytes(b"\xff\xd8 cut off while copying")
     window.act_rescan.trigger()
     wait(lambda: window.session.busy, 30)
     wait(lambda: not window.session.busy)
@@ -228,6 +233,70 @@ def main() -> int:
     synced()
     shot("05-review")
     window.act_back.trigger()
+
+    # 12. Problems: the files the scan could not use, with Try Again.
+    problems = window.show_problems()
+    problems.resize(760, 260)
+    settle()
+    shot("12-problems", problems)
+    problems.close()
+
+    # 13. Name faces: a selection becomes a new person (or joins one named before).
+    from faceapp.gui.dialogs.name import NameDialog
+
+    unknown = next((g for g in window.sidebar_model.groups() if g.kind == "unknown"), None)
+    cluster = next((g for g in window.sidebar_model.groups() if g.kind == "cluster"), None)
+    loose = unknown or cluster
+    if loose is not None:
+        window.sidebar.select_key(GroupKey.of(loose))
+        synced()
+        window.grid.selectAll()
+        ids = window.grid.selected_face_ids()[:2]
+        original_exec = NameDialog.exec
+
+        def show_and_shoot(dialog: NameDialog) -> int:
+            dialog.show()
+            dialog.edit.setText("Aunt Maria")
+            shot("13-name-faces", dialog)
+            dialog.close()
+            return NameDialog.DialogCode.Rejected
+
+        NameDialog.exec = show_and_shoot
+        window.name_faces_dialog(ids)
+        NameDialog.exec = original_exec
+
+    # 14. a person's Photos tab: by date, with the age once a birth date is set.
+    from faceapp.engine import birthdays
+
+    named = sorted(
+        (g for g in window.sidebar_model.groups() if g.kind == "person"), key=lambda g: -g.count
+    )
+    birthdays.set_birth_date(lib, named[0].id, "1955-04-02")
+    window.sidebar.select_key(GroupKey.of(named[0]))
+    synced()
+    window.grid_page.tabs.setCurrentIndex(window.grid_page.PHOTOS)
+    wait(lambda: window.photo_grid.loaded and window.photo_grid.count() > 0, 60)
+    shot("14-person-photos")
+    # 15. two people selected: the photos they are in together.
+    from PySide6.QtCore import QItemSelectionModel
+
+    # Someone else in Colin Powell's group photo gets a name, so the two share a photo.
+    in_group = [f for f in lib.faces() if f.photo_path.endswith(GROUP_PHOTO.name)]
+    powell = next((g for g in named if g.name == "Colin Powell"), named[0])
+    other = next((f for f in in_group if f.person_id != powell.id), None)
+    if other is not None:
+        window.name_faces([other.id], "Colleague")
+        synced()
+    colleague = next((g for g in window.sidebar_model.groups() if g.name == "Colleague"), None)
+    together = [powell, colleague] if colleague is not None else named[:2]
+    window.sidebar.select_key(GroupKey.of(together[0]))
+    synced()
+    index = window.sidebar_model.index(window.sidebar_model.row_of(GroupKey.of(together[1])))
+    window.sidebar.selectionModel().select(index, QItemSelectionModel.SelectionFlag.Select)
+    wait(lambda: window.photo_grid.loaded, 60)
+    settle(1.0)
+    shot("15-together")
+    window.grid_page.tabs.setCurrentIndex(window.grid_page.FACES)
 
     # 6. photo view: the group photo, every face boxed and named.
     group = next(f for f in lib.faces() if f.photo_path.endswith(GROUP_PHOTO.name))
@@ -253,6 +322,9 @@ def main() -> int:
     settings.show()
     settle()
     shot("08-settings", settings)
+    settings.advanced_button.click()
+    settle(1.0)
+    shot("08b-settings-advanced", settings)
     settings.close()
 
     # 10. write face tags: the preview of what would be written; 11. export a person
@@ -270,6 +342,13 @@ def main() -> int:
     export.show()
     shot("11-export", export)
     export.close()
+
+    if args.skip_finetune:
+        window.close_library()
+        settle()
+        shot("01-welcome")
+        window.close()
+        return 0
 
     # 9. fine-tune: a second, larger album (16 people x 10 photos) so the held-out
     # measurement means something; named from the LFW folders, then a short run.

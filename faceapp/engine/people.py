@@ -25,6 +25,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import PurePosixPath
 
 from faceapp.engine.album import Group, PeopleError, cluster_exists, get_person
 from faceapp.engine.birthdays import before_birth
@@ -354,12 +355,12 @@ def _check_same_photo(faces: list[tuple], photos: dict[int, int], name: str) -> 
     for fid, photo, *_ in faces:
         if photo in photos:
             raise PeopleError(
-                f"face {fid} is in the same photo as face {photos[photo]} of {name}: "
+                f"{name} already has a face in the same photo: "
                 "two faces of one photo cannot be the same person"
             )
         if photo in seen:
             raise PeopleError(
-                f"faces {seen[photo]} and {fid} are in the same photo: "
+                "two of these faces are in the same photo: "
                 "two faces of one photo cannot be the same person"
             )
         seen[photo] = fid
@@ -439,11 +440,21 @@ def remove_from_cluster(lib: Library, face_ids: Sequence[int], cluster_id: int) 
         return commit(c, "reject", text, ch)
 
 
+def _face_in(c: sqlite3.Connection, face_id: int) -> str:
+    """'The face in IMG_0042.jpg': how messages name a face (never by its id)."""
+    row = c.execute(
+        "SELECT p.path FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.id = ?",
+        (int(face_id),),
+    ).fetchone()
+    return f"The face in {PurePosixPath(row[0]).name}" if row else "The face"
+
+
 def confirm_suggestion(lib: Library, face_id: int, person_id: int) -> OpChanges:
     """Answer "yes" to "Is this X?": the face is confirmed for the person."""
     with lib.transaction() as c:
         _, name, _ = get_person(c, person_id)
-        return _move(c, [face_id], person_id, kind="confirm", text=f"Face {face_id} is {name}")
+        text = f"{_face_in(c, face_id)} is {name}"
+        return _move(c, [face_id], person_id, kind="confirm", text=text)
 
 
 def reject_suggestion(lib: Library, face_id: int, person_id: int) -> OpChanges:
@@ -456,4 +467,4 @@ def reject_suggestion(lib: Library, face_id: int, person_id: int) -> OpChanges:
             ch.face(face_id, (faces[0][2], faces[0][3]), (None, None))
         if face_id not in _rejections_of(c, person_id):
             ch.rej_add.append([face_id, person_id])
-        return commit(c, "reject", f"Face {face_id} is not {name}", ch)
+        return commit(c, "reject", f"{_face_in(c, face_id)} is not {name}", ch)

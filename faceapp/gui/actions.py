@@ -223,6 +223,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         enabled=lambda c: _can("can_set_cover")(c) and c.faces_selected,
     ),
     ActionSpec(
+        "add_face",
+        "&Add a Missed Face",
+        "toggle_add_face",
+        "Ctrl+Shift+A",
+        "person",
+        "Drag a box around a face the scan missed; it is added like a found face",
+        enabled=lambda c: c.has_lib and c.photo_shown,
+    ),
+    ActionSpec(
         "prev_photo",
         "&Previous Photo",
         "previous_photo",
@@ -309,7 +318,20 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("&Edit", ("@act_undo", "@act_redo", "-", "select_all", "-", "settings")),
-    ("&View", ("back", "prev_photo", "next_photo", "-", "zoom_in", "zoom_out", "-", "sidebar")),
+    (
+        "&View",
+        (
+            "back",
+            "prev_photo",
+            "next_photo",
+            "add_face",
+            "-",
+            "zoom_in",
+            "zoom_out",
+            "-",
+            "sidebar",
+        ),
+    ),
     (
         "&People",
         (
@@ -379,6 +401,7 @@ def create_actions(window: MainWindow) -> dict[str, QAction]:
         setattr(window, f"act_{spec.name}", action)
     window.act_sidebar.setCheckable(True)
     window.act_sidebar.setChecked(True)
+    window.act_add_face.setCheckable(True)
     return actions
 
 

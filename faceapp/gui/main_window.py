@@ -60,6 +60,7 @@ PAGE_WELCOME, PAGE_LIBRARY = 0, 1
 class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow):
     refreshed = Signal()  # the views show the library's current state
     photos_loaded = Signal()  # the photo grid shows the photos asked for
+    face_added = Signal(int)  # a face drawn by hand was stored
 
     def __init__(
         self,
@@ -79,6 +80,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.grid_model = FaceGridModel(self.thumbs, self)
         self._init_refresh()
         self.library_watch = LibraryWatch(self)
+        self.closed = False
         self._regroup_pending = False  # a grouping change waits for the scan to end
         self.verify_dialog: Any = None
         self.problems_dialog: Any = None
@@ -88,6 +90,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self._build_widgets()
         self.actions_by_name = actions.create_actions(self)
         actions.create_undo_actions(self)
+        self.add_face_button = self.photo_view.add_action_button(self.act_add_face)
         self._build_menus()
         self._build_toolbar()
         self._connect()
@@ -198,7 +201,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         s.libraryOpened.connect(self._on_library_opened)
         s.libraryClosed.connect(self._on_library_closed)
         s.changed.connect(self.refresh)
-        self.library_watch.changedElsewhere.connect(self._on_changed_elsewhere)
+        self.library_watch.changedElsewhere.connect(self.refresh)
         s.scanStarted.connect(self._on_scan_started)
         s.scanProgress.connect(self.scan_panel.update_progress)
         s.scanFinished.connect(self._on_scan_finished)
@@ -244,6 +247,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.grid_page.tabs.currentChanged.connect(self._on_page_tab)
         self.photo_grid.photoActivated.connect(self.show_photo)
         self.photo_view.prev.clicked.connect(self.previous_photo)
+        self.photo_view.canvas.boxDrawn.connect(self.add_face_box)
         self.photo_view.next.clicked.connect(self.next_photo)
         self.sidebar.peopleSelected.connect(self.show_together)
         self.problems_button.clicked.connect(self.show_problems)
@@ -273,9 +277,16 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.settings.set_value("window/geometry", self.saveGeometry())
         self.settings.set_value("window/splitter", self.splitter.saveState())
         self.settings.sync()
-        for dialog in (self.verify_dialog, self.finetune_dialog, self.models_dialog):
+        for dialog in (
+            self.verify_dialog,
+            self.finetune_dialog,
+            self.models_dialog,
+            self.problems_dialog,
+        ):
             if dialog is not None:
                 dialog.close()
+        self.closed = True  # no more library reads into views that are going away
+        self.library_watch.watch(None)
         self.session.shutdown()
         self.thumbs.shutdown()
         super().closeEvent(event)
@@ -310,13 +321,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
             act.triggered.connect(lambda _=False, it=item: self.open_recent(it))
         if not items:
             self.recent_menu.addAction("No recent libraries").setEnabled(False)
-
-    @Slot()
-    def _on_changed_elsewhere(self) -> None:
-        self.statusBar().showMessage(
-            "The library was changed elsewhere; showing the changes.", 4000
-        )
-        self.refresh()
 
     @Slot(object)
     def _on_library_opened(self, lib: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPoint, Slot
+from PySide6.QtCore import QPoint, Qt, Slot
 from PySide6.QtWidgets import QMenu
 
 from faceapp.gui import workers
@@ -74,6 +74,44 @@ class PhotoMixin:
             i += step
         if 0 <= i < len(seq):
             self.show_photo(seq[i])
+
+    def toggle_add_face(self: MainWindow) -> None:
+        """Drawing mode on the photo: the next box dragged becomes a face."""
+        drawing = self.act_add_face.isChecked()
+        self.photo_view.canvas.drawing = drawing
+        self.photo_view.canvas.setCursor(
+            Qt.CursorShape.CrossCursor if drawing else Qt.CursorShape.ArrowCursor
+        )
+        if drawing:
+            self.statusBar().showMessage("Drag a box around the face the scan missed.", 8000)
+
+    def add_face_box(self: MainWindow, box: tuple) -> None:
+        """Crop and embed the drawn box in a worker (the engine's add_face), then name it."""
+        lib, path = self.session.lib, self.photo_view.path
+        self.act_add_face.setChecked(False)
+        self.toggle_add_face()
+        if lib is None or path is None:
+            return
+        session = self.session
+
+        def work(job: workers.Job) -> int:
+            from faceapp.engine import add_face
+
+            return add_face.add_face(lib, session.analyzer(), path, box)
+
+        def done(face_id: int) -> None:
+            self.face_added.emit(face_id)
+            self.refresh()
+            self.show_photo(face_id)
+            self.name_faces_dialog([face_id])
+
+        self.statusBar().showMessage("Adding the face…", 8000)
+        workers.run_in_background(
+            work,
+            name="add-face",
+            on_finished=done,
+            on_failed=lambda exc: self.show_error("Add a Missed Face", str(exc)),
+        )
 
     def previous_photo(self: MainWindow) -> None:
         self.step_photo(-1)

@@ -45,7 +45,7 @@ class RefreshMixin:
         read is running are folded into one more full read.
         """
         lib = self.session.lib
-        if lib is None:
+        if lib is None or self.closed:
             return
         if self._refresh_job is not None:
             self._refresh_again = True
@@ -92,6 +92,8 @@ class RefreshMixin:
     @Slot(object)
     def _apply_refresh(self: MainWindow, result: tuple) -> None:
         self._refresh_job = None
+        if self.closed:
+            return
         serial, lib, key, groups, faces, suggestions, problems = result
         if lib is not self.session.lib:  # the library changed while reading
             self._refresh_again = False

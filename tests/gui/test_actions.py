@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QColor, QKeySequence
 
@@ -182,3 +183,35 @@ def test_search_field_filters_people_by_name(qtbot, window):
     assert "Ben Okafor" not in shown and "Cluster 7" not in shown
     window.sidebar_panel.search.clear()
     assert "Ben Okafor" in titles() and "Cluster 7" in titles()
+
+
+def test_verify_shows_a_distance_near_the_threshold_as_unsure(qtbot, window):
+    from types import SimpleNamespace
+
+    dialog = window.show_verify()
+    import numpy as np
+
+    face = SimpleNamespace(crop=np.zeros((8, 8, 3), np.uint8))
+    dialog.panes[0].faces = dialog.panes[1].faces = [face]
+    dialog.panes[0].chosen = dialog.panes[1].chosen = 0
+    threshold = 1.2
+    cases = {0.3: "Same person", 1.19: "Probably the same person, not sure"}
+    cases |= {0.8: "Probably the same person, not sure", 2.0: "Different people"}
+    for distance, text in cases.items():
+        judge = SimpleNamespace(threshold=threshold, threshold_source="test")
+        dialog._analyzer = judge
+        with pytest.MonkeyPatch.context() as mp:
+            from faceapp.engine import verify as engine_verify
+
+            mp.setattr(
+                engine_verify,
+                "compare",
+                lambda a, b, j, d=distance: engine_verify.Verdict(
+                    d < j.threshold, d, j.threshold, "test"
+                ),
+            )
+            dialog._compare()
+        assert dialog.verdict_label.text() == text, distance
+        assert dialog.bar.sure == (text in ("Same person", "Different people"))
+    assert dialog.verdict_label.objectName() == "verdictDifferent"
+    dialog.close()

@@ -81,3 +81,43 @@ def test_person_photos_birth_date_together_and_cover(qtbot, window, scanned_libr
     window.act_cover.trigger()
     qtbot.waitUntil(lambda: person(window, "Ann").avatar_face_id == face)
     assert not window.errors, window.errors
+
+
+def test_drawing_a_box_adds_a_missed_face(qtbot, window, scanned_library, monkeypatch):
+    from PySide6.QtCore import QPoint
+
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    cluster = groups(window, "cluster")[0]
+    face = window.session.group_faces(GroupKey(GroupKind.CLUSTER, cluster.id))[0]
+    window.show_photo(face)
+    qtbot.waitUntil(lambda: window.photo_view.loaded, timeout=10_000)
+    before = len(window.photo_view.face_ids)
+    assert window.act_add_face.isEnabled()
+    window.act_add_face.trigger()
+    canvas = window.photo_view.canvas
+    assert canvas.drawing
+    target = canvas._target()
+    # A box in the top-left corner of the photo, where no face was found.
+    start = QPoint(int(target.left() + 4), int(target.top() + 4))
+    end = QPoint(
+        int(target.left() + target.width() * 0.3), int(target.top() + target.height() * 0.3)
+    )
+
+    def fake_exec(dialog: NameDialog) -> int:
+        dialog.edit.setText("Drawn Face")
+        return NameDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(NameDialog, "exec", fake_exec)
+    with qtbot.waitSignal(window.face_added, timeout=120_000) as added:
+        qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
+        qtbot.mouseMove(canvas, end)
+        qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
+    new_face = added.args[0]
+    assert not canvas.drawing
+    qtbot.waitUntil(lambda: person(window, "Drawn Face") is not None)
+    pid = person(window, "Drawn Face").id
+    assert window.session.group_faces(GroupKey(GroupKind.PERSON, pid)) == [new_face]
+    assert window.session.lib.face(new_face).photo_id == window.session.lib.face(face).photo_id
+    assert len(window.photo_view.face_ids) == before + 1
+    assert not window.errors, window.errors

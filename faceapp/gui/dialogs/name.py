@@ -106,7 +106,9 @@ class NameDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.edit.textChanged.connect(self._update)
+        self.note.setMinimumHeight(2 * self.note.fontMetrics().lineSpacing())
         self._update()
+        self.adjustSize()
 
     def existing(self) -> str | None:
         """The existing name this text matches (case-insensitive), if any."""

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QToolButton,
@@ -232,7 +233,6 @@ class SettingsDialog(QDialog):
         layout.addWidget(grouping)
 
         clustering = QGroupBox("Advanced: clustering internals")
-        self.advanced = clustering
         cform = QFormLayout(clustering)
         self.cluster_widgets: dict[str, tuple[type, QWidget, Any]] = {}
         current = settings.cluster_options
@@ -266,8 +266,14 @@ class SettingsDialog(QDialog):
             note = QLabel("The clustering options appear once the clustering engine is installed.")
             note.setObjectName("muted")
             cform.addRow(note)
-        layout.addWidget(clustering)
-        clustering.setVisible(False)
+        # The internals scroll, so the dialog fits a laptop screen with them open.
+        self.advanced = QScrollArea()
+        self.advanced.setWidget(clustering)
+        self.advanced.setWidgetResizable(True)
+        self.advanced.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.advanced.setFixedHeight(300)
+        layout.addWidget(self.advanced, 1)
+        self.advanced.setVisible(False)
         self.advanced_button.toggled.connect(self._show_advanced)
         self._sync_grouping()
         self.grouping.valueChanged.connect(self._grouping_moved)
@@ -335,7 +341,8 @@ class SettingsDialog(QDialog):
         self.advanced.setVisible(shown)
         arrow = Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
         self.advanced_button.setArrowType(arrow)
-        self.adjustSize()
+        self.layout().activate()
+        self.resize(self.width(), self.layout().sizeHint().height())
 
     def _params(self) -> Any:
         """The engine's ClusterParams with the values in the form."""

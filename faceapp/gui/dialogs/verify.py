@@ -334,17 +334,35 @@ class VerifyDialog(QDialog):
         verdict = verify.compare(faces[0], faces[1], judge)
         self.verdict = verdict
         same = verdict.same
-        self.verdict_label.setObjectName("verdictSame" if same else "verdictDifferent")
-        self.verdict_label.setText("Same person" if same else "Different people")
+        sure = verdict_is_sure(verdict.distance, verdict.threshold)
+        if not sure:
+            self.verdict_label.setObjectName("verdictUnsure")
+            self.verdict_label.setText(
+                "Probably the same person, not sure" if same else "Probably different, not sure"
+            )
+        else:
+            self.verdict_label.setObjectName("verdictSame" if same else "verdictDifferent")
+            self.verdict_label.setText("Same person" if same else "Different people")
         self.verdict_label.style().unpolish(self.verdict_label)
         self.verdict_label.style().polish(self.verdict_label)
-        self.bar.set_values(verdict.distance, verdict.threshold)
+        self.bar.set_values(verdict.distance, verdict.threshold, sure)
         self.source_label.setText(
             f"Squared distance {verdict.distance:.3f} "
             f"{'<' if same else '≥'} threshold {verdict.threshold:.3f}  ·  "
             f"threshold: {verdict.threshold_source}"
         )
         self.verdictReady.emit(verdict)
+
+
+def verdict_is_sure(distance: float, threshold: float) -> bool:
+    """Sure when the engine's calibrated confidence (LFW's curve for this threshold)
+    agrees with the verdict and is "likely"; a "same" just under the threshold is not."""
+    from faceapp.engine import review
+
+    p_same = float(review.lfw_calibration(threshold).confidence(distance))
+    if distance < threshold:
+        return p_same >= review.LIKELY
+    return p_same <= 1.0 - review.LIKELY
 
 
 class _Threshold:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
 
 from faceapp.gui import workers
@@ -72,8 +72,10 @@ class PhotoGridView(QListWidget):
             else -1
             for p in self.photos
         ]
+        blank = QPixmap(THUMB, THUMB)  # until the thumbnail arrives: tiles keep their size
+        blank.fill(QColor("#eef0f3"))
         for p in self.photos:
-            item = QListWidgetItem(caption(p, person_ids))
+            item = QListWidgetItem(QIcon(blank), caption(p, person_ids))
             item.setToolTip(p.path)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.addItem(item)

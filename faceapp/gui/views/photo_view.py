@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QImage
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QDesktopServices, QImage
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from faceapp.gui import workers
 from faceapp.gui.resources import icon
@@ -61,6 +68,7 @@ class PhotoView(QWidget):
         row.addWidget(self.next)
         row.addSpacing(10)
         row.addLayout(titles, 1)
+        self._header_row = row
         row.addWidget(self.open_folder)
         self.canvas = PhotoCanvas()
         self.canvas.clickable = True
@@ -116,6 +124,14 @@ class PhotoView(QWidget):
     def _on_face_clicked(self, i: int) -> None:
         if 0 <= i < len(self.face_ids):
             self.faceChosen.emit(self.face_ids[i])
+
+    def add_action_button(self, action: QAction) -> QToolButton:
+        """A header button for a window action (before Open Containing Folder)."""
+        button = QToolButton()
+        button.setDefaultAction(action)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self._header_row.insertWidget(self._header_row.count() - 1, button)
+        return button
 
     def set_position(self, index: int, count: int) -> None:
         """'3 of 12' between Previous and Next (hidden outside a sequence)."""

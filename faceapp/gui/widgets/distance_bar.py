@@ -15,14 +15,17 @@ class DistanceBar(QWidget):
         self.distance: float | None = None
         self.threshold: float | None = None
         self.maximum = 2.0
+        self.sure = True  # False: the marker is amber (a distance near the threshold)
         self.setMinimumHeight(58)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def sizeHint(self) -> QSize:
         return QSize(420, 58)
 
-    def set_values(self, distance: float | None, threshold: float | None) -> None:
-        self.distance, self.threshold = distance, threshold
+    def set_values(
+        self, distance: float | None, threshold: float | None, sure: bool = True
+    ) -> None:
+        self.distance, self.threshold, self.sure = distance, threshold, sure
         values = [v for v in (distance, threshold) if v is not None]
         self.maximum = max(2.0, *(v * 1.25 for v in values)) if values else 2.0
         self.update()
@@ -69,6 +72,8 @@ class DistanceBar(QWidget):
             x = self._x(bar, self.distance)
             same = self.threshold is not None and self.distance < self.threshold
             colour = QColor("#15803d") if same else QColor("#b91c1c")
+            if not self.sure:
+                colour = QColor("#d97706")
             p.setPen(QPen(QColor("white"), 2))
             p.setBrush(colour)
             p.drawEllipse(QPointF(x, bar.center().y()), 8, 8)

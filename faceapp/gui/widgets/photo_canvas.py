@@ -67,6 +67,7 @@ def _decode_with_engine(path: Path, max_side: int, qt_error: str) -> tuple[QImag
 class PhotoCanvas(QWidget):
     faceClicked = Signal(int)
     faceMenuRequested = Signal(int, QPoint)  # face index, global position
+    boxDrawn = Signal(tuple)  # x1, y1, x2, y2 in display pixels of the full photo
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -81,6 +82,8 @@ class PhotoCanvas(QWidget):
         self.placeholder = ""
         self.clickable = False
         self.dim_unselected = False  # Verify: the chosen face stands out, the others fade
+        self.drawing = False  # dragging draws a box (a face the detector missed)
+        self._drag: tuple[QPointF, QPointF] | None = None
 
     def set_image(self, image: QImage | None, full_size: QSize | None = None) -> None:
         self._image = image
@@ -119,6 +122,15 @@ class PhotoCanvas(QWidget):
             target.left() + x1 * sx, target.top() + y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy
         )
 
+    def to_photo(self, pos: QPointF) -> tuple[float, float]:
+        """A widget position in display pixels of the full photo (clamped to it)."""
+        target = self._target()
+        sx = self._full.width() / target.width()
+        sy = self._full.height() / target.height()
+        x = min(max(pos.x(), target.left()), target.right())
+        y = min(max(pos.y(), target.top()), target.bottom())
+        return (x - target.left()) * sx, (y - target.top()) * sy
+
     def face_at(self, pos: QPointF) -> int | None:
         hits = [i for i in range(len(self._faces)) if self.face_rect(i).contains(pos)]
         if not hits:
@@ -128,18 +140,42 @@ class PhotoCanvas(QWidget):
     # -- events ---------------------------------------------------------------------------
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._drag is not None:
+            self._drag = (self._drag[0], event.position())
+            self.update()
+            return
         hover = self.face_at(event.position()) if self.clickable else None
         if hover != self._hover:
             self._hover = hover
             self.setCursor(
                 Qt.CursorShape.PointingHandCursor
                 if hover is not None
-                else Qt.CursorShape.ArrowCursor
+                else (Qt.CursorShape.CrossCursor if self.drawing else Qt.CursorShape.ArrowCursor)
             )
             self.update()
         super().mouseMoveEvent(event)
 
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._drag is not None:
+            start, end = self._drag[0], event.position()
+            self._drag = None
+            self.update()
+            (x1, y1), (x2, y2) = self.to_photo(start), self.to_photo(end)
+            box = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+            if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                self.boxDrawn.emit(box)
+            return
+        super().mouseReleaseEvent(event)
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        target = self._target()
+        if (
+            self.drawing
+            and event.button() == Qt.MouseButton.LeftButton
+            and target.contains(event.position())
+        ):
+            self._drag = (event.position(), event.position())
+            return
         if self.clickable and event.button() == Qt.MouseButton.LeftButton:
             hit = self.face_at(event.position())
             if hit is not None:
@@ -203,4 +239,8 @@ class PhotoCanvas(QWidget):
                 painter.drawRoundedRect(label, th / 2, th / 2)
                 painter.setPen(QColor("white"))
                 painter.drawText(label, Qt.AlignmentFlag.AlignCenter, text)
+        if self._drag is not None:
+            painter.setPen(QPen(QColor("#2563eb"), 2, Qt.PenStyle.DashLine))
+            painter.setBrush(QColor(37, 99, 235, 40))
+            painter.drawRect(QRectF(self._drag[0], self._drag[1]).normalized())
         painter.end()
