@@ -127,17 +127,24 @@ def build_hostile(folder: Path) -> dict[str, Path]:
 
 
 def _child(args: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
-    """(seconds, peak RSS in MB, exit code, last stderr line) of one faceapp process."""
+    """(seconds, peak RSS in MB, exit code, last stderr line) of one faceapp process.
+
+    GNU time reports the peak: a child forked from this (large) process would count
+    the parent's pages in its own ru_maxrss.
+    """
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "MAXRSS_KB %M", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - t0
-    last = (err.strip().splitlines() or [""])[-1]
-    return seconds, usage.ru_maxrss // 1024, proc.returncode, last
+    lines = done.stderr.strip().splitlines()
+    rss = [int(x.split()[1]) for x in lines if x.startswith("MAXRSS_KB ")]
+    lines = [x for x in lines if not x.startswith(("MAXRSS_KB ", "Command exited"))]
+    return seconds, (rss[-1] // 1024 if rss else -1), done.returncode, (lines or [""])[-1]
 
 
 # --- offline verify ------------------------------------------------------------------------

@@ -117,12 +117,15 @@ TORCH_RUNNER = (
 
 
 def test_library_commands_do_not_import_torch(tmp_path):
+    """Issue 11's list: people, faces, photos, name, merge, move, reject, undo, redo,
+    suggestions, models."""
     lib = _library(tmp_path / "lib.sqlite", "anna.jpg", "Anna", faces=3)
     people.create_person(Library(lib), "Ben", [2])
     at = ["--library", str(lib)]
     commands = [
         ["people", *at],
         ["faces", *at],
+        ["photos", *at],
         ["name", "Anna", "Anne", *at],
         ["move", "3", "--to", "Anne", *at],
         ["reject", "3", "--from", "Anne", *at],

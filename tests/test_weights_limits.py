@@ -168,11 +168,15 @@ def test_real_weights_pass_the_limits(valid_state, tmp_path):
     assert set(W.load_state_dict_file(path)) == set(W.expected_shapes())
 
 
-def test_cli_refuses_a_fifo_in_one_line(tmp_path):
+def test_cli_refuses_a_fifo_in_one_line_before_loading_torch(tmp_path):
     path = tmp_path / "fifo.pt"
     os.mkfifo(path)
+    runner = (
+        "import sys; from faceapp.cli import main; code = main(sys.argv[1:]); "
+        "print('TORCH', 'torch' in sys.modules, file=sys.stderr); sys.exit(code)"
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "faceapp", "weights", "--weights", str(path)],
+        [sys.executable, "-c", runner, "weights", "--weights", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -180,5 +184,6 @@ def test_cli_refuses_a_fifo_in_one_line(tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"faceapp: {path}: not a regular file (a pipe, socket or device); refused unread"
+        f"faceapp: {path}: not a regular file (a pipe, socket or device); refused unread",
+        "TORCH False",
     ]

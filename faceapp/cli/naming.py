@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import album, birthdays, naming, people, photos, review
 from faceapp.engine.library import Library
 
@@ -102,7 +102,7 @@ def _out(args: argparse.Namespace, text: str, **extra: object) -> int:
     if args.json:
         print_json({"done": text, **extra})
     else:
-        print(text)
+        echo(text)
     return 0
 
 
@@ -186,14 +186,14 @@ def cmd_review(args: argparse.Namespace) -> int:
         )
         return 0
     if not items and not clusters:
-        print("nothing to review")
+        echo("nothing to review")
     for s in items:
-        print(
+        echo(
             f"face {s.face_id:>7}  is {s.person_name}?  {s.label:<6}  "
             f"confidence {s.confidence:.2f}  distance {s.distance:.3f}"
         )
     for c in clusters:
-        print(
+        echo(
             f"{c.text}: merge? (faceapp name c{c.cluster_id} p{c.person_id};"
             f" no: faceapp reject-cluster c{c.cluster_id} --from p{c.person_id})"
         )
@@ -221,12 +221,12 @@ def cmd_outliers(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"cluster": cid, "outliers": faces})
     elif faces:
-        print(
+        echo(
             f"{people._plural(len(faces), 'face')} may not be the same person: "
             + " ".join(map(str, faces))
         )
     else:
-        print("every face fits the group")
+        echo("every face fits the group")
     return 0
 
 
@@ -237,12 +237,12 @@ def cmd_photos(args: argparse.Namespace) -> int:
         print_json({"photos": [p.as_dict() for p in found]})
         return 0
     if not found:
-        print("no photos")
+        echo("no photos")
     for p in found:
         who = ", ".join(
             (f.name or "?") + (f" ({f.age})" if f.age is not None else "") for f in p.faces
         )
-        print(f"{(p.taken_at or '')[:10]:<10}  {p.path}  {who}")
+        echo(f"{(p.taken_at or '')[:10]:<10}  {p.path}  {who}")
     return 0
 
 
@@ -255,10 +255,10 @@ def cmd_problems(args: argparse.Namespace) -> int:
         )
         return 0
     if not found:
-        print("no problems")
+        echo("no problems")
     for p in found:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.when))
-        print(f"{when}  {p.path}: {p.reason}")
+        echo(f"{when}  {p.path}: {p.reason}")
     return 0
 
 
@@ -275,9 +275,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"read": report.photos, "faces": report.faces, "errors": still})
         return 0
-    print(text)
+    echo(text)
     for e in still:
-        print(f"  {e['path']}: {e['reason']}")
+        echo(f"  {e['path']}: {e['reason']}")
     return 0
 
 

@@ -76,6 +76,7 @@ def _terminal_progress(p: pipeline.ScanProgress) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    _checked(args.weights)
     from faceapp.engine import library, pipeline
 
     folder = args.folder.expanduser()
@@ -139,6 +140,15 @@ def cmd_faces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked(path: Path | None) -> Path | None:
+    """A weights file the user named, refused if hostile before torch is imported."""
+    if path is not None:
+        from faceapp.engine.weights_file import check_file
+
+        check_file(path.expanduser())
+    return path
+
+
 def _analyzer(args: argparse.Namespace) -> pipeline.Analyzer:
     from faceapp.engine import pipeline, weights
 
@@ -146,6 +156,7 @@ def _analyzer(args: argparse.Namespace) -> pipeline.Analyzer:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    _checked(args.weights)
     from faceapp.engine import library, pipeline, verify
 
     if args.library is not None:
@@ -183,6 +194,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    _checked(args.weights)
     from faceapp.engine import lfw
 
     if not args.pairs.is_file() or not args.root.is_dir():
@@ -199,6 +211,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
+    _checked(args.weights)
     from faceapp.engine import weights as weights_mod
 
     if args.download:

@@ -270,12 +270,26 @@ def _read_and_load(path: Path) -> tuple[Any, str]:
     return _load(data, str(path)), hashlib.sha256(data).hexdigest()
 
 
-def load_limited(path: Path, limit: float = TIME_LIMIT) -> tuple[Any, str]:
-    """(what torch.load returns, sha256 of the bytes): every limit above applied."""
+def _check_file(path: Path) -> int:
+    return check_declared_sizes(read_limited(path), str(path))
+
+
+def _time_limited(fn: Any, path: Path, limit: float) -> Any:
     try:
-        return call_with_time_limit(_read_and_load, Path(path), limit=limit, name="weights")
+        return call_with_time_limit(fn, Path(path), limit=limit, name="weights")
     except TimeLimitExceeded:
         raise WeightsError(
             f"{path}: reading the weights took longer than {limit:.0f} s (a stalled disk"
             " or network share?); refused"
         ) from None
+
+
+def load_limited(path: Path, limit: float = TIME_LIMIT) -> tuple[Any, str]:
+    """(what torch.load returns, sha256 of the bytes): every limit above applied."""
+    return _time_limited(_read_and_load, path, limit)
+
+
+def check_file(path: Path, limit: float = TIME_LIMIT) -> None:
+    """Steps 1 and 2 only, without importing torch: the command line refuses a hostile
+    file this way before it spends seconds loading torch."""
+    _time_limited(_check_file, path, limit)
