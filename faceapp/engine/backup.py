@@ -15,6 +15,7 @@ import os
 import re
 import sqlite3
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,7 +79,10 @@ def make_backup(lib: Library, reason: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(lib.path, timeout=10, isolation_level=None)
-        try:
+        try:  # a copy of a damaged file is no backup: look at every page first
+            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if problem != "ok":
+                raise LibraryDamaged(lib.path, f"found while backing it up: {problem}")
             conn.execute("VACUUM INTO ?", (str(tmp),))
         finally:
             conn.close()
@@ -86,7 +90,8 @@ def make_backup(lib: Library, reason: str) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, final)
     except (sqlite3.Error, OSError) as exc:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
         if is_damage(exc):
             raise LibraryDamaged(lib.path, f"found while backing it up: {exc}") from exc
         reason_text = explain(exc, folder)
