@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.gui import undo, workers
+from faceapp.gui.dialogs import restore
 from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.verify import VerifyDialog
@@ -382,6 +383,7 @@ class MainWindow(QMainWindow):
         s.weightsFailed.connect(self._on_weights_failed)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         s.error.connect(self.show_error)
+        s.damaged.connect(lambda path, text: restore.offer_restore(self, s, path, text))
         s.undo_stack.indexChanged.connect(lambda _i: self._update_actions())
         self.welcome.openFolderClicked.connect(self.open_folder_dialog)
         self.welcome.recentChosen.connect(self.open_recent)

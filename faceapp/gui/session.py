@@ -75,6 +75,7 @@ class LibrarySession(QObject):
     weightsFailed = Signal(str)  # a clear message for the banner
     message = Signal(str)  # for the status bar
     error = Signal(str, str)  # title, text
+    damaged = Signal(object, str)  # library path, the engine's message: offer a backup
 
     def __init__(self, settings: AppSettings | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -218,7 +219,10 @@ class LibrarySession(QObject):
             return open_library(folder, path)
 
         def failed(exc: BaseException) -> None:
-            self.error.emit("Open Photo Folder", f"Could not open the library for {folder}:\n{exc}")
+            if not self._report_damage(path, exc):
+                self.error.emit(
+                    "Open Photo Folder", f"Could not open the library for {folder}:\n{exc}"
+                )
 
         self.message.emit(f"Opening {folder.name}…")
         job = workers.Job(work, name="open")
@@ -247,11 +251,12 @@ class LibrarySession(QObject):
         from faceapp.engine.library import Library
 
         try:
-            probe = Library(library_path)
+            probe = Library(library_path, create=False)
             root = probe.root
             probe.close()
         except Exception as exc:
-            self.error.emit("Open Library", f"Could not open {library_path}:\n{exc}")
+            if not self._report_damage(Path(library_path), exc):
+                self.error.emit("Open Library", f"Could not open {library_path}:\n{exc}")
             return None
         if root is None:
             self.error.emit(
@@ -262,10 +267,19 @@ class LibrarySession(QObject):
             scan = self.settings.rescan_on_open and root.is_dir()
         if not root.is_dir():
             # The folder is gone or unplugged: still show what the library knows.
-            self._set_library(Library(library_path), root)
+            self._set_library(Library(library_path, create=False), root)
             self.message.emit(f"The folder {root} is not available; showing the stored faces.")
             return None
         return self.open_folder(root, scan=bool(scan), library_path=Path(library_path))
+
+    def _report_damage(self, library_path: Path, exc: BaseException) -> bool:
+        """A damaged library: offer a backup (``damaged``) instead of a plain error."""
+        from faceapp.engine.storage import LibraryDamaged
+
+        if isinstance(exc, LibraryDamaged):
+            self.damaged.emit(Path(library_path), str(exc))
+            return True
+        return False
 
     def _set_library(self, lib: Any, folder: Path) -> None:
         self.close_library(quiet=True)

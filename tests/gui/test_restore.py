@@ -1,0 +1,42 @@
+"""A damaged library in the GUI: the newest good backup is offered, restored and opened."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_library_damage import built_library, labels_in, overwrite_page
+
+from faceapp.engine import backup
+
+
+def restore_box() -> QMessageBox | None:
+    for widget in QApplication.topLevelWidgets():
+        if widget.objectName() == "restoreBackupBox" and widget.isVisible():
+            return widget
+    return None
+
+
+def test_a_damaged_library_offers_its_newest_good_backup(qtbot, window, tmp_path):
+    path = tmp_path / "lib.sqlite"
+    lib = built_library(path)
+    backup.make_backup(lib, "after-edits")
+    labels = labels_in(path)
+    lib.close()
+    gc.collect()
+    overwrite_page(path, -1)
+    window.session.open_library_file(path, scan=False)
+    qtbot.waitUntil(lambda: restore_box() is not None, timeout=30_000)
+    box = restore_box()
+    assert "is damaged" in box.text() and "Restore the backup of" in box.text()
+    assert "Traceback" not in box.text()
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session.lib is not None, timeout=30_000)
+    assert window.errors == []
+    assert labels_in(path) == labels
+    assert len(list(tmp_path.glob("lib.sqlite.damaged-*"))) == 1
