@@ -96,6 +96,7 @@ def make_backup(lib: Library, reason: str) -> Path:
             raise LibraryDamaged(lib.path, f"found while backing it up: {exc}") from exc
         reason_text = explain(exc, folder)
         raise StorageError(f"could not back up the library: {reason_text or exc}") from exc
+    lib.edited = False  # the copy holds every edit committed so far
     _prune(lib.path)
     return final
 
@@ -111,7 +112,7 @@ def backup_before(lib: Library, operation: str) -> Path | None:
     None when a backup younger than :data:`BEFORE_RISKY_GAP_S` exists already.
     """
     newest = backups(lib.path)
-    if newest and time.time() - newest[0].created < BEFORE_RISKY_GAP_S and not lib.edited:
+    if newest and time.time() - newest[0].created < BEFORE_RISKY_GAP_S:
         return None
     try:
         return make_backup(lib, f"before-{operation}")
@@ -126,9 +127,7 @@ def backup_after_edits(lib: Library) -> Path | None:
     newest = backups(lib.path)
     if newest and time.time() - newest[0].created < AFTER_EDITS_EVERY_S:
         return None
-    path = make_backup(lib, "after-edits")
-    lib.edited = False
-    return path
+    return make_backup(lib, "after-edits")
 
 
 def check_backup(backup: Backup) -> list[str]:

@@ -292,6 +292,15 @@ class LibrarySession(QObject):
     def close_library(self, *, quiet: bool = False) -> None:
         if self.lib is None:
             return
+        if self.lib.edited:  # the rolling backup after a session's edits (engine/backup.py)
+            from faceapp.engine import backup
+
+            lib = self.lib
+            workers.run_in_background(
+                lambda _job: backup.backup_after_edits(lib),
+                name="backup",
+                on_failed=lambda exc: self.message.emit(f"No backup was made: {exc}"),
+            )
         self.cancel_scan()
         for job in (self.scan_job, self.cluster_job):
             if job is not None:
@@ -516,4 +525,5 @@ class LibrarySession(QObject):
 
     def shutdown(self) -> None:
         self.cancel_scan()
+        self.close_library(quiet=True)  # starts the after-edits backup, awaited below
         workers.cancel_all_and_wait(30_000)

@@ -40,3 +40,18 @@ def test_a_damaged_library_offers_its_newest_good_backup(qtbot, window, tmp_path
     assert window.errors == []
     assert labels_in(path) == labels
     assert len(list(tmp_path.glob("lib.sqlite.damaged-*"))) == 1
+
+
+def test_a_session_with_edits_is_backed_up_when_it_ends(qtbot, window, tmp_path):
+    from faceapp.engine import people
+
+    path = tmp_path / "lib.sqlite"
+    built_library(path, photos=30).close()
+    window.session.open_library_file(path, scan=False)
+    qtbot.waitUntil(lambda: window.session.lib is not None, timeout=30_000)
+    anna = people.parse_group_ref(window.session.lib, "Anna")[1]
+    people.rename_person(window.session.lib, anna, "Anna K")  # as a GUI command does
+    assert backup.backups(path) == []
+    window.session.shutdown()
+    assert [b.reason for b in backup.backups(path)] == ["after-edits"]
+    assert "Anna K" in labels_in(backup.backups(path)[0].path).values()
