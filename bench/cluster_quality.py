@@ -28,9 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._cluster_data import RESULTS, Faces, load, people_with_at_least
-from faceapp.engine import cluster
-from faceapp.engine.cluster import ClusterParams, cluster_vectors
 from faceapp.engine.cluster_metrics import cluster_scores
+from faceapp.engine.clustering import ClusterParams, cluster_vectors
+from faceapp.engine.face_state import FaceState
+from faceapp.engine.person_distances import nearest_people
 
 PLAIN = ClusterParams(
     min_cluster_size=5, min_samples=1, pca_dims=64, trim_ratio=0.0, merge_ratio=0.0,
@@ -123,7 +124,7 @@ def suggestion_study(faces: Faces, *, seed: int = 0) -> list[dict]:
             if len(rows) >= 2:
                 k = min(max(1, round(confirm * len(rows))), len(rows) - 1)
                 confirmed[rng.choice(rows, k, replace=False)] = True
-        state = cluster.FaceState(
+        state = FaceState(
             ids=np.arange(len(subj)),
             vectors=faces.vectors[subj],
             photo=faces.photo[subj],
@@ -131,7 +132,7 @@ def suggestion_study(faces: Faces, *, seed: int = 0) -> list[dict]:
             cluster=np.zeros(len(subj), np.int64),
         )
         t = time.perf_counter()
-        best, dist = cluster.nearest_people(state, np.zeros((0, 2), np.int64))
+        best, dist = nearest_people(state, np.zeros((0, 2), np.int64))
         seconds = time.perf_counter() - t
         truth = person[~confirmed] + 1
         known = np.isin(truth, np.unique(state.person[confirmed]))

@@ -32,9 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._cluster_data import RESULTS, load, synthetic
-from faceapp.engine import cluster
-from faceapp.engine.cluster import ClusterParams, cluster_vectors
+from faceapp.engine import cluster, neighbours
 from faceapp.engine.cluster_metrics import cluster_scores
+from faceapp.engine.clustering import ClusterParams, cluster_vectors, pca_reduce
+from faceapp.engine.vecmath import normalize, sq_dists
 
 
 def photo_groups(n: int, seed: int = 0) -> np.ndarray:
@@ -77,10 +78,10 @@ def distance_profile(x: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict:
 
 def knn_recall(y: np.ndarray, k: int, queries: int = 1000, seed: int = 0) -> float:
     """Share of the true k nearest neighbours the IVF search finds (sampled queries)."""
-    approx, _ = cluster.knn_ivf(y, k, seed=seed)
+    approx, _ = neighbours.knn_ivf(y, k, seed=seed)
     rng = np.random.default_rng(seed)
     q = rng.choice(len(y), min(queries, len(y)), replace=False)
-    d = cluster._sq_dists(y[q], y)
+    d = sq_dists(y[q], y)
     d[np.arange(len(q)), q] = np.inf
     exact = np.argpartition(d, k, axis=1)[:, :k]
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, approx[q], strict=True)]))
@@ -145,7 +146,7 @@ def child(data: Path, out: Path, e2e: bool) -> None:
         "scores": s.as_dict(),
     }
     if res.stats.get("algorithm") == "knn":
-        y = cluster.pca_reduce(cluster.normalize(x), params.pca_dims)
+        y = pca_reduce(normalize(x), params.pca_dims)
         row["knn_recall"] = round(knn_recall(y, params.knn), 4)
     if e2e:
         with tempfile.TemporaryDirectory() as tmp:

@@ -689,7 +689,7 @@ def run(args: argparse.Namespace) -> dict:
                     )
                     record(kill, check())
                 # afterwards the library still scans (with whichever version is active)
-                from faceapp.engine.pipeline import file_hash
+                from faceapp.engine.scan_decode import file_hash
 
                 shutil.copy(photos[0], folder / "after-finetune.jpg")
                 copies[file_hash(photos[0])] += 1

@@ -7,10 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faceapp.engine import cluster, people
-from faceapp.engine.cluster import ClusterParams, cluster_vectors, match_cluster_ids, recluster
+from faceapp.engine import cluster, cluster_steps, clustering, neighbours, people
+from faceapp.engine.cluster import recluster
 from faceapp.engine.cluster_metrics import agreement, cluster_scores
-from faceapp.engine.library import Library, NewFace
+from faceapp.engine.cluster_steps import match_cluster_ids
+from faceapp.engine.clustering import ClusterParams, cluster_vectors
+from faceapp.engine.face_state import FaceState
+from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.person_distances import PersonDistances, nearest_people
 
 DIM = 512
 
@@ -53,9 +57,9 @@ def test_knn_path_agrees_with_exact_hdbscan():
 
 def test_knn_ivf_recall():
     x, _ = blobs(list(np.random.default_rng(4).integers(2, 60, 120)), seed=4, spread=0.7)
-    y = cluster.pca_reduce(x, 64)
-    exact, _ = cluster.knn_brute(y, 10)
-    approx, dist = cluster.knn_ivf(y, 10)
+    y = clustering.pca_reduce(x, 64)
+    exact, _ = neighbours.knn_brute(y, 10)
+    approx, dist = neighbours.knn_ivf(y, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)])
     assert recall > 0.9, recall
     assert np.all(np.diff(dist, axis=1) >= 0)
@@ -101,7 +105,7 @@ def test_cannot_link_keeps_the_face_nearest_the_centroid():
     groups[5] = groups[6] = 100
     centre = _unit(x.mean(axis=0, keepdims=True))[0]
     d5, d6 = ((x[5] - centre) ** 2).sum(), ((x[6] - centre) ** 2).sum()
-    assert cluster.enforce_cannot_link(x, labels, groups) == 1
+    assert cluster_steps.enforce_cannot_link(x, labels, groups) == 1
     assert labels[5 if d5 > d6 else 6] == -1 and labels[6 if d5 > d6 else 5] == 0
 
 
@@ -110,15 +114,15 @@ def test_attach_noise_and_merge():
     labels = truth.copy()
     labels[[0, 15]] = -1
     groups = np.arange(20)
-    assert cluster.attach_noise(x, labels, groups, max_sq=0.6) == 2
+    assert cluster_steps.attach_noise(x, labels, groups, max_sq=0.6) == 2
     assert (labels == truth).all()
     # a noise face whose photo is already in the cluster stays out
     labels[0] = -1
     groups[0] = groups[1]
-    assert cluster.attach_noise(x, labels, groups, max_sq=0.6) == 0
+    assert cluster_steps.attach_noise(x, labels, groups, max_sq=0.6) == 0
     # two halves of one identity merge; two identities do not
     halves = np.where(np.arange(20) < 5, 0, np.where(truth == 0, 1, 2))
-    assert cluster.merge_close_clusters(x, halves, np.arange(20), max_sq=0.5) == 1
+    assert cluster_steps.merge_close_clusters(x, halves, np.arange(20), max_sq=0.5) == 1
     assert len(set(halves[:10])) == 1 and len(set(halves)) == 2
 
 
@@ -139,9 +143,9 @@ def test_match_cluster_ids():
 
 def test_pca_reduce_shapes():
     x, _ = blobs([50, 50], seed=8)
-    assert cluster.pca_reduce(x, 16).shape == (100, 16)
-    assert cluster.pca_reduce(x, 0).shape == (100, DIM)
-    assert cluster.pca_reduce(x[:10], 16).shape == (10, DIM)
+    assert clustering.pca_reduce(x, 16).shape == (100, 16)
+    assert clustering.pca_reduce(x, 0).shape == (100, DIM)
+    assert clustering.pca_reduce(x[:10], 16).shape == (10, DIM)
 
 
 # -- metrics ---------------------------------------------------------------------------
@@ -338,7 +342,7 @@ def test_missing_photos_leave_clusters(tmp_path):
 
 def test_recluster_without_model_is_a_clear_error(tmp_path):
     lib = Library(tmp_path / "empty.sqlite")
-    with pytest.raises(cluster.LibraryError, match="no active model"):
+    with pytest.raises(LibraryError, match="no active model"):
         recluster(lib)
     lib.close()
 
@@ -421,27 +425,27 @@ def test_person_distance_cache_matches_fresh_computation():
     rng = np.random.default_rng(11)
     x, truth = blobs([20, 15, 12, 9, 6, 4], seed=11, spread=0.6)
     n = len(x)
-    state = cluster.FaceState(
+    state = FaceState(
         ids=np.arange(1, n + 1) * 3,
         vectors=x,
         photo=np.arange(n) // 2,
         person=np.zeros(n, np.int64),
         cluster=np.zeros(n, np.int64),
     )
-    cache = cluster.PersonDistances(max_reps=5)
+    cache = PersonDistances(max_reps=5)
     for _ in range(30):
         # confirm, unconfirm or move a few faces; sometimes a new face arrives
         rows = rng.choice(n, 3, replace=False)
         state.person[rows] = np.where(rng.random(3) < 0.7, truth[rows] + 1, 0)
         rej = np.stack([state.ids[rng.choice(n, 4)], rng.integers(1, 7, 4)], axis=1)
-        got = cluster.nearest_people(state, rej, 5, cache=cache, model=1)
-        want = cluster.nearest_people(state, rej, 5)
+        got = nearest_people(state, rej, 5, cache=cache, model=1)
+        want = nearest_people(state, rej, 5)
         assert np.array_equal(got[0], want[0])
         assert np.allclose(got[1], want[1], atol=1e-5)
         if rng.random() < 0.3:  # a rescan adds a face
             src = int(rng.integers(n))
             v = _unit(x[src] + rng.normal(size=DIM) * 0.02)
-            state = cluster.FaceState(
+            state = FaceState(
                 np.append(state.ids, state.ids.max() + 1),
                 np.vstack([state.vectors, v]),
                 np.append(state.photo, state.photo.max() + 1),
@@ -506,5 +510,5 @@ def test_loose_clusters_dissolve():
     loose, _ = blobs([12], seed=13, spread=1.5)  # faces with nothing in common
     x = np.concatenate([tight, loose])
     labels = np.repeat([0, 1], 12)
-    assert cluster.dissolve_loose_clusters(x, labels, max_mean_sq=0.5) == 12
+    assert cluster_steps.dissolve_loose_clusters(x, labels, max_mean_sq=0.5) == 12
     assert (labels[:12] == 0).all() and (labels[12:] == -1).all()

@@ -24,7 +24,7 @@ from test_reliability import FakeAnalyzer, new_library
 
 from faceapp.cli import main
 from faceapp.engine import library as library_mod
-from faceapp.engine import people, pipeline
+from faceapp.engine import people, pipeline, scan_decode
 from faceapp.engine.library import Library, LibraryError, NewFace
 from faceapp.engine.storage import explain
 
@@ -435,41 +435,39 @@ def test_a_second_scan_at_the_same_time_skips_what_the_first_stored(tmp_path):
     path = tmp_path / "lib.sqlite"
     new_library(path, folder).close()
     first, second = FakeAnalyzer(), FakeAnalyzer()
-    reports = []
+    late_reports = []
     late = threading.Thread(
-        target=lambda: reports.append(pipeline.scan(Library(path), folder, second))
+        target=lambda: late_reports.append(pipeline.scan(Library(path), folder, second))
     )
 
     def start_the_second(p):
         if p.done >= 12 and late.ident is None:
             late.start()
 
-    reports.append(pipeline.scan(Library(path), folder, first, progress=start_the_second))
+    pipeline.scan(Library(path), folder, first, progress=start_the_second)
     late.join(timeout=120)
     lib = Library(path)
     assert lib.counts()["faces"] == 40
     max_id = lib.conn.execute("SELECT MAX(id) FROM faces").fetchone()[0]
     assert max_id == 40  # no face row made twice
     assert second.calls <= 40 - 12  # the 12 stored before it started are not redone
-    assert reports[1].skipped_unchanged >= 12
+    assert late_reports[0].skipped_unchanged >= 12
 
 
-def test_files_that_vanish_mid_scan_leave_no_error_rows(tmp_path):
+def test_files_that_vanish_mid_scan_leave_no_error_rows(tmp_path, monkeypatch):
     folder = tmp_path / "photos"
     files = photos(folder, 20)
     lib = new_library(tmp_path / "lib.sqlite", folder)
-    real_decode = pipeline._decode
+    real_decode = scan_decode.decode_file
 
-    def decode_after_delete(path, rel, known):
+    def decode_after_delete(path, rel, known=()):
         if int(path.stem[1:]) >= 5:
             path.unlink(missing_ok=True)
         return real_decode(path, rel, known)
 
-    pipeline._decode, saved = decode_after_delete, pipeline._decode
-    try:
-        pipeline.scan(lib, folder, FakeAnalyzer())
-    finally:
-        pipeline._decode = saved
+    monkeypatch.setattr(scan_decode, "decode_file", decode_after_delete)
+    pipeline.scan(lib, folder, FakeAnalyzer())
+    monkeypatch.undo()
     assert lib.photo_errors() == []
     lib.store_photo_error("old/gone.jpg", size=1, mtime_ns=1, reason="cannot read")
     report = pipeline.scan(lib, folder, FakeAnalyzer())

@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from faceapp.engine import library as library_mod
-from faceapp.engine import people, pipeline
+from faceapp.engine import people, pipeline, scan_decode, scan_plan
 from faceapp.engine.cluster import recluster
 from faceapp.engine.detect import FaceBox
 from faceapp.engine.images import ImageError, load_image
@@ -148,7 +148,7 @@ def test_fuzz_corpus_scan_reports_every_bad_file_and_keeps_every_good_one(
                 raise PermissionError(13, "Permission denied", str(path))
             return real_open(path, *args, **kw)
 
-        monkeypatch.setattr(pipeline, "open", no_permission, raising=False)
+        monkeypatch.setattr(scan_decode, "open", no_permission, raising=False)
     lib = new_library(tmp_path / "lib.sqlite", root)
     analyzer = FakeAnalyzer()
     try:
@@ -207,7 +207,7 @@ def test_a_decode_that_never_ends_costs_one_file_not_the_scan(tmp_path, monkeypa
     for name in ("stuck1.jpg", "stuck2.jpg"):
         Image.new("RGB", (80, 60)).save(root / name)
     release = threading.Event()
-    real = pipeline.load_image
+    real = scan_decode.load_image
     decoded: list[str] = []
 
     def sometimes_stuck(path, *args, **kw):
@@ -216,8 +216,8 @@ def test_a_decode_that_never_ends_costs_one_file_not_the_scan(tmp_path, monkeypa
             release.wait(60)  # a decoder spinning on a crafted file
         return real(path, *args, **kw)
 
-    monkeypatch.setattr(pipeline, "load_image", sometimes_stuck)
-    monkeypatch.setattr(pipeline, "DECODE_TIME_LIMIT", 0.5)
+    monkeypatch.setattr(scan_decode, "load_image", sometimes_stuck)
+    monkeypatch.setattr(scan_decode, "DECODE_TIME_LIMIT", 0.5)
     lib = new_library(tmp_path / "lib.sqlite", root)
     try:
         t0 = time.perf_counter()
@@ -250,9 +250,9 @@ def test_big_decoded_photos_waiting_for_the_networks_are_bounded(tmp_path, monke
     for i in range(16):
         Image.new("RGB", (300, 200), (i * 15, 0, 0)).save(root / f"{i:02d}.png")
     decoded = []
-    real = pipeline.load_image
-    monkeypatch.setattr(pipeline, "load_image", lambda p, *a, **k: decoded.append(p) or real(p))
-    monkeypatch.setattr(pipeline, "PREFETCH_PIXELS", budget)
+    real = scan_decode.load_image
+    monkeypatch.setattr(scan_decode, "load_image", lambda p, *a, **k: decoded.append(p) or real(p))
+    monkeypatch.setattr(scan_decode, "PREFETCH_PIXELS", budget)
     ahead = []
 
     class Watching(FakeAnalyzer):
@@ -266,7 +266,7 @@ def test_big_decoded_photos_waiting_for_the_networks_are_bounded(tmp_path, monke
     if budget == 1:  # after the first batch: the batch being filled, the two decoding
         assert max(ahead[1:]) <= pipeline.BATCH + 2, ahead
     else:
-        assert max(ahead) >= pipeline.PREFETCH, ahead
+        assert max(ahead) >= scan_decode.PREFETCH, ahead
 
 
 def test_file_name_that_is_not_utf8_is_reported_and_the_scan_goes_on(tmp_path):
@@ -278,7 +278,7 @@ def test_file_name_that_is_not_utf8_is_reported_and_the_scan_goes_on(tmp_path):
     lib = new_library(tmp_path / "lib.sqlite", root)
     report = pipeline.scan(lib, root, FakeAnalyzer())
     assert report.photos == 1
-    assert report.errors == [("caf\\xe9.jpg", pipeline.NAME_NOT_UTF8)]
+    assert report.errors == [("caf\\xe9.jpg", scan_plan.NAME_NOT_UTF8)]
     json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")
 
 

@@ -1,84 +1,37 @@
 """Scan: folder -> decoded images -> faces -> embeddings -> library.
 
-Decoding (Pillow releases the GIL) runs in a small thread pool ahead of the
-model work, so the CPU decodes the next photos while the networks run. Each
-photo is stored in its own transaction: a cancelled or killed scan keeps what
-it finished and the next scan resumes with the files not yet stored.
+The scan runs in four stages that can also run apart (the distributed scan runs
+decode and analyze on other machines): plan (:mod:`scan_plan`: which files need
+reading), decode (:mod:`scan_decode`: a thread pool ahead of the networks), analyze
+(:class:`Analyzer` through :mod:`scan_analyze`) and store (:mod:`scan_store`: the one
+library writer). :func:`scan` composes them on this machine. This module also
+resolves the model version a library's faces are embedded with.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
-import queue
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Container
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from faceapp import config
+from faceapp.engine import scan_decode
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
 from faceapp.engine.embed import Embedder
-from faceapp.engine.images import DecodedImage, ImageError, discover, load_image
-from faceapp.engine.library import Library, LibraryError, ModelInfo, NewFace, PhotoState
+from faceapp.engine.images import DecodedImage, load_image
+from faceapp.engine.library import Library, LibraryError, ModelInfo
+from faceapp.engine.scan_analyze import analyze_batch
+from faceapp.engine.scan_decode import Decoded, DecodeStream, decode_file
+from faceapp.engine.scan_plan import ScanReport, plan_scan
+from faceapp.engine.scan_store import ScanProgress, ScanStore
 
-PREFETCH = 8  # decoded photos kept ahead of the model work
-# ... and no more decoded pixels than this (~450 MB of RGB) waiting for the networks
-# (queued or in the batch being filled): eight 200 MP scans would hold ~5 GB. Files
-# still decoding count at the size of the largest recent photo; one photo always goes
-# through.
-PREFETCH_PIXELS = 150_000_000
 BATCH = 4  # photos per detection/embedding batch
-# One file's hash + decode. A decoder can be made to spin by a crafted file, and a
-# stalled network share blocks a read; neither may hang the scan. Generous, so that a
-# 200 MP TIFF on a slow share on a busy machine still gets through.
-DECODE_TIME_LIMIT = 120.0
-TIME_LIMIT_PREFIX = "took longer than"
-TIME_LIMIT_REASON = TIME_LIMIT_PREFIX + " {:.0f} s to read and decode; skipped (damaged file?)"
-NAME_NOT_UTF8 = "the file name is not valid UTF-8; rename the file to scan it"
-
-
-@dataclass(frozen=True)
-class ScanProgress:
-    done: int
-    total: int
-    faces: int
-    current: str
-    elapsed: float
-    eta: float | None
-
-
-@dataclass
-class ScanReport:
-    photos: int = 0  # photos read and stored by this scan (new or changed)
-    faces: int = 0  # faces found in them
-    skipped_unchanged: int = 0
-    moved: int = 0
-    missing: int = 0
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    cancelled: bool = False
-
-    def as_dict(self) -> dict:
-        return {
-            "photos": self.photos,
-            "faces": self.faces,
-            "skipped_unchanged": self.skipped_unchanged,
-            "moved": self.moved,
-            "missing": self.missing,
-            "errors": [{"path": p, "reason": r} for p, r in self.errors],
-            "seconds": round(self.seconds, 2),
-            "cancelled": self.cancelled,
-        }
 
 
 @dataclass(frozen=True)
@@ -141,21 +94,6 @@ class Analyzer:
     def analyze_path(self, path: Path) -> tuple[DecodedImage, list[AnalyzedFace]]:
         decoded = load_image(Path(path))
         return decoded, self.analyze([decoded])[0]
-
-
-def crop_to_jpeg(crop: np.ndarray, quality: int = 92) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(crop).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def file_hash(path: Path) -> str:
-    """Content hash: finds a photo again after it was moved or renamed."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- libraries ----------------------------------------------------------------------------
@@ -253,130 +191,6 @@ def analyzer_for_library(
 # -- scanning -----------------------------------------------------------------------------
 
 
-@dataclass
-class _Decoded:
-    rel: str
-    size: int
-    mtime_ns: int
-    content_hash: str
-    image: DecodedImage | None = None
-    error: str | None = None
-
-
-def _decode(path: Path, rel: str, known_hashes: Container[str]) -> _Decoded:
-    """Hash and decode one file; a file whose content the library knows is not decoded."""
-    try:
-        stat = path.stat()
-        content = file_hash(path)
-    except OSError as exc:
-        return _Decoded(rel, 0, 0, "", error=f"cannot read the file: {exc.strerror or exc}")
-    item = _Decoded(rel, stat.st_size, stat.st_mtime_ns, content)
-    if content in known_hashes:
-        return item
-    try:
-        item.image = load_image(path)
-    except ImageError as exc:
-        item.error = str(exc)
-    except Exception as exc:  # a decoder bug must cost one file, not the scan
-        item.error = f"cannot decode ({type(exc).__name__}: {exc})"
-    return item
-
-
-def _decoded_pixels(item: _Decoded | None) -> int:
-    image = item.image if item is not None else None
-    return image.image.width * image.image.height if image is not None else 0
-
-
-def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
-
-
-def _storable(rel: str) -> bool:
-    """SQLite text is UTF-8: a name made of other bytes (os.fsdecode surrogates) is not."""
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _printable(rel: str) -> str:
-    """A name that can be printed and stored in a report, undecodable bytes as \\xNN."""
-    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-class _Task:
-    __slots__ = ("abandoned", "args", "finished", "fn", "future", "started")
-
-    def __init__(self, fn: Callable[..., _Decoded], args: tuple) -> None:
-        self.fn, self.args = fn, args
-        self.future: Future[_Decoded] = Future()
-        self.started: float | None = None
-        self.finished = False
-        self.abandoned = False
-
-
-class _DecodePool:
-    """Decoding threads with a time limit per file.
-
-    A thread stuck in a decoder cannot be interrupted from Python. When a file
-    exceeds the limit it is given up: a fresh thread takes the stuck one's place in
-    the queue, and the stuck one, a daemon that exits once its decode returns,
-    cannot keep the app from exiting.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._workers = max(1, workers)
-        for _ in range(self._workers):
-            self._spawn()
-
-    def _spawn(self) -> None:
-        threading.Thread(target=self._work, name="decode", daemon=True).start()
-
-    def _work(self) -> None:
-        while (task := self._tasks.get()) is not None:
-            if not task.future.set_running_or_notify_cancel():
-                continue
-            task.started = time.monotonic()
-            try:
-                result = task.fn(*task.args)
-            except BaseException as exc:  # handed to the waiting thread
-                task.future.set_exception(exc)
-            else:
-                task.future.set_result(result)
-            with self._lock:
-                task.finished = True
-                if task.abandoned:
-                    return  # a replacement thread has taken this one's place
-
-    def submit(self, fn: Callable[..., _Decoded], *args: object) -> _Task:
-        task = _Task(fn, args)
-        self._tasks.put(task)
-        return task
-
-    def result(self, task: _Task, limit: float) -> _Decoded | None:
-        """The task's result, or None once it has run longer than ``limit`` seconds."""
-        while True:
-            try:
-                return task.future.result(timeout=min(0.25, limit))
-            except FutureTimeout:
-                if task.started is None or time.monotonic() - task.started <= limit:
-                    continue
-                with self._lock:
-                    if task.finished:
-                        continue
-                    task.abandoned = True
-                self._spawn()
-                return None
-
-    def close(self) -> None:
-        """Stop the threads once the queue is drained (never waits for a stuck one)."""
-        for _ in range(self._workers):
-            self._tasks.put(None)
-
-
 def scan(
     lib: Library,
     root: Path,
@@ -388,227 +202,31 @@ def scan(
 ) -> ScanReport:
     """Bring the library up to date with the folder; only new or changed files are read."""
     t0 = time.perf_counter()
-    root = Path(root).expanduser().resolve()
-    report = ScanReport()
-    states = lib.photo_states()
-    on_disk: dict[str, Path] = {}
+    plan = plan_scan(lib, root)
+    store = ScanStore(lib, plan, progress=progress, started=t0)
+    batch: list[Decoded] = []
 
-    def unreadable_folder(path: Path, reason: str) -> None:
-        report.errors.append((_printable(_relative(path, root)), reason))
+    def held() -> int:
+        return sum(d.pixels for d in batch)
 
-    for path in discover(root, on_error=unreadable_folder):
-        rel = _relative(path, root)
-        if _storable(rel):
-            on_disk[rel] = path
-        else:
-            report.errors.append((_printable(rel), NAME_NOT_UTF8))
-
-    vanished = [rel for rel, s in states.items() if rel not in on_disk and s.status != "missing"]
-    lib.mark_missing(vanished)
-    errors_before = dict(lib.photo_errors())
-    todo: list[tuple[str, Path]] = []
-    changed_at_path: set[str] = set()  # a known photo's file changed: edited, or replaced
-    for rel, path in on_disk.items():
-        state = states.get(rel)
-        try:
-            stat = path.stat()
-        except OSError as exc:
-            report.errors.append((rel, f"cannot read: {exc}"))
-            continue
-        unchanged = (
-            state is not None
-            and state.status == "ok"
-            and state.size == stat.st_size
-            and state.mtime_ns == stat.st_mtime_ns
-        )
-        if unchanged:
-            report.skipped_unchanged += 1
-        elif (
-            state is not None
-            and state.status == "error"
-            and (state.size, state.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-            and (reason := errors_before.get(rel, "")).startswith(TIME_LIMIT_PREFIX)
-        ):
-            report.errors.append((rel, reason))  # not worth another minutes-long wait
-        elif (
-            state is not None
-            and state.status == "missing"
-            and (state.size, state.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-        ):
-            lib.move_photo(state.id, rel, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-            report.skipped_unchanged += 1  # came back: faces and labels were kept
-        else:
-            todo.append((rel, path))
-            if state is not None and state.content_hash:
-                changed_at_path.add(rel)
-    # Known photos whose content may now be under another name: their own file is gone
-    # or holds something else (a swap or a renumbering reuses names).
-    moved_from = {
-        s.content_hash: s
-        for rel, s in states.items()
-        if s.content_hash and (rel not in on_disk or rel in changed_at_path)
-    }
-
-    def moved_here(previous: PhotoState, rel: str) -> bool:
-        """Is this file ``previous`` itself, rather than a copy of it?"""
-        own = on_disk.get(previous.path)
-        if previous.path == rel or own is None:
-            return True  # the same file (touched) or the original is gone
-        try:
-            return file_hash(own) != previous.content_hash  # the original was replaced
-        except OSError:
-            return True
-
-    active = lib.active_model()
-    if active is None:
-        raise LibraryError("the library has no model version yet (see pipeline.ensure_model)")
-    model_id = active.id
-    found_again: set[int] = set()
-    done = 0
-
-    def emit(current: str) -> None:
-        if progress is None:
-            return
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / done * (len(todo) - done) if done else None
-        progress(ScanProgress(done, len(todo), report.faces, current, elapsed, eta))
-
-    def store(batch: list[_Decoded]) -> None:
-        nonlocal done
-        good = [b for b in batch if b.image is not None]
-        fresh = [b for b in good if not lib.is_stored(b.rel, b.size, b.mtime_ns)]
-        report.skipped_unchanged += len(good) - len(fresh)  # a second scan stored them meanwhile
-        good = fresh
-        try:
-            results = analyzer.analyze([b.image for b in good]) if good else []
-        except Exception:  # isolate the photo that broke the batch
-            results = [_analyze_one(analyzer, b) for b in good]
-        for item, faces in zip(good, results, strict=True):
-            if faces is None:
-                continue
-            lib.store_photo(
-                item.rel,
-                size=item.size,
-                mtime_ns=item.mtime_ns,
-                width=item.image.width,
-                height=item.image.height,
-                content_hash=item.content_hash,
-                model_id=model_id,
-                faces=[
-                    NewFace(
-                        box=tuple(map(float, a.face.box)),
-                        landmarks=np.asarray(a.face.landmarks, float).round(2).tolist(),
-                        prob=float(a.face.prob),
-                        crop_jpeg=crop_to_jpeg(a.crop),
-                        embedding=a.embedding,
-                    )
-                    for a in faces
-                ],
-            )
-            report.photos += 1
-            report.faces += len(faces)
-        for item in batch:
-            if item.error is not None and not on_disk[item.rel].exists():
-                continue  # deleted during the scan: gone, not unreadable
-            if item.error is not None:
-                lib.store_photo_error(
-                    item.rel, size=item.size, mtime_ns=item.mtime_ns, reason=item.error
-                )
-                report.errors.append((item.rel, item.error))
-        done += len(batch)
-        emit(batch[-1].rel)
-
-    def _analyze_one(an: Analyzer, item: _Decoded) -> list[AnalyzedFace] | None:
-        try:
-            return an.analyze([item.image])[0]
-        except Exception as exc:
-            item.error = f"face detection failed ({type(exc).__name__}: {exc})"
-            item.image = None
-            return None
-
-    def timed_out(rel: str) -> _Decoded:
-        try:
-            stat = on_disk[rel].stat()
-            size, mtime_ns = stat.st_size, stat.st_mtime_ns
-        except OSError:
-            size, mtime_ns = 0, 0
-        return _Decoded(rel, size, mtime_ns, "", error=TIME_LIMIT_REASON.format(DECODE_TIME_LIMIT))
-
-    emit("")
-    pool = _DecodePool(decode_workers)
-    pending: deque[tuple[str, _Task]] = deque()
-    batch: list[_Decoded] = []
+    store.emit("")
+    stream = DecodeStream(plan.todo, plan.moved_from, workers=decode_workers, held=held)
     try:
-        todo_iter = iter(todo)
-
-        recent: deque[int] = deque(maxlen=PREFETCH)  # pixels of the last decoded photos
-
-        def room() -> bool:
-            """May one more file be decoded ahead of the networks?"""
-            if not pending:
-                return True  # one photo always goes through
-            if len(pending) >= PREFETCH:
-                return False
-            done = [
-                t.future.result() for _, t in pending if t.finished and not t.future.exception()
-            ]
-            decoding = len(pending) - len(done)
-            if not recent and decoding >= decode_workers:
-                return False  # no size known yet: do not queue blindly
-            guess = decoding * max(recent, default=0)
-            return sum(map(_decoded_pixels, done + batch)) + guess < PREFETCH_PIXELS
-
-        def refill() -> None:
-            while room():
-                nxt = next(todo_iter, None)
-                if nxt is None:
-                    return
-                rel, path = nxt
-                pending.append((rel, pool.submit(_decode, path, rel, moved_from)))
-
-        refill()
-        while pending:
+        while stream:
             if cancel is not None and cancel():
-                report.cancelled = True
+                plan.report.cancelled = True
                 break
-            rel, task = pending.popleft()
-            item = pool.result(task, DECODE_TIME_LIMIT) or timed_out(rel)
-            recent.append(_decoded_pixels(item))
-            refill()
-            previous = moved_from.get(item.content_hash)
-            if (
-                previous is not None
-                and previous.id not in found_again
-                and moved_here(previous, item.rel)
-            ):
-                found_again.add(previous.id)
-                lib.move_photo(previous.id, item.rel, size=item.size, mtime_ns=item.mtime_ns)
-                if previous.path == item.rel:
-                    report.skipped_unchanged += 1  # touched, same content: faces kept
-                else:
-                    report.moved += 1
-                done += 1
-                emit(item.rel)
+            item = stream.next()
+            if store.take_move(item.rel, item.size, item.mtime_ns, item.content_hash):
                 continue
             if item.image is None and item.error is None:  # a second copy of a moved photo
-                item = _decode(on_disk[item.rel], item.rel, ())  # content decoded fine before
+                item = decode_file(plan.on_disk[item.rel], item.rel)  # decoded fine before
             batch.append(item)
-            if (
-                len(batch) >= BATCH
-                or not pending
-                or sum(map(_decoded_pixels, batch)) >= PREFETCH_PIXELS
-            ):
-                store(batch)
+            if len(batch) >= BATCH or not stream or held() >= scan_decode.PREFETCH_PIXELS:
+                store.store(analyze_batch(analyzer, store.not_stored(batch)))
                 batch = []
-        if batch and not report.cancelled:
-            store(batch)
+        if batch and not plan.report.cancelled:
+            store.store(analyze_batch(analyzer, store.not_stored(batch)))
     finally:
-        for _, task in pending:
-            task.future.cancel()
-        pool.close()
-    ok_before = {s.id for s in states.values() if s.status == "ok"}
-    report.missing = sum(
-        1 for s in lib.photo_states().values() if s.status == "missing" and s.id in ok_before
-    )
-    report.seconds = time.perf_counter() - t0
-    return report
+        stream.close()
+    return store.finish()

@@ -24,7 +24,7 @@ from PySide6.QtCore import (
 )
 
 from faceapp.gui import mime
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey, group_title, kind_of
 from faceapp.gui.thumbnails import ThumbnailCache
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -56,14 +56,6 @@ SECTION_HINTS = {
 }
 
 
-def group_title(kind: str, gid: int | None, name: str | None) -> str:
-    if kind == "person":
-        return name or f"Person {gid}"
-    if kind == "cluster":
-        return name or f"Cluster {gid}"
-    return "Unknown faces"
-
-
 @dataclass
 class SidebarRow:
     kind: str  # 'header', 'group', 'hint'
@@ -79,8 +71,7 @@ def section_of(group: object) -> str:
     """Which sidebar section a group belongs to (hidden wins over its kind)."""
     if getattr(group, "hidden", False):
         return "hidden"
-    kind = group.kind  # type: ignore[attr-defined]
-    return {"person": "people", "cluster": "clusters"}.get(kind, "unknown")
+    return kind_of(group).section
 
 
 class SidebarModel(QAbstractListModel):
@@ -129,7 +120,7 @@ class SidebarModel(QAbstractListModel):
     def _build_rows(self) -> list[SidebarRow]:
         by_section: dict[str, list] = {s: [] for s in SECTIONS}
         for g in self._groups:
-            if g.kind == "unknown" and not g.count:
+            if not kind_of(g).can_name and not g.count:
                 continue  # the engine always reports Unknown, even when empty
             by_section[section_of(g)].append(g)
         by_section["people"].sort(key=lambda g: (str(g.name or "").lower(), g.id))
@@ -151,11 +142,11 @@ class SidebarModel(QAbstractListModel):
                     SidebarRow(
                         "group",
                         section,
-                        group_title(g.kind, g.id, g.name),
+                        group_title(g),
                         int(g.count),
-                        GroupKey(g.kind, g.id),
+                        GroupKey.of(g),
                         g.avatar_face_id,
-                        g.kind == "person",
+                        kind_of(g).is_person,
                     )
                 )
         return rows
@@ -195,12 +186,12 @@ class SidebarModel(QAbstractListModel):
 
     def group(self, key: GroupKey) -> object | None:
         for g in self._groups:
-            if g.kind == key.kind and g.id == key.id:
+            if GroupKey.of(g) == key:
                 return g
         return None
 
     def person_names(self) -> dict[int, str]:
-        return {g.id: g.name for g in self._groups if g.kind == "person"}
+        return {g.id: g.name for g in self._groups if kind_of(g).is_person}
 
     # -- Qt model interface -------------------------------------------------------------
 
@@ -231,7 +222,7 @@ class SidebarModel(QAbstractListModel):
             return None if row.avatar is None else self._thumbs.get(int(row.avatar))
         if role == Qt.ItemDataRole.ToolTipRole and row.kind == "group":
             noun = "face" if row.count == 1 else "faces"
-            hint = "drag onto another to merge" if row.key.kind != "unknown" else ""
+            hint = "drag onto another to merge" if row.key.kind.can_merge else ""
             return f"{row.title} — {row.count} {noun}" + (f"\n({hint})" if hint else "")
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{row.title}, {row.count}"
@@ -246,7 +237,7 @@ class SidebarModel(QAbstractListModel):
         if row.kind == "hint":
             return Qt.ItemFlag.NoItemFlags
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if row.key.kind in ("person", "cluster"):
+        if row.key.kind.can_merge:
             flags |= Qt.ItemFlag.ItemIsDragEnabled | Qt.ItemFlag.ItemIsDropEnabled
         return flags
 
@@ -282,10 +273,11 @@ class SidebarModel(QAbstractListModel):
             return False
         source = mime.group_from_mime(data)
         if source is not None:
-            return target.key.kind in ("person", "cluster") and source != target.key
+            return target.key.kind.can_merge and source != target.key
         faces = mime.faces_from_mime(data)
         if faces is not None:
-            return target.key.kind == "person" and faces[1] != target.key and bool(faces[0])
+            receives = target.key.kind.can_receive_faces
+            return receives and faces[1] != target.key and bool(faces[0])
         return False
 
     def dropMimeData(

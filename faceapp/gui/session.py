@@ -21,7 +21,7 @@ from PySide6.QtGui import QUndoStack
 
 from faceapp import config
 from faceapp.gui import undo, workers
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.settings import AppSettings
 
 REFRESH_MS = 1000  # how often views refresh from the library while a scan runs
@@ -416,8 +416,8 @@ class LibrarySession(QObject):
 
             if only_if_needed:
                 groups = people.groups(lib)
-                unsorted = any(g.kind == "unknown" and g.count for g in groups)
-                if not unsorted or any(g.kind == "cluster" for g in groups):
+                kinds = {GroupKind(g.kind) for g in groups if g.count}
+                if GroupKind.UNKNOWN not in kinds or GroupKind.CLUSTER in kinds:
                     return None
             return cluster.recluster(lib, params, progress=job.report)
 
@@ -475,7 +475,7 @@ class LibrarySession(QObject):
         name = name.strip()
         if not name:
             return False
-        if key.kind == "person":
+        if key.kind.is_person:
             return self.run_command(undo.RenameCommand(self, key.id, name))
         return self.run_command(undo.NameClusterCommand(self, key, name))
 

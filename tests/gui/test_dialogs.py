@@ -6,7 +6,7 @@ import pytest
 from guihelpers import SCAN_TIMEOUT, groups, majority_names, open_and_wait, person
 
 from faceapp.gui.dialogs.settings import SettingsDialog
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey
 from faceapp.gui.settings import AppSettings
 
 

@@ -9,7 +9,8 @@ import pytest
 from guihelpers import SCAN_TIMEOUT, groups, majority_names, open_and_wait, person, settle
 from PySide6.QtCore import Qt
 
-from faceapp.gui.mime import GroupKey, faces_to_mime
+from faceapp.gui.groups import GroupKey
+from faceapp.gui.mime import faces_to_mime
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Name a cluster, rename a person, or pick a person by name (with completion)."""
+"""Name a cluster, rename a person, name faces, or pick a person by name (with completion)."""
 
 from __future__ import annotations
 
@@ -31,10 +31,12 @@ class NameDialog(QDialog):
         avatar: QImage | None = None,
         ok_text: str = "Save",
         require_existing: bool = False,
+        new_note: str = "",
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.require_existing = require_existing
+        self.new_note = new_note  # shown for a name nobody has yet ("{}" is the name)
         self.setWindowTitle(title)
         self.setMinimumWidth(420)
         layout = QVBoxLayout(self)
@@ -86,10 +88,10 @@ class NameDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
         if self.require_existing:
             self.note.setText("" if match or not self.name() else "No person has this name.")
+        elif match:
+            self.note.setText(f"“{match}” already exists: these faces will join that person.")
         else:
-            self.note.setText(
-                f"“{match}” already exists: these faces will join that person." if match else ""
-            )
+            self.note.setText(self.new_note.format(self.name()) if self.name() else "")
 
     def name(self) -> str:
         return " ".join(self.edit.text().split())

@@ -7,7 +7,7 @@ from PySide6.QtGui import QDragMoveEvent, QDropEvent, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
 from faceapp.gui.delegates import GroupDelegate
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey
 from faceapp.gui.models import Role, SidebarModel
 
 
@@ -92,7 +92,7 @@ class SidebarView(QListView):
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         index = self.indexAt(event.position().toPoint())
         key = self.sidebar_model().key_at(index)
-        if key is not None and key.kind in ("person", "cluster"):
+        if key is not None and key.kind.can_name:
             self.renameRequested.emit(key)
             return
         super().mouseDoubleClickEvent(event)
@@ -100,7 +100,7 @@ class SidebarView(QListView):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             key = self.current_key()
-            if key is not None and key.kind in ("person", "cluster"):
+            if key is not None and key.kind.can_name:
                 self.renameRequested.emit(key)
                 return
         super().keyPressEvent(event)

@@ -5,8 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QImageReader, QMouseEvent, QPainter, QPen
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QFont,
+    QImage,
+    QImageReader,
+    QMouseEvent,
+    QPainter,
+    QPen,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 MAX_SIDE = 2560  # photos are shown downscaled to at most this many pixels
@@ -43,6 +52,7 @@ def load_display_image(path: Path, max_side: int = MAX_SIDE) -> tuple[QImage, QS
 
 class PhotoCanvas(QWidget):
     faceClicked = Signal(int)
+    faceMenuRequested = Signal(int, QPoint)  # face index, global position
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -124,6 +134,16 @@ class PhotoCanvas(QWidget):
                 self.faceClicked.emit(hit)
                 return
         super().mousePressEvent(event)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        hit = self.face_at(QPointF(event.pos())) if self.clickable else None
+        if hit is None:
+            super().contextMenuEvent(event)
+            return
+        self.selected = hit
+        self.update()
+        self.faceClicked.emit(hit)
+        self.faceMenuRequested.emit(hit, event.globalPos())
 
     def paintEvent(self, event: object) -> None:
         painter = QPainter(self)

@@ -1,0 +1,238 @@
+"""Steps after HDBSCAN: the same-photo constraint, trimming, merging, dissolving
+loose clusters, attaching noise, and stable cluster ids across runs. Each works on a
+label array in place and says how many faces it moved."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceapp.engine.vecmath import normalize, sq_dists, sum_by_label, topk_rows
+
+
+def relabel(labels: np.ndarray) -> np.ndarray:
+    """Consecutive labels 0..k-1 (largest cluster first), -1 stays noise."""
+    out = np.full(len(labels), -1, np.int64)
+    valid = labels >= 0
+    if not valid.any():
+        return out
+    uniq, inv, counts = np.unique(labels[valid], return_inverse=True, return_counts=True)
+    rank = np.empty(len(uniq), np.int64)
+    rank[np.lexsort((uniq, -counts))] = np.arange(len(uniq))
+    out[valid] = rank[inv]
+    return out
+
+
+def centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    return normalize(sum_by_label(x, labels, k))
+
+
+def enforce_cannot_link(x: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> int:
+    """Two faces of one photo (same ``groups`` value) never share a cluster.
+
+    In each offending cluster the face nearest the centroid stays and the others
+    become noise (they may still join another cluster later). Returns how many left.
+    """
+    valid = np.flatnonzero(labels >= 0)
+    if len(valid) == 0:
+        return 0
+    key = np.stack([labels[valid], groups[valid]], axis=1)
+    _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    dup = valid[counts[inv] > 1]
+    if len(dup) == 0:
+        return 0
+    k = int(labels.max()) + 1
+    cent = centroids(x, labels, k)
+    dist = np.einsum("ij,ij->i", x[dup] - cent[labels[dup]], x[dup] - cent[labels[dup]])
+    order = np.lexsort((dist, groups[dup], labels[dup]))
+    seen: set[tuple[int, int]] = set()
+    removed = 0
+    for i in dup[order]:
+        pair = (int(labels[i]), int(groups[i]))
+        if pair in seen:
+            labels[i] = -1
+            removed += 1
+        else:
+            seen.add(pair)
+    return removed
+
+
+def attach_noise(
+    x: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_sq: float, block: int = 4096
+) -> int:
+    """Noise faces join the nearest cluster centroid under ``max_sq`` (squared L2).
+
+    A cluster that already holds a face of the same photo is skipped (cannot-link);
+    of two noise faces of one photo heading for one cluster, the nearer wins.
+    """
+    noise = np.flatnonzero(labels < 0)
+    if len(noise) == 0 or labels.max() < 0 or max_sq <= 0:
+        return 0
+    k = int(labels.max()) + 1
+    cent = centroids(x, labels, k)
+    taken = {
+        (int(g), int(c)) for g, c in zip(groups[labels >= 0], labels[labels >= 0], strict=True)
+    }
+    best: list[tuple[float, int, int]] = []
+    for s in range(0, len(noise), block):
+        idx = noise[s : s + block]
+        d = sq_dists(x[idx], cent)
+        top = min(4, k)
+        ci, cv = topk_rows(d, top)
+        for row, i in enumerate(idx):
+            for c, v in zip(ci[row], cv[row], strict=True):
+                if v >= max_sq:
+                    break
+                if (int(groups[i]), int(c)) not in taken:
+                    best.append((float(v), int(i), int(c)))
+                    break
+    attached = 0
+    for v, i, c in sorted(best):
+        del v
+        if (int(groups[i]), c) in taken:
+            continue
+        labels[i] = c
+        taken.add((int(groups[i]), c))
+        attached += 1
+    return attached
+
+
+def trim_outliers(
+    x: np.ndarray, labels: np.ndarray, max_sq: float, min_size: int, passes: int = 2
+) -> int:
+    """Members farther than ``max_sq`` (squared L2) from their cluster's unit centroid
+    become noise; a cluster left smaller than ``min_size`` dissolves.
+
+    Single-linkage chaining (HDBSCAN with min_samples 1) lets a look-alike stranger
+    join a cluster through one close face; naming the cluster would then confirm the
+    stranger too. Trimmed faces stay in Unknown, where suggestions can still
+    propose them once the cluster has a name. Returns how many faces left.
+    """
+    if max_sq <= 0 or labels.max() < 0:
+        return 0
+    before = int((labels >= 0).sum())
+    for _ in range(passes):
+        k = int(labels.max()) + 1
+        cent = centroids(x, labels, k)
+        members = np.flatnonzero(labels >= 0)
+        diff = x[members] - cent[labels[members]]
+        far = members[np.einsum("ij,ij->i", diff, diff) > max_sq]
+        if len(far) == 0:
+            break
+        labels[far] = -1
+    sizes = np.bincount(labels[labels >= 0], minlength=int(labels.max()) + 1)
+    labels[(labels >= 0) & (sizes[np.maximum(labels, 0)] < min_size)] = -1
+    return before - int((labels >= 0).sum())
+
+
+def dissolve_loose_clusters(x: np.ndarray, labels: np.ndarray, max_mean_sq: float) -> int:
+    """Clusters whose members sit on average farther than ``max_mean_sq`` (squared L2)
+    from their unit centroid become noise.
+
+    Faces nobody could recognise (blurred, tiny, half hidden, a hand or a logo taken
+    for a face) have embeddings that drift to a common region and form one large,
+    loose "garbage" cluster; a real person's cluster is much tighter. Mixed clusters
+    of look-alikes are loose too. Returns how many faces left.
+    """
+    if max_mean_sq <= 0 or labels.max() < 0:
+        return 0
+    k = int(labels.max()) + 1
+    cent = centroids(x, labels, k)
+    members = np.flatnonzero(labels >= 0)
+    diff = x[members] - cent[labels[members]]
+    sums = np.bincount(labels[members], weights=np.einsum("ij,ij->i", diff, diff), minlength=k)
+    mean = sums / np.maximum(np.bincount(labels[members], minlength=k), 1)
+    loose = members[mean[labels[members]] > max_mean_sq]
+    labels[loose] = -1
+    return len(loose)
+
+
+def merge_close_clusters(
+    x: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_sq: float
+) -> int:
+    """Merge clusters whose unit centroids are under ``max_sq`` apart and share no photo."""
+    if max_sq <= 0 or labels.max() < 1:
+        return 0
+    k = int(labels.max()) + 1
+    cent = centroids(x, labels, k)
+    pairs: list[tuple[float, int, int]] = []
+    for s in range(0, k, 2048):
+        d = sq_dists(cent[s : s + 2048], cent)
+        r, c = np.nonzero(d < max_sq)
+        for a, b in zip(r + s, c, strict=True):
+            if a < b:
+                pairs.append((float(d[a - s, b]), int(a), int(b)))
+    if not pairs:
+        return 0
+    parent = list(range(k))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    photos: dict[int, set[int]] = {c: set() for c in range(k)}
+    for g, c in zip(groups[labels >= 0], labels[labels >= 0], strict=True):
+        photos[int(c)].add(int(g))
+    merged = 0
+    for _, a, b in sorted(pairs):
+        ra, rb = find(a), find(b)
+        if ra == rb or photos[ra] & photos[rb]:
+            continue
+        if len(photos[ra]) < len(photos[rb]):
+            ra, rb = rb, ra
+        parent[rb] = ra
+        photos[ra] |= photos.pop(rb)
+        merged += 1
+    roots = np.array([find(c) for c in range(k)])
+    valid = labels >= 0
+    labels[valid] = roots[labels[valid]]
+    return merged
+
+
+def match_cluster_ids(
+    labels: np.ndarray, old_ids: np.ndarray, *, next_id: int
+) -> tuple[np.ndarray, int]:
+    """Give each new cluster the id of the old cluster it mostly continues.
+
+    ``old_ids`` holds each face's previous cluster id (0 or negative = none).
+    Greedy on overlap counts, biggest first; a pair is accepted when the shared
+    faces are at least half of the new cluster or half of the old one, so a cluster
+    that splits keeps its id in its larger part and two clusters that merge keep the
+    bigger one's id. Unmatched clusters get fresh ids from ``next_id`` on.
+    Returns (id per face, 0 = Unknown; the next free id).
+    """
+    out = np.zeros(len(labels), np.int64)
+    valid = labels >= 0
+    if not valid.any():
+        return out, next_id
+    k = int(labels.max()) + 1
+    new_size = np.bincount(labels[valid], minlength=k)
+    old_valid = old_ids > 0
+    old_size: dict[int, int] = {}
+    for o, c in zip(*np.unique(old_ids[old_valid], return_counts=True), strict=True):
+        old_size[int(o)] = int(c)
+    both = valid & old_valid
+    pairs, counts = np.unique(
+        np.stack([labels[both], old_ids[both]], axis=1), axis=0, return_counts=True
+    )
+    assigned: dict[int, int] = {}
+    used: set[int] = set()
+    for idx in np.argsort(-counts, kind="stable"):
+        new, old = int(pairs[idx][0]), int(pairs[idx][1])
+        if new in assigned or old in used:
+            continue
+        shared = int(counts[idx])
+        if 2 * shared >= new_size[new] or 2 * shared >= old_size[old]:
+            assigned[new] = old
+            used.add(old)
+    ids = np.zeros(k, np.int64)
+    for new in range(k):
+        if new in assigned:
+            ids[new] = assigned[new]
+        else:
+            ids[new] = next_id
+            next_id += 1
+    out[valid] = ids[labels[valid]]
+    return out, next_id
