@@ -133,16 +133,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     args = ap.parse_args()
-    needed = args.merge * (args.repeat + 1) + 3 * args.repeat + args.faces // 2
-    if args.faces < needed:
-        args.faces = needed
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        lib = build(Path(tmp) / "bench.sqlite", args.faces)
-        results = {}
-        for tag, durable in (("normal", False), ("full", True)):
+    args.faces = max(args.faces, 2 * args.merge * args.repeat + 4 * args.repeat + 1000)
+    results = {}
+    for tag, durable in (("normal", False), ("full", True)):
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:  # a fresh library each
+            lib = build(Path(tmp) / "bench.sqlite", args.faces)
             with commits(lib, durable):
                 results[tag] = run(lib, args.merge, args.repeat, tag)
-        lib.close()
+            lib.close()
     print(f"{args.faces:,} faces; median (max) ms over {args.repeat} runs")
     print(f"{'operation':<28} {'NORMAL (before)':>17} {'FULL (now)':>17} {'cost':>8}")
     summary = {}
