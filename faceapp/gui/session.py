@@ -75,7 +75,7 @@ class LibrarySession(QObject):
     weightsFailed = Signal(str)  # a clear message for the banner
     message = Signal(str)  # for the status bar
     error = Signal(str, str)  # title, text
-    damaged = Signal(object, str)  # library path, the engine's message: offer a backup
+    damaged = Signal(object, str)  # library path, what is wrong: offer a backup
 
     def __init__(self, settings: AppSettings | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -277,7 +277,11 @@ class LibrarySession(QObject):
         from faceapp.engine.storage import LibraryDamaged
 
         if isinstance(exc, LibraryDamaged):
-            self.damaged.emit(Path(library_path), str(exc))
+            self.damaged.emit(
+                Path(library_path),
+                f"The library {Path(library_path).name} is damaged ({exc.detail}).\n"
+                "Nothing was written to it.",
+            )
             return True
         return False
 

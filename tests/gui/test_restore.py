@@ -34,6 +34,7 @@ def test_a_damaged_library_offers_its_newest_good_backup(qtbot, window, tmp_path
     qtbot.waitUntil(lambda: restore_box() is not None, timeout=30_000)
     box = restore_box()
     assert "is damaged" in box.text() and "Restore the backup of" in box.text()
+    assert "faceapp restore" not in box.text()  # a button, not a command, in the GUI
     assert "Traceback" not in box.text()
     qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.session.lib is not None, timeout=30_000)
