@@ -40,7 +40,7 @@ def test_a_damaged_library_offers_its_newest_good_backup(qtbot, window, tmp_path
     qtbot.waitUntil(lambda: window.session.lib is not None, timeout=30_000)
     assert window.errors == []
     assert labels_in(path) == labels
-    assert len(list(tmp_path.glob("lib.sqlite.damaged-*"))) == 1
+    assert len(list(tmp_path.glob("lib.sqlite.damaged-*[0-9]"))) == 1
 
 
 def test_a_session_with_edits_is_backed_up_when_it_ends(qtbot, window, tmp_path):
