@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from faceapp.engine import people  # noqa: E402
+from faceapp.engine import oplog, people  # noqa: E402
 from faceapp.engine.library import Library, NewFace  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -94,14 +94,16 @@ def timed(fn: Callable[[int], object], repeat: int) -> list[float]:
 def run(lib: Library, merge_n: int, repeat: int, tag: str) -> dict[str, list[float]]:
     ids = [f.id for f in lib.faces()]
     base = {"a": len(ids) // 2}
-    anna = people.create_person(lib, f"Anna {tag}", ids[: merge_n // 2])
+    anna = people.create_person(lib, f"Anna {tag}", ids[: merge_n // 2]).person_id
     spare = iter(ids[merge_n:])
 
     def merge_round(i: int) -> None:
         # two people of merge_n faces in total, merged; the next round builds new ones
         start = base["a"] + i * merge_n
-        a = people.create_person(lib, f"A{tag}{i}", ids[start : start + merge_n // 2])
-        b = people.create_person(lib, f"B{tag}{i}", ids[start + merge_n // 2 : start + merge_n])
+        a = people.create_person(lib, f"A{tag}{i}", ids[start : start + merge_n // 2]).person_id
+        b = people.create_person(
+            lib, f"B{tag}{i}", ids[start + merge_n // 2 : start + merge_n]
+        ).person_id
         t0 = time.perf_counter()
         people.merge(lib, ("person", a), ("person", b))
         merge_times.append(time.perf_counter() - t0)
@@ -118,7 +120,7 @@ def run(lib: Library, merge_n: int, repeat: int, tag: str) -> dict[str, list[flo
         "reject a face": timed(
             lambda i: people.reject_faces(lib, [ids[i]], anna), min(repeat, merge_n // 2)
         ),
-        "undo": timed(lambda i: people.undo(lib), repeat),
+        "undo": timed(lambda i: oplog.undo(lib), repeat),
     }
     for i in range(repeat):
         merge_round(i)

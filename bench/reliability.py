@@ -418,7 +418,7 @@ OPS = textwrap.dedent(
     """
     import hashlib, os, sys
     from bench.kill_test import identity_state
-    from faceapp.engine import people
+    from faceapp.engine import album, oplog, people
     from faceapp.engine.library import Library
     path, kill_at = sys.argv[1], int(sys.argv[2])
     lib = Library(path)
@@ -434,17 +434,17 @@ OPS = textwrap.dedent(
             print(hashlib.sha1(repr(identity_state(lib.conn)).encode()).hexdigest())
             lib.conn.set_trace_callback(trace)
     done()
-    groups = [g for g in people.groups(lib) if g.kind == "cluster"]
+    groups = [g for g in album.groups(lib) if g.kind == "cluster"]
     faces = [f.id for f in lib.faces() if f.person_id is None]
-    anna = people.create_person(lib, "Dana", faces[-1:]); done()
-    bob = people.name_cluster(lib, groups[-1].id, "Bob") if groups else anna; done()
+    anna = people.create_person(lib, "Dana", faces[-1:]).person_id; done()
+    bob = people.name_cluster(lib, groups[-1].id, "Bob").person_id if groups else anna; done()
     people.rename_person(lib, anna, "Dana K"); done()
     people.move_faces(lib, faces[:1], anna); done()
     people.reject_faces(lib, faces[:1], anna); done()
     if bob != anna:
         people.merge(lib, ("person", bob), ("person", anna)); done()
-    people.undo(lib); done()
-    people.redo(lib); done()
+    oplog.undo(lib); done()
+    oplog.redo(lib); done()
     people.create_person(lib, "Carl", faces[1:2]); done()
     print(count[0])
     """

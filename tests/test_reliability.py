@@ -30,8 +30,17 @@ import pytest
 import torch
 from PIL import Image
 
+from faceapp.engine import (
+    album,
+    model_versions,
+    oplog,
+    people,
+    pipeline,
+    scan_decode,
+    scan_plan,
+    suggest,
+)
 from faceapp.engine import library as library_mod
-from faceapp.engine import people, pipeline, scan_decode, scan_plan
 from faceapp.engine.cluster import recluster
 from faceapp.engine.detect import FaceBox
 from faceapp.engine.images import ImageError, load_image
@@ -125,7 +134,7 @@ def label_people(lib: Library) -> None:
         by_person.setdefault(f.photo_path.split("/")[0], []).append(f.id)
     for name, ids in sorted(by_person.items()):
         people.create_person(lib, name.replace("_", " "), ids)
-    bush = people.parse_group_ref(lib, "George W Bush")[1]
+    bush = album.parse_group_ref(lib, "George W Bush")[1]
     people.reject_faces(lib, [by_person["Tony_Blair"][0]], bush)
 
 
@@ -360,7 +369,7 @@ def test_moved_and_renamed_photos_keep_their_faces_and_labels(labelled):
     assert report.moved == 5 and report.photos == 0 and report.missing == 0
     assert labels(lib) == before and rejections(lib) == rejected
     assert face_by_content(lib) == by_content
-    assert {g.name: g.count for g in people.groups(lib) if g.kind == "person"} == {
+    assert {g.name: g.count for g in album.groups(lib) if g.kind == "person"} == {
         "Colin Powell": 3,
         "Donald Rumsfeld": 3,
         "George W Bush": 3,
@@ -398,7 +407,7 @@ def test_swapped_and_renumbered_names_keep_labels_on_the_right_faces(labelled):
 def test_deleted_photos_leave_the_views_and_come_back_with_their_labels(labelled):
     lib, root = labelled
     before, rejected = labels(lib), rejections(lib)
-    counts = {g.name: g.count for g in people.groups(lib) if g.kind == "person"}
+    counts = {g.name: g.count for g in album.groups(lib) if g.kind == "person"}
     away = root.parent / "away"
     away.mkdir()
     blair = sorted((root / "Tony_Blair").iterdir())
@@ -409,9 +418,9 @@ def test_deleted_photos_leave_the_views_and_come_back_with_their_labels(labelled
     gone = {f.id for f in lib.faces(include_missing=True)} - {f.id for f in lib.faces()}
     assert len(gone) == 2
     assert not gone & set(lib.embeddings()[0])
-    blair_id = people.parse_group_ref(lib, "Tony Blair")[1]
-    assert not gone & set(people.group_faces(lib, "person", blair_id))
-    assert {g.name: g.count for g in people.groups(lib) if g.kind == "person"} == counts | {
+    blair_id = album.parse_group_ref(lib, "Tony Blair")[1]
+    assert not gone & set(album.group_faces(lib, "person", blair_id))
+    assert {g.name: g.count for g in album.groups(lib) if g.kind == "person"} == counts | {
         "Tony Blair": 1
     }
     recluster(lib)  # clustering and edits meanwhile do not touch the absent faces' labels
@@ -425,7 +434,7 @@ def test_deleted_photos_leave_the_views_and_come_back_with_their_labels(labelled
     report = pipeline.scan(lib, root, FakeAnalyzer())
     assert report.photos == 0 and report.missing == 0  # not analysed again
     assert labels(lib) == before and rejections(lib) == rejected
-    assert {g.name: g.count for g in people.groups(lib) if g.kind == "person"} == counts
+    assert {g.name: g.count for g in album.groups(lib) if g.kind == "person"} == counts
 
 
 # ----------------------------------------------------------------------------- two processes
@@ -724,9 +733,9 @@ def test_scan_cluster_and_edits_never_write_the_photo_folder_nor_go_online(
     recluster(lib)
     people.create_person(lib, "Anna", [lib.faces()[0].id])
     people.create_person(lib, "Ben", [lib.faces()[-1].id])
-    people.merge(lib, ("person", people.parse_group_ref(lib, "Ben")[1]), ("person", 1))
-    people.undo(lib)
-    people.suggestions(lib)
+    people.merge(lib, ("person", album.parse_group_ref(lib, "Ben")[1]), ("person", 1))
+    oplog.undo(lib)
+    suggest.suggestions(lib)
     assert main(["faces", "--library", str(library_path), "--json"]) == 0
     analyzer = pipeline.analyzer_for_library(lib, "cpu")
     photos = sorted(root.rglob("*.jpg"))
@@ -748,7 +757,7 @@ def test_an_offline_library_keeps_its_weights_once_vggface2_is_downloaded(
     from faceapp.engine import weights
 
     lib = Library(tmp_path / "lib.sqlite", root=tmp_path)
-    pipeline.ensure_model(lib, real_weights)
+    model_versions.register_base(lib, real_weights)
     assert lib.active_model().source == "casia-webface"
     calls = []
 
@@ -757,11 +766,11 @@ def test_an_offline_library_keeps_its_weights_once_vggface2_is_downloaded(
         return dataclasses.replace(real_weights, source="vggface2", sha256="f" * 64)
 
     monkeypatch.setattr(weights, "vggface2_weights", vggface2)
-    loaded = pipeline.library_weights(lib)
+    loaded = model_versions.active_weights(lib)
     assert loaded.sha256 == real_weights.sha256 and calls == []
     # a new library still prefers VGGFace2 (the documented order)
     fresh = Library(tmp_path / "new.sqlite", root=tmp_path)
-    assert pipeline.library_weights(fresh).source == "vggface2" and calls == [True]
+    assert model_versions.active_weights(fresh).source == "vggface2" and calls == [True]
 
 
 def test_a_replaced_fine_tuned_weights_file_is_refused(tmp_path, real_weights):
@@ -781,9 +790,9 @@ def test_a_replaced_fine_tuned_weights_file_is_refused(tmp_path, real_weights):
         threshold_source="test",
     )
     lib.set_active_model(model)
-    assert pipeline.library_weights(lib).sha256 == sha
+    assert model_versions.active_weights(lib).sha256 == sha
     changed = dict(real_weights.state_dict)
     changed["last_bn.bias"] = changed["last_bn.bias"] + 1
     torch.save(changed, path)
     with pytest.raises(LibraryError, match="changed on disk"):
-        pipeline.library_weights(lib)
+        model_versions.active_weights(lib)

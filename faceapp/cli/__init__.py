@@ -47,13 +47,13 @@ def print_json(obj: object) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from faceapp.cli import finetune, maintenance, people, scan
+    from faceapp.cli import finetune, maintenance, models, naming, people, scan, tags
 
     parser = argparse.ArgumentParser(
         prog="faceapp", description="Face Album: find, group and name the people in your photos."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (scan, people, finetune, maintenance):
+    for module in (scan, people, naming, finetune, models, maintenance, tags):
         module.register(sub)
     return parser
 

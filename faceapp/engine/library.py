@@ -32,7 +32,7 @@ from faceapp.engine import backup, check
 from faceapp.engine.orphans import clean_finetune_orphans
 from faceapp.engine.storage import LibraryDamaged, LibraryError, StorageError, explain, is_damage
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EMBEDDING_DIM = 512
 BUSY_TIMEOUT_MS = 10_000
 LAST_LIBRARY_FILE = "last_library"  # in the data dir: the library commands default to
@@ -52,14 +52,17 @@ CREATE TABLE photos (
     content_hash TEXT,                       -- finds moved/renamed files again
     status       TEXT NOT NULL CHECK (status IN ('ok', 'error', 'missing')),
     error        TEXT,
-    scanned_at   REAL NOT NULL
+    scanned_at   REAL NOT NULL,
+    taken_at     TEXT                        -- local 'YYYY-MM-DDTHH:MM:SS': EXIF, else file time
 );
 CREATE INDEX photos_hash ON photos(content_hash);
 CREATE TABLE people (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT NOT NULL,
     hidden     INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    birth_date TEXT,                         -- 'YYYY-MM-DD': no face before it is theirs
+    cover_face_id INTEGER REFERENCES faces(id) ON DELETE SET NULL
 );
 CREATE TABLE clusters (
     id         INTEGER PRIMARY KEY AUTOINCREMENT, -- stable across re-clustering (by overlap)
@@ -73,7 +76,8 @@ CREATE TABLE faces (
     prob       REAL NOT NULL,
     person_id  INTEGER REFERENCES people(id) ON DELETE SET NULL,   -- confirmed by the user
     cluster_id INTEGER REFERENCES clusters(id) ON DELETE SET NULL, -- automatic
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    manual     INTEGER NOT NULL DEFAULT 0    -- drawn by the user: kept when the photo is rescanned
 );
 CREATE TABLE face_crops (                   -- apart from faces: keeps face rows small and fast
     face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
@@ -146,6 +150,11 @@ MIGRATIONS: dict[int, str] = {
         WHERE o.path IS NULL AND o.sha256 = models.sha256 AND o.source = models.source);
     CREATE UNIQUE INDEX models_base ON models(sha256, source) WHERE path IS NULL
     """,
+    2: "ALTER TABLE photos ADD COLUMN taken_at TEXT;"
+    " ALTER TABLE faces ADD COLUMN manual INTEGER NOT NULL DEFAULT 0;"
+    " ALTER TABLE people ADD COLUMN birth_date TEXT;"
+    " ALTER TABLE people ADD COLUMN cover_face_id INTEGER"
+    " REFERENCES faces(id) ON DELETE SET NULL",
 }
 
 
@@ -168,6 +177,7 @@ class NewFace:
     prob: float
     crop_jpeg: bytes
     embedding: np.ndarray
+    manual: bool = False  # drawn by the user rather than found by the detector
 
 
 @dataclass(frozen=True)
@@ -202,6 +212,30 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _insert_face(
+    c: sqlite3.Connection, photo_id: int, face: NewFace, model_id: int, now: float
+) -> int:
+    cur = c.execute(
+        "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, created_at, manual)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            photo_id,
+            *map(float, face.box),
+            json.dumps(face.landmarks),
+            float(face.prob),
+            now,
+            int(face.manual),
+        ),
+    )
+    face_id = int(cur.lastrowid)
+    c.execute("INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg))
+    c.execute(
+        "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
+        (face_id, model_id, vector_to_blob(face.embedding)),
+    )
+    return face_id
 
 
 def vector_to_blob(vector: np.ndarray) -> bytes:
@@ -598,12 +632,14 @@ class Library:
         content_hash: str | None,
         faces: Sequence[NewFace],
         model_id: int,
+        taken_at: str | None = None,
     ) -> int:
         """Store one scanned photo and its faces in one transaction.
 
         A changed file (same path, new content) keeps the user's work: each old face
-        that overlaps a new one (IoU > 0.5) passes its person and rejections on. A
-        photo another scan stored meanwhile (same size, time and content) is kept as
+        that overlaps a new one (IoU > 0.5) passes its person and rejections on, and
+        faces the user drew stay as they are (a detected face on one of them is dropped).
+        A photo another scan stored meanwhile (same size, time and content) is kept as
         it is, with its face rows.
         """
         now = time.time()
@@ -618,14 +654,20 @@ class Library:
             if row is None:
                 cur = c.execute(
                     "INSERT INTO photos(path, size, mtime_ns, width, height, content_hash,"
-                    " status, error, scanned_at) VALUES (?,?,?,?,?,?, 'ok', NULL, ?)",
-                    (path, size, mtime_ns, width, height, content_hash, now),
+                    " status, error, scanned_at, taken_at) VALUES (?,?,?,?,?,?, 'ok', NULL, ?, ?)",
+                    (path, size, mtime_ns, width, height, content_hash, now, taken_at),
                 )
                 photo_id = int(cur.lastrowid)
+                drawn: list[tuple[float, ...]] = []
             else:
                 photo_id = int(row[0])
+                drawn = c.execute(
+                    "SELECT x1, y1, x2, y2 FROM faces WHERE photo_id = ? AND manual = 1",
+                    (photo_id,),
+                ).fetchall()
                 for fid, x1, y1, x2, y2, person in c.execute(
-                    "SELECT id, x1, y1, x2, y2, person_id FROM faces WHERE photo_id = ?",
+                    "SELECT id, x1, y1, x2, y2, person_id FROM faces"
+                    " WHERE photo_id = ? AND manual = 0",
                     (photo_id,),
                 ).fetchall():
                     rejected = [
@@ -635,32 +677,16 @@ class Library:
                         )
                     ]
                     carried.append(((x1, y1, x2, y2), person, rejected))
-                c.execute("DELETE FROM faces WHERE photo_id = ?", (photo_id,))
+                c.execute("DELETE FROM faces WHERE photo_id = ? AND manual = 0", (photo_id,))
                 c.execute(
                     "UPDATE photos SET size=?, mtime_ns=?, width=?, height=?, content_hash=?,"
-                    " status='ok', error=NULL, scanned_at=? WHERE id=?",
-                    (size, mtime_ns, width, height, content_hash, now, photo_id),
+                    " status='ok', error=NULL, scanned_at=?, taken_at=? WHERE id=?",
+                    (size, mtime_ns, width, height, content_hash, now, taken_at, photo_id),
                 )
             for face in faces:
-                cur = c.execute(
-                    "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        photo_id,
-                        *map(float, face.box),
-                        json.dumps(face.landmarks),
-                        float(face.prob),
-                        now,
-                    ),
-                )
-                face_id = int(cur.lastrowid)
-                c.execute(
-                    "INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg)
-                )
-                c.execute(
-                    "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
-                    (face_id, model_id, vector_to_blob(face.embedding)),
-                )
+                if any(_iou(box, face.box) > 0.5 for box in drawn):
+                    continue
+                face_id = _insert_face(c, photo_id, face, model_id, now)
                 for old_box, person, rejected in carried:
                     if _iou(old_box, face.box) > 0.5:
                         if person is not None:
@@ -673,6 +699,11 @@ class Library:
                         )
                         break
             return photo_id
+
+    def add_face(self, photo_id: int, face: NewFace, model_id: int) -> int:
+        """One more face in a stored photo (a face the detector missed, given by its box)."""
+        with self.transaction() as c:
+            return _insert_face(c, photo_id, face, model_id, time.time())
 
     def is_stored(self, path: str, size: int, mtime_ns: int) -> bool:
         """Is this file (same size and time) stored already, by this scan or another?"""

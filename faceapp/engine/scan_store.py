@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from faceapp.engine.face_tags import TagImporter
 from faceapp.engine.library import Library, PhotoState
 from faceapp.engine.scan_analyze import PhotoResult
 from faceapp.engine.scan_decode import Decoded, file_hash
@@ -38,8 +39,10 @@ class ScanStore:
         *,
         progress: Callable[[ScanProgress], None] | None = None,
         started: float | None = None,
+        tags: TagImporter | None = None,
     ) -> None:
         self.lib = lib
+        self.tags = tags  # reads the face tags of each stored photo
         self.plan = plan
         self.report = plan.report
         self._progress = progress
@@ -102,7 +105,7 @@ class ScanStore:
         for r in results:
             if r.error is not None:
                 continue
-            self.lib.store_photo(
+            photo_id = self.lib.store_photo(
                 r.rel,
                 size=r.size,
                 mtime_ns=r.mtime_ns,
@@ -110,8 +113,11 @@ class ScanStore:
                 height=r.height,
                 content_hash=r.content_hash,
                 model_id=self.plan.model_id,
+                taken_at=r.taken_at,
                 faces=r.faces,
             )
+            if self.tags is not None:
+                self.tags.photo_stored(r.rel, photo_id)
             self.report.photos += 1
             self.report.faces += len(r.faces)
         for r in results:

@@ -51,7 +51,7 @@ class ActionSpec:
     icon_text: str | None = None
     enabled: Callable[[Context], bool] | None = None  # None: always enabled
     role: QAction.MenuRole | None = None
-    scope: str = "window"  # "grid": the shortcut works in the face grid only
+    scope: str = "window"  # "grid" / "photo": the shortcut works in that view only
 
 
 def _lib(c: Context) -> bool:
@@ -99,6 +99,27 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "cancel",
         "Stop the scan",
         enabled=lambda c: c.scanning,
+    ),
+    ActionSpec(
+        "write_tags",
+        "Write Face &Tags…",
+        "show_write_tags",
+        tip="Write the confirmed names into XMP face tags other photo programs read",
+        enabled=_lib,
+    ),
+    ActionSpec(
+        "tag_conflicts",
+        "Face Tag &Conflicts…",
+        "show_tag_conflicts",
+        tip="Names in the photos' face tags that disagree with yours (not applied)",
+        enabled=_lib,
+    ),
+    ActionSpec(
+        "export",
+        "E&xport Photos of a Person…",
+        "show_export",
+        tip="Copy or link every photo of a person into a folder",
+        enabled=_lib,
     ),
     ActionSpec("close", "&Close Library", "close_library", SK.Close, enabled=_lib),
     ActionSpec("quit", "&Quit", "close", SK.Quit, role=QAction.MenuRole.QuitRole),
@@ -165,6 +186,16 @@ ACTIONS: tuple[ActionSpec, ...] = (
         scope="grid",
     ),
     ActionSpec(
+        "reject_box",
+        "Remove Face From Its &Group",
+        "reject_box",
+        SK.Delete,
+        "reject",
+        "The selected box's face leaves its person or cluster (remembered)",
+        enabled=lambda c: c.has_lib and c.box_selected,
+        scope="photo",
+    ),
+    ActionSpec(
         "review",
         "&Review Suggestions",
         "show_review",
@@ -177,7 +208,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "recluster",
         "Re&group Faces",
-        "start_cluster",
+        "regroup",
         "Ctrl+Shift+G",
         tip="Group the unnamed faces again (names and confirmed faces stay)",
         enabled=_idle,
@@ -202,6 +233,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Fine-tune",
         _idle,
     ),
+    ActionSpec(
+        "models",
+        "&Model Versions…",
+        "show_models",
+        tip="List the recognition model versions; switch or remove one",
+        enabled=_lib,
+    ),
     ActionSpec("weights", "Choose &Weights File…", "choose_weights", None, "weights"),
     # Help
     ActionSpec("shortcuts", "&Keyboard Shortcuts", "show_shortcuts", "F1"),
@@ -218,14 +256,20 @@ ACTIONS: tuple[ActionSpec, ...] = (
 
 # Menus and the toolbar by action name; "-" is a separator, "@attr" a window attribute (undo).
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("open", "@recent", "rescan", "cancel", "-", "close", "-", "quit")),
+    (
+        "&File",
+        (
+            *("open", "@recent", "rescan", "cancel", "-"),
+            *("write_tags", "tag_conflicts", "export", "-", "close", "-", "quit"),
+        ),
+    ),
     ("&Edit", ("@act_undo", "@act_redo", "-", "select_all", "-", "settings")),
     ("&View", ("back", "-", "zoom_in", "zoom_out", "-", "sidebar")),
     (
         "&People",
-        ("name", "hide", "merge", "-", "move", "reject", "-", "review", "recluster"),
+        ("name", "hide", "merge", "-", "move", "reject", "reject_box", "-", "review", "recluster"),
     ),
-    ("&Tools", ("verify", "finetune", "-", "weights")),
+    ("&Tools", ("verify", "finetune", "models", "-", "weights")),
     ("&Help", ("shortcuts", "-", "about", "about_qt")),
 )
 # In the toolbar, "~" is a stretching spacer.
@@ -277,9 +321,10 @@ def create_actions(window: MainWindow) -> dict[str, QAction]:
         if spec.role is not None:
             action.setMenuRole(spec.role)
         action.triggered.connect(lambda _checked=False, s=spec.slot: getattr(window, s)())
-        if spec.scope == "grid":
+        if spec.scope != "window":
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            window.grid.addAction(action)
+            view = window.grid if spec.scope == "grid" else window.photo_view
+            view.addAction(action)
         else:
             window.addAction(action)
         actions[spec.name] = action
@@ -290,31 +335,36 @@ def create_actions(window: MainWindow) -> dict[str, QAction]:
 
 
 def create_undo_actions(window: MainWindow) -> None:
-    """Undo and redo follow the session's undo stack (menu items say what they undo)."""
-    stack = window.session.undo_stack
-    window.act_undo = stack.createUndoAction(window, "&Undo")
+    """Undo and redo are the engine's (the library's op log, shared by every process):
+    their texts come from the session's undo status, never from a stack of our own."""
+    window.act_undo = QAction(icon("undo"), "&Undo", window)
     window.act_undo.setShortcuts(key_sequences(SK.Undo))
-    window.act_undo.setIcon(icon("undo"))
-    window.act_redo = stack.createRedoAction(window, "&Redo")
+    window.act_redo = QAction(icon("redo"), "&Redo", window)
     window.act_redo.setShortcuts(key_sequences((SK.Redo, "Ctrl+Shift+Z", "Ctrl+Y")))
-    window.act_redo.setIcon(icon("redo"))
+    window.act_undo.triggered.connect(window.session.undo)
+    window.act_redo.triggered.connect(window.session.redo)
     window.addAction(window.act_undo)
     window.addAction(window.act_redo)
     # Toolbar twins with short labels and no shortcuts of their own (one action per key).
     window.tb_undo = QAction(icon("undo"), "Undo", window)
     window.tb_redo = QAction(icon("redo"), "Redo", window)
-    window.tb_undo.triggered.connect(stack.undo)
-    window.tb_redo.triggered.connect(stack.redo)
-    window.tb_undo.setEnabled(False)
-    window.tb_redo.setEnabled(False)
-    stack.canUndoChanged.connect(window.tb_undo.setEnabled)
-    stack.canRedoChanged.connect(window.tb_redo.setEnabled)
-    stack.undoTextChanged.connect(
-        lambda t: window.tb_undo.setToolTip(f"Undo {t} (Ctrl+Z)" if t else "Undo (Ctrl+Z)")
-    )
-    stack.redoTextChanged.connect(
-        lambda t: window.tb_redo.setToolTip(f"Redo {t} (Ctrl+Y)" if t else "Redo (Ctrl+Y)")
-    )
+    window.tb_undo.triggered.connect(window.session.undo)
+    window.tb_redo.triggered.connect(window.session.redo)
+    show_undo_status(window, None)
+
+
+def show_undo_status(window: MainWindow, status: Any) -> None:
+    """Menu texts, tooltips and enabled state from the library's undo state."""
+    undo = getattr(status, "undo", None)
+    redo = getattr(status, "redo", None)
+    for act, tb, verb, what, keys in (
+        (window.act_undo, window.tb_undo, "Undo", undo, "Ctrl+Z"),
+        (window.act_redo, window.tb_redo, "Redo", redo, "Ctrl+Y"),
+    ):
+        act.setText(f"&{verb} {what}" if what else f"&{verb}")
+        act.setEnabled(bool(what))
+        tb.setEnabled(bool(what))
+        tb.setToolTip(f"{verb} {what} ({keys})" if what else f"{verb} ({keys})")
 
 
 def update_actions(actions: dict[str, QAction], context: Context) -> None:

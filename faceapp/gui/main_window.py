@@ -1,8 +1,9 @@
 """The main window: menus, toolbar, sidebar + content, scan strip and status bar.
 
 It wires views to the :class:`~faceapp.gui.session.LibrarySession`; it holds no
-engine logic. Every identity change goes through the session (and so through
-the undo stack); every long task runs in a worker. The window's ideas live in
+engine logic. Every identity change goes through the session (and so into the
+engine's op log, whose undo state the Undo/Redo actions show); every long task
+runs in a worker. The window's ideas live in
 their own modules: actions (declared once), refreshing, naming, the photo view
 and the tools, mixed in here.
 """
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 from faceapp.gui import actions
 from faceapp.gui.dialogs import restore
 from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.library_watch import LibraryWatch
 from faceapp.gui.models import FaceGridModel, SidebarModel
 from faceapp.gui.naming import NamingMixin
 from faceapp.gui.photos import PhotoMixin
@@ -45,7 +47,7 @@ from faceapp.gui.tools import ToolsMixin
 from faceapp.gui.views.face_grid import FaceGridView, GridPage
 from faceapp.gui.views.photo_view import PhotoView
 from faceapp.gui.views.review import ReviewView
-from faceapp.gui.views.sidebar import SidebarView
+from faceapp.gui.views.sidebar import SidebarPanel, SidebarView
 from faceapp.gui.views.welcome import WelcomeView
 from faceapp.gui.widgets.banner import Banner
 from faceapp.gui.widgets.scan_panel import ScanPanel
@@ -73,8 +75,11 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.sidebar_model = SidebarModel(self.thumbs, self)
         self.grid_model = FaceGridModel(self.thumbs, self)
         self._init_refresh()
+        self.library_watch = LibraryWatch(self)
+        self._regroup_pending = False  # a grouping change waits for the scan to end
         self.verify_dialog: Any = None
         self.finetune_dialog: Any = None
+        self.models_dialog: Any = None
         self._build_widgets()
         self.actions_by_name = actions.create_actions(self)
         actions.create_undo_actions(self)
@@ -98,10 +103,14 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.pages = QStackedWidget()
         self.welcome = WelcomeView()
         self.sidebar = SidebarView(self.sidebar_model)
+        self.sidebar_panel = SidebarPanel(self.sidebar)
         self.grid = FaceGridView(self.grid_model, self.settings.thumb_size)
         self.grid_page = GridPage(self.grid)
         self.photo_view = PhotoView()
         self.review_view = ReviewView(self.thumbs)
+        self.review_view.cluster_face = lambda cid: next(
+            iter(self.session.group_faces(GroupKey(GroupKind.CLUSTER, cid))), None
+        )
         self.review_view.example_source = lambda pid: self.session.group_faces(
             GroupKey(GroupKind.PERSON, pid)
         )
@@ -110,7 +119,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.content.addWidget(self.photo_view)
         self.content.addWidget(self.review_view)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(self.sidebar_panel)
         self.splitter.addWidget(self.content)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([260, 900])
@@ -178,6 +187,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         s.libraryOpened.connect(self._on_library_opened)
         s.libraryClosed.connect(self._on_library_closed)
         s.changed.connect(self.refresh)
+        self.library_watch.changedElsewhere.connect(self._on_changed_elsewhere)
         s.scanStarted.connect(self._on_scan_started)
         s.scanProgress.connect(self.scan_panel.update_progress)
         s.scanFinished.connect(self._on_scan_finished)
@@ -190,7 +200,8 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         s.error.connect(self.show_error)
         s.damaged.connect(lambda path, text: restore.offer_restore(self, s, path, text))
-        s.undo_stack.indexChanged.connect(lambda _i: self._update_actions())
+        s.undoStatusChanged.connect(lambda status: actions.show_undo_status(self, status))
+        s.operationDone.connect(self.refresh)
         self.welcome.openFolderClicked.connect(self.open_folder_dialog)
         self.welcome.recentChosen.connect(self.open_recent)
         self.scan_panel.cancelClicked.connect(self.cancel_scan)
@@ -220,6 +231,8 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.photo_view.revealFailed.connect(self.reveal_failed)
         self.review_view.backRequested.connect(self.show_grid)
         self.review_view.answered.connect(self.answer_suggestion)
+        self.review_view.acceptLikelyRequested.connect(self.accept_likely)
+        self.review_view.nameRequested.connect(lambda fid: self.name_faces_dialog([fid]))
 
     # -- geometry -------------------------------------------------------------------------
 
@@ -244,7 +257,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.settings.set_value("window/geometry", self.saveGeometry())
         self.settings.set_value("window/splitter", self.splitter.saveState())
         self.settings.sync()
-        for dialog in (self.verify_dialog, self.finetune_dialog):
+        for dialog in (self.verify_dialog, self.finetune_dialog, self.models_dialog):
             if dialog is not None:
                 dialog.close()
         self.session.shutdown()
@@ -282,8 +295,16 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         if not items:
             self.recent_menu.addAction("No recent libraries").setEnabled(False)
 
+    @Slot()
+    def _on_changed_elsewhere(self) -> None:
+        self.statusBar().showMessage(
+            "The library was changed elsewhere; showing the changes.", 4000
+        )
+        self.refresh()
+
     @Slot(object)
     def _on_library_opened(self, lib: Any) -> None:
+        self.library_watch.watch(lib)
         self.thumbs.set_library(lib)
         self.review_view.lib = lib
         self.review_view.reset_examples()
@@ -300,6 +321,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
 
     @Slot()
     def _on_library_closed(self) -> None:
+        self.library_watch.watch(None)
         self.thumbs.set_library(None)
         self.sidebar_model.set_groups([])
         self.grid_model.set_faces([], None)
@@ -319,6 +341,9 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
     def rescan(self) -> None:
         if self.session.lib is not None:
             self.session.start_scan()
+
+    def regroup(self) -> None:
+        self.session.start_cluster()
 
     def cancel_scan(self) -> None:
         if self.session.scanning:
@@ -341,12 +366,16 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         if not self.session.busy:
             self.scan_panel.hide()
         # Faces seen during the scan were unsorted; now that there are groups, show one.
-        if self.current_key is None or self.current_key.kind == "unknown":
+        if self.current_key is None or not self.current_key.kind.can_name:
             self._select_first_after_refresh = True
             self.refresh()
 
     @Slot(bool)
     def _on_busy_changed(self, busy: bool) -> None:
+        self.library_watch.paused = busy
+        if not busy and self._regroup_pending:
+            self._regroup_pending = False
+            QTimer.singleShot(0, self.regroup_when_idle)
         if not busy:
             self.scan_panel.hide()
         self._update_actions()
@@ -400,10 +429,14 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.grid.selectAll()
 
     def toggle_sidebar(self) -> None:
-        self.sidebar.setVisible(not self.sidebar.isVisible())
-        self.act_sidebar.setChecked(self.sidebar.isVisible())
+        self.sidebar_panel.setVisible(not self.sidebar_panel.isVisible())
+        self.act_sidebar.setChecked(self.sidebar_panel.isVisible())
 
     # -- context menus -------------------------------------------------------------------------
+
+    def exec_menu(self, menu: QMenu, pos: Any) -> None:
+        """Show a context menu at a global position (tests replace this)."""
+        menu.exec(pos)
 
     def _sidebar_menu(self, pos: Any) -> None:
         index = self.sidebar.indexAt(pos)

@@ -1,7 +1,7 @@
 """Item models: the sidebar's groups and the virtualised face grid.
 
 Both are plain :class:`QAbstractListModel` subclasses fed with engine results
-(``people.groups`` / ``people.group_faces``). They hold only ids, names and
+(``album.groups`` / ``album.group_faces``). They hold only ids, names and
 counts; thumbnails come lazily from :class:`~faceapp.gui.thumbnails.ThumbnailCache`
 when a row is painted, so a grid of 50,000 faces costs one list of ints.
 """
@@ -79,7 +79,7 @@ class SidebarModel(QAbstractListModel):
 
     Dropping a group on another asks to merge them; dropping faces on a person
     asks to move them. The model only emits the request; the window confirms
-    and runs the undoable command.
+    and runs the engine operation.
     """
 
     mergeRequested = Signal(object, object)  # source GroupKey, target GroupKey
@@ -92,6 +92,7 @@ class SidebarModel(QAbstractListModel):
         self._rows: list[SidebarRow] = []
         self._collapsed: set[str] = set()
         self._avatar_rows: dict[int, list[int]] = {}
+        self._filter = ""
         thumbnails.ready.connect(self._on_thumbnails)
 
     # -- content -------------------------------------------------------------------------
@@ -117,11 +118,29 @@ class SidebarModel(QAbstractListModel):
     def groups(self) -> list:
         return list(self._groups)
 
+    def set_filter(self, text: str) -> None:
+        """Show only the people whose name contains ``text`` (clusters and unsorted hide)."""
+        text = " ".join(text.split()).lower()
+        if text == self._filter:
+            return
+        self._filter = text
+        self.beginResetModel()
+        self._rows = self._build_rows()
+        self._index_avatars()
+        self.endResetModel()
+
+    def _shown(self, group: object) -> bool:
+        if not self._filter:
+            return True
+        return kind_of(group).is_person and self._filter in str(group.name or "").lower()
+
     def _build_rows(self) -> list[SidebarRow]:
         by_section: dict[str, list] = {s: [] for s in SECTIONS}
         for g in self._groups:
             if not kind_of(g).can_name and not g.count:
                 continue  # the engine always reports Unknown, even when empty
+            if not self._shown(g):
+                continue
             by_section[section_of(g)].append(g)
         by_section["people"].sort(key=lambda g: (str(g.name or "").lower(), g.id))
         by_section["clusters"].sort(key=lambda g: (-g.count, g.id))
@@ -130,6 +149,8 @@ class SidebarModel(QAbstractListModel):
         for section in SECTIONS:
             members = by_section[section]
             if section in ("hidden", "unknown") and not members:
+                continue
+            if self._filter and not members:
                 continue
             total = len(members) if section != "unknown" else sum(g.count for g in members)
             rows.append(SidebarRow("header", section, SECTION_TITLES[section], total))

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QMessageBox
 
-from faceapp.gui import undo
 from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.refresh import CONTENT_REVIEW
@@ -23,17 +22,6 @@ if TYPE_CHECKING:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-class NameFacesCommand(undo.EngineCommand):
-    """Chosen faces become a new person, or join the person of that name."""
-
-    def __init__(self, session: Any, face_ids: list[int], name: str) -> None:
-        super().__init__(session, f"Named {plural(len(face_ids), 'face')} {name}")
-        self.face_ids, self.name = list(face_ids), name
-
-    def perform(self, people: Any, lib: Any) -> Any:
-        return people.create_person(lib, self.name, self.face_ids)
 
 
 class NamingMixin:
@@ -66,31 +54,51 @@ class NamingMixin:
         group = self.sidebar_model.group(key)
         avatar = getattr(group, "avatar_face_id", None)
         is_person = key.kind.is_person
+        apart = self.cluster_outliers(key)
         dialog = NameDialog(
             "Rename Person" if is_person else "Name This Person",
             f"Who is this? ({group.count} faces)" if group else "Who is this?",
             current=(group.name or "") if is_person and group else "",
             names=[n for n in self._names() if not (is_person and group and n == group.name)],
             avatar=self.thumbs.get(avatar) if avatar is not None else None,
+            apart=[self.thumbs.get(f) for f in apart],
             parent=self,
         )
         if dialog.exec() != NameDialog.DialogCode.Accepted:
             return
-        self.apply_name(key, dialog.name())
+        self.apply_name(key, dialog.name(), leave_out=apart)
 
-    def apply_name(self: MainWindow, key: GroupKey, name: str) -> bool:
-        """Name a cluster (an existing person's name merges into that person) or rename."""
+    def cluster_outliers(self: MainWindow, key: GroupKey) -> list[int]:
+        """The faces of a cluster that do not fit it (none for other kinds)."""
+        if key.kind is not GroupKind.CLUSTER or self.session.lib is None:
+            return []
+        from faceapp.engine import naming
+
+        try:
+            return list(naming.cluster_outliers(self.session.lib, key.id))
+        except Exception:  # a cluster gone meanwhile: naming it reports that
+            return []
+
+    def apply_name(
+        self: MainWindow, key: GroupKey, name: str, leave_out: list[int] | None = None
+    ) -> bool:
+        """Name a cluster (only the faces that fit; a known name joins that person) or
+        rename a person (a known name merges them, after asking)."""
         existing = self._person_by_name(name)
+        if key.kind is GroupKind.CLUSTER:
+            if leave_out is None:
+                leave_out = self.cluster_outliers(key)
+            changes = self.session.name_cluster(key.id, name, leave_out)
+            target = existing or (
+                GroupKey(GroupKind.PERSON, changes.person_id) if changes is not None else None
+            )
+            if target is not None and target.id is not None:
+                self.select_after_refresh(target)
+                self.refresh()
+            return changes is not None
         if existing is not None and existing != key:
             return self.request_merge(key, existing, confirm=key.kind.is_person)
-        if key.kind is GroupKind.CLUSTER:
-            command = undo.NameClusterCommand(self.session, key, name)
-            ok = self.session.run_command(command)
-            if ok and isinstance(command.result, int):
-                self.select_after_refresh(GroupKey(GroupKind.PERSON, command.result))
-                self.refresh()
-            return ok
-        return self.session.name_group(key, name)
+        return self.session.name_group(key, name) is not None
 
     def name_faces_dialog(self: MainWindow, face_ids: list[int]) -> None:
         """Name faces: type a new name (a new person) or pick one named before."""
@@ -117,12 +125,15 @@ class NamingMixin:
         existing = self._person_by_name(name)
         if existing is not None:
             return self.request_move(face_ids, existing)
-        command = NameFacesCommand(self.session, face_ids, name)
-        ok = self.session.run_command(command)
-        if ok and isinstance(command.result, int) and self.content.currentIndex() != CONTENT_REVIEW:
-            self.select_after_refresh(GroupKey(GroupKind.PERSON, command.result))
+        changes = self.session.name_faces(face_ids, name)
+        if (
+            changes is not None
+            and changes.person_id is not None
+            and self.content.currentIndex() != CONTENT_REVIEW
+        ):
+            self.select_after_refresh(GroupKey(GroupKind.PERSON, changes.person_id))
             self.refresh()
-        return ok
+        return changes is not None
 
     def name_face_group(self: MainWindow, face_id: int) -> None:
         """Name (or rename) the group a face belongs to; a loose face is named alone."""
@@ -159,14 +170,14 @@ class NamingMixin:
             if not answer:
                 return False
         self.select_after_refresh(target)
-        ok = self.session.merge(source, target, s_name, t_name)
+        ok = self.session.merge(source, target) is not None
         if not ok:
             self._pending_select = None
         return ok
 
     @Slot(list, object)
     def request_move(self: MainWindow, face_ids: list[int], target: GroupKey) -> bool:
-        return self.session.move_faces(face_ids, target, self._name_of(target))
+        return self.session.move_faces(face_ids, target) is not None
 
     def ask(self: MainWindow, title: str, text: str) -> bool:
         """A yes/no question (tests replace this)."""
@@ -184,20 +195,20 @@ class NamingMixin:
         ids = self.grid.selected_face_ids()
         if key is None or not key.kind.can_reject or not ids:
             return
-        self.session.reject_faces(ids, key, self._name_of(key))
+        self.session.reject_faces(ids, key)
 
     def reject_face(self: MainWindow, face_id: int) -> None:
         """Delete on a box in the photo view: the face leaves its group."""
         key = self.group_of_face(face_id)
         if key is not None and key.kind.can_reject:
-            self.session.reject_faces([face_id], key, self._name_of(key))
+            self.session.reject_faces([face_id], key)
 
     def toggle_hidden(self: MainWindow) -> None:
         key = self.current_key
         group = self.sidebar_model.group(key) if key else None
         if group is None or not key.kind.can_hide:
             return
-        self.session.set_hidden(key, not group.hidden, self._name_of(key))
+        self.session.set_hidden(key, not group.hidden)
 
     def move_selected_dialog(self: MainWindow) -> None:
         self.name_faces_dialog(self.grid.selected_face_ids())
@@ -234,7 +245,11 @@ class NamingMixin:
         self.review_view.setFocus()
         self.refresh()  # reads the suggestions in the worker too
 
+    def accept_likely(self: MainWindow) -> None:
+        if self.session.accept_likely() is not None:
+            self.review_view.setFocus()
+
     @Slot(object, bool)
     def answer_suggestion(self: MainWindow, suggestion: Any, accept: bool) -> None:
-        if self.session.answer_suggestion(suggestion, accept):
+        if self.session.answer_suggestion(suggestion, accept) is not None:
             self.review_view.setFocus()  # the refresh brings the next suggestions

@@ -81,7 +81,7 @@ class PhotoMixin:
         menu.addSeparator()
         menu.addAction(icon("verify"), "Verify as Photo A", lambda: self.verify_faces(0, [face_id]))
         menu.addAction(icon("verify"), "Verify as Photo B", lambda: self.verify_faces(1, [face_id]))
-        menu.exec(pos)
+        self.exec_menu(menu, pos)
 
     @Slot(str)
     def reveal_failed(self: MainWindow, folder: str) -> None:

@@ -1,14 +1,14 @@
 """Reading the library into the views: one read at a time, in a worker.
 
 The window asks for a refresh after every change; a read runs in a worker
-(``people.groups`` scans every face), requests that arrive meanwhile fold into
+(``album.groups`` scans every face), requests that arrive meanwhile fold into
 one more read, and the result selects the right group (the one an operation
 just made, the current one, or the first).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Slot
 
@@ -34,12 +34,15 @@ class RefreshMixin:
         self._applying = False
 
     @Slot()
-    def refresh(self: MainWindow) -> None:
+    @Slot(object)
+    def refresh(self: MainWindow, changes: Any = None) -> None:
         """Re-read the library in a worker, then update the views.
 
-        ``people.groups`` scans every face; on a large library that takes longer
-        than a frame, so it never runs on the GUI thread. Requests that arrive
-        while a read is running are folded into one more read.
+        ``album.groups`` scans every face; on a large library that takes longer
+        than a frame, so it never runs on the GUI thread. After an operation
+        (``changes``: the engine's OpChanges) the shown group's faces are re-read
+        only when the operation touched that group. Requests that arrive while a
+        read is running are folded into one more full read.
         """
         lib = self.session.lib
         if lib is None:
@@ -51,15 +54,23 @@ class RefreshMixin:
         serial = self._refresh_serial
         key = self._pending_select[0] if self._pending_select else self.current_key
         want_suggestions = self.content.currentIndex() == CONTENT_REVIEW
+        kept = self.grid_model.face_ids() if key == self.grid_model.group_key else None
+        if kept is None:
+            changes = None
 
         def work(job: workers.Job) -> tuple:
-            from faceapp.engine import people
+            from faceapp.engine import album, review
 
-            groups = people.groups(lib)
+            groups = album.groups(lib)
             faces = None
-            if key is not None and any(GroupKey.of(g) == key for g in groups):
-                faces = people.group_faces(lib, key.kind, key.id)
-            suggestions = people.suggestions(lib) if want_suggestions else None
+            shown = key is not None and any(GroupKey.of(g) == key for g in groups)
+            if shown and (changes is None or changes.touches(key.kind, key.id)):
+                faces = album.group_faces(lib, key.kind, key.id)
+            elif shown:
+                faces = kept  # untouched: the grid stays as it is
+            suggestions = None
+            if want_suggestions:  # clusters first (one answer names many faces), then faces
+                suggestions = [*review.cluster_reviews(lib), *review.review(lib)]
             return serial, lib, key, groups, faces, suggestions
 
         self._refresh_job = workers.run_in_background(

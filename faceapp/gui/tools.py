@@ -1,4 +1,4 @@
-"""The window's tools: Verify, Fine-tune, Settings and the weights in use."""
+"""The window's tools: Verify, Fine-tune, Model Versions, Settings and the weights in use."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QFileDialog
 
+from faceapp.gui.dialogs import tags as tags_dialogs
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.verify import VerifyDialog
 from faceapp.gui.session import weights_label
@@ -53,6 +54,28 @@ class ToolsMixin:
         self.finetune_dialog.raise_()
         return self.finetune_dialog
 
+    def show_models(self: MainWindow) -> Any:
+        if self.session.lib is None:
+            return None
+        from faceapp.gui.dialogs.models import ModelsDialog
+
+        if self.models_dialog is None or self.models_dialog.session_lib is not self.session.lib:
+            self.models_dialog = ModelsDialog(self.session, self)
+        else:
+            self.models_dialog.reload()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
+
+    def show_write_tags(self: MainWindow) -> None:
+        tags_dialogs.open_dialog(self, tags_dialogs.WriteTagsDialog)
+
+    def show_export(self: MainWindow) -> None:
+        tags_dialogs.open_dialog(self, tags_dialogs.ExportDialog)
+
+    def show_tag_conflicts(self: MainWindow) -> None:
+        tags_dialogs.open_dialog(self, tags_dialogs.ConflictsDialog)
+
     def show_settings(self: MainWindow) -> SettingsDialog:
         dialog = self.make_settings_dialog()
         if dialog.exec() == SettingsDialog.DialogCode.Accepted:
@@ -77,8 +100,14 @@ class ToolsMixin:
             self.weights_label.setText("Weights: loading…")
             self.session.probe_weights()
         if changed["clustering"] and self.session.lib is not None:
+            self.regroup_when_idle()
+
+    def regroup_when_idle(self: MainWindow) -> None:
+        """Regroup with the new grouping setting now, or as soon as the scan is done."""
+        if self.session.start_cluster() is None:
+            self._regroup_pending = True
             self.statusBar().showMessage(
-                "New clustering options: use People › Regroup Faces to apply them.", 8000
+                "The faces will be regrouped with the new setting when this work is done.", 8000
             )
 
     # -- weights ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from faceapp.gui.thumbnails import ThumbnailCache
 
 
 @dataclass
-class G:  # the shape of the engine's people.Group
+class G:  # the shape of the engine's album.Group
     kind: str
     id: int | None
     name: str | None

@@ -44,13 +44,13 @@ def test_a_damaged_library_offers_its_newest_good_backup(qtbot, window, tmp_path
 
 
 def test_a_session_with_edits_is_backed_up_when_it_ends(qtbot, window, tmp_path):
-    from faceapp.engine import people
+    from faceapp.engine import album, people
 
     path = tmp_path / "lib.sqlite"
     built_library(path, photos=30).close()
     window.session.open_library_file(path, scan=False)
     qtbot.waitUntil(lambda: window.session.lib is not None, timeout=30_000)
-    anna = people.parse_group_ref(window.session.lib, "Anna")[1]
+    anna = album.parse_group_ref(window.session.lib, "Anna")[1]
     people.rename_person(window.session.lib, anna, "Anna K")  # as a GUI command does
     assert backup.backups(path) == []
     window.session.shutdown()

@@ -32,6 +32,7 @@ class NameDialog(QDialog):
         ok_text: str = "Save",
         require_existing: bool = False,
         new_note: str = "",
+        apart: list[QImage | None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -65,6 +66,25 @@ class NameDialog(QDialog):
         col.addWidget(label)
         col.addWidget(self.edit)
         col.addWidget(self.note)
+        if apart:
+            # Faces that do not fit the group: shown apart, left out of the naming.
+            n = len(apart)
+            warn = QLabel(
+                f"{n} {'face' if n == 1 else 'faces'} may not be the same person: "
+                f"{'it goes' if n == 1 else 'they go'} to Review instead of being named."
+            )
+            warn.setObjectName("apartNote")
+            warn.setWordWrap(True)
+            faces_row = QHBoxLayout()
+            faces_row.setSpacing(6)
+            for image in apart[:8]:
+                thumb = FaceImage(48)
+                thumb.set_image(image)
+                faces_row.addWidget(thumb)
+            faces_row.addStretch(1)
+            col.addWidget(warn)
+            col.addLayout(faces_row)
+        self.apart_count = len(apart or [])
         row.addLayout(col, 1)
         layout.addLayout(row)
         self.buttons = QDialogButtonBox(

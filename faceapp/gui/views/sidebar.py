@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QDragMoveEvent, QDropEvent, QKeyEvent, QMouseEvent
-from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QListView, QVBoxLayout, QWidget
 
 from faceapp.gui.delegates import GroupDelegate
 from faceapp.gui.groups import GroupKey
@@ -142,3 +142,22 @@ class SidebarView(QListView):
             event.accept()
         else:
             event.ignore()
+
+
+class SidebarPanel(QWidget):
+    """The sidebar list with a search field above it that filters people by name."""
+
+    def __init__(self, view: SidebarView, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sidebarPanel")
+        self.view = view
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.search = QLineEdit()
+        self.search.setObjectName("peopleSearch")
+        self.search.setPlaceholderText("Search people")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(view.sidebar_model().set_filter)
+        layout.addWidget(self.search)
+        layout.addWidget(view, 1)

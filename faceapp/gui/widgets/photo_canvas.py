@@ -38,7 +38,7 @@ def load_display_image(path: Path, max_side: int = MAX_SIDE) -> tuple[QImage, QS
     reader.setAutoTransform(True)
     image = reader.read()
     if image.isNull():
-        raise OSError(f"cannot read {path}: {reader.errorString()}")
+        return _decode_with_engine(path, max_side, reader.errorString())
     full = image.size()
     if max(full.width(), full.height()) > max_side:
         image = image.scaled(
@@ -48,6 +48,20 @@ def load_display_image(path: Path, max_side: int = MAX_SIDE) -> tuple[QImage, QS
             Qt.TransformationMode.SmoothTransformation,
         )
     return image, full
+
+
+def _decode_with_engine(path: Path, max_side: int, qt_error: str) -> tuple[QImage, QSize]:
+    """Formats Qt has no plugin for (HEIC, AVIF): the scan's own decoder, upright."""
+    from faceapp.engine.images import ImageError, load_image
+
+    try:
+        decoded = load_image(path, max_side)
+    except ImageError as exc:
+        raise OSError(f"cannot read {path}: {exc} ({qt_error})") from None
+    rgb = decoded.small.convert("RGB")
+    data = rgb.tobytes()
+    image = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888)
+    return image.copy(), QSize(decoded.width, decoded.height)
 
 
 class PhotoCanvas(QWidget):
