@@ -185,7 +185,8 @@ def full_disk(b: Bench, photos: list[Path], attempts: int) -> None:
                 b.record("commands on a full disk name the cause", ok_cmd, e2)
             ballast.unlink()
             code2, _out2, err2 = cli(["scan", folder, "--library", lib], env)
-            ok = ok and code2 == 0 and integrity(lib) == "ok" and labels(lib) == before
+            # the commands on the full disk may rename Anna: the labelled faces must stay
+            ok = ok and code2 == 0 and integrity(lib) == "ok" and set(labels(lib)) == set(before)
             b.record("full disk during a scan: one line, nothing lost, rerun", ok, err + err2)
         finally:
             disk.close()
@@ -506,14 +507,14 @@ CREATOR = textwrap.dedent(
     """
     import sys, time
     from faceapp.engine.library import Library
-    from faceapp.engine import pipeline, weights
+    from faceapp.engine import model_versions, weights
     path, start = sys.argv[1], float(sys.argv[2])
     loaded = weights.LoadedWeights(state_dict={}, source="casia-webface", origin="x",
         sha256="f" * 64, preprocess="fixed", threshold=1.0, threshold_source="t", file=None)
     while time.time() < start:
         pass
     lib = Library(path)
-    print(pipeline.ensure_model(lib, loaded).id)
+    print(model_versions.register_base(lib, loaded).id)
     """
 )
 
