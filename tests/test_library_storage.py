@@ -217,7 +217,7 @@ def test_library_on_a_read_only_disk_says_so(tmp_path, small_disk, fake_analyzer
     try:
         code, _, err = run_cli(capsys, "name", "c1", "Anna", "--library", view / "lib.sqlite")
     finally:
-        subprocess.run(["umount", str(view)], check=False)
+        subprocess.run(["umount", "-l", str(view)], check=False)
     assert code == 1 and "read-only" in one_line(err), err
 
 

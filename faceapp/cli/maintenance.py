@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import time
+from pathlib import Path
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import backup, check
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_restore)
 
 
-def library_problems(path) -> list[str]:
+def library_problems(path: Path) -> list[str]:
     """Everything wrong with the library file at ``path`` (empty when it is sound)."""
     try:
         check.check_file(path)
@@ -42,7 +43,8 @@ def library_problems(path) -> list[str]:
     else:
         first = []
     try:
-        conn = sqlite3.connect(path, timeout=10)
+        # read-only: a writable connection would fold a foreign journal into the file
+        conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=10)
         try:
             return first + check.full_check(conn)
         finally:

@@ -15,6 +15,7 @@ import os
 import re
 import sqlite3
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,7 +79,10 @@ def make_backup(lib: Library, reason: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(lib.path, timeout=10, isolation_level=None)
-        try:
+        try:  # a copy of a damaged file is no backup: look at every page first
+            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if problem != "ok":
+                raise LibraryDamaged(lib.path, f"found while backing it up: {problem}")
             conn.execute("VACUUM INTO ?", (str(tmp),))
         finally:
             conn.close()
@@ -86,11 +90,13 @@ def make_backup(lib: Library, reason: str) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, final)
     except (sqlite3.Error, OSError) as exc:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
         if is_damage(exc):
             raise LibraryDamaged(lib.path, f"found while backing it up: {exc}") from exc
         reason_text = explain(exc, folder)
         raise StorageError(f"could not back up the library: {reason_text or exc}") from exc
+    lib.edited = False  # the copy holds every edit committed so far
     _prune(lib.path)
     return final
 
@@ -106,7 +112,7 @@ def backup_before(lib: Library, operation: str) -> Path | None:
     None when a backup younger than :data:`BEFORE_RISKY_GAP_S` exists already.
     """
     newest = backups(lib.path)
-    if newest and time.time() - newest[0].created < BEFORE_RISKY_GAP_S and not lib.edited:
+    if newest and time.time() - newest[0].created < BEFORE_RISKY_GAP_S:
         return None
     try:
         return make_backup(lib, f"before-{operation}")
@@ -121,9 +127,7 @@ def backup_after_edits(lib: Library) -> Path | None:
     newest = backups(lib.path)
     if newest and time.time() - newest[0].created < AFTER_EDITS_EVERY_S:
         return None
-    path = make_backup(lib, "after-edits")
-    lib.edited = False
-    return path
+    return make_backup(lib, "after-edits")
 
 
 def check_backup(backup: Backup) -> list[str]:

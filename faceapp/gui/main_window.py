@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from faceapp.gui import actions
 from faceapp.gui.dialogs import help as help_dialogs
+from faceapp.gui.dialogs import restore
 from faceapp.gui.dialogs.error import error_box
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.library_watch import LibraryWatch
@@ -213,6 +214,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         s.weightsFailed.connect(self._on_weights_failed)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         s.error.connect(self.show_error)
+        s.damaged.connect(lambda path, text: restore.offer_restore(self, s, path, text))
         s.undoStatusChanged.connect(lambda status: actions.show_undo_status(self, status))
         s.operationDone.connect(self.refresh)
         self.welcome.openFolderClicked.connect(self.open_folder_dialog)

@@ -78,6 +78,7 @@ class LibrarySession(OperationsMixin, QObject):
     weightsFailed = Signal(str)  # a clear message for the banner
     message = Signal(str)  # for the status bar
     error = Signal(str, str)  # title, text
+    damaged = Signal(object, str)  # library path, what is wrong: offer a backup
     operationDone = Signal(object)  # engine OpChanges of an operation, undo or redo done here
     undoStatusChanged = Signal(object)  # engine UndoStatus (None: no library)
 
@@ -226,7 +227,10 @@ class LibrarySession(OperationsMixin, QObject):
             return open_library(folder, path)
 
         def failed(exc: BaseException) -> None:
-            self.error.emit("Open Photo Folder", f"Could not open the library for {folder}:\n{exc}")
+            if not self._report_damage(path, exc):
+                self.error.emit(
+                    "Open Photo Folder", f"Could not open the library for {folder}:\n{exc}"
+                )
 
         self.message.emit(f"Opening {folder.name}…")
         job = workers.Job(work, name="open")
@@ -255,11 +259,12 @@ class LibrarySession(OperationsMixin, QObject):
         from faceapp.engine.library import Library
 
         try:
-            probe = Library(library_path)
+            probe = Library(library_path, create=False)
             root = probe.root
             probe.close()
         except Exception as exc:
-            self.error.emit("Open Library", f"Could not open {library_path}:\n{exc}")
+            if not self._report_damage(Path(library_path), exc):
+                self.error.emit("Open Library", f"Could not open {library_path}:\n{exc}")
             return None
         if root is None:
             self.error.emit(
@@ -270,10 +275,23 @@ class LibrarySession(OperationsMixin, QObject):
             scan = self.settings.rescan_on_open and root.is_dir()
         if not root.is_dir():
             # The folder is gone or unplugged: still show what the library knows.
-            self._set_library(Library(library_path), root)
+            self._set_library(Library(library_path, create=False), root)
             self.message.emit(f"The folder {root} is not available; showing the stored faces.")
             return None
         return self.open_folder(root, scan=bool(scan), library_path=Path(library_path))
+
+    def _report_damage(self, library_path: Path, exc: BaseException) -> bool:
+        """A damaged library: offer a backup (``damaged``) instead of a plain error."""
+        from faceapp.engine.storage import LibraryDamaged
+
+        if isinstance(exc, LibraryDamaged):
+            self.damaged.emit(
+                Path(library_path),
+                f"The library {Path(library_path).name} is damaged ({exc.detail}).\n"
+                "Nothing was written to it.",
+            )
+            return True
+        return False
 
     def _set_library(self, lib: Any, folder: Path) -> None:
         self.close_library(quiet=True)
@@ -288,6 +306,15 @@ class LibrarySession(OperationsMixin, QObject):
     def close_library(self, *, quiet: bool = False) -> None:
         if self.lib is None:
             return
+        if self.lib.edited:  # the rolling backup after a session's edits (engine/backup.py)
+            from faceapp.engine import backup
+
+            lib = self.lib
+            workers.run_in_background(
+                lambda _job: backup.backup_after_edits(lib),
+                name="backup",
+                on_failed=lambda exc: self.message.emit(f"No backup was made: {exc}"),
+            )
         self.cancel_scan()
         for job in (self.scan_job, self.cluster_job):
             if job is not None:
@@ -482,4 +509,5 @@ class LibrarySession(OperationsMixin, QObject):
 
     def shutdown(self) -> None:
         self.cancel_scan()
+        self.close_library(quiet=True)  # starts the after-edits backup, awaited below
         workers.cancel_all_and_wait(30_000)
