@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
-from faceapp.engine import lfw, library, pipeline, verify
+from faceapp.engine import cluster, lfw, library, pipeline, verify
 from faceapp.engine import weights as weights_mod
 
 
@@ -65,8 +66,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     report = pipeline.scan(lib, folder, analyzer, progress=show)
     if show:
         print(file=sys.stderr)
+    placed = cluster.place_if_large(lib)  # a large grouped library: new faces join groups
     if args.json:
-        print_json(report.as_dict() | {"library": str(lib.path)})
+        extra = {"placed": dataclasses.asdict(placed)} if placed else {}
+        print_json(report.as_dict() | {"library": str(lib.path)} | extra)
     else:
         print(
             f"{report.photos} photos scanned, {report.faces} faces, "
@@ -75,6 +78,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
         for path, reason in report.errors:
             print(f"  {path}: {reason}")
+        if placed:
+            print(
+                f"{placed.placed} new faces joined groups, {placed.suggested} wait as"
+                f" suggestions, {placed.unknown} unsorted (`faceapp cluster` regroups all)"
+            )
     return 0
 
 
