@@ -16,6 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="find and embed the faces of a photo folder")
     p.add_argument("folder", type=Path)
     _model_options(p)
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="decode, detect and embed on a Ray cluster (auto, HOST:PORT, ray://HOST:10001);"
+        " the workers must see the folder at the same path",
+    )
     add_library_option(p)
     add_json_option(p)
     p.set_defaults(handler=cmd_scan)
@@ -61,9 +68,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise CLIError(f"{folder} is not a folder", 2)
     lib = library.open_library(folder, args.library)
-    analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
     show = _terminal_progress if sys.stderr.isatty() else None
-    report = pipeline.scan(lib, folder, analyzer, progress=show)
+    if args.ray:
+        from faceapp.engine import distributed
+
+        loaded = pipeline.library_weights(lib, args.weights)
+        report = distributed.scan(lib, folder, loaded, args.ray, progress=show)
+    else:
+        analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
+        report = pipeline.scan(lib, folder, analyzer, progress=show)
     if show:
         print(file=sys.stderr)
     placed = cluster.place_if_large(lib)  # a large grouped library: new faces join groups
