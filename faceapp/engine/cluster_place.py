@@ -108,7 +108,7 @@ def place_new_faces(
     order = np.argsort(dist, kind="stable")  # of two faces of one photo, the nearer wins
     order = order[dist[order] < limit]
     # the same-photo constraint, against the cluster and among the new faces themselves
-    members = (state.cluster > 0) & (state.person == 0)
+    members = (state.cluster > 0) & np.isin(state.photo, state.photo[rows])
     taken = set(zip(state.photo[members].tolist(), state.cluster[members].tolist(), strict=True))
     rejected = {
         (int(f), int(c))

@@ -51,6 +51,14 @@ class LocalCluster:
         return proc
 
     def __enter__(self) -> LocalCluster:
+        try:
+            self._start_nodes()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start_nodes(self) -> None:
         self._start(
             "--head",
             f"--port={self.port}",
@@ -63,7 +71,6 @@ class LocalCluster:
         self._wait_nodes(1)
         for _ in range(self.workers):
             self.add_worker()
-        return self
 
     def add_worker(self) -> None:
         alive = len(self._alive())
@@ -82,7 +89,7 @@ class LocalCluster:
             ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
         return [n for n in ray.nodes() if n.get("Alive")]
 
-    def _wait_nodes(self, count: int, timeout: float = 120.0) -> None:
+    def _wait_nodes(self, count: int, timeout: float = 300.0) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
