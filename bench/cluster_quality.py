@@ -108,7 +108,7 @@ def suggestion_study(faces: Faces, *, seed: int = 0) -> list[dict]:
     the app does, for the nearest allowed named person of every other face: precision
     and coverage (correct proposals / faces of named people) at distance cut-offs
     given as fractions of the model threshold, and a logistic fit of P(correct | d)."""
-    from faceapp.engine import people
+    from faceapp.engine import suggest
 
     thr = faces.threshold
     subj = np.flatnonzero(faces.subject)
@@ -151,8 +151,8 @@ def suggestion_study(faces: Faces, *, seed: int = 0) -> list[dict]:
             )
         near = dist < thr
         mid, scale = _logistic(dist[near].astype(float), correct[near].astype(float))
-        chosen = dist < people.SUGGEST_RATIO * thr
-        conf = np.array([people.confidence(float(d), thr) for d in dist[chosen]])
+        chosen = dist < suggest.SUGGEST_RATIO * thr
+        conf = np.array([suggest.confidence(float(d), thr) for d in dist[chosen]])
         out.append(
             {
                 "people_named": round(len(named) / len(ids), 3),

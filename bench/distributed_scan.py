@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._cluster_data import LFW, RESULTS
-from faceapp.engine import distributed, library, pipeline
+from faceapp.engine import distributed, library, model_versions, pipeline
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.ray_local import LocalCluster
 
@@ -65,7 +65,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = folder(Path(tmp) / "photos", args.photos)
         local = library.open_library(root, Path(tmp) / "local.sqlite")
-        pipeline.ensure_model(local, loaded)
+        model_versions.register_base(local, loaded)
         t = time.perf_counter()
         local_report = pipeline.scan(local, root, pipeline.Analyzer.from_weights(loaded, "cpu"))
         local_s = time.perf_counter() - t
@@ -73,7 +73,7 @@ def main() -> None:
         with LocalCluster(workers=2) as cluster:
             start_s = time.perf_counter() - t
             remote = library.open_library(root, Path(tmp) / "ray.sqlite")
-            pipeline.ensure_model(remote, loaded)
+            model_versions.register_base(remote, loaded)
             stats: dict = {}
             t = time.perf_counter()
             report = distributed.scan(remote, root, loaded, cluster.address, stats=stats)

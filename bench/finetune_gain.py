@@ -245,9 +245,9 @@ def build_library(path: Path, weights, album_: dict, jpegs: dict, base_vectors: 
 def verification(vectors: np.ndarray, labels: Sequence, threshold: float) -> dict:
     """VAL at FAR 1e-3 (threshold on all different pairs), miss rate, AUC, balanced accuracy;
     and what the library's threshold (base or recalibrated) accepts."""
-    from faceapp.engine import finetune as ft
+    from faceapp.engine import pair_metrics
 
-    m = ft.verification_metrics(vectors, labels)
+    m = pair_metrics.verification_metrics(vectors, labels)
     e = np.asarray(vectors, np.float64)
     lab = np.asarray(labels)
     iu = np.triu_indices(len(e), k=1)
@@ -344,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from faceapp import config
     from faceapp.engine import finetune as ft
+    from faceapp.engine import finetune_plan, network
     from faceapp.engine import weights as weights_mod
     from faceapp.engine.embed import Embedder
 
@@ -361,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     tag = f"{weights.sha256[:12]}-{'flip' if flip else 'noflip'}-"
     tag += "centred" if weights.centre is not None else "raw"
-    options = ft.options_from(
+    options = finetune_plan.options_from(
         epochs=args.epochs,
         trainable=args.trainable,
         mining=args.mining,
@@ -433,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # unseen people: LFW pairsDevTest with the old and the new embedder
     new_embedder = Embedder(
-        ft.build_model(result.state_dict, device),
+        network.build_model(result.state_dict, device),
         device=device,
         preprocess=weights.preprocess,
         flip=flip,

@@ -349,7 +349,7 @@ def bench_open(app: QApplication, library: Path) -> dict:
 
 def bench_merge(app: QApplication, library: Path) -> dict:
     """Merge the two 1,000-face groups as a drop would, until the views are refreshed."""
-    from faceapp.engine import people
+    from faceapp.engine import album
     from faceapp.gui.mime import GroupKey
 
     window = make_window(app)
@@ -390,13 +390,13 @@ def bench_merge(app: QApplication, library: Path) -> dict:
     # The engine's reads alone, for the split.
     lib = window.session.lib
     t3 = time.perf_counter()
-    people.groups(lib)
+    album.groups(lib)
     result["engine_groups_ms"] = round((time.perf_counter() - t3) * 1000, 1)
     t4 = time.perf_counter()
-    people.group_faces(lib, target.kind, target.id)
+    album.group_faces(lib, target.kind, target.id)
     result["engine_group_faces_ms"] = round((time.perf_counter() - t4) * 1000, 1)
     # Leave the library as it was (it may be reused with --library).
-    window.session.undo_stack.undo()
+    window.session.undo()
     wait_until(app, lambda: not window.refreshing, 30)
     close_window(app, window)
     return result

@@ -422,21 +422,21 @@ def shuffle_names(folder: Path, rng: random.Random, n: int) -> list[str]:
 
 def add_labels(library: Path, rng: random.Random) -> None:
     """Cluster, name some clusters, confirm and reject a few faces (the engine API)."""
-    from faceapp.engine import people
+    from faceapp.engine import album, people
     from faceapp.engine.cluster import recluster
     from faceapp.engine.library import Library
 
     lib = Library(library)
     recluster(lib)
-    groups = [g for g in people.groups(lib) if g.kind == "cluster"]
+    groups = [g for g in album.groups(lib) if g.kind == "cluster"]
     for i, g in enumerate(groups[: max(3, len(groups) * 2 // 3)]):
         people.name_cluster(lib, g.id, f"Person {i:02d}")
-    named = [g for g in people.groups(lib) if g.kind == "person"]
-    unknown = people.group_faces(lib, "unknown")
+    named = [g for g in album.groups(lib) if g.kind == "person"]
+    unknown = album.group_faces(lib, "unknown")
     if unknown and named:
         people.create_person(lib, "Someone Else", unknown[:1])
     if len(named) >= 2:
-        victim = people.group_faces(lib, "person", named[0].id)[-1]
+        victim = album.group_faces(lib, "person", named[0].id)[-1]
         people.reject_faces(lib, [victim], named[0].id)
     lib.close()
 

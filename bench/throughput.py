@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter
 
-from faceapp.engine import pipeline
+from faceapp.engine import model_versions, pipeline
 from faceapp.engine.images import load_image
 from faceapp.engine.library import Library
 
@@ -82,7 +82,7 @@ def stage_times(analyzer: pipeline.Analyzer, paths: list[Path]) -> dict[str, flo
 
 def end_to_end(analyzer: pipeline.Analyzer, loaded, folder: Path, tmp: Path) -> dict[str, float]:
     lib = Library(tmp / f"{folder.name}.sqlite", root=folder)
-    pipeline.ensure_model(lib, loaded)
+    model_versions.register_base(lib, loaded)
     report = pipeline.scan(lib, folder, analyzer)
     return {
         "photos": report.photos,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faceapp.engine import cluster, cluster_steps, clustering, neighbours, people
+from faceapp.engine import album, cluster, cluster_steps, clustering, neighbours, people, suggest
 from faceapp.engine.cluster import recluster
 from faceapp.engine.cluster_metrics import agreement, cluster_scores
 from faceapp.engine.cluster_steps import match_cluster_ids
@@ -255,7 +255,7 @@ def check_invariants(lib: Library) -> None:
             "SELECT photo_id, person_id FROM faces WHERE person_id IS NOT NULL"
         ).fetchall()
     )
-    for s in people.suggestions(lib):
+    for s in suggest.suggestions(lib):
         assert (s.face_id, s.person_id) not in rejected
         assert (lib.face(s.face_id).photo_id, s.person_id) not in person_photos
         assert lib.face(s.face_id).person_id is None
@@ -269,27 +269,27 @@ def test_recluster_is_stable_and_keeps_labels(tmp_path):
     s2 = recluster(lib)
     assert labels_state(lib) == first and s2.clusters == s1.clusters
     # name one cluster and confirm a stray face elsewhere; re-clustering keeps both
-    groups = [g for g in people.groups(lib) if g.kind == "cluster"]
-    pid = people.name_cluster(lib, groups[0].id, "Anna")
-    anna_photos = {lib.face(f).photo_id for f in people.group_faces(lib, "person", pid)}
+    groups = [g for g in album.groups(lib) if g.kind == "cluster"]
+    pid = people.name_cluster(lib, groups[0].id, "Anna").person_id
+    anna_photos = {lib.face(f).photo_id for f in album.group_faces(lib, "person", pid)}
     stray = next(
         f
-        for f in people.group_faces(lib, "cluster", groups[1].id)
+        for f in album.group_faces(lib, "cluster", groups[1].id)
         if lib.face(f).photo_id not in anna_photos
     )
     people.move_faces(lib, [stray], pid)
     confirmed = {f: p for f, (p, _) in labels_state(lib).items() if p}
-    old_second = set(people.group_faces(lib, "cluster", groups[1].id)) - {stray}
+    old_second = set(album.group_faces(lib, "cluster", groups[1].id)) - {stray}
     summary = recluster(lib)
     after = labels_state(lib)
     assert {f: p for f, (p, _) in after.items() if p} == confirmed
     assert lib.conn.execute("SELECT name FROM people").fetchall() == [("Anna",)]
     # the stray's old cluster now looks like Anna: its faces wait as suggestions
-    suggested = {s.face_id for s in people.suggestions(lib) if s.person_id == pid}
+    suggested = {s.face_id for s in suggest.suggestions(lib) if s.person_id == pid}
     assert summary.suggested > 0 and suggested & old_second
     # the other clusters keep their ids
     for g in groups[2:]:
-        assert people.group_faces(lib, "cluster", g.id)
+        assert album.group_faces(lib, "cluster", g.id)
     check_invariants(lib)
     lib.close()
 
@@ -297,12 +297,12 @@ def test_recluster_is_stable_and_keeps_labels(tmp_path):
 def test_rescan_new_faces_suggested_and_ids_kept(tmp_path):
     lib, _ = make_library(tmp_path / "l.sqlite", [12, 10, 8], seed=2)
     recluster(lib)
-    groups = [g for g in people.groups(lib) if g.kind == "cluster"]
-    anna = people.name_cluster(lib, groups[0].id, "Anna")
+    groups = [g for g in album.groups(lib) if g.kind == "cluster"]
+    anna = people.name_cluster(lib, groups[0].id, "Anna").person_id
     anna_vec = lib.embeddings()[1][
-        list(lib.embeddings()[0]).index(people.group_faces(lib, "person", anna)[0])
+        list(lib.embeddings()[0]).index(album.group_faces(lib, "person", anna)[0])
     ]
-    before = {g.id: set(people.group_faces(lib, "cluster", g.id)) for g in groups[1:]}
+    before = {g.id: set(album.group_faces(lib, "cluster", g.id)) for g in groups[1:]}
     # a rescan adds three new photos of Anna and one of a stranger
     rng = np.random.default_rng(9)
     new_ids = []
@@ -320,13 +320,13 @@ def test_rescan_new_faces_suggested_and_ids_kept(tmp_path):
         )
         new_ids.append(lib.faces_of_photo(photo)[0].id)
     recluster(lib)
-    sugg = {s.face_id: s for s in people.suggestions(lib)}
+    sugg = {s.face_id: s for s in suggest.suggestions(lib)}
     assert set(new_ids[:3]) <= set(sugg) and new_ids[3] not in sugg
     assert all(sugg[f].person_id == anna for f in new_ids[:3])
     assert all(lib.face(f).person_id is None for f in new_ids)  # suggested, not assigned
     assert all(lib.face(f).cluster_id is None for f in new_ids[:3])  # not a new cluster
     for cid, faces in before.items():
-        assert set(people.group_faces(lib, "cluster", cid)) == faces
+        assert set(album.group_faces(lib, "cluster", cid)) == faces
     lib.close()
 
 
@@ -340,7 +340,7 @@ def test_missing_photos_leave_clusters(tmp_path):
         " WHERE p.path = '00000.jpg'"
     ).fetchone()
     assert row == (None,)
-    assert sum(g.count for g in people.groups(lib)) == lib.counts()["faces"]
+    assert sum(g.count for g in album.groups(lib)) == lib.counts()["faces"]
     lib.close()
 
 
@@ -369,8 +369,8 @@ def test_constraints_hold_after_recluster_property(tmp_path_factory, sizes, seed
     recluster(lib)
     rng = np.random.default_rng(seed)
     for action, pick in actions:
-        clusters = [g for g in people.groups(lib) if g.kind == "cluster"]
-        persons = [g for g in people.groups(lib) if g.kind == "person"]
+        clusters = [g for g in album.groups(lib) if g.kind == "cluster"]
+        persons = [g for g in album.groups(lib) if g.kind == "person"]
         faces = sorted(ident)
         try:
             if action == "name" and clusters:
@@ -379,11 +379,11 @@ def test_constraints_hold_after_recluster_property(tmp_path_factory, sizes, seed
                 people.move_faces(lib, [faces[pick % len(faces)]], persons[pick % len(persons)].id)
             elif action == "reject" and persons:
                 pid = persons[pick % len(persons)].id
-                members = people.group_faces(lib, "person", pid) or faces
+                members = album.group_faces(lib, "person", pid) or faces
                 people.reject_faces(lib, [members[pick % len(members)]], pid)
             elif action == "remove" and clusters:
                 cid = clusters[pick % len(clusters)].id
-                members = people.group_faces(lib, "cluster", cid)
+                members = album.group_faces(lib, "cluster", cid)
                 people.remove_from_cluster(lib, [members[pick % len(members)]], cid)
         except people.PeopleError:
             pass  # refused (same photo): nothing changed
@@ -406,18 +406,20 @@ def test_user_edits_during_recluster(tmp_path, monkeypatch):
     """The GUI may name a cluster while a worker re-clusters: the name wins."""
     lib, _ = make_library(tmp_path / "l.sqlite", [12, 10, 8], seed=4)
     recluster(lib)
-    target = next(g for g in people.groups(lib) if g.kind == "cluster")
+    target = next(g for g in album.groups(lib) if g.kind == "cluster")
     real = cluster.cluster_vectors
     named = {}
 
     def slow_cluster(*args, **kwargs):
         result = real(*args, **kwargs)
-        named["pid"] = people.name_cluster(lib, target.id, "Anna")  # meanwhile, in the GUI
+        named["pid"] = people.name_cluster(
+            lib, target.id, "Anna"
+        ).person_id  # meanwhile, in the GUI
         return result
 
     monkeypatch.setattr(cluster, "cluster_vectors", slow_cluster)
     recluster(lib)
-    faces = people.group_faces(lib, "person", named["pid"])
+    faces = album.group_faces(lib, "person", named["pid"])
     assert len(faces) == target.count
     assert all(lib.face(f).cluster_id is None for f in faces)
     check_invariants(lib)
@@ -466,10 +468,10 @@ def test_labels_survive_rescan_of_changed_photos(tmp_path):
     person" marks carry over, and re-clustering keeps them."""
     lib, _ = make_library(tmp_path / "l.sqlite", [10, 8], seed=5)
     recluster(lib)
-    c1, c2 = (g for g in people.groups(lib) if g.kind == "cluster")
-    pid = people.name_cluster(lib, c1.id, "Anna")
-    face = people.group_faces(lib, "person", pid)[0]
-    other = people.group_faces(lib, "cluster", c2.id)[0]
+    c1, c2 = (g for g in album.groups(lib) if g.kind == "cluster")
+    pid = people.name_cluster(lib, c1.id, "Anna").person_id
+    face = album.group_faces(lib, "person", pid)[0]
+    other = album.group_faces(lib, "cluster", c2.id)[0]
     people.reject_faces(lib, [other], pid)
     model = lib.active_model().id
     ids, vecs = lib.embeddings()
@@ -496,15 +498,15 @@ def test_labels_survive_rescan_of_changed_photos(tmp_path):
             model_id=model,
         )
     recluster(lib)
-    assert len(people.group_faces(lib, "person", pid)) == c1.count
+    assert len(album.group_faces(lib, "person", pid)) == c1.count
     assert lib.conn.execute("SELECT name FROM people").fetchall() == [("Anna",)]
-    new_face = {lib.face(f).photo_path: f for f in people.group_faces(lib, "person", pid)}
+    new_face = {lib.face(f).photo_path: f for f in album.group_faces(lib, "person", pid)}
     assert paths[face] in new_face and new_face[paths[face]] != face
     (rej_face,) = lib.conn.execute(
         "SELECT face_id FROM rejections WHERE person_id = ?", (pid,)
     ).fetchone()
     assert rej_face != other and lib.face(rej_face).photo_path == paths[other]
-    assert all(s.person_id != pid for s in people.suggestions(lib) if s.face_id == rej_face)
+    assert all(s.person_id != pid for s in suggest.suggestions(lib) if s.face_id == rej_face)
     check_invariants(lib)
     lib.close()
 
@@ -572,7 +574,7 @@ def test_a_large_library_places_new_faces_and_keeps_every_existing_group(tmp_pat
 def test_new_faces_near_a_named_person_wait_as_suggestions(tmp_path, monkeypatch):
     lib, _ = make_library(tmp_path / "l.sqlite", [14, 12, 10], seed=8)
     cluster.recluster(lib)
-    target = next(g for g in people.groups(lib) if g.kind == "cluster")
+    target = next(g for g in album.groups(lib) if g.kind == "cluster")
     rng = np.random.default_rng(2)
     vector = _member_vector(lib, target.id, rng)
     people.name_cluster(lib, target.id, "Anna")

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed (make distributed installs it)")
 
-from faceapp.engine import distributed, library, pipeline
+from faceapp.engine import distributed, library, model_versions, pipeline
 from faceapp.engine.ray_local import LocalCluster
 
 pytestmark = pytest.mark.slow
@@ -46,11 +46,11 @@ def test_ray_scan_stores_the_same_faces_and_embeddings_as_a_local_scan(
 ):
     root = _folder(tmp_path / "photos", lfw_dir, 4)
     local = library.open_library(root, tmp_path / "local.sqlite")
-    pipeline.ensure_model(local, real_weights)
+    model_versions.register_base(local, real_weights)
     analyzer = pipeline.Analyzer.from_weights(real_weights, "cpu")
     local_report = pipeline.scan(local, root, analyzer)
     remote = library.open_library(root, tmp_path / "ray.sqlite")
-    pipeline.ensure_model(remote, real_weights)
+    model_versions.register_base(remote, real_weights)
     stats: dict = {}
     report = distributed.scan(remote, root, real_weights, cluster.address, shard=3, stats=stats)
     assert report.errors == [] and report.photos == local_report.photos == 12
@@ -78,7 +78,7 @@ def test_a_worker_killed_mid_scan_loses_no_photo_and_stores_none_twice(
 ):
     root = _folder(tmp_path / "photos", lfw_dir, 8)
     lib = library.open_library(root, tmp_path / "ray.sqlite")
-    pipeline.ensure_model(lib, real_weights)
+    model_versions.register_base(lib, real_weights)
     killed = threading.Event()
 
     def kill_once(progress) -> None:

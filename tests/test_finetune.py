@@ -20,8 +20,11 @@ import pytest
 import torch
 from PIL import Image
 
+from faceapp.engine import embed, finetune_plan, network, pair_metrics, training
 from faceapp.engine import finetune as ft
+from faceapp.engine import model_versions as mv
 from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.progress import VersionProgress
 from faceapp.engine.triplet import (
     batch_hard_triplets,
     batch_triplet_loss,
@@ -121,7 +124,7 @@ def test_unknown_mining_is_refused():
 
 def test_pk_batches_cover_every_face_with_p_people_of_k():
     labels = np.repeat(np.arange(7), [2, 3, 4, 5, 9, 12, 30])
-    batches = ft.pk_batches(labels, 4, 3, np.random.default_rng(0))
+    batches = training.pk_batches(labels, 4, 3, np.random.default_rng(0))
     seen = np.concatenate(batches)
     assert set(seen.tolist()) == set(range(len(labels)))
     for b in batches:
@@ -132,21 +135,25 @@ def test_pk_batches_cover_every_face_with_p_people_of_k():
 def test_balanced_threshold_and_metrics_by_hand():
     d = np.array([0.1, 0.3, 0.5, 0.7, 0.9, 1.1, 1.3])
     same = np.array([True, True, False, True, False, False, False])
-    t, acc = ft.balanced_threshold(d, same)
+    t, acc = pair_metrics.balanced_threshold(d, same)
     # below 0.4: TPR 2/3, TNR 4/4 -> 0.833; below 0.8: TPR 3/3, TNR 3/4 -> 0.875 (best)
     assert acc == pytest.approx(0.875) and t == pytest.approx(0.8)
     # separated pairs: the middle of the gap, not just above the farthest same pair
-    t, acc = ft.balanced_threshold(
+    t, acc = pair_metrics.balanced_threshold(
         np.array([0.2, 0.4, 0.6, 1.0, 1.2]), np.array([1, 1, 0, 0, 0], bool)
     )
     assert acc == 1.0 and t == pytest.approx(0.5)
-    t, _ = ft.balanced_threshold(np.array([0.2, 0.4, 1.0, 1.2]), np.array([1, 1, 0, 0], bool))
+    t, _ = pair_metrics.balanced_threshold(
+        np.array([0.2, 0.4, 1.0, 1.2]), np.array([1, 1, 0, 0], bool)
+    )
     assert t == pytest.approx(0.7)
     # embeddings: two tight people far apart
     e = np.array([[1, 0], [0.995, 0.0998], [0, 1], [0.0998, 0.995]], np.float32)
-    m = ft.verification_metrics(e / np.linalg.norm(e, axis=1, keepdims=True), [1, 1, 2, 2])
+    m = pair_metrics.verification_metrics(
+        e / np.linalg.norm(e, axis=1, keepdims=True), [1, 1, 2, 2]
+    )
     assert m.same_pairs == 2 and m.diff_pairs == 4 and m.val == 1.0 and m.accuracy == 1.0
-    assert ft.verification_metrics(e, [1, 2, 3, 4]) is None  # no same-person pair
+    assert pair_metrics.verification_metrics(e, [1, 2, 3, 4]) is None  # no same-person pair
 
 
 # -- small libraries ----------------------------------------------------------------------------
@@ -275,7 +282,7 @@ def snapshot(lib: Library) -> tuple:
 
 
 def weight_files() -> list[str]:
-    return sorted(p for p in os.listdir(ft.models_dir()) if not p.startswith("."))
+    return sorted(p for p in os.listdir(mv.models_dir()) if not p.startswith("."))
 
 
 def test_plan_split_and_refusals(tmp_path):
@@ -292,7 +299,10 @@ def test_plan_split_and_refusals(tmp_path):
     capped = ft.plan(lib, ft.FinetuneOptions(max_train_faces=10, max_heldout_faces=4))
     assert [(x.train, x.heldout) for x in capped.people] == [(3, 1), (3, 2), (3, 2)]
     assert set(capped.train_ids) <= set(p.train_ids)  # held-out: never below 2 per person
-    assert ft._cap([1, 5, 9], 10) == 4 and ft._cap([10, 10], 100, per_item=6) == 6
+    assert (
+        finetune_plan._cap([1, 5, 9], 10) == 4
+        and finetune_plan._cap([10, 10], 100, per_item=6) == 6
+    )
     with lib.transaction() as c:
         c.execute(
             "UPDATE faces SET person_id = NULL WHERE person_id != (SELECT MIN(id) FROM people)"
@@ -340,7 +350,7 @@ def test_cancelled_training_leaves_library_untouched(trained, tmp_path, dev_stat
 def test_cancelled_accept_removes_the_half_built_version(trained, tmp_path):
     lib, _, result = fresh_library(trained, tmp_path)
     before = snapshot(lib)
-    seen: list[ft.AcceptProgress] = []
+    seen: list[VersionProgress] = []
     report = ft.accept(
         lib,
         result,
@@ -359,49 +369,48 @@ def test_accept_switches_and_old_versions_can_be_restored(trained, tmp_path):
     stages: list[str] = []
     report = ft.accept(lib, result, progress=lambda p: stages.append(p.stage))
     new = report.model_id
-    assert stages[0] == "save" and stages[-1] == "switch" and "embed" in stages
+    assert stages[0] == "save" and stages[-2:] == ["switch", "cluster"] and "embed" in stages
+    assert report.clusters is not None  # activation re-groups the faces in the new space
     assert lib.active_model().id == new and lib.model(new).status == "ready"
     info = lib.model(new)
     assert info.source == "finetuned" and "random" in info.name and info.metadata["random_weights"]
     path = Path(info.path)
     assert path.is_file() and path.with_suffix(".json").is_file()
-    assert ft._sha256_file(path) == info.sha256
+    assert mv._sha256_file(path) == info.sha256
     assert json.loads(path.with_suffix(".json").read_text())["sha256"] == info.sha256
     # the scan pipeline loads the active version's file with the weights module's checks
     from faceapp.engine.weights import load_state_dict_file
 
     assert set(load_state_dict_file(path)) == set(result.state_dict)
     # ... with the centre training used, so new photos land in the same space
-    from faceapp.engine.pipeline import library_weights
-
-    assert np.allclose(library_weights(lib).centre, CENTRE)
-    assert np.allclose(ft.version_centre(info), CENTRE)
+    assert np.allclose(mv.active_weights(lib).centre, CENTRE)
+    assert np.allclose(mv.version_centre(info), CENTRE)
     # the stored embeddings are those training measured (centred, no flip; fp16 cache)
     held = result.heldout_ids
-    model = ft.build_model(result.state_dict, "cpu")
-    cut = ft.STAGES.index(FAST.trainable)
-    crops = torch.from_numpy(ft.load_crops(lib, held)).permute(0, 3, 1, 2)
-    feats = ft.trunk_features(model, crops, cut, "fixed", "cpu", 8, lambda _done: None)
-    measured = ft.heldout_embeddings(model, feats[:, None], cut, False, CENTRE)
+    model = network.build_model(result.state_dict, "cpu")
+    cut = network.STAGES.index(FAST.trainable)
+    crops = torch.from_numpy(embed.load_crops(lib, held)).permute(0, 3, 1, 2)
+    feats = network.trunk_features(model, crops, cut, "fixed", "cpu", 8, lambda _done: None)
+    measured = network.heldout_embeddings(model, feats[:, None], cut, False, CENTRE)
     ids, vectors = lib.embeddings()
     stored = vectors[np.searchsorted(ids, held)]
     assert np.abs(measured - stored).max() < 0.02
     ids, vectors = lib.embeddings()
     assert len(ids) == N_FACES and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
-    listed = {v.id: v for v in ft.versions(lib)}
+    listed = {v.id: v for v in mv.versions(lib)}
     assert listed[new].active and listed[new].embedded_faces == N_FACES and listed[new].file_ok
     # back to the base version: its embeddings were kept untouched
-    ft.use_model(lib, base, device="cpu")
-    assert lib.active_model().id == base
+    back = mv.activate(lib, base, device="cpu")
+    assert back.activated and back.clusters is not None and lib.active_model().id == base
     assert np.array_equal(lib.embeddings()[1], base_vectors)
-    with pytest.raises(ft.FinetuneError, match="active"):
-        ft.remove_version(lib, base)
+    with pytest.raises(mv.ModelError, match="active"):
+        mv.remove_version(lib, base)
     # a changed weights file is refused rather than silently used
     path.write_bytes(path.read_bytes() + b"x")
-    with pytest.raises(ft.FinetuneError, match="changed"):
-        ft.use_model(lib, new)
+    with pytest.raises(mv.ModelError, match="changed"):
+        mv.activate(lib, new)
     assert lib.active_model().id == base
-    ft.remove_version(lib, new)
+    mv.remove_version(lib, new)
     assert not path.exists() and [m.id for m in lib.models()] == [base]
 
 
@@ -409,7 +418,7 @@ def test_exception_during_reembedding_keeps_old_version(trained, tmp_path):
     lib, _, result = fresh_library(trained, tmp_path)
     before = snapshot(lib)
 
-    def explode(p: ft.AcceptProgress) -> None:
+    def explode(p: VersionProgress) -> None:
         if p.stage == "embed" and p.done >= 6:
             raise RuntimeError("simulated crash while re-embedding")
 
@@ -463,7 +472,7 @@ def test_sigkill_during_reembedding_keeps_old_version_active(trained, tmp_path):
     with pytest.raises(LibraryError):
         lib.set_active_model(building[0].id)
     # cleanup (run by the next accept) removes it, as its process is gone
-    assert ft.cleanup_incomplete(lib) == [building[0].id]
+    assert mv.cleanup_incomplete(lib) == [building[0].id]
     assert snapshot(lib) == before and weight_files() == []
 
 
@@ -474,11 +483,13 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     """Run one of this module's commands through its own parser (as faceapp.cli does)."""
     import argparse
 
-    from faceapp.cli import CLIError
+    from faceapp.cli import CLIError, models
     from faceapp.cli import finetune as cli
 
     parser = argparse.ArgumentParser(prog="faceapp")
-    cli.register(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli.register(sub)
+    models.register(sub)
     args = parser.parse_args(argv)
     try:
         code = int(args.handler(args) or 0)
@@ -499,11 +510,25 @@ def test_cli_plan_models_use_and_remove(trained, tmp_path, capsys):
     assert listed[1]["source"] == "finetuned" and listed[1]["embedded_faces"] == N_FACES
     code, out = run_cli(["models", "--library", str(path), "use", "1"], capsys)
     assert code == 0 and lib.active_model().id == 1
-    assert "*   1" in out
+    assert "*   1" in out and "regrouped" in out  # `models use` re-clusters, as the GUI does
     code, out = run_cli(["models", "--library", str(path), "remove", "1"], capsys)
     assert code == 1 and "active" in out
     code, out = run_cli(["models", "remove", str(new), "--library", str(path), "--json"], capsys)
     assert code == 0 and [m["id"] for m in json.loads(out)["models"]] == [1]
+
+
+def test_cli_finetune_accepts_and_regroups_as_the_gui_does(tmp_path, capsys, monkeypatch):
+    from faceapp.engine.weights import RANDOM_ENV, random_weights
+
+    monkeypatch.setenv(RANDOM_ENV, "1")  # a base version the CLI can load: development weights
+    crops, labels = synthetic_crops(3, 6)
+    lib, base = make_library(tmp_path / "lib.sqlite", crops, labels, sha256=random_weights().sha256)
+    argv = ["finetune", "--epochs", "1", "--force", "--device", "cpu", "--json"]
+    code, out = run_cli([*argv, "--library", str(lib.path)], capsys)
+    report = json.loads(out)
+    assert code == 0 and report["accepted"] and report["model_version"] != base
+    assert report["clusters"] is not None  # re-clustered in the new embedding space
+    assert lib.active_model().id == report["model_version"]
 
 
 def test_cli_refuses_a_library_without_enough_people(tmp_path, capsys):
@@ -563,16 +588,18 @@ def test_real_training_lowers_loss_and_raises_heldout_val(lfw_root, real_weights
     assert result.after.val > result.before.val and result.improved
 
     # photos of the same people that neither training nor early stopping saw
-    model = ft.build_model(real_weights.state_dict, "cpu")
-    cut = ft.STAGES.index(ft.TRAINABLE[options.trainable])
+    model = network.build_model(real_weights.state_dict, "cpu")
+    cut = network.STAGES.index(ft.TRAINABLE[options.trainable])
     other = np.stack([c for c, lab in zip(crops, labels, strict=True) if lab is None])
     other = torch.from_numpy(other).permute(0, 3, 1, 2)
-    feats = ft.trunk_features(model, other, cut, "fixed", "cpu", 32, lambda _done: None)[:, None]
+    feats = network.trunk_features(model, other, cut, "fixed", "cpu", 32, lambda _done: None)[
+        :, None
+    ]
     other_labels = [i for i, n in enumerate(names) for _ in unseen[n]]
 
     def measured() -> ft.HeldoutMetrics:
-        emb = ft.heldout_embeddings(model, feats, cut, False, real_weights.centre)
-        return ft.verification_metrics(emb, other_labels)
+        emb = network.heldout_embeddings(model, feats, cut, False, real_weights.centre)
+        return pair_metrics.verification_metrics(emb, other_labels)
 
     before = measured()
     model.load_state_dict(result.state_dict)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from faceapp.engine import people
+from faceapp.engine import album, oplog, people, suggest
 from faceapp.engine.cluster import recluster
 from faceapp.engine.library import Library, NewFace
 from faceapp.engine.people import PeopleError
@@ -102,15 +102,15 @@ def shared_photos(lib: Library, faces_a: list[int], faces_b: list[int]) -> int:
     return sum(lib.face(f).photo_id in photos for f in faces_b)
 
 
-def clusters_of(lib: Library) -> list[people.Group]:
-    return [g for g in people.groups(lib) if g.kind == "cluster"]
+def clusters_of(lib: Library) -> list[album.Group]:
+    return [g for g in album.groups(lib) if g.kind == "cluster"]
 
 
 def test_recluster_finds_the_identities(lib):
     groups = clusters_of(lib)
     assert len(groups) == 5
     for g in groups:
-        truths = {lib.truth[f] for f in people.group_faces(lib, "cluster", g.id)}
+        truths = {lib.truth[f] for f in album.group_faces(lib, "cluster", g.id)}
         assert len(truths) == 1
 
 
@@ -118,7 +118,7 @@ def test_groups_order_and_counts(lib):
     c1, c2 = clusters_of(lib)[:2]
     people.name_cluster(lib, c2.id, "Zoe")
     people.name_cluster(lib, c1.id, "anna")
-    gs = people.groups(lib)
+    gs = album.groups(lib)
     assert [g.kind for g in gs[:2]] == ["person", "person"]
     assert [g.name for g in gs[:2]] == ["anna", "Zoe"]
     assert gs[-1].kind == "unknown" and gs[-1].label == "Unknown"
@@ -126,24 +126,24 @@ def test_groups_order_and_counts(lib):
     assert counts == sorted(counts, reverse=True)
     assert sum(g.count for g in gs) == lib.counts()["faces"]
     for g in gs:
-        assert len(people.group_faces(lib, g.kind, g.id)) == g.count
+        assert len(album.group_faces(lib, g.kind, g.id)) == g.count
         if g.count:
-            assert g.avatar_face_id in people.group_faces(lib, g.kind, g.id)
+            assert g.avatar_face_id in album.group_faces(lib, g.kind, g.id)
 
 
 def test_name_cluster_confirms_and_same_name_merges(lib):
     c1, c2 = clusters_of(lib)[:2]
-    faces1 = people.group_faces(lib, "cluster", c1.id)
+    faces1 = album.group_faces(lib, "cluster", c1.id)
     photos1 = {lib.face(f).photo_id for f in faces1}
-    shared = sum(lib.face(f).photo_id in photos1 for f in people.group_faces(lib, "cluster", c2.id))
-    pid = people.name_cluster(lib, c1.id, "  Anna   Smith ")
-    assert people.group_faces(lib, "person", pid) == faces1
+    shared = sum(lib.face(f).photo_id in photos1 for f in album.group_faces(lib, "cluster", c2.id))
+    pid = people.name_cluster(lib, c1.id, "  Anna   Smith ").person_id
+    assert album.group_faces(lib, "person", pid) == faces1
     assert lib.conn.execute("SELECT name FROM people").fetchall() == [("Anna Smith",)]
     assert all(lib.face(f).cluster_id is None for f in faces1)
     # naming another cluster with the same name (any case) merges into the person
-    assert people.name_cluster(lib, c2.id, "anna smith") == pid
+    assert people.name_cluster(lib, c2.id, "anna smith").person_id == pid
     # faces sharing a photo with one of Anna's stay out (two faces of one photo)
-    assert len(people.group_faces(lib, "person", pid)) == c1.count + c2.count - shared
+    assert len(album.group_faces(lib, "person", pid)) == c1.count + c2.count - shared
     with pytest.raises(PeopleError):
         people.name_cluster(lib, c1.id, "again")  # the cluster is gone
     with pytest.raises(PeopleError):
@@ -152,26 +152,26 @@ def test_name_cluster_confirms_and_same_name_merges(lib):
 
 def test_rename_and_hide(lib):
     c1, c2 = clusters_of(lib)[:2]
-    a = people.name_cluster(lib, c1.id, "Anna")
-    b = people.name_cluster(lib, c2.id, "Bob")
+    a = people.name_cluster(lib, c1.id, "Anna").person_id
+    b = people.name_cluster(lib, c2.id, "Bob").person_id
     people.rename_person(lib, a, "Annie")
     with pytest.raises(PeopleError, match="already"):
         people.rename_person(lib, b, "annie")
     people.set_hidden(lib, b, True)
-    hidden = {g.name: g.hidden for g in people.groups(lib) if g.kind == "person"}
+    hidden = {g.name: g.hidden for g in album.groups(lib) if g.kind == "person"}
     assert hidden == {"Annie": False, "Bob": True}
 
 
 def test_merge_people_moves_faces_and_rejections(lib):
     c1, c2, c3 = clusters_of(lib)[:3]
-    a = people.name_cluster(lib, c1.id, "Anna")
-    b = people.name_cluster(lib, c2.id, "Anna 2")
-    stray = people.group_faces(lib, "cluster", c3.id)[0]
+    a = people.name_cluster(lib, c1.id, "Anna").person_id
+    b = people.name_cluster(lib, c2.id, "Anna 2").person_id
+    stray = album.group_faces(lib, "cluster", c3.id)[0]
     people.reject_faces(lib, [stray], b)
-    fa, fb = people.group_faces(lib, "person", a), people.group_faces(lib, "person", b)
-    text = people.merge(lib, ("person", b), ("person", a))
+    fa, fb = album.group_faces(lib, "person", a), album.group_faces(lib, "person", b)
+    text = people.merge(lib, ("person", b), ("person", a)).description
     assert "Anna 2" in text and "Anna" in text
-    assert len(people.group_faces(lib, "person", a)) == len(fa) + len(fb) - shared_photos(
+    assert len(album.group_faces(lib, "person", a)) == len(fa) + len(fb) - shared_photos(
         lib, fa, fb
     )
     assert lib.conn.execute("SELECT COUNT(*) FROM people WHERE id = ?", (b,)).fetchone()[0] == 0
@@ -184,7 +184,7 @@ def test_merge_leaves_same_photo_faces_out(tmp_path):
     lib, _ = build_library(tmp_path / "l.sqlite", identities=2, per_identity=8, pair_photos=0)
     recluster(lib)
     c1, c2 = clusters_of(lib)
-    a = people.name_cluster(lib, c1.id, "A")
+    a = people.name_cluster(lib, c1.id, "A").person_id
     # a photo with one face of each identity, both clustered... put them in two people
     pid_photo = lib.store_photo(
         "both.jpg",
@@ -201,11 +201,11 @@ def test_merge_leaves_same_photo_faces_out(tmp_path):
     )
     f1, f2 = (f.id for f in lib.faces_of_photo(pid_photo))
     people.move_faces(lib, [f1], a)
-    b = people.name_cluster(lib, c2.id, "B")
+    b = people.name_cluster(lib, c2.id, "B").person_id
     people.move_faces(lib, [f2], b)
     with pytest.raises(PeopleError, match="same photo"):
         people.move_faces(lib, [f1], b)
-    text = people.merge(lib, ("person", a), ("person", b))
+    text = people.merge(lib, ("person", a), ("person", b)).description
     assert "left in Unknown" in text
     assert lib.face(f1).person_id is None and lib.face(f2).person_id == b
     lib.close()
@@ -213,14 +213,14 @@ def test_merge_leaves_same_photo_faces_out(tmp_path):
 
 def test_merge_cluster_into_cluster_and_person_into_cluster(lib):
     c1, c2, c3 = clusters_of(lib)[:3]
-    f1, f2, f3 = (people.group_faces(lib, "cluster", c.id) for c in (c1, c2, c3))
+    f1, f2, f3 = (album.group_faces(lib, "cluster", c.id) for c in (c1, c2, c3))
     people.merge(lib, ("cluster", c2.id), ("cluster", c1.id))
-    f12 = people.group_faces(lib, "cluster", c1.id)
+    f12 = album.group_faces(lib, "cluster", c1.id)
     assert len(f12) == len(f1) + len(f2) - shared_photos(lib, f1, f2)
-    a = people.name_cluster(lib, c3.id, "Carl")
+    a = people.name_cluster(lib, c3.id, "Carl").person_id
     # dropping a person on a cluster: the cluster joins the person
     people.merge(lib, ("person", a), ("cluster", c1.id))
-    assert len(people.group_faces(lib, "person", a)) == len(f3) + len(f12) - shared_photos(
+    assert len(album.group_faces(lib, "person", a)) == len(f3) + len(f12) - shared_photos(
         lib, f3, f12
     )
     assert not _cluster_ids(lib) & {c1.id, c2.id, c3.id}
@@ -234,15 +234,15 @@ def _cluster_ids(lib: Library) -> set[int]:
 
 def test_move_lifts_rejection_and_reject_remembers(lib):
     c1, c2 = clusters_of(lib)[:2]
-    a = people.name_cluster(lib, c1.id, "Anna")
-    face = people.group_faces(lib, "person", a)[0]
+    a = people.name_cluster(lib, c1.id, "Anna").person_id
+    face = album.group_faces(lib, "person", a)[0]
     people.reject_faces(lib, [face], a)
     assert lib.face(face).person_id is None and lib.face(face).cluster_id is None
-    assert face in people.group_faces(lib, "unknown")
+    assert face in album.group_faces(lib, "unknown")
     # merging the cluster of a rejected face into the person leaves it out
-    other = people.group_faces(lib, "cluster", c2.id)[0]
+    other = album.group_faces(lib, "cluster", c2.id)[0]
     people.reject_faces(lib, [other], a)
-    text = people.merge(lib, ("cluster", c2.id), ("person", a))
+    text = people.merge(lib, ("cluster", c2.id), ("person", a)).description
     assert "rejected" in text
     assert lib.face(other).person_id is None
     # an explicit move is the user's word: it wins and lifts the rejection
@@ -253,12 +253,12 @@ def test_move_lifts_rejection_and_reject_remembers(lib):
 
 def test_remove_from_cluster_survives_recluster_and_becomes_rejection(lib):
     c1 = clusters_of(lib)[0]
-    face = people.group_faces(lib, "cluster", c1.id)[0]
+    face = album.group_faces(lib, "cluster", c1.id)[0]
     people.remove_from_cluster(lib, [face], c1.id)
     recluster(lib)
     assert lib.face(face).cluster_id != c1.id
     assert c1.id in [g.id for g in clusters_of(lib)]  # the id is stable
-    pid = people.name_cluster(lib, c1.id, "Dora")
+    pid = people.name_cluster(lib, c1.id, "Dora").person_id
     assert lib.conn.execute(
         "SELECT person_id FROM rejections WHERE face_id = ?", (face,)
     ).fetchall() == [(pid,)]
@@ -268,88 +268,89 @@ def test_undo_redo_every_operation_and_after_reopen(tmp_path):
     lib, _ = build_library(tmp_path / "lib.sqlite")
     recluster(lib)
     cl = [g.id for g in clusters_of(lib)]
-    faces0 = people.group_faces(lib, "cluster", cl[4])
+    faces0 = album.group_faces(lib, "cluster", cl[4])
     a = {}
 
     def op_create():
-        a["new"] = people.create_person(lib, "Eve", faces0[:2])
+        a["new"] = people.create_person(lib, "Eve", faces0[:2]).person_id
 
     ops = [
-        lambda: a.setdefault("anna", people.name_cluster(lib, cl[0], "Anna")),
-        lambda: a.setdefault("bob", people.name_cluster(lib, cl[1], "Bob")),
-        lambda: people.name_cluster(lib, cl[2], "anna"),  # merge by name
+        lambda: a.setdefault("anna", people.name_cluster(lib, cl[0], "Anna").person_id),
+        lambda: a.setdefault("bob", people.name_cluster(lib, cl[1], "Bob").person_id),
+        lambda: people.name_cluster(lib, cl[2], "anna").person_id,  # merge by name
         lambda: people.rename_person(lib, a["bob"], "Robert"),
         lambda: people.set_hidden(lib, a["bob"], True),
         lambda: people.reject_faces(
-            lib, people.group_faces(lib, "person", a["anna"])[:2], a["anna"]
+            lib, album.group_faces(lib, "person", a["anna"])[:2], a["anna"]
         ),
-        lambda: people.move_faces(lib, people.group_faces(lib, "unknown")[:1], a["bob"]),
+        lambda: people.move_faces(lib, album.group_faces(lib, "unknown")[:1], a["bob"]),
         lambda: people.remove_from_cluster(lib, faces0[-1:], cl[4]),
         op_create,
         lambda: people.merge(lib, ("cluster", cl[3]), ("cluster", cl[4])),
         lambda: people.merge(lib, ("person", a["bob"]), ("person", a["anna"])),
         lambda: people.merge(lib, ("cluster", cl[4]), ("person", a["new"])),
-        lambda: people.confirm_suggestion(lib, people.group_faces(lib, "unknown")[0], a["anna"]),
-        lambda: people.reject_suggestion(lib, people.group_faces(lib, "unknown")[0], a["new"]),
+        lambda: people.confirm_suggestion(lib, album.group_faces(lib, "unknown")[0], a["anna"]),
+        lambda: people.reject_suggestion(lib, album.group_faces(lib, "unknown")[0], a["new"]),
         lambda: people.delete_person(lib, a["new"]),
     ]
     states = [snapshot(lib)]
     for op in ops:
-        n_log = len(people.history(lib))
+        n_log = len(oplog.history(lib))
         op()
-        assert len(people.history(lib)) == n_log + 1  # exactly one log row per operation
+        assert len(oplog.history(lib)) == n_log + 1  # exactly one log row per operation
         states.append(snapshot(lib))
     # undo everything, checking each intermediate state; half way, reopen the library
     for i in range(len(ops), 0, -1):
-        assert people.undo(lib) is not None
+        assert oplog.undo(lib) is not None
         assert snapshot(lib) == states[i - 1], f"undo of operation {i}"
         if i == len(ops) // 2:
             lib.close()
             lib = Library(tmp_path / "lib.sqlite")
-    assert people.undo(lib) is None
+    assert oplog.undo(lib) is None
     for i in range(1, len(ops) + 1):
-        assert people.redo(lib) is not None
+        assert oplog.redo(lib) is not None
         assert snapshot(lib) == states[i], f"redo of operation {i}"
-    assert people.redo(lib) is None
+    assert oplog.redo(lib) is None
     # a new operation after an undo drops the redo side
-    people.undo(lib)
+    oplog.undo(lib)
     people.rename_person(lib, a["anna"], "Anne")
-    assert people.redo(lib) is None
-    assert people.undo_redo_text(lib) == ("Renamed Anna to Anne", None)
+    assert oplog.redo(lib) is None
+    status = oplog.undo_status(lib)
+    assert (status.undo, status.redo) == ("Renamed Anna to Anne", None)
     lib.close()
 
 
 def test_undo_after_recluster_restores_labels(lib):
     c1 = clusters_of(lib)[0]
-    faces = people.group_faces(lib, "cluster", c1.id)
+    faces = album.group_faces(lib, "cluster", c1.id)
     people.name_cluster(lib, c1.id, "Anna")
     recluster(lib)
-    people.undo(lib)
-    assert people.group_faces(lib, "cluster", c1.id) == faces
+    oplog.undo(lib)
+    assert album.group_faces(lib, "cluster", c1.id) == faces
     assert not lib.conn.execute("SELECT * FROM people").fetchall()
 
 
 def test_suggestions_respect_rejections_and_photos(lib):
     c1 = clusters_of(lib)[0]
-    faces = people.group_faces(lib, "cluster", c1.id)
+    faces = album.group_faces(lib, "cluster", c1.id)
     # confirm half of the cluster: the other half should be suggested for that person
-    pid = people.create_person(lib, "Anna", faces[: len(faces) // 2])
+    pid = people.create_person(lib, "Anna", faces[: len(faces) // 2]).person_id
     rest = set(faces[len(faces) // 2 :])
-    sugg = people.suggestions(lib)
+    sugg = suggest.suggestions(lib)
     assert {s.face_id for s in sugg if s.person_id == pid} == rest
     for s in sugg:
         assert 0.5 < s.confidence <= 1.0 and s.person_name == "Anna"
     d = [abs(s.distance - lib.active_model().threshold) for s in sugg]
     assert d == sorted(d)  # most uncertain first
-    assert len(people.suggestions(lib, limit=2)) == 2
+    assert len(suggest.suggestions(lib, limit=2)) == 2
     rejected = sorted(rest)[0]
     people.reject_suggestion(lib, rejected, pid)
-    assert rejected not in {s.face_id for s in people.suggestions(lib)}
+    assert rejected not in {s.face_id for s in suggest.suggestions(lib)}
     confirmed = sorted(rest)[1]
     people.confirm_suggestion(lib, confirmed, pid)
     assert lib.face(confirmed).person_id == pid
-    assert confirmed not in {s.face_id for s in people.suggestions(lib)}
-    cs = people.cluster_suggestions(lib)
+    assert confirmed not in {s.face_id for s in suggest.suggestions(lib)}
+    cs = suggest.cluster_suggestions(lib)
     assert [(s.cluster_id, s.person_id) for s in cs] == [(c1.id, pid)]
 
 
@@ -357,8 +358,8 @@ def test_suggestions_skip_person_in_same_photo(tmp_path):
     lib, _ = build_library(tmp_path / "l.sqlite", identities=2, per_identity=6, pair_photos=0)
     recluster(lib)
     c1 = clusters_of(lib)[0]
-    faces = people.group_faces(lib, "cluster", c1.id)
-    pid = people.create_person(lib, "A", faces[:3])
+    faces = album.group_faces(lib, "cluster", c1.id)
+    pid = people.create_person(lib, "A", faces[:3]).person_id
     # a photo holding a confirmed face of A and an unconfirmed twin of it
     vec = lib.embeddings()[1][list(lib.embeddings()[0]).index(faces[0])]
     photo = lib.store_photo(
@@ -375,9 +376,9 @@ def test_suggestions_skip_person_in_same_photo(tmp_path):
         model_id=lib.active_model().id,
     )
     f1, f2 = (f.id for f in lib.faces_of_photo(photo))
-    assert {f1, f2} <= {s.face_id for s in people.suggestions(lib)}
+    assert {f1, f2} <= {s.face_id for s in suggest.suggestions(lib)}
     people.confirm_suggestion(lib, f1, pid)
-    assert f2 not in {s.face_id for s in people.suggestions(lib)}
+    assert f2 not in {s.face_id for s in suggest.suggestions(lib)}
     with pytest.raises(PeopleError, match="same photo"):
         people.confirm_suggestion(lib, f2, pid)
     lib.close()
@@ -385,15 +386,15 @@ def test_suggestions_skip_person_in_same_photo(tmp_path):
 
 def test_parse_group_ref(lib):
     c1 = clusters_of(lib)[0]
-    assert people.parse_group_ref(lib, f"c{c1.id}") == ("cluster", c1.id)
-    assert people.parse_group_ref(lib, f"cluster:{c1.id}") == ("cluster", c1.id)
-    pid = people.name_cluster(lib, c1.id, "Anna Smith")
-    assert people.parse_group_ref(lib, f"p{pid}") == ("person", pid)
-    assert people.parse_group_ref(lib, f"person:{pid}") == ("person", pid)
-    assert people.parse_group_ref(lib, "Anna Smith") == ("person", pid)
+    assert album.parse_group_ref(lib, f"c{c1.id}") == ("cluster", c1.id)
+    assert album.parse_group_ref(lib, f"cluster:{c1.id}") == ("cluster", c1.id)
+    pid = people.name_cluster(lib, c1.id, "Anna Smith").person_id
+    assert album.parse_group_ref(lib, f"p{pid}") == ("person", pid)
+    assert album.parse_group_ref(lib, f"person:{pid}") == ("person", pid)
+    assert album.parse_group_ref(lib, "Anna Smith") == ("person", pid)
     for bad in ("c99999", "p12345", "Nobody"):
         with pytest.raises(PeopleError):
-            people.parse_group_ref(lib, bad)
+            album.parse_group_ref(lib, bad)
 
 
 def test_operations_from_threads(lib):
@@ -404,7 +405,7 @@ def test_operations_from_threads(lib):
     def work(g):
         try:
             people.name_cluster(lib, g.id, f"Person {g.id}")
-            people.groups(lib)
+            album.groups(lib)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -414,8 +415,8 @@ def test_operations_from_threads(lib):
     for t in threads:
         t.join()
     assert not errors
-    assert len([g for g in people.groups(lib) if g.kind == "person"]) == len(groups)
-    assert len(people.history(lib)) == len(groups)
+    assert len([g for g in album.groups(lib) if g.kind == "person"]) == len(groups)
+    assert len(oplog.history(lib)) == len(groups)
 
 
 def _big_library(path, n_faces: int, group: int) -> Library:
@@ -442,12 +443,12 @@ def _big_library(path, n_faces: int, group: int) -> Library:
 def test_merge_and_undo_of_large_groups(tmp_path):
     """Two 1,000-face people in a 50,000-face library (timed in bench/gui_responsiveness.py)."""
     lib = _big_library(tmp_path / "big.sqlite", 50_000, 1000)
-    a = people.name_cluster(lib, 1, "A")
-    b = people.name_cluster(lib, 2, "B")
+    a = people.name_cluster(lib, 1, "A").person_id
+    b = people.name_cluster(lib, 2, "B").person_id
     people.merge(lib, ("person", b), ("person", a))
-    assert people.groups(lib)[0].count == 2000
-    people.undo(lib)
-    counts = {g.name: g.count for g in people.groups(lib) if g.kind == "person"}
+    assert album.groups(lib)[0].count == 2000
+    oplog.undo(lib)
+    counts = {g.name: g.count for g in album.groups(lib) if g.kind == "person"}
     assert counts == {"A": 1000, "B": 1000}
     lib.close()
 
@@ -503,7 +504,7 @@ def test_cli_commands(tmp_path, cli):
     assert cli("name", "Bob", "Robert", *lp)[0] == 0
     code, data, _ = cli("merge", "Robert", f"p{ids['Anna']}", *lp, "--json")
     assert code == 0 and "Merged Robert into Anna" in data["done"]
-    face = people.group_faces(lib, "person", ids["Anna"])[0]
+    face = album.group_faces(lib, "person", ids["Anna"])[0]
     assert cli("reject", face, "--from", "Anna", *lp)[0] == 0
     assert lib.face(face).person_id is None
     assert cli("move", face, "--to", f"person:{ids['Anna']}", *lp)[0] == 0

@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from faceapp.engine import library, pipeline
+from faceapp.engine import library, model_versions, pipeline
 from faceapp.engine.verify import pairwise_squared
 
 PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair"]
@@ -47,7 +47,7 @@ def add_bad_files(root):
 
 def scan(folder, analyzer, real_weights, **kw):
     lib = library.open_library(folder)
-    pipeline.ensure_model(lib, real_weights)
+    model_versions.register_base(lib, real_weights)
     return lib, pipeline.scan(lib, folder, analyzer, **kw)
 
 

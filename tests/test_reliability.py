@@ -30,8 +30,17 @@ import pytest
 import torch
 from PIL import Image
 
+from faceapp.engine import (
+    album,
+    model_versions,
+    oplog,
+    people,
+    pipeline,
+    scan_decode,
+    scan_plan,
+    suggest,
+)
 from faceapp.engine import library as library_mod
-from faceapp.engine import people, pipeline, scan_decode, scan_plan
 from faceapp.engine.cluster import recluster
 from faceapp.engine.detect import FaceBox
 from faceapp.engine.images import ImageError, load_image
@@ -125,7 +134,7 @@ def label_people(lib: Library) -> None:
         by_person.setdefault(f.photo_path.split("/")[0], []).append(f.id)
     for name, ids in sorted(by_person.items()):
         people.create_person(lib, name.replace("_", " "), ids)
-    bush = people.parse_group_ref(lib, "George W Bush")[1]
+    bush = album.parse_group_ref(lib, "George W Bush")[1]
     people.reject_faces(lib, [by_person["Tony_Blair"][0]], bush)
 
 
@@ -360,7 +369,7 @@ def test_moved_and_renamed_photos_keep_their_faces_and_labels(labelled):
     assert report.moved == 5 and report.photos == 0 and report.missing == 0
     assert labels(lib) == before and rejections(lib) == rejected
     assert face_by_content(lib) == by_content
-    assert {g.name: g.count for g in people.groups(lib) if g.kind == "person"} == {
+    assert {g.name: g.count for g in album.groups(lib) if g.kind == "person"} == {
         "Colin Powell": 3,
         "Donald Rumsfeld": 3,
         "George W Bush": 3,
@@ -398,7 +407,7 @@ def test_swapped_and_renumbered_names_keep_labels_on_the_right_faces(labelled):
 def test_deleted_photos_leave_the_views_and_come_back_with_their_labels(labelled):
     lib, root = labelled
     before, rejected = labels(lib), rejections(lib)
-    counts = {g.name: g.count for g in people.groups(lib) if g.kind == "person"}
+    counts = {g.name: g.count for g in album.groups(lib) if g.kind == "person"}
     away = root.parent / "away"
     away.mkdir()
     blair = sorted((root / "Tony_Blair").iterdir())
@@ -409,9 +418,9 @@ def test_deleted_photos_leave_the_views_and_come_back_with_their_labels(labelled
     gone = {f.id for f in lib.faces(include_missing=True)} - {f.id for f in lib.faces()}
     assert len(gone) == 2
     assert not gone & set(lib.embeddings()[0])
-    blair_id = people.parse_group_ref(lib, "Tony Blair")[1]
-    assert not gone & set(people.group_faces(lib, "person", blair_id))
-    assert {g.name: g.count for g in people.groups(lib) if g.kind == "person"} == counts | {
+    blair_id = album.parse_group_ref(lib, "Tony Blair")[1]
+    assert not gone & set(album.group_faces(lib, "person", blair_id))
+    assert {g.name: g.count for g in album.groups(lib) if g.kind == "person"} == counts | {
         "Tony Blair": 1
     }
     recluster(lib)  # clustering and edits meanwhile do not touch the absent faces' labels
@@ -425,7 +434,7 @@ def test_deleted_photos_leave_the_views_and_come_back_with_their_labels(labelled
     report = pipeline.scan(lib, root, FakeAnalyzer())
     assert report.photos == 0 and report.missing == 0  # not analysed again
     assert labels(lib) == before and rejections(lib) == rejected
-    assert {g.name: g.count for g in people.groups(lib) if g.kind == "person"} == counts
+    assert {g.name: g.count for g in album.groups(lib) if g.kind == "person"} == counts
 
 
 # ----------------------------------------------------------------------------- two processes
@@ -612,8 +621,10 @@ def snapshot(conn: sqlite3.Connection) -> dict:
     }
 
 
-@pytest.mark.parametrize("start", [0, 1])
+@pytest.mark.parametrize("start", [0, library_mod.SCHEMA_VERSION])
 def test_migration_backs_the_library_up_first_and_keeps_every_label(tmp_path, monkeypatch, start):
+    from faceapp.engine import backup
+
     path = tmp_path / "lib.sqlite"
     lib = populated_library(path)
     if start == 0:  # a library from before versions were recorded
@@ -621,24 +632,22 @@ def test_migration_backs_the_library_up_first_and_keeps_every_label(tmp_path, mo
             c.execute("DELETE FROM meta WHERE key = 'schema_version'")
     before = snapshot(lib.conn)
     lib.close()
-    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(
-        library_mod,
-        "MIGRATIONS",
-        {
-            0: "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT)",
-            1: "ALTER TABLE people ADD COLUMN note TEXT; CREATE INDEX people_name ON people(name)",
-        },
+    current = library_mod.SCHEMA_VERSION
+    migrations = {v: "CREATE TABLE IF NOT EXISTS settings (key TEXT)" for v in range(current)}
+    migrations[current] = (
+        "ALTER TABLE people ADD COLUMN note TEXT; CREATE INDEX people_name ON people(name)"
     )
+    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(library_mod, "MIGRATIONS", migrations)
     upgraded = Library(path)
-    assert upgraded.get_meta("schema_version") == "2"
+    assert upgraded.get_meta("schema_version") == str(current + 1)
     assert upgraded.conn.execute("SELECT name, note FROM people").fetchall() == [("Anna", None)]
     after = snapshot(upgraded.conn)
     after["people"] = [row[:-1] for row in after["people"]]  # without the new column
     assert after == before
-    backups = list(tmp_path.glob(f"lib.v{start}.*.bak.sqlite"))
-    assert len(backups) == 1
-    old = sqlite3.connect(backups[0])
+    backups = backup.backups(path)
+    assert [b.reason for b in backups] == [f"before-upgrade-v{start}"]
+    old = sqlite3.connect(backups[0].path)
     assert old.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert snapshot(old) == before
     assert "note" not in {r[1] for r in old.execute("PRAGMA table_info(people)")}
@@ -647,15 +656,18 @@ def test_migration_backs_the_library_up_first_and_keeps_every_label(tmp_path, mo
 def test_failed_migration_leaves_the_library_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "lib.sqlite"
     before = snapshot(populated_library(path).conn)
-    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", 2)
+    current = library_mod.SCHEMA_VERSION
+    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", current + 1)
     monkeypatch.setattr(
-        library_mod, "MIGRATIONS", {1: "ALTER TABLE people ADD COLUMN note TEXT; NOT SQL AT ALL"}
+        library_mod,
+        "MIGRATIONS",
+        {current: "ALTER TABLE people ADD COLUMN note TEXT; NOT SQL AT ALL"},
     )
-    with pytest.raises(sqlite3.Error):
+    with pytest.raises(LibraryError, match="not a usable library"):
         Library(path)
-    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", current)
     again = Library(path)
-    assert again.get_meta("schema_version") == "1" and snapshot(again.conn) == before
+    assert again.get_meta("schema_version") == str(current) and snapshot(again.conn) == before
 
 
 def test_older_app_refuses_a_newer_library_from_the_cli(tmp_path, capsys):
@@ -721,9 +733,9 @@ def test_scan_cluster_and_edits_never_write_the_photo_folder_nor_go_online(
     recluster(lib)
     people.create_person(lib, "Anna", [lib.faces()[0].id])
     people.create_person(lib, "Ben", [lib.faces()[-1].id])
-    people.merge(lib, ("person", people.parse_group_ref(lib, "Ben")[1]), ("person", 1))
-    people.undo(lib)
-    people.suggestions(lib)
+    people.merge(lib, ("person", album.parse_group_ref(lib, "Ben")[1]), ("person", 1))
+    oplog.undo(lib)
+    suggest.suggestions(lib)
     assert main(["faces", "--library", str(library_path), "--json"]) == 0
     analyzer = pipeline.analyzer_for_library(lib, "cpu")
     photos = sorted(root.rglob("*.jpg"))
@@ -745,7 +757,7 @@ def test_an_offline_library_keeps_its_weights_once_vggface2_is_downloaded(
     from faceapp.engine import weights
 
     lib = Library(tmp_path / "lib.sqlite", root=tmp_path)
-    pipeline.ensure_model(lib, real_weights)
+    model_versions.register_base(lib, real_weights)
     assert lib.active_model().source == "casia-webface"
     calls = []
 
@@ -754,11 +766,11 @@ def test_an_offline_library_keeps_its_weights_once_vggface2_is_downloaded(
         return dataclasses.replace(real_weights, source="vggface2", sha256="f" * 64)
 
     monkeypatch.setattr(weights, "vggface2_weights", vggface2)
-    loaded = pipeline.library_weights(lib)
+    loaded = model_versions.active_weights(lib)
     assert loaded.sha256 == real_weights.sha256 and calls == []
     # a new library still prefers VGGFace2 (the documented order)
     fresh = Library(tmp_path / "new.sqlite", root=tmp_path)
-    assert pipeline.library_weights(fresh).source == "vggface2" and calls == [True]
+    assert model_versions.active_weights(fresh).source == "vggface2" and calls == [True]
 
 
 def test_a_replaced_fine_tuned_weights_file_is_refused(tmp_path, real_weights):
@@ -778,9 +790,9 @@ def test_a_replaced_fine_tuned_weights_file_is_refused(tmp_path, real_weights):
         threshold_source="test",
     )
     lib.set_active_model(model)
-    assert pipeline.library_weights(lib).sha256 == sha
+    assert model_versions.active_weights(lib).sha256 == sha
     changed = dict(real_weights.state_dict)
     changed["last_bn.bias"] = changed["last_bn.bias"] + 1
     torch.save(changed, path)
     with pytest.raises(LibraryError, match="changed on disk"):
-        pipeline.library_weights(lib)
+        model_versions.active_weights(lib)

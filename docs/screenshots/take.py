@@ -11,7 +11,8 @@ the ``xvfb`` package) so the app uses its normal X11 platform; with
 The script plays a user: it opens the folder, waits for the scan, names the
 clusters (with the names of the LFW folders their faces come from), merges a
 duplicate person, adds new photos and reviews the suggestions, opens a photo,
-verifies two photos, opens the settings and runs a short fine-tune.
+verifies two photos, opens the settings, runs a short fine-tune, accepts it and
+lists the model versions.
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ def main() -> int:
 
     serena = people.get("Serena Williams") or next(iter(people.values()))
     faces = window.session.group_faces(GroupKey("person", serena.id))
-    dup = people_engine.create_person(lib, "Serena W.", faces[:3])
+    dup = people_engine.create_person(lib, "Serena W.", faces[:3]).person_id
     window.session.changed.emit()
     synced()
     source, target = GroupKey("person", dup), GroupKey("person", serena.id)
@@ -254,6 +255,22 @@ def main() -> int:
     shot("08-settings", settings)
     settings.close()
 
+    # 10. write face tags: the preview of what would be written; 11. export a person
+    from faceapp.gui.dialogs.tags import ExportDialog, WriteTagsDialog
+
+    tags = WriteTagsDialog(window.session.lib, None, window)
+    tags.resize(640, 520)
+    tags.show()
+    tags.preview.click()
+    wait(lambda: tags.result.isVisible(), 120)
+    shot("10-write-tags", tags)
+    tags.close()
+    export = ExportDialog(window.session.lib, None, window)
+    export.folder.setText("~/Pictures/" + export.person.currentText())
+    export.show()
+    shot("11-export", export)
+    export.close()
+
     # 9. fine-tune: a second, larger album (16 people x 10 photos) so the held-out
     # measurement means something; named from the LFW folders, then a short run.
     big = work / "Team Photos"
@@ -278,8 +295,18 @@ def main() -> int:
         ft.start.click()
         wait(lambda: ft.state == "trained", 1800)
     shot("09-finetune", ft)
-    ft.discard_result()
+
+    # 10. model versions: the run is accepted (a new version, faces re-embedded and
+    # regrouped); the Models dialog lists both versions with their held-out figures.
+    ft.accept_result()
+    wait(lambda: ft.state != "accepting", 1800)
     ft.close()
+    synced()
+    models = window.show_models()
+    models.resize(980, 400)
+    wait(lambda: models.table.rowCount() >= 2, 60)
+    shot("10-models", models)
+    models.close()
 
     # 1. welcome, with the album in the recent list.
     window.close_library()

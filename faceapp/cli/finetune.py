@@ -1,18 +1,16 @@
-"""Commands for fine-tuning and model versions: finetune, models (list / use / remove)."""
+"""The fine-tuning command: train on the confirmed people, accept as a new model version."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.cli.models import interruptible, progress_line
 from faceapp.engine import finetune as ft
-from faceapp.engine import library
+from faceapp.engine import finetune_plan, library
+from faceapp.engine.cluster import ClusterParams
+from faceapp.engine.triplet import MINING
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_library_option(p)
     add_json_option(p)
     p.add_argument("--epochs", type=int, default=None, help=f"at most (default {defaults.epochs})")
-    p.add_argument("--mining", choices=list(ft.MINING), default=None)
+    p.add_argument("--mining", choices=list(MINING), default=None)
     p.add_argument("--trainable", choices=list(ft.TRAINABLE), default=None)
     p.add_argument("--lr", type=float, default=None, help=f"learning rate ({defaults.lr:g})")
     p.add_argument("--seed", type=int, default=None)
@@ -43,41 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--force", action="store_true", help="accept the new model even if it is not better"
     )
     p.set_defaults(handler=cmd_finetune)
-
-    p = sub.add_parser("models", help="list model versions; `models use N` switches")
-    add_library_option(p)
-    add_json_option(p)
-    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
-    u = msub.add_parser("use", help="make a version active (re-embeds faces it lacks)")
-    u.add_argument("version", type=int)
-    u.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    r = msub.add_parser("remove", help="delete an inactive version and its weights file")
-    r.add_argument("version", type=int)
-    for action in (u, r):  # also accepted after the action; SUPPRESS keeps the parent's value
-        action.add_argument("--library", type=Path, default=argparse.SUPPRESS)
-        action.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    p.set_defaults(handler=cmd_models)
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[threading.Event]:
-    """Ctrl-C asks the engine to stop cleanly (cancel callback) instead of killing it."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def on_sigint(_signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("\nstopping... (Ctrl-C again to abort at once)", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _train_line(p: ft.TrainProgress) -> None:
@@ -94,11 +57,6 @@ def _train_line(p: ft.TrainProgress) -> None:
     print(f"{line:<78}", end="", file=sys.stderr, flush=True)
 
 
-def _accept_line(p: ft.AcceptProgress) -> None:
-    eta = f"{p.eta:5.0f}s" if p.eta is not None else "    ?"
-    print(f"\r{p.stage}: {p.done}/{p.total} faces  ETA {eta:<30}", end="", file=sys.stderr)
-
-
 def _metrics_text(m: ft.HeldoutMetrics | None) -> str:
     if m is None:
         return "not measurable (too few held-out faces)"
@@ -111,7 +69,7 @@ def _metrics_text(m: ft.HeldoutMetrics | None) -> str:
 def cmd_finetune(args: argparse.Namespace) -> int:
     lib = library.open_library(None, args.library)
     try:
-        options = ft.options_from(
+        options = finetune_plan.options_from(
             epochs=args.epochs,
             mining=args.mining,
             trainable=args.trainable,
@@ -143,8 +101,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             raise CLIError(the_plan.reason or "nothing to train on", 2)
         return 0
     show_train = _train_line if sys.stderr.isatty() else None
-    show_accept = _accept_line if sys.stderr.isatty() else None
-    with _interruptible() as stop:
+    show_accept = progress_line if sys.stderr.isatty() else None
+    with interruptible() as stop:
         try:
             result = ft.train(
                 lib, options, progress=show_train, cancel=stop.is_set, the_plan=the_plan
@@ -163,7 +121,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         else:
             try:
                 report = ft.accept(
-                    lib, result, progress=show_accept, cancel=stop.is_set, device=args.device
+                    lib,
+                    result,
+                    progress=show_accept,
+                    cancel=stop.is_set,
+                    device=args.device,
+                    params=ClusterParams(),
                 )
             except ft.FinetuneError as exc:
                 raise CLIError(str(exc), 1) from exc
@@ -186,6 +149,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         "reembed_seconds": round(report.seconds, 2) if report else None,
         "threshold": round(report.threshold, 4) if accepted and report else None,
         "threshold_source": report.threshold_source if accepted and report else None,
+        "clusters": report.clusters.clusters if accepted and report and report.clusters else None,
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "stopped": result.stopped,
@@ -206,42 +170,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                 f"now using model version {report.model_id} (threshold {report.threshold:.3f};"
                 f" {report.faces_embedded} faces re-embedded in {report.seconds:.0f} s)"
             )
+            if report.clusters is not None:
+                print(
+                    f"faces regrouped: {report.clusters.clusters} clusters,"
+                    f" {report.clusters.unknown} unsorted"
+                )
         else:
             print(why)
     return 130 if stop.is_set() else 0
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    lib = library.open_library(None, args.library)
-    action = getattr(args, "models_command", None)
-    try:
-        if action == "use":
-            with _interruptible() as stop:
-                show = _accept_line if sys.stderr.isatty() else None
-                info = ft.use_model(
-                    lib, args.version, progress=show, cancel=stop.is_set, device=args.device
-                )
-                if show:
-                    print(file=sys.stderr)
-            if stop.is_set() or info.id != args.version:
-                raise CLIError("interrupted: the active model was not changed", 130)
-        elif action == "remove":
-            ft.remove_version(lib, args.version)
-    except ft.FinetuneError as exc:
-        raise CLIError(str(exc), 1) from exc
-    listed = ft.versions(lib)
-    if args.json:
-        print_json({"models": [v.as_dict() for v in listed]})
-        return 0
-    for v in listed:
-        mark = "*" if v.active else " "
-        state = v.status if v.status == "ready" else f"{v.status} (incomplete)"
-        extra = ""
-        after, before = v.metadata.get("after"), v.metadata.get("before")
-        if after and before:
-            extra = f"  held-out VAL {before['val']:.3f} -> {after['val']:.3f}"
-        print(
-            f"{mark} {v.id:>3}  {v.name:<44} {state:<8} threshold {v.threshold:.3f}"
-            f"  faces {v.embedded_faces}/{v.total_faces}{extra}"
-        )
-    return 0

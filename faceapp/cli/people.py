@@ -8,11 +8,13 @@ cluster), ``p3`` / ``person:3`` or a person's exact name.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
-from faceapp.engine import people
-from faceapp.engine.cluster import ClusterParams, recluster
+from faceapp.engine import album, naming, oplog, people, suggest
+from faceapp.engine.cluster import recluster
+from faceapp.engine.grouping import LEVELS, grouping_params
 from faceapp.engine.library import Library
 
 
@@ -20,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cluster", help="group the unconfirmed faces into clusters (HDBSCAN)")
     p.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN min_cluster_size")
     p.add_argument("--min-samples", type=int, default=None, help="HDBSCAN min_samples")
+    p.add_argument(
+        "--grouping",
+        type=int,
+        choices=sorted(LEVELS),
+        default=0,
+        help="-2 much looser ... 0 balanced ... 2 much stricter",
+    )
     _common(p, cmd_cluster)
 
     p = sub.add_parser("people", help="list people and clusters with their face counts")
@@ -38,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("move", help="confirm faces for a person")
     p.add_argument("faces", metavar="FACE_ID", type=int, nargs="+")
     p.add_argument("--to", required=True, metavar="PERSON", help="p<ID> or a person's name")
+    p.add_argument("--create", action="store_true", help="a new person when nobody has NAME")
     _common(p, cmd_move)
 
     p = sub.add_parser("reject", help='"not this person": remove faces from a person, remembered')
@@ -65,21 +75,31 @@ def _common(p: argparse.ArgumentParser, handler) -> None:
 def _open(args: argparse.Namespace) -> Library:
     from faceapp.engine.library import open_library
 
-    return open_library(None, args.library)
+    args.opened_library = open_library(None, args.library)  # backed up after edits
+    return args.opened_library
 
 
 def _person_ref(lib: Library, text: str) -> int:
-    kind, ident = people.parse_group_ref(lib, text)
+    kind, ident = album.parse_group_ref(lib, text)
     if kind != "person":
         raise CLIError(f"{text!r} is a cluster; name it first (faceapp name {text} NAME)", 2)
     return ident
 
 
-def _done(args: argparse.Namespace, description: str, **extra: object) -> int:
+def _done(args: argparse.Namespace, changes: oplog.OpChanges, **extra: object) -> int:
+    """Print what the operation did; with --json also exactly which rows it changed."""
     if args.json:
-        print_json({"done": description, **extra})
+        print_json(
+            {
+                "done": changes.status_text,
+                "faces": sorted(changes.faces),
+                "people": sorted(changes.people),
+                "clusters": sorted(changes.clusters),
+                **extra,
+            }
+        )
     else:
-        print(description)
+        print(changes.status_text)
     return 0
 
 
@@ -96,7 +116,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if any(v < 1 for v in overrides.values()):
         raise CLIError("--min-cluster-size and --min-samples must be at least 1", 2)
     progress = None if args.json or not sys.stderr.isatty() else _stderr
-    s = recluster(lib, ClusterParams(**overrides), progress=progress)
+    params = dataclasses.replace(grouping_params(args.grouping), **overrides)
+    s = recluster(lib, params, progress=progress)
     if args.json:
         print_json(
             {"clusters": s.clusters, "unknown": s.unknown, "people": s.people, "seconds": s.seconds}
@@ -116,7 +137,7 @@ def _stderr(message: str) -> None:
 
 def cmd_people(args: argparse.Namespace) -> int:
     lib = _open(args)
-    groups = people.groups(lib)
+    groups = album.groups(lib)
     if args.json:
         print_json(
             {
@@ -143,23 +164,26 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 def cmd_name(args: argparse.Namespace) -> int:
     lib = _open(args)
-    kind, ident = people.parse_group_ref(lib, args.group)
-    if kind == "cluster":
-        pid = people.name_cluster(lib, ident, args.name)
-        return _done(args, people.history(lib, 1)[0].description, person=pid)
+    kind, ident = album.parse_group_ref(lib, args.group)
+    if kind == "cluster":  # faces that do not fit the group are left out, for review
+        result = naming.name_cluster(lib, ident, args.name)
+        return _done(args, result.changes, person=result.person_id, review=result.to_review)
     return _done(args, people.rename_person(lib, ident, args.name), person=ident)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
     lib = _open(args)
-    source = people.parse_group_ref(lib, args.source)
-    target = people.parse_group_ref(lib, args.target)
+    source = album.parse_group_ref(lib, args.source)
+    target = album.parse_group_ref(lib, args.target)
     return _done(args, people.merge(lib, source, target))
 
 
 def cmd_move(args: argparse.Namespace) -> int:
+    from faceapp.cli.naming import name_faces, result_json
+
     lib = _open(args)
-    return _done(args, people.move_faces(lib, args.faces, _person_ref(lib, args.to)))
+    result = name_faces(lib, args.faces, args.to, args.create)
+    return _done(args, result.changes, **result_json(result))
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
@@ -169,23 +193,23 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 def cmd_undo(args: argparse.Namespace) -> int:
     lib = _open(args)
-    text = people.undo(lib)
-    if text is None:
+    changes = oplog.undo(lib)
+    if changes is None:
         raise CLIError("nothing to undo", 1)
-    return _done(args, f"Undid: {text}")
+    return _done(args, changes)
 
 
 def cmd_redo(args: argparse.Namespace) -> int:
     lib = _open(args)
-    text = people.redo(lib)
-    if text is None:
+    changes = oplog.redo(lib)
+    if changes is None:
         raise CLIError("nothing to redo", 1)
-    return _done(args, f"Redid: {text}")
+    return _done(args, changes)
 
 
 def cmd_suggestions(args: argparse.Namespace) -> int:
     lib = _open(args)
-    found = people.suggestions(lib, limit=args.limit)
+    found = suggest.suggestions(lib, limit=args.limit)
     if args.json:
         print_json(
             {
@@ -208,7 +232,7 @@ def cmd_suggestions(args: argparse.Namespace) -> int:
                         "faces": s.count,
                         "distance": s.distance,
                     }
-                    for s in people.cluster_suggestions(lib)
+                    for s in suggest.cluster_suggestions(lib)
                 ],
             }
         )
@@ -220,7 +244,7 @@ def cmd_suggestions(args: argparse.Namespace) -> int:
             f"face {s.face_id:>7}  is {s.person_name}?  "
             f"distance {s.distance:.3f}  confidence {s.confidence:.2f}"
         )
-    for s in people.cluster_suggestions(lib):
+    for s in suggest.cluster_suggestions(lib):
         print(
             f"cluster c{s.cluster_id}: {s.matching} of {s.count} faces look like {s.person_name}"
             f"  (faceapp merge c{s.cluster_id} p{s.person_id})"

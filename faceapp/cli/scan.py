@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
-from faceapp.engine import cluster, lfw, library, pipeline, verify
+from faceapp.engine import cluster, export, lfw, library, model_versions, pipeline, verify
 from faceapp.engine import weights as weights_mod
+from faceapp.engine.face_tags import TagImport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_scan)
 
     p = sub.add_parser("faces", help="list the faces of a library")
+    p.add_argument(
+        "--csv", action="store_true", help="CSV: face, photo, box, person, cluster, date taken"
+    )
     add_library_option(p)
     add_json_option(p)
     p.set_defaults(handler=cmd_faces)
@@ -36,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image_a", type=Path)
     p.add_argument("image_b", type=Path)
     _model_options(p)
+    p.add_argument(
+        "--library",
+        type=Path,
+        default=None,
+        help="judge with this library's active model version and threshold (as the GUI does)",
+    )
     add_json_option(p)
     p.set_defaults(handler=cmd_verify)
 
@@ -72,7 +82,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.ray:
         from faceapp.engine import distributed
 
-        loaded = pipeline.library_weights(lib, args.weights)
+        loaded = model_versions.active_weights(lib, args.weights)
         report = distributed.scan(lib, folder, loaded, args.ray, progress=show)
     else:
         analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
@@ -96,11 +106,27 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 f"{placed.placed} new faces joined groups, {placed.suggested} wait as"
                 f" suggestions, {placed.unknown} unsorted (`faceapp cluster` regroups all)"
             )
+        _print_tags(report.tags)
     return 0
+
+
+def _print_tags(tags: TagImport) -> None:
+    if tags.photos:
+        print(
+            f"face tags in {tags.photos} photos: {tags.confirmed} faces confirmed,"
+            f" {tags.added} added from tagged boxes, {tags.unplaced} names without a face,"
+            f" {tags.conflicts} conflicts with your labels"
+            + (" (faceapp tag-conflicts)" if tags.conflicts else "")
+        )
+    for path, reason in tags.errors:
+        print(f"  {path}: {reason}")
 
 
 def cmd_faces(args: argparse.Namespace) -> int:
     lib = library.open_library(None, args.library)
+    if args.csv:
+        export.write_faces_csv(lib, sys.stdout)
+        return 0
     faces = [
         {
             "id": f.id,
@@ -125,7 +151,11 @@ def _analyzer(args: argparse.Namespace) -> pipeline.Analyzer:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    analyzer = _analyzer(args)
+    if args.library is not None:
+        lib = library.open_library(None, args.library)
+        analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
+    else:
+        analyzer = _analyzer(args)
     try:
         result = verify.verify_photos(analyzer, args.image_a, args.image_b)
     except verify.NoFaceError as exc:

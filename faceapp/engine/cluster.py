@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from faceapp.engine import backup
 from faceapp.engine.cluster_place import PlaceSummary, mark_seen, place_new_faces, seen_through
 from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import DEFAULT_THRESHOLD, ClusterParams, cluster_vectors
@@ -72,6 +73,7 @@ def recluster(
     start = time.perf_counter()
     if lib.active_model() is None:
         raise LibraryError("the library has no active model yet: scan a folder first")
+    backup.backup_before(lib, "recluster")
     if progress:
         progress("loading embeddings")
     params = params or ClusterParams()

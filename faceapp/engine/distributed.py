@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from faceapp.engine import face_tags
+from faceapp.engine import photos as photos_mod
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.scan_analyze import PhotoResult, analyze_batch
@@ -157,7 +159,8 @@ def scan(
     connect(address)
     plan = plan_scan(lib, root)
     check_paths(_sample(plan.todo))
-    store = ScanStore(lib, plan, progress=progress, started=t0)
+    tags = face_tags.TagImporter(lib, _OnDemand(loaded), plan.root, plan.report.tags)
+    store = ScanStore(lib, plan, progress=progress, started=t0, tags=tags)
     store.emit("")
     gpus = ray.cluster_resources().get("GPU", 0) > 0
     device = "cuda" if gpus else "cpu"
@@ -199,16 +202,42 @@ def scan(
     finally:
         for ref in running:
             ray.cancel(ref, force=True)
+    if not plan.report.cancelled:
+        photos_mod.fill_missing_dates(lib, plan.root)  # photos stored before dates were kept
     if stats is not None:
         stats.update(result_bytes=received, shards=len(shards), device=device)
     return store.finish()
 
 
+class _OnDemand:
+    """An analyzer on this machine, built only if a photo's face tags need one (a
+    tagged box no worker-detected face matches is cropped and embedded here)."""
+
+    def __init__(self, loaded: weights_mod.LoadedWeights) -> None:
+        self._loaded = loaded
+        self._analyzer = None
+
+    def __getattr__(self, name: str):
+        if self._analyzer is None:
+            from faceapp.engine.pipeline import Analyzer
+
+            self._analyzer = Analyzer.from_weights(self._loaded, "cpu")
+        return getattr(self._analyzer, name)
+
+
 def _store(store: ScanStore, results: list[PhotoResult]) -> None:
-    """Store a shard's results; a known photo found under a new name is a move."""
-    store.store(
-        [r for r in results if not store.take_move(r.rel, r.size, r.mtime_ns, r.content_hash)]
-    )
+    """Store a shard's results; a known photo found under a new name is a move, and a
+    photo another scan of the library stored meanwhile is left as it is."""
+    fresh = []
+    for r in results:
+        if store.take_move(r.rel, r.size, r.mtime_ns, r.content_hash):
+            continue
+        if r.error is None and store.lib.is_stored(r.rel, r.size, r.mtime_ns):
+            store.report.skipped_unchanged += 1
+            store.done += 1
+            continue
+        fresh.append(r)
+    store.store(fresh)
 
 
 def _result_bytes(results: list[PhotoResult]) -> int:

@@ -1,8 +1,8 @@
 """Embedder: batches of 160x160 face crops -> 512-d unit vectors.
 
-The preprocessing must match what the weights were trained with: ``fixed``
-standardisation ``(x - 127.5) / 128`` (facenet-pytorch and the FaceNet 2018
-models) or per-image ``prewhiten`` (older FaceNet models).
+The preprocessing must match what the weights were trained with (see
+:func:`faceapp.engine.network.preprocess`); the pass itself is
+:func:`faceapp.engine.network.forward`, the one statement of the network.
 
 Two refinements from FaceNet's evaluation, measured on LFW (bench/lfw_accuracy.py):
 ``centre`` subtracts the mean embedding of a reference set and renormalises
@@ -14,22 +14,36 @@ is off by default.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
+
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
+from faceapp.engine.library import Library
+from faceapp.engine.network import forward, preprocess
 
-def preprocess(crops: np.ndarray, mode: str) -> torch.Tensor:
-    """uint8 (n, 160, 160, 3) RGB -> float (n, 3, 160, 160) as the weights expect."""
-    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
-    if mode == "fixed":
-        return (x - 127.5) / 128.0
-    if mode == "prewhiten":
-        flat = x.reshape(len(x), -1)
-        mean = flat.mean(dim=1).view(-1, 1, 1, 1)
-        std = flat.std(dim=1).clamp(min=1.0 / np.sqrt(flat.shape[1])).view(-1, 1, 1, 1)
-        return (x - mean) / std
-    raise ValueError(f"unknown preprocessing {mode!r}")
+CROP_SIZE = 160
+
+
+def decode_crop(jpeg: bytes) -> np.ndarray:
+    """A stored crop as uint8 (160, 160, 3) RGB."""
+    with Image.open(io.BytesIO(jpeg)) as im:
+        im = im.convert("RGB")
+        if im.size != (CROP_SIZE, CROP_SIZE):
+            im = im.resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def load_crops(lib: Library, face_ids: Sequence[int]) -> np.ndarray:
+    """Decode the stored crops of these faces, in this order: uint8 (n, 160, 160, 3)."""
+    out = np.empty((len(face_ids), CROP_SIZE, CROP_SIZE, 3), np.uint8)
+    crops = lib.face_crops(face_ids)
+    for i, face_id in enumerate(face_ids):
+        out[i] = decode_crop(crops[int(face_id)])
+    return out
 
 
 class Embedder:
@@ -59,10 +73,12 @@ class Embedder:
             return np.zeros((0, 512), np.float32)
         out = []
         for start in range(0, len(crops), self.batch_size):
-            x = preprocess(crops[start : start + self.batch_size], self.preprocess).to(self.device)
-            e = nn.functional.normalize(self.model(x), dim=1)
+            chunk = np.ascontiguousarray(crops[start : start + self.batch_size])
+            x = preprocess(torch.from_numpy(chunk).permute(0, 3, 1, 2), self.preprocess)
+            x = x.to(self.device)
+            e = forward(self.model, x)
             if self.flip:
-                e = e + nn.functional.normalize(self.model(torch.flip(x, dims=[3])), dim=1)
+                e = e + forward(self.model, torch.flip(x, dims=[3]))
             e = nn.functional.normalize(e, dim=1).cpu()
             if self.centre is not None:
                 e = nn.functional.normalize(e - self.centre, dim=1)

@@ -33,16 +33,23 @@ import io
 import math
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageFile
 
+# HEIC/HEIF (iPhones) through pillow-heif; AVIF through Pillow's own plugin (Pillow >= 11.3
+# wheels carry libavif). pillow-heif applies the file's rotation while decoding and then
+# reports EXIF orientation 1, so HEIF photos come out upright like every other format.
+pillow_heif.register_heif_opener()
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"}
 )
 # The app's own files (SQLite library + journals) never count as photos, even if
 # someone names a library "x.jpg.sqlite" or keeps one inside the photo folder.
@@ -74,7 +81,17 @@ _DRAFT_SCALES = (8, 4, 2, 1)
 # history of crashes; a photo folder is untrusted input, so only photo formats (and
 # GIF/AVIF, which web downloads often carry under a .jpg name) are decoded. Camera
 # MPO files open through the JPEG plugin.
-PHOTO_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF", "AVIF")
+PHOTO_FORMATS: tuple[str, ...] = (
+    "JPEG",
+    "PNG",
+    "WEBP",
+    "TIFF",
+    "BMP",
+    "DIB",
+    "GIF",
+    "AVIF",
+    "HEIF",
+)
 # Pillow reports a multi-picture JPEG as "MPO"; it decodes (and drafts) as a JPEG.
 _JPEG_FORMATS = ("JPEG", "MPO")
 # A progressive JPEG may repeat scans without end: each one costs a pass over every
@@ -191,6 +208,7 @@ class DecodedImage:
     scale_small: float
     format: str | None = None
     orientation: int = 1
+    taken: str | None = None  # EXIF DateTimeOriginal as 'YYYY-MM-DDTHH:MM:SS', if any
     _redecode: bool = field(default=False, repr=False)
     _raw_size: tuple[int, int] = field(default=(0, 0), repr=False)
 
@@ -249,6 +267,7 @@ def load_image(
             _load(im)
             draft_k = _actual_scale((raw_w, raw_h), im.size, k)
             orientation = _orientation(im)
+            taken = exif_date(im)
             rgb = _orient(_to_rgb(im), orientation)
     width, height = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
     # A draft of ceil(W/k) px covers W display px: display = draft px * k, exactly.
@@ -264,6 +283,7 @@ def load_image(
         scale_small=scale_small,
         format=fmt,
         orientation=orientation,
+        taken=taken,
         _redecode=draft_k > 1,
         _raw_size=(raw_w, raw_h),
     )
@@ -447,6 +467,56 @@ def _load(im: Image.Image) -> None:
         raise ImageError(f"corrupt image data ({_short(exc)})") from None
     except Exception as exc:  # Pillow decoders raise many types on fuzzed input
         raise ImageError(f"corrupt image data ({_short(exc)})") from None
+
+
+_EXIF_IFD = 0x8769
+_DATE_TAGS = (0x9003, 0x9004)  # DateTimeOriginal, DateTimeDigitized (Exif IFD)
+_DATE_TIME_TAG = 0x0132  # DateTime (IFD0): when the file was last edited, a last resort
+_EXIF_DATE = re.compile(r"(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+
+
+def exif_date(im: Image.Image) -> str | None:
+    """When the photo was taken per its EXIF ('YYYY-MM-DDTHH:MM:SS', camera local time).
+
+    DateTimeOriginal, then DateTimeDigitized, then DateTime; blank or impossible
+    values ('0000:00:00 00:00:00', month 13) count as absent.
+    """
+    try:
+        exif = im.getexif()
+        values = [exif.get_ifd(_EXIF_IFD).get(t) for t in _DATE_TAGS] + [exif.get(_DATE_TIME_TAG)]
+    except Exception:
+        return None
+    for value in values:
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        m = _EXIF_DATE.match(str(value or "").strip())
+        if m is None:
+            continue
+        y, mo, d, h, mi, sec = map(int, m.groups())
+        if 1800 < y < 2200 and 1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 62:
+            return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{min(sec, 59):02d}"
+    return None
+
+
+def file_time(mtime_ns: int) -> str:
+    """A file's modification time in the same form (local time), the fallback date."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(mtime_ns / 1e9))
+
+
+def date_taken(path: Path, decoded: DecodedImage | None = None) -> str:
+    """When a photo was taken: its EXIF date, else the file's modification time.
+
+    With ``decoded`` the EXIF read at decode time is used; otherwise only the file's
+    header is read (no pixels). Raises OSError when the file cannot be read at all.
+    """
+    taken = decoded.taken if decoded is not None else None
+    if taken is None and decoded is None:
+        try:
+            with Image.open(path, formats=PHOTO_FORMATS) as im:
+                taken = exif_date(im)
+        except Exception:  # no header Pillow reads: fall back to the file time
+            taken = None
+    return taken or file_time(Path(path).stat().st_mtime_ns)
 
 
 def _orientation(im: Image.Image) -> int:

@@ -3,24 +3,36 @@
 Every change goes through :meth:`Library.transaction`, so it lands whole or not at
 all (WAL journal, ``BEGIN IMMEDIATE``). Each thread gets its own connection, so
 workers and the GUI thread can read while one of them writes.
+
+A library file is never made by accident: it is built under a temporary name and
+linked into place whole, so an empty or half-made file where a library was expected
+is an error, and two processes creating one library at once end up sharing one.
+Every open runs the quick check of :mod:`faceapp.engine.check`. The user's own edits
+commit with ``synchronous=FULL`` (the journal is on the disk before the call
+returns); bulk scan writes, which a rescan redoes, use ``NORMAL``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from faceapp import config
+from faceapp.engine import backup, check
+from faceapp.engine.orphans import clean_finetune_orphans
+from faceapp.engine.storage import LibraryDamaged, LibraryError, StorageError, explain, is_damage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 EMBEDDING_DIM = 512
 BUSY_TIMEOUT_MS = 10_000
 LAST_LIBRARY_FILE = "last_library"  # in the data dir: the library commands default to
@@ -40,14 +52,17 @@ CREATE TABLE photos (
     content_hash TEXT,                       -- finds moved/renamed files again
     status       TEXT NOT NULL CHECK (status IN ('ok', 'error', 'missing')),
     error        TEXT,
-    scanned_at   REAL NOT NULL
+    scanned_at   REAL NOT NULL,
+    taken_at     TEXT                        -- local 'YYYY-MM-DDTHH:MM:SS': EXIF, else file time
 );
 CREATE INDEX photos_hash ON photos(content_hash);
 CREATE TABLE people (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT NOT NULL,
     hidden     INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    birth_date TEXT,                         -- 'YYYY-MM-DD': no face before it is theirs
+    cover_face_id INTEGER REFERENCES faces(id) ON DELETE SET NULL
 );
 CREATE TABLE clusters (
     id         INTEGER PRIMARY KEY AUTOINCREMENT, -- stable across re-clustering (by overlap)
@@ -61,7 +76,8 @@ CREATE TABLE faces (
     prob       REAL NOT NULL,
     person_id  INTEGER REFERENCES people(id) ON DELETE SET NULL,   -- confirmed by the user
     cluster_id INTEGER REFERENCES clusters(id) ON DELETE SET NULL, -- automatic
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    manual     INTEGER NOT NULL DEFAULT 0    -- drawn by the user: kept when the photo is rescanned
 );
 CREATE TABLE face_crops (                   -- apart from faces: keeps face rows small and fast
     face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
@@ -103,6 +119,7 @@ CREATE TABLE cluster_rejections (           -- "not in this cluster": re-cluster
     PRIMARY KEY (face_id, cluster_id)
 ) WITHOUT ROWID;
 CREATE INDEX cluster_rejections_cluster ON cluster_rejections(cluster_id);
+CREATE UNIQUE INDEX models_base ON models(sha256, source) WHERE path IS NULL;
 CREATE TABLE oplog (                        -- identity operations, for undo/redo across restarts
     id          INTEGER PRIMARY KEY,
     kind        TEXT NOT NULL,
@@ -114,11 +131,31 @@ CREATE TABLE oplog (                        -- identity operations, for undo/red
 """
 
 # Migrations from version N to N+1, applied in order after a backup.
-MIGRATIONS: dict[int, str] = {}
-
-
-class LibraryError(Exception):
-    """A library that cannot be opened or used (newer schema, locked, not a library)."""
+MIGRATIONS: dict[int, str] = {
+    # One row per base model: two processes registering it at once made two. Their
+    # embeddings are identical (same weights); the lower id keeps them.
+    1: """
+    INSERT OR IGNORE INTO embeddings(face_id, model_id, vector)
+        SELECT e.face_id, k.keep, e.vector FROM embeddings e JOIN
+        (SELECT m.id AS dup, (SELECT MIN(o.id) FROM models o WHERE o.path IS NULL
+            AND o.sha256 = m.sha256 AND o.source = m.source) AS keep
+         FROM models m WHERE m.path IS NULL) k ON k.dup = e.model_id WHERE k.dup != k.keep;
+    UPDATE meta SET value = (SELECT MIN(o.id) FROM models o JOIN models a
+            ON a.id = CAST(meta.value AS INTEGER)
+            WHERE o.path IS NULL AND a.path IS NULL AND o.sha256 = a.sha256
+            AND o.source = a.source)
+        WHERE key = 'active_model' AND EXISTS (SELECT 1 FROM models a
+            WHERE a.id = CAST(meta.value AS INTEGER) AND a.path IS NULL);
+    DELETE FROM models WHERE path IS NULL AND id > (SELECT MIN(o.id) FROM models o
+        WHERE o.path IS NULL AND o.sha256 = models.sha256 AND o.source = models.source);
+    CREATE UNIQUE INDEX models_base ON models(sha256, source) WHERE path IS NULL
+    """,
+    2: "ALTER TABLE photos ADD COLUMN taken_at TEXT;"
+    " ALTER TABLE faces ADD COLUMN manual INTEGER NOT NULL DEFAULT 0;"
+    " ALTER TABLE people ADD COLUMN birth_date TEXT;"
+    " ALTER TABLE people ADD COLUMN cover_face_id INTEGER"
+    " REFERENCES faces(id) ON DELETE SET NULL",
+}
 
 
 @dataclass(frozen=True)
@@ -140,6 +177,7 @@ class NewFace:
     prob: float
     crop_jpeg: bytes
     embedding: np.ndarray
+    manual: bool = False  # drawn by the user rather than found by the detector
 
 
 @dataclass(frozen=True)
@@ -176,6 +214,30 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _insert_face(
+    c: sqlite3.Connection, photo_id: int, face: NewFace, model_id: int, now: float
+) -> int:
+    cur = c.execute(
+        "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, created_at, manual)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            photo_id,
+            *map(float, face.box),
+            json.dumps(face.landmarks),
+            float(face.prob),
+            now,
+            int(face.manual),
+        ),
+    )
+    face_id = int(cur.lastrowid)
+    c.execute("INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg))
+    c.execute(
+        "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
+        (face_id, model_id, vector_to_blob(face.embedding)),
+    )
+    return face_id
+
+
 def vector_to_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
@@ -186,20 +248,96 @@ def blob_to_matrix(blobs: Sequence[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1).copy()
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # not supported everywhere (Windows)
+        return
+    try:
+        with suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _run_script(c: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            c.execute(statement)
+
+
+def create_library_file(path: Path) -> bool:
+    """Make a new, complete library file at ``path``; False if one appeared there first.
+
+    The file is built under a temporary name and hard-linked into place, which fails
+    when ``path`` exists: a second process creating the same library at the same
+    instant opens the first one's file instead of clashing on half a schema.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.creating")
+    try:
+        conn = _connect(tmp)
+        with conn:
+            _run_script(conn, SCHEMA)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        conn.close()  # folds the journal into the file and removes it
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this filesystem: a small window remains
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        return True
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
 class Library:
     """A face library stored in one SQLite file.
 
     ``root`` is the photo folder the library describes; photo paths are stored
-    relative to it so the folder can move as a whole.
+    relative to it so the folder can move as a whole. A missing file is created
+    unless ``create`` is False (then it is an error, like an empty or damaged one).
     """
 
-    def __init__(self, path: Path | str, root: Path | str | None = None) -> None:
+    def __init__(
+        self, path: Path | str, root: Path | str | None = None, *, create: bool = True
+    ) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._open_schema()
-        if root is not None:
-            self._set_root(Path(root))
+        self.edited = False  # a durable (user) edit was committed through this object
+        try:
+            if not self.path.exists():
+                if not create:
+                    raise LibraryError(f"no library at {self.path}")
+                create_library_file(self.path)
+            check.check_file(self.path)
+            stat = self.path.stat()
+            self._identity = (stat.st_dev, stat.st_ino)
+            self._open_schema()
+            if root is not None:
+                self._set_root(Path(root))
+        except (sqlite3.Error, OSError) as exc:
+            self.close()
+            raise self.storage_error(exc) from exc
+        except BaseException:
+            self.close()
+            raise
 
     # -- connections -----------------------------------------------------------------
 
@@ -210,18 +348,33 @@ class Library:
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
+            self._local.durable = True
         return conn
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
+            return _connect(self.path)
         except sqlite3.DatabaseError as exc:
-            raise LibraryError(f"{self.path}: not a usable library ({exc})") from exc
-        return conn
+            raise self.storage_error(exc) from exc
+
+    def storage_error(self, exc: BaseException) -> LibraryError:
+        """``exc`` (from SQLite or the OS) as the LibraryError a user should read."""
+        if isinstance(exc, LibraryError):
+            return exc
+        if is_damage(exc):
+            return LibraryDamaged(self.path, f"{exc}{self._journal_hint()}")
+        reason = explain(exc, self.path)
+        if reason is not None:
+            return StorageError(reason)
+        return LibraryError(f"{self.path}: not a usable library ({exc})")
+
+    def _journal_hint(self) -> str:
+        if not check.wal_has_frames(self.path):
+            return ""
+        return (
+            f"; its journal {self.path.name}-wal may belong to another copy of the library"
+            " (copied or synced apart from it): if so, move that file away and try again"
+        )
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -229,19 +382,38 @@ class Library:
             conn.close()
             self._local.conn = None
 
+    def _check_still_there(self) -> None:
+        """Stop writing to a library file that was deleted or replaced under us."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            stat = None
+        if stat is None or (stat.st_dev, stat.st_ino) != self._identity:
+            raise LibraryError(
+                f"the library file {self.path} was deleted or replaced while in use;"
+                " stopped without writing to it (restore it with `faceapp restore` if it"
+                " was not meant to go)"
+            )
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction: commits on success, rolls back on any exception.
 
         ``BEGIN IMMEDIATE`` takes the write lock up front, so a second writer waits
         (busy timeout) instead of failing half-way; if it still cannot get the lock
-        it raises :class:`LibraryError` with a clear message.
+        it raises :class:`LibraryError` with a clear message. ``durable`` commits
+        reach the disk before this returns (a user's edit must survive a power
+        cut); bulk writes that a rescan would redo pass False.
         """
         conn = self.conn
         if conn.in_transaction:  # nested use joins the outer transaction
             yield conn
             return
+        self._check_still_there()
         try:
+            if self._local.durable != durable:
+                conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._local.durable = durable
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
@@ -249,35 +421,40 @@ class Library:
                     f"the library {self.path} is busy: another process is writing to it "
                     f"(waited {BUSY_TIMEOUT_MS / 1000:.0f} s); try again when it has finished"
                 ) from exc
-            raise
+            raise self.storage_error(exc) from exc
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):  # SQLite may have rolled back by itself
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error | OSError) and explain(exc, self.path) is not None:
+                raise self.storage_error(exc) from exc
+            if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
+                raise self.storage_error(exc) from exc
+            raise
+        if durable:
+            self.edited = True
 
     # -- schema ----------------------------------------------------------------------
 
     def _open_schema(self) -> None:
-        conn = self.conn
+        """The quick check, read-only: closing a writable connection would fold a foreign
+        or damaged journal into the file for good."""
+        probe = sqlite3.connect(
+            self.path.absolute().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+        )
         try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            check.check_schema(probe, self.path)
         except sqlite3.DatabaseError as exc:
-            raise LibraryError(f"{self.path}: not a Face Album library ({exc})") from exc
-        if not tables:
-            with self.transaction() as c:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
-                c.execute(
-                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            return
-        if "meta" not in tables:
-            raise LibraryError(f"{self.path}: not a Face Album library")
+            raise self.storage_error(exc) from exc
+        except LibraryError as exc:
+            if check.wal_has_frames(self.path):
+                raise LibraryError(f"{exc}{self._journal_hint()}") from exc
+            raise
+        finally:
+            probe.close()
         version = int(self.get_meta("schema_version", "0"))
         if version > SCHEMA_VERSION:
             raise LibraryError(
@@ -289,28 +466,21 @@ class Library:
 
     def _migrate(self, version: int) -> None:
         """Back the file up, then apply each migration in its own transaction."""
-        backup = self.backup_path(version)
-        backup.parent.mkdir(parents=True, exist_ok=True)
-        target = sqlite3.connect(backup)
-        with target:
-            self.conn.backup(target)
-        target.close()
+        backup.make_backup(self, f"before-upgrade-v{version}")
         while version < SCHEMA_VERSION:
             script = MIGRATIONS[version]
             with self.transaction() as c:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
+                row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is not None and int(row[0]) > version:  # another process upgraded it
+                    version = int(row[0])
+                    continue
+                _run_script(c, script)
                 version += 1
                 c.execute(  # an upsert: a version-0 library has no schema_version row yet
                     "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (str(version),),
                 )
-
-    def backup_path(self, version: int) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return self.path.with_name(f"{self.path.stem}.v{version}.{stamp}.bak.sqlite")
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -351,10 +521,11 @@ class Library:
         metadata: dict | None = None,
     ) -> int:
         with self.transaction() as c:
-            cur = c.execute(
+            cur = c.execute(  # a base model (no path) is registered once, even by two processes
                 "INSERT INTO models(name, source, origin, sha256, path, preprocess, threshold,"
                 " threshold_source, status, metadata, created_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(sha256, source) WHERE path IS NULL DO NOTHING",
                 (
                     name,
                     source,
@@ -369,6 +540,13 @@ class Library:
                     time.time(),
                 ),
             )
+            if cur.rowcount == 0:
+                return int(
+                    c.execute(
+                        "SELECT id FROM models WHERE sha256 = ? AND source = ? AND path IS NULL",
+                        (sha256, source),
+                    ).fetchone()[0]
+                )
             return int(cur.lastrowid)
 
     def find_model(self, sha256: str) -> ModelInfo | None:
@@ -393,6 +571,9 @@ class Library:
 
     def set_active_model(self, model_id: int) -> None:
         """Switch versions; refuses a version whose embeddings are not complete."""
+        current = self.get_meta("active_model")
+        if current is not None and int(current) != model_id:
+            backup.backup_before(self, "model-switch")
         with self.transaction() as c:
             info = self.model(model_id)
             if info.status != "ready":
@@ -451,27 +632,42 @@ class Library:
         content_hash: str | None,
         faces: Sequence[NewFace],
         model_id: int,
+        taken_at: str | None = None,
     ) -> int:
         """Store one scanned photo and its faces in one transaction.
 
         A changed file (same path, new content) keeps the user's work: each old face
-        that overlaps a new one (IoU > 0.5) passes its person and rejections on.
+        that overlaps a new one (IoU > 0.5) passes its person and rejections on, and
+        faces the user drew stay as they are (a detected face on one of them is dropped).
+        A photo another scan stored meanwhile (same size, time and content) is kept as
+        it is, with its face rows.
         """
         now = time.time()
-        with self.transaction() as c:
-            row = c.execute("SELECT id FROM photos WHERE path = ?", (path,)).fetchone()
+        with self.transaction(durable=False) as c:
+            row = c.execute(
+                "SELECT id, size, mtime_ns, content_hash, status FROM photos WHERE path = ?",
+                (path,),
+            ).fetchone()
             carried: list[tuple[tuple[float, ...], int | None, list[int]]] = []
+            if row is not None and tuple(row[1:]) == (size, mtime_ns, content_hash, "ok"):
+                return int(row[0])
             if row is None:
                 cur = c.execute(
                     "INSERT INTO photos(path, size, mtime_ns, width, height, content_hash,"
-                    " status, error, scanned_at) VALUES (?,?,?,?,?,?, 'ok', NULL, ?)",
-                    (path, size, mtime_ns, width, height, content_hash, now),
+                    " status, error, scanned_at, taken_at) VALUES (?,?,?,?,?,?, 'ok', NULL, ?, ?)",
+                    (path, size, mtime_ns, width, height, content_hash, now, taken_at),
                 )
                 photo_id = int(cur.lastrowid)
+                drawn: list[tuple[float, ...]] = []
             else:
                 photo_id = int(row[0])
+                drawn = c.execute(
+                    "SELECT x1, y1, x2, y2 FROM faces WHERE photo_id = ? AND manual = 1",
+                    (photo_id,),
+                ).fetchall()
                 for fid, x1, y1, x2, y2, person in c.execute(
-                    "SELECT id, x1, y1, x2, y2, person_id FROM faces WHERE photo_id = ?",
+                    "SELECT id, x1, y1, x2, y2, person_id FROM faces"
+                    " WHERE photo_id = ? AND manual = 0",
                     (photo_id,),
                 ).fetchall():
                     rejected = [
@@ -481,32 +677,16 @@ class Library:
                         )
                     ]
                     carried.append(((x1, y1, x2, y2), person, rejected))
-                c.execute("DELETE FROM faces WHERE photo_id = ?", (photo_id,))
+                c.execute("DELETE FROM faces WHERE photo_id = ? AND manual = 0", (photo_id,))
                 c.execute(
                     "UPDATE photos SET size=?, mtime_ns=?, width=?, height=?, content_hash=?,"
-                    " status='ok', error=NULL, scanned_at=? WHERE id=?",
-                    (size, mtime_ns, width, height, content_hash, now, photo_id),
+                    " status='ok', error=NULL, scanned_at=?, taken_at=? WHERE id=?",
+                    (size, mtime_ns, width, height, content_hash, now, taken_at, photo_id),
                 )
             for face in faces:
-                cur = c.execute(
-                    "INSERT INTO faces(photo_id, x1, y1, x2, y2, landmarks, prob, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        photo_id,
-                        *map(float, face.box),
-                        json.dumps(face.landmarks),
-                        float(face.prob),
-                        now,
-                    ),
-                )
-                face_id = int(cur.lastrowid)
-                c.execute(
-                    "INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg)
-                )
-                c.execute(
-                    "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
-                    (face_id, model_id, vector_to_blob(face.embedding)),
-                )
+                if any(_iou(box, face.box) > 0.5 for box in drawn):
+                    continue
+                face_id = _insert_face(c, photo_id, face, model_id, now)
                 for old_box, person, rejected in carried:
                     if _iou(old_box, face.box) > 0.5:
                         if person is not None:
@@ -520,9 +700,22 @@ class Library:
                         break
             return photo_id
 
+    def add_face(self, photo_id: int, face: NewFace, model_id: int) -> int:
+        """One more face in a stored photo (a face the detector missed, given by its box)."""
+        with self.transaction() as c:
+            return _insert_face(c, photo_id, face, model_id, time.time())
+
+    def is_stored(self, path: str, size: int, mtime_ns: int) -> bool:
+        """Is this file (same size and time) stored already, by this scan or another?"""
+        row = self.conn.execute(
+            "SELECT 1 FROM photos WHERE path = ? AND size = ? AND mtime_ns = ? AND status = 'ok'",
+            (path, size, mtime_ns),
+        ).fetchone()
+        return row is not None
+
     def store_photo_error(self, path: str, *, size: int, mtime_ns: int, reason: str) -> None:
         """Remember an unreadable file so an unchanged copy is not retried on every scan."""
-        with self.transaction() as c:
+        with self.transaction(durable=False) as c:
             c.execute(
                 "INSERT INTO photos(path, size, mtime_ns, status, error, scanned_at)"
                 " VALUES (?,?,?, 'error', ?, ?) ON CONFLICT(path) DO UPDATE SET"
@@ -539,7 +732,7 @@ class Library:
         under a name no file can have (``//`` never occurs in a relative path) and is
         found again by content like any other.
         """
-        with self.transaction() as c:
+        with self.transaction(durable=False) as c:
             c.execute(
                 "DELETE FROM photos WHERE path = ? AND id != ? AND status = 'error'",
                 (new_path, photo_id),
@@ -556,11 +749,17 @@ class Library:
             )
 
     def mark_missing(self, paths: Sequence[str]) -> None:
-        """Deleted files leave the people views but keep their faces, should they return."""
-        with self.transaction() as c:
+        """Deleted files leave the people views but keep their faces, should they return.
+
+        An unreadable file that is gone is no longer an error to report.
+        """
+        with self.transaction(durable=False) as c:
             c.executemany(
                 "UPDATE photos SET status='missing' WHERE path = ? AND status = 'ok'",
                 [(p,) for p in paths],
+            )
+            c.executemany(
+                "DELETE FROM photos WHERE path = ? AND status = 'error'", [(p,) for p in paths]
             )
 
     def photo_errors(self) -> list[tuple[str, str]]:
@@ -645,7 +844,7 @@ class Library:
         return ids, blob_to_matrix([r[1] for r in rows])
 
     def store_embeddings(self, model_id: int, face_ids: Sequence[int], vectors: np.ndarray) -> None:
-        with self.transaction() as c:
+        with self.transaction(durable=False) as c:  # derived data: made again if lost
             c.executemany(
                 "INSERT OR REPLACE INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
                 [
@@ -667,22 +866,29 @@ class Library:
         }
 
 
+def library_path_for(folder: Path | None = None, library_path: Path | None = None) -> Path:
+    """Which library file a command means: explicit, the folder's, or the last one used."""
+    if library_path is None and folder is not None:
+        library_path = config.default_library_path(folder)
+    if library_path is None:
+        last = config.data_dir() / LAST_LIBRARY_FILE
+        if not last.exists():
+            raise LibraryError("no library yet: scan a folder first or pass --library PATH")
+        library_path = Path(last.read_text().strip())
+    return Path(library_path).expanduser()
+
+
 def open_library(folder: Path | None = None, library_path: Path | None = None) -> Library:
     """The library for a folder (default location keyed by the folder) or an explicit file.
 
     With neither, the most recently used library: commands such as ``faces`` then
-    work on what the last ``scan`` produced.
+    work on what the last ``scan`` produced. Only a folder (a scan, the GUI's open)
+    creates a library; without one, a missing file is an error.
     """
-    last = config.data_dir() / LAST_LIBRARY_FILE
-    if library_path is None and folder is not None:
-        library_path = config.default_library_path(folder)
-    if library_path is None:
-        if not last.exists():
-            raise LibraryError("no library yet: scan a folder first or pass --library PATH")
-        library_path = Path(last.read_text().strip())
-    library_path = Path(library_path).expanduser()
-    if folder is None and not library_path.exists():
-        raise LibraryError(f"no library at {library_path}")
-    lib = Library(library_path, root=folder)
-    last.write_text(str(library_path.resolve()))
+    library_path = library_path_for(folder, library_path)
+    lib = Library(library_path, root=folder, create=folder is not None)
+    with suppress(OSError):  # a convenience only: a read-only data folder must not stop it
+        (config.data_dir() / LAST_LIBRARY_FILE).write_text(str(library_path.resolve()))
+    with suppress(OSError, sqlite3.Error):  # best effort, like the line above
+        clean_finetune_orphans(lib)
     return lib

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 
+from faceapp.engine.birthdays import BEFORE_BIRTH_PAIRS
 from faceapp.engine.face_state import FaceState
 from faceapp.engine.library import Library
 from faceapp.engine.vecmath import sq_dists
@@ -166,8 +167,11 @@ def nearest_people(
 def library_nearest_people(lib: Library, state: FaceState) -> tuple[np.ndarray, np.ndarray]:
     """:func:`nearest_people` for a library's state, with the library's rejections and a
     per-library :class:`PersonDistances` cache shared by re-clustering and suggestions."""
-    rejections = np.array(
-        lib.conn.execute("SELECT face_id, person_id FROM rejections").fetchall(), np.int64
+    rejections = np.array(  # "not this person", and people born after the photo was taken
+        lib.conn.execute(
+            "SELECT face_id, person_id FROM rejections UNION " + BEFORE_BIRTH_PAIRS
+        ).fetchall(),
+        np.int64,
     ).reshape(-1, 2)
     key = str(lib.path.resolve())
     with _person_lock:

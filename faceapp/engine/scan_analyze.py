@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from faceapp.engine.images import DecodedImage
+from faceapp.engine.images import DecodedImage, file_time
 from faceapp.engine.library import NewFace
 from faceapp.engine.scan_decode import Decoded
 
@@ -36,6 +36,7 @@ class PhotoResult:
     height: int = 0
     faces: list[NewFace] = field(default_factory=list)
     error: str | None = None
+    taken_at: str | None = None  # EXIF date, else the file's time
 
 
 def crop_to_jpeg(crop: np.ndarray, quality: int = 92) -> bytes:
@@ -76,6 +77,7 @@ def analyze_batch(analyzer: FaceAnalyzer, batch: list[Decoded]) -> list[PhotoRes
             result.error = item.error
         else:
             result.width, result.height = item.image.width, item.image.height
+            result.taken_at = item.image.taken or file_time(item.mtime_ns)
             result.faces = _new_faces(faces)
         out.append(result)
     return out

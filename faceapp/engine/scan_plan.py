@@ -8,9 +8,11 @@ under another name are kept so the store stage can recognise a move.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceapp.engine.face_tags import TagImport
 from faceapp.engine.images import discover
 from faceapp.engine.library import Library, LibraryError, PhotoState
 from faceapp.engine.scan_decode import TIME_LIMIT_PREFIX
@@ -28,6 +30,7 @@ class ScanReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     cancelled: bool = False
+    tags: TagImport = field(default_factory=TagImport)  # face tags read from the photos
 
     def as_dict(self) -> dict:
         return {
@@ -39,6 +42,7 @@ class ScanReport:
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "seconds": round(self.seconds, 2),
             "cancelled": self.cancelled,
+            "tags": self.tags.as_dict(),
         }
 
 
@@ -75,12 +79,16 @@ def _printable(rel: str) -> str:
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def plan_scan(lib: Library, root: Path) -> ScanPlan:
-    """List the folder, settle what needs no reading, and return the files to read."""
+def plan_scan(lib: Library, root: Path, only: Container[str] | None = None) -> ScanPlan:
+    """List the folder, settle what needs no reading, and return the files to read.
+
+    ``only``: just these files (relative paths), read even when the library holds them
+    as unreadable and unchanged ("Try again" on the scan problems).
+    """
     root = Path(root).expanduser().resolve()
     active = lib.active_model()
     if active is None:
-        raise LibraryError("the library has no model version yet (see pipeline.ensure_model)")
+        raise LibraryError("the library has no model version yet (see register_base)")
     report = ScanReport()
     states = lib.photo_states()
     on_disk: dict[str, Path] = {}
@@ -90,12 +98,18 @@ def plan_scan(lib: Library, root: Path) -> ScanPlan:
 
     for path in discover(root, on_error=unreadable_folder):
         rel = relative(path, root)
+        if only is not None and rel not in only:
+            continue
         if _storable(rel):
             on_disk[rel] = path
         else:
             report.errors.append((_printable(rel), NAME_NOT_UTF8))
 
-    vanished = [rel for rel, s in states.items() if rel not in on_disk and s.status == "ok"]
+    vanished = [
+        rel
+        for rel, s in states.items()
+        if rel not in on_disk and s.status != "missing" and (only is None or rel in only)
+    ]
     lib.mark_missing(vanished)
     errors_before = dict(lib.photo_errors())
     todo: list[tuple[str, Path]] = []
@@ -116,6 +130,7 @@ def plan_scan(lib: Library, root: Path) -> ScanPlan:
         elif (
             same_file
             and state.status == "error"
+            and only is None
             and (reason := errors_before.get(rel, "")).startswith(TIME_LIMIT_PREFIX)
         ):
             report.errors.append((rel, reason))  # not worth another minutes-long wait

@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from faceapp.engine.face_tags import TagImporter
 from faceapp.engine.library import Library, PhotoState
 from faceapp.engine.scan_analyze import PhotoResult
-from faceapp.engine.scan_decode import file_hash
+from faceapp.engine.scan_decode import Decoded, file_hash
 from faceapp.engine.scan_plan import ScanPlan, ScanReport
 
 
@@ -38,8 +39,10 @@ class ScanStore:
         *,
         progress: Callable[[ScanProgress], None] | None = None,
         started: float | None = None,
+        tags: TagImporter | None = None,
     ) -> None:
         self.lib = lib
+        self.tags = tags  # reads the face tags of each stored photo
         self.plan = plan
         self.report = plan.report
         self._progress = progress
@@ -84,6 +87,17 @@ class ScanStore:
         self.emit(rel)
         return True
 
+    def not_stored(self, batch: list[Decoded]) -> list[Decoded]:
+        """The batch less the files a second scan of the library stored meanwhile."""
+        fresh = []
+        for item in batch:
+            if item.image is not None and self.lib.is_stored(item.rel, item.size, item.mtime_ns):
+                self.report.skipped_unchanged += 1
+                self.done += 1
+            else:
+                fresh.append(item)
+        return fresh
+
     def store(self, results: list[PhotoResult]) -> None:
         """Store a batch: photos with their faces, then the files that failed."""
         if not results:
@@ -91,7 +105,7 @@ class ScanStore:
         for r in results:
             if r.error is not None:
                 continue
-            self.lib.store_photo(
+            photo_id = self.lib.store_photo(
                 r.rel,
                 size=r.size,
                 mtime_ns=r.mtime_ns,
@@ -99,11 +113,16 @@ class ScanStore:
                 height=r.height,
                 content_hash=r.content_hash,
                 model_id=self.plan.model_id,
+                taken_at=r.taken_at,
                 faces=r.faces,
             )
+            if self.tags is not None:
+                self.tags.photo_stored(r.rel, photo_id)
             self.report.photos += 1
             self.report.faces += len(r.faces)
         for r in results:
+            if r.error is not None and not self.plan.on_disk[r.rel].exists():
+                continue  # deleted during the scan: gone, not unreadable
             if r.error is not None:
                 self.lib.store_photo_error(r.rel, size=r.size, mtime_ns=r.mtime_ns, reason=r.error)
                 self.report.errors.append((r.rel, r.error))

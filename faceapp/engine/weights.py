@@ -726,9 +726,9 @@ def resolve_weights(user_path: Path | None = None, *, allow_download: bool = Tru
 
 def build_model(weights: LoadedWeights, device: str | torch.device = "cpu") -> InceptionResnetV1:
     """InceptionResnetV1 (512-d, L2-normalised output) with these weights, in eval mode."""
-    model = InceptionResnetV1(classify=False, pretrained=None)
-    model.load_state_dict(weights.state_dict, strict=True)
-    return model.to(device).eval()
+    from faceapp.engine.network import build_model as build
+
+    return build(weights.state_dict, str(device))
 
 
 def describe(weights: LoadedWeights) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The desktop application (PySide6).
 
-Split like MusicBrainz Picard: ``session``, ``workers``, ``models``,
-``thumbnails`` and ``undo`` are the Qt-side core (no widgets beyond what they
+Split like MusicBrainz Picard: ``session``, ``workers``, ``models`` and
+``thumbnails`` are the Qt-side core (no widgets beyond what they
 need); ``views``, ``dialogs`` and ``widgets`` are the user interface. Everything
 that changes or computes faces goes through :mod:`faceapp.engine`; the GUI
 never re-implements it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import signal
 import sys
@@ -80,9 +81,38 @@ def apply_style(app: QApplication) -> None:
     app.setStyleSheet(style_sheet())
 
 
+XCB_CURSOR_MESSAGE = (
+    "Face Album cannot open its window: the system library libxcb-cursor0, which Qt needs "
+    "on X11, is not installed. Install it (Debian/Ubuntu: sudo apt install libxcb-cursor0; "
+    "Fedora: sudo dnf install xcb-util-cursor; Arch: sudo pacman -S xcb-util-cursor) and "
+    "start Face Album again."
+)
+
+
+def missing_system_library() -> str | None:
+    """A clear message when Qt's X11 platform plugin would fail to load, else None.
+
+    Qt 6.5+ needs libxcb-cursor on X11 and only says "could not load the Qt
+    platform plugin xcb" when it is missing; checked before QApplication exists.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    wayland = bool(os.environ.get("WAYLAND_DISPLAY")) and not platform
+    if (platform and not platform.startswith("xcb")) or wayland:
+        return None
+    if ctypes.util.find_library("xcb-cursor") is None:
+        return XCB_CURSOR_MESSAGE
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the GUI: ``python main.py [FOLDER]`` opens FOLDER right away when given."""
     argv = list(sys.argv if argv is None else argv)
+    problem = missing_system_library()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     app = create_app(argv)
     from faceapp.gui.main_window import MainWindow
 

@@ -8,28 +8,13 @@ text fallback for other applications.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from PySide6.QtCore import QMimeData
 
+from faceapp.gui.groups import GroupKey
+
 FACES_MIME = "application/x-facealbum-faces"
 GROUP_MIME = "application/x-facealbum-group"
-
-
-@dataclass(frozen=True)
-class GroupKey:
-    """Identifies a sidebar group: kind is 'person', 'cluster' or 'unknown'."""
-
-    kind: str
-    id: int | None
-
-    def as_list(self) -> list:
-        return [self.kind, self.id]
-
-    @classmethod
-    def from_list(cls, value: list) -> GroupKey:
-        kind, gid = value
-        return cls(str(kind), None if gid is None else int(gid))
 
 
 def faces_to_mime(face_ids: list[int], source: GroupKey | None = None) -> QMimeData:

@@ -1,7 +1,7 @@
 """Item models: the sidebar's groups and the virtualised face grid.
 
 Both are plain :class:`QAbstractListModel` subclasses fed with engine results
-(``people.groups`` / ``people.group_faces``). They hold only ids, names and
+(``album.groups`` / ``album.group_faces``). They hold only ids, names and
 counts; thumbnails come lazily from :class:`~faceapp.gui.thumbnails.ThumbnailCache`
 when a row is painted, so a grid of 50,000 faces costs one list of ints.
 """
@@ -24,7 +24,7 @@ from PySide6.QtCore import (
 )
 
 from faceapp.gui import mime
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey, group_title, kind_of
 from faceapp.gui.thumbnails import ThumbnailCache
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -56,14 +56,6 @@ SECTION_HINTS = {
 }
 
 
-def group_title(kind: str, gid: int | None, name: str | None) -> str:
-    if kind == "person":
-        return name or f"Person {gid}"
-    if kind == "cluster":
-        return name or f"Cluster {gid}"
-    return "Unknown faces"
-
-
 @dataclass
 class SidebarRow:
     kind: str  # 'header', 'group', 'hint'
@@ -79,8 +71,7 @@ def section_of(group: object) -> str:
     """Which sidebar section a group belongs to (hidden wins over its kind)."""
     if getattr(group, "hidden", False):
         return "hidden"
-    kind = group.kind  # type: ignore[attr-defined]
-    return {"person": "people", "cluster": "clusters"}.get(kind, "unknown")
+    return kind_of(group).section
 
 
 class SidebarModel(QAbstractListModel):
@@ -88,7 +79,7 @@ class SidebarModel(QAbstractListModel):
 
     Dropping a group on another asks to merge them; dropping faces on a person
     asks to move them. The model only emits the request; the window confirms
-    and runs the undoable command.
+    and runs the engine operation.
     """
 
     mergeRequested = Signal(object, object)  # source GroupKey, target GroupKey
@@ -101,6 +92,7 @@ class SidebarModel(QAbstractListModel):
         self._rows: list[SidebarRow] = []
         self._collapsed: set[str] = set()
         self._avatar_rows: dict[int, list[int]] = {}
+        self._filter = ""
         thumbnails.ready.connect(self._on_thumbnails)
 
     # -- content -------------------------------------------------------------------------
@@ -126,11 +118,29 @@ class SidebarModel(QAbstractListModel):
     def groups(self) -> list:
         return list(self._groups)
 
+    def set_filter(self, text: str) -> None:
+        """Show only the people whose name contains ``text`` (clusters and unsorted hide)."""
+        text = " ".join(text.split()).lower()
+        if text == self._filter:
+            return
+        self._filter = text
+        self.beginResetModel()
+        self._rows = self._build_rows()
+        self._index_avatars()
+        self.endResetModel()
+
+    def _shown(self, group: object) -> bool:
+        if not self._filter:
+            return True
+        return kind_of(group).is_person and self._filter in str(group.name or "").lower()
+
     def _build_rows(self) -> list[SidebarRow]:
         by_section: dict[str, list] = {s: [] for s in SECTIONS}
         for g in self._groups:
-            if g.kind == "unknown" and not g.count:
+            if not kind_of(g).can_name and not g.count:
                 continue  # the engine always reports Unknown, even when empty
+            if not self._shown(g):
+                continue
             by_section[section_of(g)].append(g)
         by_section["people"].sort(key=lambda g: (str(g.name or "").lower(), g.id))
         by_section["clusters"].sort(key=lambda g: (-g.count, g.id))
@@ -139,6 +149,8 @@ class SidebarModel(QAbstractListModel):
         for section in SECTIONS:
             members = by_section[section]
             if section in ("hidden", "unknown") and not members:
+                continue
+            if self._filter and not members:
                 continue
             total = len(members) if section != "unknown" else sum(g.count for g in members)
             rows.append(SidebarRow("header", section, SECTION_TITLES[section], total))
@@ -151,11 +163,11 @@ class SidebarModel(QAbstractListModel):
                     SidebarRow(
                         "group",
                         section,
-                        group_title(g.kind, g.id, g.name),
+                        group_title(g),
                         int(g.count),
-                        GroupKey(g.kind, g.id),
+                        GroupKey.of(g),
                         g.avatar_face_id,
-                        g.kind == "person",
+                        kind_of(g).is_person,
                     )
                 )
         return rows
@@ -195,12 +207,12 @@ class SidebarModel(QAbstractListModel):
 
     def group(self, key: GroupKey) -> object | None:
         for g in self._groups:
-            if g.kind == key.kind and g.id == key.id:
+            if GroupKey.of(g) == key:
                 return g
         return None
 
     def person_names(self) -> dict[int, str]:
-        return {g.id: g.name for g in self._groups if g.kind == "person"}
+        return {g.id: g.name for g in self._groups if kind_of(g).is_person}
 
     # -- Qt model interface -------------------------------------------------------------
 
@@ -231,7 +243,7 @@ class SidebarModel(QAbstractListModel):
             return None if row.avatar is None else self._thumbs.get(int(row.avatar))
         if role == Qt.ItemDataRole.ToolTipRole and row.kind == "group":
             noun = "face" if row.count == 1 else "faces"
-            hint = "drag onto another to merge" if row.key.kind != "unknown" else ""
+            hint = "drag onto another to merge" if row.key.kind.can_merge else ""
             return f"{row.title} — {row.count} {noun}" + (f"\n({hint})" if hint else "")
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{row.title}, {row.count}"
@@ -246,7 +258,7 @@ class SidebarModel(QAbstractListModel):
         if row.kind == "hint":
             return Qt.ItemFlag.NoItemFlags
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if row.key.kind in ("person", "cluster"):
+        if row.key.kind.can_merge:
             flags |= Qt.ItemFlag.ItemIsDragEnabled | Qt.ItemFlag.ItemIsDropEnabled
         return flags
 
@@ -282,10 +294,11 @@ class SidebarModel(QAbstractListModel):
             return False
         source = mime.group_from_mime(data)
         if source is not None:
-            return target.key.kind in ("person", "cluster") and source != target.key
+            return target.key.kind.can_merge and source != target.key
         faces = mime.faces_from_mime(data)
         if faces is not None:
-            return target.key.kind == "person" and faces[1] != target.key and bool(faces[0])
+            receives = target.key.kind.can_receive_faces
+            return receives and faces[1] != target.key and bool(faces[0])
         return False
 
     def dropMimeData(

@@ -1,27 +1,29 @@
 """The open library and the background work on it: the GUI's core (no widgets).
 
 :class:`LibrarySession` owns the :class:`~faceapp.engine.library.Library`, the
-shared analyzer (detector + embedder, expensive to build), the scan and
-clustering jobs and the undo stack. Views listen to its signals and call its
-methods; it calls only the engine API. Engine modules are imported lazily so the
-window appears before torch has loaded.
+shared analyzer (detector + embedder, expensive to build) and the scan and
+clustering jobs. Views listen to its signals and call its methods; it calls only
+the engine API. Engine modules are imported lazily so the window appears before
+torch has loaded.
+
+Identity operations and undo go through the engine's op log (see
+:mod:`faceapp.gui.operations`, mixed in here).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
-from PySide6.QtGui import QUndoStack
 
 from faceapp import config
-from faceapp.gui import undo, workers
-from faceapp.gui.mime import GroupKey
+from faceapp.gui import workers
+from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.operations import OPLOG_POLL_MS, OperationsMixin
 from faceapp.gui.settings import AppSettings
 
 REFRESH_MS = 1000  # how often views refresh from the library while a scan runs
@@ -46,7 +48,8 @@ def warm_up_engine() -> None:
     """
     import importlib
 
-    modules = [f"faceapp.engine.{m}" for m in ("pipeline", "verify", "people", "cluster")]
+    names = ("pipeline", "verify", "people", "suggest", "cluster")
+    modules = [f"faceapp.engine.{m}" for m in names]
     modules.append("hdbscan")  # the clustering engine imports it lazily; it pulls in sklearn
     for name in modules:
         with contextlib.suppress(ImportError):  # reported when the feature is used
@@ -58,7 +61,7 @@ def is_weights_error(exc: BaseException) -> bool:
     return any(cls.__name__ == "WeightsError" for cls in type(exc).__mro__)
 
 
-class LibrarySession(QObject):
+class LibrarySession(OperationsMixin, QObject):
     """One open library; every change to it goes through here."""
 
     libraryOpened = Signal(object)  # Library
@@ -75,14 +78,19 @@ class LibrarySession(QObject):
     weightsFailed = Signal(str)  # a clear message for the banner
     message = Signal(str)  # for the status bar
     error = Signal(str, str)  # title, text
+    operationDone = Signal(object)  # engine OpChanges of an operation, undo or redo done here
+    undoStatusChanged = Signal(object)  # engine UndoStatus (None: no library)
 
     def __init__(self, settings: AppSettings | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self.settings = settings or AppSettings()
         self.lib = None
         self.folder: Path | None = None
-        self.undo_stack = QUndoStack(self)
-        self.undo_stack.setUndoLimit(0)
+        self.undo_status: Any = None  # engine UndoStatus of the open library
+        self.last_command_seconds = 0.0
+        self._oplog_timer = QTimer(self)
+        self._oplog_timer.setInterval(OPLOG_POLL_MS)
+        self._oplog_timer.timeout.connect(self._poll_oplog)
         self.open_job: workers.Job | None = None
         self.scan_job: workers.Job | None = None
         self.cluster_job: workers.Job | None = None
@@ -271,7 +279,9 @@ class LibrarySession(QObject):
         self.close_library(quiet=True)
         self.lib = lib
         self.folder = folder
-        undo.load_history(self)
+        self.undo_status = None
+        self._poll_oplog(quiet=True)
+        self._oplog_timer.start()
         self.libraryOpened.emit(lib)
         self.changed.emit()
 
@@ -282,9 +292,11 @@ class LibrarySession(QObject):
         for job in (self.scan_job, self.cluster_job):
             if job is not None:
                 job.cancel()
-        self.undo_stack.clear()
+        self._oplog_timer.stop()
         self.lib = None
         self.folder = None
+        self.undo_status = None
+        self.undoStatusChanged.emit(None)
         self.forget_analyzer()
         if not quiet:
             self.libraryClosed.emit()
@@ -351,8 +363,16 @@ class LibrarySession(QObject):
             )
             return
         errors = f", {len(report.errors)} could not be read" if report.errors else ""
+        tags = report.tags
+        named = (
+            f" {tags.confirmed + tags.added} faces named from the photos' tags."
+            if (tags.confirmed or tags.added)
+            else ""
+        )
+        if tags.conflicts:
+            named += f" {tags.conflicts} tags disagree with your names and were not applied."
         self.message.emit(
-            f"Scan finished: {report.photos} new photos, {report.faces} faces{errors}."
+            f"Scan finished: {report.photos} new photos, {report.faces} faces{errors}.{named}"
         )
         changed = report.photos or report.moved or report.missing
         self.start_cluster(only_if_needed=not changed, after_scan=True)
@@ -393,12 +413,12 @@ class LibrarySession(QObject):
         params = self.cluster_params()
 
         def work(job: workers.Job) -> Any:
-            from faceapp.engine import cluster, people
+            from faceapp.engine import album, cluster
 
             if only_if_needed:
-                groups = people.groups(lib)
-                unsorted = any(g.kind == "unknown" and g.count for g in groups)
-                if not unsorted or any(g.kind == "cluster" for g in groups):
+                groups = album.groups(lib)
+                kinds = {GroupKind(g.kind) for g in groups if g.count}
+                if GroupKind.UNKNOWN not in kinds or GroupKind.CLUSTER in kinds:
                     return None
             regroup = cluster.update_groups if after_scan else cluster.recluster
             return regroup(lib, params, progress=job.report)
@@ -435,71 +455,28 @@ class LibrarySession(QObject):
         self.changed.emit()
         self.error.emit("Grouping faces failed", str(exc) or type(exc).__name__)
 
-    # -- identity operations (undoable) -------------------------------------------------------
-
-    def run_command(self, command: undo.EngineCommand) -> bool:
-        """Apply an identity operation now; on success it joins the undo stack."""
-        if self.lib is None:
-            return False
-        started = time.perf_counter()
-        try:
-            command.apply()
-        except Exception as exc:
-            self.error.emit(command.text(), str(exc) or type(exc).__name__)
-            return False
-        self.undo_stack.push(command)
-        self.changed.emit()
-        self.last_command_seconds = time.perf_counter() - started
-        self.message.emit(command.text())
-        return True
-
-    def name_group(self, key: GroupKey, name: str) -> bool:
-        name = name.strip()
-        if not name:
-            return False
-        if key.kind == "person":
-            return self.run_command(undo.RenameCommand(self, key.id, name))
-        return self.run_command(undo.NameClusterCommand(self, key, name))
-
-    def merge(
-        self, source: GroupKey, target: GroupKey, source_name: str = "", target_name: str = ""
-    ) -> bool:
-        return self.run_command(undo.MergeCommand(self, source, target, source_name, target_name))
-
-    def move_faces(self, face_ids: list[int], target: GroupKey, target_name: str = "") -> bool:
-        return self.run_command(undo.MoveFacesCommand(self, face_ids, target, target_name))
-
-    def reject_faces(self, face_ids: list[int], source: GroupKey, source_name: str = "") -> bool:
-        return self.run_command(undo.RejectFacesCommand(self, face_ids, source, source_name))
-
-    def set_hidden(self, key: GroupKey, hidden: bool, name: str = "") -> bool:
-        return self.run_command(undo.HideCommand(self, key, hidden, name))
-
-    def answer_suggestion(self, suggestion: Any, accept: bool) -> bool:
-        return self.run_command(undo.SuggestionCommand(self, suggestion, accept))
-
     # -- reading ------------------------------------------------------------------------------
 
     def groups(self) -> list:
         if self.lib is None:
             return []
-        from faceapp.engine import people
+        from faceapp.engine import album
 
-        return people.groups(self.lib)
+        return album.groups(self.lib)
 
     def group_faces(self, key: GroupKey) -> list[int]:
         if self.lib is None:
             return []
-        from faceapp.engine import people
+        from faceapp.engine import album
 
-        return list(people.group_faces(self.lib, key.kind, key.id))
+        return list(album.group_faces(self.lib, key.kind, key.id))
 
     def suggestions(self) -> list:
         if self.lib is None:
             return []
-        from faceapp.engine import people
+        from faceapp.engine import suggest
 
-        return list(people.suggestions(self.lib))
+        return list(suggest.suggestions(self.lib))
 
     def photo_file(self, photo_path: str) -> Path | None:
         root = self.folder or (self.lib.root if self.lib is not None else None)

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 from faceapp.gui.dialogs.name import NameDialog
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey
 
 SCAN_TIMEOUT = 600_000  # ms; 2 shared cores, first use converts the weights
 

@@ -6,7 +6,7 @@ import pytest
 from guihelpers import SCAN_TIMEOUT, groups, majority_names, open_and_wait, person
 
 from faceapp.gui.dialogs.settings import SettingsDialog
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey
 from faceapp.gui.settings import AppSettings
 
 
@@ -70,3 +70,40 @@ def test_finetune_dialog_trains_and_discards_or_accepts(qtbot, window, scanned_l
     assert window.session.lib.active_model().id != before_model
     qtbot.waitUntil(lambda: not window.session.busy, timeout=SCAN_TIMEOUT)
     dialog.close()
+
+
+@pytest.mark.slow
+def test_grouping_slider_moves_the_internals_and_regroups_by_itself(qtbot, window, scanned_library):
+    from faceapp.engine.cluster import ClusterParams
+    from faceapp.engine.grouping import grouping_params
+
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    dialog = window.make_settings_dialog()
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.grouping.value() == 0 and dialog.grouping_words.text().startswith("Balanced")
+    assert not dialog.advanced.isVisible()  # the internals wait under "Advanced"
+    dialog.advanced_button.click()
+    assert dialog.advanced.isVisible()
+    button = dialog.restore_defaults
+    assert button.isVisible() and button.width() >= button.sizeHint().width()
+    dialog.grouping.setValue(1)
+    stricter = grouping_params(1)
+    assert dialog.grouping_words.text().startswith("Stricter")
+    trim = dialog.cluster_widgets["trim_ratio"][1]
+    assert trim.value() == pytest.approx(stricter.trim_ratio)
+    trim.setValue(0.123)  # a value of no level: the words say it is custom
+    assert dialog.grouping_words.text().startswith("Custom")
+    dialog.grouping.setValue(2)
+    dialog.grouping.setValue(1)
+    before = window.session.last_summary
+    window.apply_settings(dialog)
+    assert window.settings.cluster_options["trim_ratio"] == pytest.approx(stricter.trim_ratio)
+    qtbot.waitUntil(lambda: window.session.last_summary is not before, timeout=120_000)
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=60_000)
+    assert window.session.cluster_params().trim_ratio == pytest.approx(stricter.trim_ratio)
+    button.click()
+    assert dialog.grouping.value() == 0
+    assert dialog.cluster_values() == {} and ClusterParams().trim_ratio == trim.value()
+    assert not window.errors, window.errors

@@ -25,7 +25,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QFileDialog
 
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey
 from faceapp.gui.models import Role
 
 
@@ -177,7 +177,7 @@ def test_undo_history_survives_reopening(qtbot, window, scanned_library):
     window.close_library()
     assert window.pages.currentWidget() is window.welcome
     open_and_wait(qtbot, window, library=library)
-    assert window.session.undo_stack.canUndo()
+    assert window.act_undo.isEnabled() and "Persistent" in window.act_undo.text()
     window.act_undo.trigger()
     qtbot.waitUntil(lambda: person(window, "Persistent") is None)
     assert window.sidebar_model.group(GroupKey("cluster", cluster.id)) is not None

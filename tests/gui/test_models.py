@@ -10,13 +10,13 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QModelIndex, Qt
 from PySide6.QtGui import QColor, QImage
 
 from faceapp.gui import mime
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey
 from faceapp.gui.models import FaceGridModel, Role, SidebarModel
 from faceapp.gui.thumbnails import ThumbnailCache
 
 
 @dataclass
-class G:  # the shape of the engine's people.Group
+class G:  # the shape of the engine's album.Group
     kind: str
     id: int | None
     name: str | None

@@ -9,7 +9,8 @@ import pytest
 from guihelpers import SCAN_TIMEOUT, groups, majority_names, open_and_wait, person, settle
 from PySide6.QtCore import Qt
 
-from faceapp.gui.mime import GroupKey, faces_to_mime
+from faceapp.gui.groups import GroupKey
+from faceapp.gui.mime import faces_to_mime
 
 
 @pytest.mark.slow
@@ -38,8 +39,8 @@ def test_verify_same_and_different_people(qtbot, window, lfw_dir):
 
 
 @pytest.mark.slow
-def test_verify_picks_the_clicked_face_in_a_group_photo(qtbot, window, lfw_dir):
-    """A photo with several faces: the largest is preselected; a click changes the choice."""
+def test_verify_waits_for_the_clicked_face_in_a_group_photo(qtbot, window, lfw_dir):
+    """A photo with several faces: no verdict until the user clicks the face to compare."""
     dialog = window.show_verify()
     group_photo = next(
         p
@@ -49,18 +50,21 @@ def test_verify_picks_the_clicked_face_in_a_group_photo(qtbot, window, lfw_dir):
         )
         if p.exists()
     )
-    dialog.set_photo(0, group_photo)
+    dialog.set_photo(0, lfw_dir / "Colin_Powell" / "Colin_Powell_0001.jpg")
     dialog.set_photo(1, group_photo)
-    qtbot.waitUntil(lambda: dialog.verdict is not None, timeout=SCAN_TIMEOUT)
+    qtbot.waitUntil(lambda: not dialog.busy(), timeout=SCAN_TIMEOUT)
     pane = dialog.panes[1]
     if len(pane.faces) < 2:
         pytest.skip("this LFW photo shows a single face with these detector settings")
-    assert dialog.verdict.distance == pytest.approx(0.0, abs=1e-4)  # the same face twice
-    other = next(i for i in range(len(pane.faces)) if i != pane.chosen)
-    rect = pane.canvas.face_rect(other)
-    qtbot.mouseClick(pane.canvas, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
-    assert pane.chosen == other
-    assert dialog.verdict.distance > 0.05
+    assert dialog.verdict is None and pane.chosen is None
+    assert dialog.verdict_label.text() == "Click the face to compare in photo B"
+    assert dialog.bar.distance is None
+    for i in range(len(pane.faces)):
+        rect = pane.canvas.face_rect(i)
+        qtbot.mouseClick(pane.canvas, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
+        assert pane.chosen == i
+        assert dialog.verdict is not None
+        assert dialog.bar.distance == pytest.approx(dialog.verdict.distance)
 
 
 @pytest.mark.slow

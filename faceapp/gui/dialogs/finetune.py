@@ -257,9 +257,9 @@ class FineTuneDialog(QDialog):
     # -- training --------------------------------------------------------------------------
 
     def options(self) -> Any:
-        from faceapp.engine import finetune
+        from faceapp.engine import finetune_plan
 
-        return finetune.options_from(
+        return finetune_plan.options_from(
             epochs=self.epochs.value(),
             mining=self.mining.currentData(),
             trainable=self.trainable.currentData(),
@@ -377,12 +377,18 @@ class FineTuneDialog(QDialog):
         if self.result is None or self.result.state_dict is None or self.state != "trained":
             return
         lib, result, device = self.session.lib, self.result, self.session.settings.device
+        params = self.session.cluster_params()
 
         def work(job: workers.Job) -> Any:
             from faceapp.engine import finetune
 
             return finetune.accept(
-                lib, result, progress=job.report, cancel=job.is_cancelled, device=device
+                lib,
+                result,
+                progress=job.report,
+                cancel=job.is_cancelled,
+                device=device,
+                params=params,
             )
 
         job = workers.Job(work, name="finetune-accept", progress_interval=0.1)
@@ -401,6 +407,7 @@ class FineTuneDialog(QDialog):
             "embed": "Re-embedding every face",
             "calibrate": "Calibrating the threshold",
             "switch": "Switching to the new model",
+            "cluster": "Regrouping the faces",
         }
         self.progress.setRange(0, max(1, p.total))
         self.progress.setValue(p.done)
@@ -419,13 +426,12 @@ class FineTuneDialog(QDialog):
         thr = "" if report.threshold is None else f" (threshold {report.threshold:.3f})"
         self.status.setText(f"New model version {report.model_id} is active{thr}.")
         self.verdict.setText(
-            "Every face now uses the fine-tuned model. Faces are being regrouped with it; "
+            "Every face now uses the fine-tuned model and was regrouped with it; "
             "your names and confirmed faces stay as they are."
         )
         self.session.forget_analyzer()
         self.session.changed.emit()
         self.session.message.emit(f"Fine-tuned model version {report.model_id} is now in use.")
-        self.session.start_cluster()
         self._update_buttons()
         self.accepted_version.emit(report)
 

@@ -1,4 +1,4 @@
-"""Name a cluster, rename a person, or pick a person by name (with completion)."""
+"""Name a cluster, rename a person, name faces, or pick a person by name (with completion)."""
 
 from __future__ import annotations
 
@@ -31,10 +31,13 @@ class NameDialog(QDialog):
         avatar: QImage | None = None,
         ok_text: str = "Save",
         require_existing: bool = False,
+        new_note: str = "",
+        apart: list[QImage | None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.require_existing = require_existing
+        self.new_note = new_note  # shown for a name nobody has yet ("{}" is the name)
         self.setWindowTitle(title)
         self.setMinimumWidth(420)
         layout = QVBoxLayout(self)
@@ -63,6 +66,25 @@ class NameDialog(QDialog):
         col.addWidget(label)
         col.addWidget(self.edit)
         col.addWidget(self.note)
+        if apart:
+            # Faces that do not fit the group: shown apart, left out of the naming.
+            n = len(apart)
+            warn = QLabel(
+                f"{n} {'face' if n == 1 else 'faces'} may not be the same person: "
+                f"{'it goes' if n == 1 else 'they go'} to Review instead of being named."
+            )
+            warn.setObjectName("apartNote")
+            warn.setWordWrap(True)
+            faces_row = QHBoxLayout()
+            faces_row.setSpacing(6)
+            for image in apart[:8]:
+                thumb = FaceImage(48)
+                thumb.set_image(image)
+                faces_row.addWidget(thumb)
+            faces_row.addStretch(1)
+            col.addWidget(warn)
+            col.addLayout(faces_row)
+        self.apart_count = len(apart or [])
         row.addLayout(col, 1)
         layout.addLayout(row)
         self.buttons = QDialogButtonBox(
@@ -86,10 +108,10 @@ class NameDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
         if self.require_existing:
             self.note.setText("" if match or not self.name() else "No person has this name.")
+        elif match:
+            self.note.setText(f"“{match}” already exists: these faces will join that person.")
         else:
-            self.note.setText(
-                f"“{match}” already exists: these faces will join that person." if match else ""
-            )
+            self.note.setText(self.new_note.format(self.name()) if self.name() else "")
 
     def name(self) -> str:
         return " ".join(self.edit.text().split())

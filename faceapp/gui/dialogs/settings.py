@@ -1,4 +1,9 @@
-"""Preferences: device, weights, verification threshold, clustering options, library location."""
+"""Preferences: device, weights, threshold, grouping, library location.
+
+Grouping is one "looser … stricter" control in plain words (the engine's
+grouping levels); the clustering internals it moves, and the others, are under
+"Advanced".
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,13 +25,23 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSlider,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from faceapp import config
 from faceapp.gui.settings import AppSettings
+
+GROUPING_WORDS = {
+    -2: "Much looser: fewer, bigger groups; more wrong faces in them.",
+    -1: "Looser: people seen a few times are grouped more often.",
+    0: "Balanced: the setting chosen on thousands of real faces.",
+    1: "Stricter: purer groups; more faces wait in Unsorted.",
+    2: "Much stricter: only very sure groups; a person may be split in several.",
+}
 
 DEVICES = [("auto", "Automatic (CUDA when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU")]
 
@@ -174,7 +190,34 @@ class SettingsDialog(QDialog):
         layout.addWidget(engine)
         layout.addWidget(thr_note)
 
-        clustering = QGroupBox("Grouping faces (clustering)")
+        grouping = QGroupBox("Grouping faces")
+        gcol = QVBoxLayout(grouping)
+        slider_row = QHBoxLayout()
+        self.grouping = QSlider(Qt.Orientation.Horizontal)
+        self.grouping.setRange(-2, 2)
+        self.grouping.setPageStep(1)
+        self.grouping.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.grouping.setTickInterval(1)
+        self.grouping.setAccessibleName("Grouping: looser or stricter")
+        slider_row.addWidget(QLabel("Looser"))
+        slider_row.addWidget(self.grouping, 1)
+        slider_row.addWidget(QLabel("Stricter"))
+        self.grouping_words = QLabel()
+        self.grouping_words.setObjectName("muted")
+        self.grouping_words.setWordWrap(True)
+        gcol.addLayout(slider_row)
+        gcol.addWidget(self.grouping_words)
+        self.advanced_button = QToolButton()
+        self.advanced_button.setText("Advanced")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_button.setAutoRaise(True)
+        gcol.addWidget(self.advanced_button)
+        layout.addWidget(grouping)
+
+        clustering = QGroupBox("Advanced: clustering internals")
+        self.advanced = clustering
         cform = QFormLayout(clustering)
         self.cluster_widgets: dict[str, tuple[type, QWidget, Any]] = {}
         current = settings.cluster_options
@@ -208,11 +251,15 @@ class SettingsDialog(QDialog):
             note = QLabel("The clustering options appear once the clustering engine is installed.")
             note.setObjectName("muted")
             cform.addRow(note)
-        else:
-            reset = QPushButton("Restore Defaults")
-            reset.clicked.connect(self._reset_cluster)
-            cform.addRow("", reset)
         layout.addWidget(clustering)
+        clustering.setVisible(False)
+        self.advanced_button.toggled.connect(self._show_advanced)
+        self._sync_grouping()
+        self.grouping.valueChanged.connect(self._grouping_moved)
+        for _kind, w, _default in self.cluster_widgets.values():
+            signal = getattr(w, "valueChanged", None)
+            if signal is not None:
+                signal.connect(self._sync_grouping)
 
         library = QGroupBox("Libraries")
         lform = QFormLayout(library)
@@ -233,11 +280,57 @@ class SettingsDialog(QDialog):
         layout.addWidget(lib_note)
 
         buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults
         )
+        self.restore_defaults = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        self.restore_defaults.setToolTip("Grouping back to balanced, the internals to defaults")
+        self.restore_defaults.clicked.connect(self._reset_cluster)
+        self.restore_defaults.setEnabled(bool(params))
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def _show_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        arrow = Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
+        self.advanced_button.setArrowType(arrow)
+        self.adjustSize()
+
+    def _params(self) -> Any:
+        """The engine's ClusterParams with the values in the form."""
+        from faceapp.engine.cluster import ClusterParams
+
+        return ClusterParams(**self.cluster_values())
+
+    def _grouping_moved(self, level: int) -> None:
+        """Set the internals that the grouping level moves (the others stay)."""
+        from faceapp.engine.grouping import grouping_params
+
+        params = grouping_params(level, self._params())
+        self._syncing = True
+        for name, (kind, w, _default) in self.cluster_widgets.items():
+            if kind in (int, float) and hasattr(w, "setValue"):
+                w.setValue(getattr(params, name))
+        self._syncing = False
+        self._sync_grouping()
+
+    def _sync_grouping(self, *_: Any) -> None:
+        """The slider and its words follow the internals (custom values: said so)."""
+        if getattr(self, "_syncing", False) or not self.cluster_widgets:
+            self.grouping_words.setText(GROUPING_WORDS[self.grouping.value()])
+            return
+        from faceapp.engine.grouping import grouping_level
+
+        level = grouping_level(self._params())
+        if level is None:
+            self.grouping_words.setText("Custom: set under Advanced.")
+            return
+        self.grouping.blockSignals(True)
+        self.grouping.setValue(level)
+        self.grouping.blockSignals(False)
+        self.grouping_words.setText(GROUPING_WORDS[level])
 
     def _reset_cluster(self) -> None:
         for _name, (kind, w, default) in self.cluster_widgets.items():

@@ -3,7 +3,7 @@
 Each side takes a photo (button, drop from the file manager, or a face dragged
 from the grid). The engine's analyzer finds and embeds the faces in a worker;
 both photos are shown with their boxes and, when a photo has several faces, a
-click picks the one to compare (the largest is preselected). The verdict comes
+click picks the one to compare (no verdict until it is picked). The verdict comes
 from ``verify.compare``: squared distance against the model's threshold.
 """
 
@@ -32,7 +32,9 @@ from faceapp.gui.views.review import FaceImage
 from faceapp.gui.widgets.distance_bar import DistanceBar
 from faceapp.gui.widgets.photo_canvas import FaceMark, PhotoCanvas, load_display_image
 
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff);;All files (*)"
+IMAGE_FILTER = (
+    "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff *.heic *.heif *.avif);;All files (*)"
+)
 
 
 def crop_to_qimage(crop: np.ndarray) -> QImage:
@@ -274,7 +276,9 @@ class VerifyDialog(QDialog):
         if faces:
             from faceapp.engine import verify
 
-            chosen = verify.largest_face(faces)
+            # One face is the one to compare; in a group photo the user picks (a face
+            # dragged from the grid picks itself).
+            chosen = verify.largest_face(faces) if len(faces) == 1 else None
             if prefer is not None:
                 best = max(range(len(faces)), key=lambda i: _iou(tuple(faces[i].face.box), prefer))
                 if _iou(tuple(faces[best].face.box), prefer) > 0.3:
@@ -302,6 +306,15 @@ class VerifyDialog(QDialog):
         self.bar.set_values(None, None)
         self.source_label.setText(" ")
 
+    def _missing_text(self) -> str:
+        """Why there is no verdict yet, in the words of what to do next."""
+        if any(p.path is None for p in self.panes):
+            return "Choose two photos"
+        for letter, pane in zip("AB", self.panes, strict=True):
+            if len(pane.faces) > 1 and pane.chosen_face() is None:
+                return f"Click the face to compare in photo {letter}"
+        return "Both photos need a face to compare"
+
     def _compare(self) -> None:
         faces = [p.chosen_face() for p in self.panes]
         for crop, face in zip(self.crops, faces, strict=True):
@@ -310,10 +323,7 @@ class VerifyDialog(QDialog):
             self._show_pending("Finding faces…")
             return
         if any(f is None for f in faces):
-            missing = [p for p in self.panes if p.path is None]
-            self._show_pending(
-                "Choose two photos" if missing else "Both photos need a face to compare"
-            )
+            self._show_pending(self._missing_text())
             return
         from faceapp.engine import verify
 

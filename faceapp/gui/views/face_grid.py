@@ -7,7 +7,6 @@ from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
-    QLabel,
     QListView,
     QPushButton,
     QVBoxLayout,
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import (
 from faceapp.gui.delegates import FaceDelegate
 from faceapp.gui.models import FaceGridModel
 from faceapp.gui.resources import icon
+from faceapp.gui.widgets.elided_label import ElidedLabel
 
 
 class FaceGridView(QListView):
@@ -132,9 +132,9 @@ class GridPage(QWidget):
         row.setSpacing(8)
         titles = QVBoxLayout()
         titles.setSpacing(2)
-        self.title = QLabel("")
+        self.title = ElidedLabel()
         self.title.setObjectName("groupTitle")
-        self.subtitle = QLabel("")
+        self.subtitle = ElidedLabel()
         self.subtitle.setObjectName("groupSubtitle")
         titles.addWidget(self.title)
         titles.addWidget(self.subtitle)

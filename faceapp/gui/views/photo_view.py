@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QImage
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from faceapp.gui import workers
 from faceapp.gui.resources import icon
+from faceapp.gui.widgets.elided_label import ElidedLabel
 from faceapp.gui.widgets.photo_canvas import FaceMark, PhotoCanvas, load_display_image
 
 
 class PhotoView(QWidget):
     backRequested = Signal()
     faceChosen = Signal(int)  # a face id clicked on the photo
+    faceMenuRequested = Signal(int, QPoint)  # face id, global position
+    revealFailed = Signal(str)  # the folder no file manager opened
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -36,9 +39,9 @@ class PhotoView(QWidget):
         self.back.clicked.connect(self.backRequested)
         titles = QVBoxLayout()
         titles.setSpacing(0)
-        self.title = QLabel()
+        self.title = ElidedLabel()
         self.title.setObjectName("groupTitle")
-        self.subtitle = QLabel()
+        self.subtitle = ElidedLabel()
         self.subtitle.setObjectName("groupSubtitle")
         self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         titles.addWidget(self.title)
@@ -53,6 +56,10 @@ class PhotoView(QWidget):
         self.canvas.clickable = True
         self.canvas.placeholder = "Loading photo…"
         self.canvas.faceClicked.connect(self._on_face_clicked)
+        self.canvas.faceMenuRequested.connect(
+            lambda i, pos: self.faceMenuRequested.emit(self.face_ids[i], pos)
+        )
+        self.canvas.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         layout.addWidget(header)
         body = QVBoxLayout()
         body.setContentsMargins(16, 16, 16, 16)
@@ -100,6 +107,14 @@ class PhotoView(QWidget):
         if 0 <= i < len(self.face_ids):
             self.faceChosen.emit(self.face_ids[i])
 
+    def selected_face(self) -> int | None:
+        """The face id of the selected box, if any."""
+        i = self.canvas.selected
+        return self.face_ids[i] if i is not None and 0 <= i < len(self.face_ids) else None
+
     def reveal(self) -> None:
-        if self.path is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.path.parent)))
+        """Open the photo's folder in the file manager; say so when none opens it."""
+        if self.path is not None and not QDesktopServices.openUrl(
+            QUrl.fromLocalFile(str(self.path.parent))
+        ):
+            self.revealFailed.emit(str(self.path.parent))

@@ -1,4 +1,5 @@
-"""The review queue: "Is this X?", most uncertain first, answered with Y / N / arrow keys."""
+"""The review queue: "Cluster 7 looks like Anna" and "Is this Anna?" (likely / unsure),
+most uncertain first, answered with Y / N / arrow keys; "Accept all likely" in one step."""
 
 from __future__ import annotations
 
@@ -40,8 +41,17 @@ class FaceImage(QWidget):
         p.end()
 
 
+def is_cluster_item(item: Any) -> bool:
+    """A "Cluster 7 looks like Anna" question (else one face's "Is this Anna?")."""
+    return hasattr(item, "cluster_id")
+
+
 class ReviewView(QWidget):
-    answered = Signal(object, bool)  # suggestion, accepted
+    """Cluster suggestions first, then faces, most uncertain first; "likely" or "unsure"."""
+
+    answered = Signal(object, bool)  # suggestion (face or cluster), accepted
+    acceptLikelyRequested = Signal()
+    nameRequested = Signal(int)  # face id: "someone else…"
     backRequested = Signal()
 
     def __init__(self, thumbnails: ThumbnailCache, parent: QWidget | None = None) -> None:
@@ -55,6 +65,7 @@ class ReviewView(QWidget):
         self.lib: Any = None
         self.examples_for: dict[int, list[int]] = {}
         self.example_source = None  # callable(person_id) -> list[int]
+        self.cluster_face = None  # callable(cluster_id) -> a face id to show
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -74,7 +85,11 @@ class ReviewView(QWidget):
         titles.addWidget(self.subtitle)
         back = QPushButton(icon("back"), "Back to Faces")
         back.clicked.connect(self.backRequested)
+        self.accept_likely = QPushButton(icon("yes"), "Accept All Likely")
+        self.accept_likely.setToolTip("Confirm every “likely” face at once (one undo step)")
+        self.accept_likely.clicked.connect(self.acceptLikelyRequested)
         hrow.addLayout(titles, 1)
+        hrow.addWidget(self.accept_likely)
         hrow.addWidget(back)
         layout.addWidget(header)
 
@@ -94,6 +109,8 @@ class ReviewView(QWidget):
         right.setSpacing(10)
         self.question = QLabel()
         self.question.setObjectName("reviewQuestion")
+        self.verdict = QLabel()
+        self.verdict.setObjectName("reviewLabel")
         self.detail = QLabel()
         self.detail.setObjectName("muted")
         known = QLabel("Known faces of this person:")
@@ -109,7 +126,9 @@ class ReviewView(QWidget):
         self.yes.setProperty("primary", True)
         self.no = QPushButton(icon("no"), "No  (N)")
         self.skip = QPushButton(icon("next"), "Skip  (→)")
-        for b in (self.yes, self.no, self.skip):
+        self.other = QPushButton(icon("name"), "Someone Else…")
+        self.other.setToolTip("Name this face as another person, or a new one")
+        for b in (self.yes, self.no, self.skip, self.other):
             b.setMinimumHeight(34)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             buttons.addWidget(b)
@@ -117,7 +136,9 @@ class ReviewView(QWidget):
         self.yes.clicked.connect(lambda: self.answer(True))
         self.no.clicked.connect(lambda: self.answer(False))
         self.skip.clicked.connect(lambda: self.move(1))
+        self.other.clicked.connect(self._someone_else)
         right.addWidget(self.question)
+        right.addWidget(self.verdict)
         right.addWidget(self.detail)
         right.addSpacing(6)
         right.addWidget(known)
@@ -176,10 +197,11 @@ class ReviewView(QWidget):
 
     def _show(self) -> None:
         n = len(self.suggestions)
+        likely = sum(1 for s in self.suggestions if getattr(s, "label", "") == "likely")
+        self.accept_likely.setText(f"Accept All Likely ({likely})")
+        self.accept_likely.setEnabled(likely > 0)
         self.subtitle.setText(
-            f"{n} {'face' if n == 1 else 'faces'} to check  ·  most uncertain first"
-            if n
-            else "All caught up"
+            f"{n} to check  ·  most uncertain first  ·  {likely} likely" if n else "All caught up"
         )
         s = self.current()
         if s is None:
@@ -187,17 +209,27 @@ class ReviewView(QWidget):
             return
         self.stack.setCurrentIndex(0)
         name = getattr(s, "person_name", None) or f"person {s.person_id}"
-        self.question.setText(f"Is this {name}?")
-        confidence = getattr(s, "confidence", None)
-        parts = [f"distance {s.distance:.3f}"]
-        if confidence is not None:
-            parts.append(f"confidence {confidence:.0%}")
-        self.detail.setText("  ·  ".join(parts))
+        face_id = s.face_id if not is_cluster_item(s) else None
+        if is_cluster_item(s):
+            self.question.setText(f"{s.text}: merge?")
+            self.verdict.setText(f"Yes names the cluster {name}; No is remembered")
+            self.verdict.setProperty("label", "cluster")
+            self.detail.setText(f"confidence {s.confidence:.0%}  ·  {s.count} faces in the cluster")
+            if self.cluster_face is not None:
+                face_id = self.cluster_face(s.cluster_id)
+        else:
+            self.question.setText(f"Is this {name}?")
+            self.verdict.setText("Likely" if s.label == "likely" else "Unsure")
+            self.verdict.setProperty("label", s.label)
+            self.detail.setText(f"confidence {s.confidence:.0%}  ·  distance {s.distance:.3f}")
+        self.verdict.style().unpolish(self.verdict)
+        self.verdict.style().polish(self.verdict)
+        self.other.setVisible(not is_cluster_item(s))
         self.counter.setText(f"{self.position + 1} of {n}")
         image = None
-        if self.lib is not None:
+        if self.lib is not None and face_id is not None:
             try:
-                image = decode_thumbnail(self.lib.face_crop(s.face_id), 200, 14)
+                image = decode_thumbnail(self.lib.face_crop(face_id), 200, 14)
             except Exception:
                 image = None
         self.face.set_image(image)
@@ -231,6 +263,11 @@ class ReviewView(QWidget):
         s = self.current()
         if s is not None:
             self.answered.emit(s, accept)
+
+    def _someone_else(self) -> None:
+        s = self.current()
+        if s is not None and not is_cluster_item(s):
+            self.nameRequested.emit(s.face_id)
 
     def move(self, step: int) -> None:
         if self.suggestions:

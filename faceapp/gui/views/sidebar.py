@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QDragMoveEvent, QDropEvent, QKeyEvent, QMouseEvent
-from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QListView, QVBoxLayout, QWidget
 
 from faceapp.gui.delegates import GroupDelegate
-from faceapp.gui.mime import GroupKey
+from faceapp.gui.groups import GroupKey
 from faceapp.gui.models import Role, SidebarModel
 
 
@@ -92,7 +92,7 @@ class SidebarView(QListView):
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         index = self.indexAt(event.position().toPoint())
         key = self.sidebar_model().key_at(index)
-        if key is not None and key.kind in ("person", "cluster"):
+        if key is not None and key.kind.can_name:
             self.renameRequested.emit(key)
             return
         super().mouseDoubleClickEvent(event)
@@ -100,7 +100,7 @@ class SidebarView(QListView):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             key = self.current_key()
-            if key is not None and key.kind in ("person", "cluster"):
+            if key is not None and key.kind.can_name:
                 self.renameRequested.emit(key)
                 return
         super().keyPressEvent(event)
@@ -142,3 +142,22 @@ class SidebarView(QListView):
             event.accept()
         else:
             event.ignore()
+
+
+class SidebarPanel(QWidget):
+    """The sidebar list with a search field above it that filters people by name."""
+
+    def __init__(self, view: SidebarView, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sidebarPanel")
+        self.view = view
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.search = QLineEdit()
+        self.search.setObjectName("peopleSearch")
+        self.search.setPlaceholderText("Search people")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(view.sidebar_model().set_filter)
+        layout.addWidget(self.search)
+        layout.addWidget(view, 1)

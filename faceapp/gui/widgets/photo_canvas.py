@@ -5,8 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QImageReader, QMouseEvent, QPainter, QPen
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QFont,
+    QImage,
+    QImageReader,
+    QMouseEvent,
+    QPainter,
+    QPen,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 MAX_SIDE = 2560  # photos are shown downscaled to at most this many pixels
@@ -29,7 +38,7 @@ def load_display_image(path: Path, max_side: int = MAX_SIDE) -> tuple[QImage, QS
     reader.setAutoTransform(True)
     image = reader.read()
     if image.isNull():
-        raise OSError(f"cannot read {path}: {reader.errorString()}")
+        return _decode_with_engine(path, max_side, reader.errorString())
     full = image.size()
     if max(full.width(), full.height()) > max_side:
         image = image.scaled(
@@ -41,8 +50,23 @@ def load_display_image(path: Path, max_side: int = MAX_SIDE) -> tuple[QImage, QS
     return image, full
 
 
+def _decode_with_engine(path: Path, max_side: int, qt_error: str) -> tuple[QImage, QSize]:
+    """Formats Qt has no plugin for (HEIC, AVIF): the scan's own decoder, upright."""
+    from faceapp.engine.images import ImageError, load_image
+
+    try:
+        decoded = load_image(path, max_side)
+    except ImageError as exc:
+        raise OSError(f"cannot read {path}: {exc} ({qt_error})") from None
+    rgb = decoded.small.convert("RGB")
+    data = rgb.tobytes()
+    image = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888)
+    return image.copy(), QSize(decoded.width, decoded.height)
+
+
 class PhotoCanvas(QWidget):
     faceClicked = Signal(int)
+    faceMenuRequested = Signal(int, QPoint)  # face index, global position
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -124,6 +148,16 @@ class PhotoCanvas(QWidget):
                 self.faceClicked.emit(hit)
                 return
         super().mousePressEvent(event)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        hit = self.face_at(QPointF(event.pos())) if self.clickable else None
+        if hit is None:
+            super().contextMenuEvent(event)
+            return
+        self.selected = hit
+        self.update()
+        self.faceClicked.emit(hit)
+        self.faceMenuRequested.emit(hit, event.globalPos())
 
     def paintEvent(self, event: object) -> None:
         painter = QPainter(self)

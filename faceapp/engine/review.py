@@ -1,0 +1,270 @@
+"""The review queue: "Is this Anna?" up to the verification threshold, with a
+confidence that means something.
+
+Confidence is P(the face is its nearest named person | squared distance d to that
+person's nearest confirmed face), a logistic curve ``1 / (1 + exp((d - mid) / scale))``:
+
+* fitted on the user's own answers once there are enough of them near the
+  decision (:func:`calibrate`): for each confirmed face, its distance to the nearest other
+  face of the same person (a "same" example) and to the nearest face of any other
+  person (a "different" example), plus every "not this person" mark (a hard
+  "different" example) - the same statistic the suggestions use;
+* otherwise the curve fitted on LFW, shipped as ``LFW_MID_RATIO`` /
+  ``LFW_SCALE_RATIO`` (fractions of the model threshold, so they follow a fine-tuned
+  model's recalibrated threshold). Command that produced them:
+  ``python bench/review_lfw.py --fit``.
+
+A suggestion at confidence >= ``LIKELY`` is "likely" (one click accepts them all);
+below it "unsure". The queue lists the most uncertain first (confidence nearest 0.5).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceapp.engine import cluster as cluster_mod
+from faceapp.engine import people
+from faceapp.engine.face_state import FaceState, load_state
+from faceapp.engine.library import Library
+from faceapp.engine.oplog import Changes, OpChanges, commit
+from faceapp.engine.person_distances import library_nearest_people
+from faceapp.engine.vecmath import sq_dists
+
+REVIEW_RATIO = 1.0  # faces are proposed up to this fraction of the verification threshold
+LIKELY = 0.8  # confidence from which a suggestion is "likely"
+# Logistic fit on LFW (python bench/review_lfw.py --fit), as fractions of the threshold.
+LFW_MID_RATIO = 0.657
+LFW_SCALE_RATIO = 0.052
+# "same" and "different" examples each, between CAL_BAND x the threshold, before the
+# user's own fit replaces LFW's: a library of well-clustered people has plenty of
+# near-duplicate "same" pairs, which say nothing about the faces the queue holds.
+MIN_EXAMPLES = 30
+CAL_BAND = (0.4, 1.0)
+MAX_CALIBRATION_FACES = 3000  # confirmed faces sampled for the fit (cost is quadratic)
+# a cluster is proposed as a person when at least this share of its faces point to them
+CLUSTER_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Calibration:
+    mid: float  # squared L2 where confidence is 0.5
+    scale: float
+    source: str  # 'library' (the user's confirmed pairs) or 'lfw'
+    examples: int = 0
+
+    def confidence(self, d: np.ndarray | float) -> np.ndarray:
+        z = (np.asarray(d, np.float64) - self.mid) / self.scale
+        return 1.0 / (1.0 + np.exp(np.minimum(z, 50.0)))
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """ "Is this <name>?" for one unconfirmed face."""
+
+    face_id: int
+    person_id: int
+    person_name: str
+    distance: float
+    confidence: float
+
+    @property
+    def label(self) -> str:
+        return "likely" if self.confidence >= LIKELY else "unsure"
+
+
+@dataclass(frozen=True)
+class ClusterReview:
+    """ "5 faces of Cluster 7 look like Anna: merge?" """
+
+    cluster_id: int
+    person_id: int
+    person_name: str
+    matching: int
+    count: int
+    confidence: float  # median confidence of the matching faces
+
+    @property
+    def text(self) -> str:
+        return (
+            f"{people._plural(self.matching, 'face')} of Cluster {self.cluster_id}"
+            f" look like {self.person_name}"
+        )
+
+
+def fit_logistic(d: np.ndarray, same: np.ndarray) -> tuple[float, float] | None:
+    """(mid, scale) of P(same | d) = 1 / (1 + exp((d - mid) / scale)); None when the data
+    do not give a decreasing curve."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(same, bool)
+    if y.all() or not y.any():
+        return None
+    model = LogisticRegression(C=100.0).fit(np.asarray(d, np.float64)[:, None], y)
+    w, b = float(model.coef_[0, 0]), float(model.intercept_[0])
+    if w >= 0:
+        return None
+    return -b / w, -1.0 / w
+
+
+def calibration_examples(state: FaceState, rejections: np.ndarray, seed: int = 0):
+    """(distances, same) examples from confirmed faces and "not this person" marks."""
+    conf = np.flatnonzero(state.person > 0)
+    if len(conf) > MAX_CALIBRATION_FACES:
+        conf = np.sort(np.random.default_rng(seed).choice(conf, MAX_CALIBRATION_FACES, False))
+    x = state.vectors[conf]
+    who = state.person[conf]
+    d = sq_dists(x, x)
+    np.fill_diagonal(d, np.inf)
+    same_mask = who[:, None] == who[None, :]
+    d_same = np.where(same_mask, d, np.inf).min(axis=1)
+    d_diff = np.where(same_mask, np.inf, d).min(axis=1)
+    dist = [d_same[np.isfinite(d_same)], d_diff[np.isfinite(d_diff)]]
+    same = [np.ones(len(dist[0]), bool), np.zeros(len(dist[1]), bool)]
+    if len(rejections):
+        row_of = {int(f): i for i, f in enumerate(state.ids)}
+        rows = [(row_of[int(f)], int(p)) for f, p in rejections if int(f) in row_of]
+        for r, p in rows:
+            mine = conf[who == p]
+            if len(mine):
+                dr = ((state.vectors[mine] - state.vectors[r]) ** 2).sum(axis=1).min()
+                dist.append(np.array([dr]))
+                same.append(np.zeros(1, bool))
+    return np.concatenate(dist), np.concatenate(same)
+
+
+_cal_lock = threading.Lock()
+_cal_cache: dict[str, tuple[tuple, Calibration]] = {}
+
+
+def lfw_calibration(threshold: float) -> Calibration:
+    """The curve fitted on LFW, for a model with this verification threshold."""
+    return Calibration(LFW_MID_RATIO * threshold, LFW_SCALE_RATIO * threshold, "lfw")
+
+
+def calibrate(lib: Library) -> Calibration:
+    """The confidence curve for this library (its users' answers, else LFW's); cached
+    until the labels change."""
+    threshold = cluster_mod.model_threshold(lib)
+    fallback = lfw_calibration(threshold)
+    q = lib.conn.execute
+    sig = (
+        lib.get_meta("active_model"),
+        *q("SELECT IFNULL(MAX(id), 0), SUM(state = 'done') FROM oplog").fetchone(),
+        *q("SELECT COUNT(*), IFNULL(SUM(person_id), 0) FROM faces").fetchone(),
+    )
+    key = str(lib.path.resolve())
+    with _cal_lock:
+        hit = _cal_cache.get(key)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+    state = load_state(lib)
+    rejections = np.array(q("SELECT face_id, person_id FROM rejections").fetchall(), np.int64)
+    result = fallback
+    if (state.person > 0).sum() >= MIN_EXAMPLES:
+        d, same = calibration_examples(state, rejections.reshape(-1, 2))
+        band = (d >= CAL_BAND[0] * threshold) & (d <= CAL_BAND[1] * threshold)
+        if (same & band).sum() >= MIN_EXAMPLES and (~same & band).sum() >= MIN_EXAMPLES:
+            fit = fit_logistic(d, same)
+            # a fit whose midpoint lies outside (0, threshold] is not believable
+            if fit is not None and 0 < fit[0] <= threshold:
+                result = Calibration(fit[0], fit[1], "library", len(d))
+    with _cal_lock:
+        _cal_cache.clear()
+        _cal_cache[key] = (sig, result)
+    return result
+
+
+def _nearest(lib: Library) -> tuple[FaceState, np.ndarray, np.ndarray, np.ndarray]:
+    """(state, rows of unconfirmed faces, their nearest allowed person, distance)."""
+    state = load_state(lib)
+    person, dist = library_nearest_people(lib, state)
+    return state, np.flatnonzero(state.person == 0), person, dist
+
+
+def review(
+    lib: Library, limit: int | None = None, calibration: Calibration | None = None
+) -> list[ReviewItem]:
+    """Suggestions for every unconfirmed face under the threshold from its nearest
+    allowed person, most uncertain first (then by face id). ``calibration``: another
+    curve than :func:`calibrate`'s (benchmarks compare them)."""
+    state, rows, person, dist = _nearest(lib)
+    threshold = cluster_mod.model_threshold(lib)
+    ok = np.flatnonzero((person > 0) & (dist < REVIEW_RATIO * threshold))
+    conf = (calibration or calibrate(lib)).confidence(dist[ok])
+    order = np.lexsort((state.ids[rows[ok]], np.abs(conf - 0.5)))
+    if limit is not None:
+        order = order[: max(int(limit), 0)]
+    names = dict(lib.conn.execute("SELECT id, name FROM people").fetchall())
+    return [
+        ReviewItem(
+            int(state.ids[rows[ok[i]]]),
+            int(person[ok[i]]),
+            names[int(person[ok[i]])],
+            round(float(dist[ok[i]]), 4),
+            float(conf[i]),
+        )
+        for i in order
+        if int(person[ok[i]]) in names
+    ]
+
+
+def accept_likely(lib: Library) -> OpChanges | None:
+    """Confirm every "likely" suggestion in one undoable step (None: there was none).
+    Of two likely faces of one photo for one person the nearer wins; the other stays
+    in the queue."""
+    items = sorted(
+        (s for s in review(lib) if s.label == "likely"), key=lambda s: (s.distance, s.face_id)
+    )
+    with lib.transaction() as c:
+        ch = Changes()
+        taken: set[tuple[int, int]] = set()
+        names: set[str] = set()
+        photos_of: dict[int, set[int]] = {}
+        for s in items:
+            row = c.execute(
+                "SELECT photo_id, person_id, cluster_id FROM faces WHERE id = ?", (s.face_id,)
+            ).fetchone()
+            if row is None or row[1] is not None:
+                continue  # confirmed (or gone) since the queue was read
+            if s.person_id not in photos_of:
+                photos_of[s.person_id] = set(people._person_photos(c, s.person_id))
+            if row[0] in photos_of[s.person_id] or (row[0], s.person_id) in taken:
+                continue
+            taken.add((row[0], s.person_id))
+            names.add(s.person_name)
+            ch.face(s.face_id, (row[1], row[2]), (s.person_id, None))
+        n = len(ch.faces)
+        if n == 0:
+            return None
+        who = ", ".join(sorted(names)[:3]) + (" and others" if len(names) > 3 else "")
+        text = f"Accepted {people._plural(n, 'likely suggestion')} ({who})"
+        return commit(c, "confirm", text, ch)
+
+
+def cluster_reviews(lib: Library) -> list[ClusterReview]:
+    """Unnamed clusters of which at least ``CLUSTER_SHARE`` of the faces are suggested
+    for one person, largest first. Yes: :func:`naming.name_cluster` with that person
+    (outliers go to review); No: :func:`naming.reject_cluster` (remembered)."""
+    state, rows, person, dist = _nearest(lib)
+    threshold = cluster_mod.model_threshold(lib)
+    cal = calibrate(lib)
+    names = dict(lib.conn.execute("SELECT id, name FROM people").fetchall())
+    cl = state.cluster[rows]
+    out = []
+    for cid in np.unique(cl[cl > 0]):
+        mine = np.flatnonzero(cl == cid)
+        near = mine[(person[mine] > 0) & (dist[mine] < REVIEW_RATIO * threshold)]
+        if len(near) == 0:
+            continue
+        pids, counts = np.unique(person[near], return_counts=True)
+        best = int(np.argmax(counts))
+        pid, matching = int(pids[best]), int(counts[best])
+        if matching < CLUSTER_SHARE * len(mine) or pid not in names:
+            continue
+        conf = float(np.median(cal.confidence(dist[near][person[near] == pid])))
+        out.append(ClusterReview(int(cid), pid, names[pid], matching, len(mine), conf))
+    out.sort(key=lambda s: (-s.count, s.cluster_id))
+    return out

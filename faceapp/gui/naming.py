@@ -1,0 +1,255 @@
+"""Naming people: name or rename a group, name any faces, merge, move, reject, hide.
+
+Every change is one engine operation run through the session (so it is
+undoable); the dialogs only collect a name. Any face or selection of faces can
+become a new person or join one named before, from every place faces are shown.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import QMessageBox
+
+from faceapp.gui.dialogs.name import NameDialog
+from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.refresh import CONTENT_REVIEW
+
+if TYPE_CHECKING:
+    from faceapp.gui.main_window import MainWindow
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class NamingMixin:
+    """The main window's identity operations (mixed into :class:`MainWindow`)."""
+
+    def _name_of(self: MainWindow, key: GroupKey) -> str:
+        group = self.sidebar_model.group(key)
+        return key.kind.title(key.id, getattr(group, "name", None))
+
+    def _person_by_name(self: MainWindow, name: str) -> GroupKey | None:
+        for pid, pname in self.sidebar_model.person_names().items():
+            if (pname or "").lower() == name.lower():
+                return GroupKey(GroupKind.PERSON, pid)
+        return None
+
+    def _names(self: MainWindow) -> list[str]:
+        return [n for n in self.sidebar_model.person_names().values() if n]
+
+    def name_current(self: MainWindow) -> None:
+        """F2: the selected box's group in the photo view, else the selected group."""
+        box = self.selected_box_face()
+        if box is not None:
+            self.name_face_group(box)
+        elif self.current_key is not None:
+            self.name_group_dialog(self.current_key)
+
+    def name_group_dialog(self: MainWindow, key: GroupKey) -> None:
+        if not key.kind.can_name or self.session.lib is None:
+            return
+        group = self.sidebar_model.group(key)
+        avatar = getattr(group, "avatar_face_id", None)
+        is_person = key.kind.is_person
+        apart = self.cluster_outliers(key)
+        dialog = NameDialog(
+            "Rename Person" if is_person else "Name This Person",
+            f"Who is this? ({group.count} faces)" if group else "Who is this?",
+            current=(group.name or "") if is_person and group else "",
+            names=[n for n in self._names() if not (is_person and group and n == group.name)],
+            avatar=self.thumbs.get(avatar) if avatar is not None else None,
+            apart=[self.thumbs.get(f) for f in apart],
+            parent=self,
+        )
+        if dialog.exec() != NameDialog.DialogCode.Accepted:
+            return
+        self.apply_name(key, dialog.name(), leave_out=apart)
+
+    def cluster_outliers(self: MainWindow, key: GroupKey) -> list[int]:
+        """The faces of a cluster that do not fit it (none for other kinds)."""
+        if key.kind is not GroupKind.CLUSTER or self.session.lib is None:
+            return []
+        from faceapp.engine import naming
+
+        try:
+            return list(naming.cluster_outliers(self.session.lib, key.id))
+        except Exception:  # a cluster gone meanwhile: naming it reports that
+            return []
+
+    def apply_name(
+        self: MainWindow, key: GroupKey, name: str, leave_out: list[int] | None = None
+    ) -> bool:
+        """Name a cluster (only the faces that fit; a known name joins that person) or
+        rename a person (a known name merges them, after asking)."""
+        existing = self._person_by_name(name)
+        if key.kind is GroupKind.CLUSTER:
+            if leave_out is None:
+                leave_out = self.cluster_outliers(key)
+            changes = self.session.name_cluster(key.id, name, leave_out)
+            target = existing or (
+                GroupKey(GroupKind.PERSON, changes.person_id) if changes is not None else None
+            )
+            if target is not None and target.id is not None:
+                self.select_after_refresh(target)
+                self.refresh()
+            return changes is not None
+        if existing is not None and existing != key:
+            return self.request_merge(key, existing, confirm=key.kind.is_person)
+        return self.session.name_group(key, name) is not None
+
+    def name_faces_dialog(self: MainWindow, face_ids: list[int]) -> None:
+        """Name faces: type a new name (a new person) or pick one named before."""
+        if not face_ids or self.session.lib is None:
+            return
+        dialog = NameDialog(
+            "Name Faces",
+            f"Who is in the {plural(len(face_ids), 'selected face')}? Type a new name or "
+            "one you named before.",
+            names=self._names(),
+            avatar=self.thumbs.get(face_ids[0]),
+            ok_text="Name",
+            new_note="A new person “{}” will be made from these faces.",
+            parent=self,
+        )
+        if dialog.exec() == NameDialog.DialogCode.Accepted:
+            self.name_faces(face_ids, dialog.name())
+
+    def name_faces(self: MainWindow, face_ids: list[int], name: str) -> bool:
+        """The faces join the person called ``name``, made new when nobody has that name."""
+        name = " ".join(name.split())
+        if not name or not face_ids:
+            return False
+        existing = self._person_by_name(name)
+        if existing is not None:
+            return self.request_move(face_ids, existing)
+        changes = self.session.name_faces(face_ids, name)
+        if (
+            changes is not None
+            and changes.person_id is not None
+            and self.content.currentIndex() != CONTENT_REVIEW
+        ):
+            self.select_after_refresh(GroupKey(GroupKind.PERSON, changes.person_id))
+            self.refresh()
+        return changes is not None
+
+    def name_face_group(self: MainWindow, face_id: int) -> None:
+        """Name (or rename) the group a face belongs to; a loose face is named alone."""
+        key = self.group_of_face(face_id)
+        if key is not None and key.kind.can_name:
+            self.name_group_dialog(key)
+        else:
+            self.name_faces_dialog([face_id])
+
+    def group_of_face(self: MainWindow, face_id: int) -> GroupKey | None:
+        lib = self.session.lib
+        if lib is None:
+            return None
+        row = lib.face(face_id)
+        if row.person_id is not None:
+            return GroupKey(GroupKind.PERSON, row.person_id)
+        if row.cluster_id is not None:
+            return GroupKey(GroupKind.CLUSTER, row.cluster_id)
+        return GroupKey(GroupKind.UNKNOWN, None)
+
+    @Slot(object, object)
+    def request_merge(
+        self: MainWindow, source: GroupKey, target: GroupKey, confirm: bool = True
+    ) -> bool:
+        if source == target:
+            return False
+        s_name, t_name = self._name_of(source), self._name_of(target)
+        if confirm and source.kind.is_person and target.kind.is_person:
+            answer = self.ask(
+                "Merge People",
+                f"Merge “{s_name}” into “{t_name}”?\n\nAll faces of {s_name} become {t_name}; "
+                f"the name “{s_name}” is removed. You can undo this with Ctrl+Z.",
+            )
+            if not answer:
+                return False
+        self.select_after_refresh(target)
+        ok = self.session.merge(source, target) is not None
+        if not ok:
+            self._pending_select = None
+        return ok
+
+    @Slot(list, object)
+    def request_move(self: MainWindow, face_ids: list[int], target: GroupKey) -> bool:
+        return self.session.move_faces(face_ids, target) is not None
+
+    def ask(self: MainWindow, title: str, text: str) -> bool:
+        """A yes/no question (tests replace this)."""
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def reject_selected(self: MainWindow) -> None:
+        key = self.current_key
+        ids = self.grid.selected_face_ids()
+        if key is None or not key.kind.can_reject or not ids:
+            return
+        self.session.reject_faces(ids, key)
+
+    def reject_face(self: MainWindow, face_id: int) -> None:
+        """Delete on a box in the photo view: the face leaves its group."""
+        key = self.group_of_face(face_id)
+        if key is not None and key.kind.can_reject:
+            self.session.reject_faces([face_id], key)
+
+    def toggle_hidden(self: MainWindow) -> None:
+        key = self.current_key
+        group = self.sidebar_model.group(key) if key else None
+        if group is None or not key.kind.can_hide:
+            return
+        self.session.set_hidden(key, not group.hidden)
+
+    def move_selected_dialog(self: MainWindow) -> None:
+        self.name_faces_dialog(self.grid.selected_face_ids())
+
+    def merge_current_dialog(self: MainWindow) -> None:
+        key = self.current_key
+        if key is None or not key.kind.can_merge:
+            return
+        names = self._names()
+        if not names:
+            self.show_error("Merge", "There is no named person to merge into yet.")
+            return
+        dialog = NameDialog(
+            "Merge Into Person",
+            f"Merge all faces of “{self._name_of(key)}” into:",
+            names=[n for n in names if n != self._name_of(key)],
+            ok_text="Merge",
+            require_existing=True,
+            parent=self,
+        )
+        if dialog.exec() == NameDialog.DialogCode.Accepted:
+            target = self._person_by_name(dialog.existing() or "")
+            if target is not None:
+                self.request_merge(key, target)
+
+    # -- review ------------------------------------------------------------------------------
+
+    def show_review(self: MainWindow) -> None:
+        if self.session.lib is None:
+            return
+        self.review_view.reset_examples()
+        self.review_view.loading()
+        self.content.setCurrentIndex(CONTENT_REVIEW)
+        self.review_view.setFocus()
+        self.refresh()  # reads the suggestions in the worker too
+
+    def accept_likely(self: MainWindow) -> None:
+        if self.session.accept_likely() is not None:
+            self.review_view.setFocus()
+
+    @Slot(object, bool)
+    def answer_suggestion(self: MainWindow, suggestion: Any, accept: bool) -> None:
+        if self.session.answer_suggestion(suggestion, accept) is not None:
+            self.review_view.setFocus()  # the refresh brings the next suggestions

@@ -1,0 +1,166 @@
+"""Identity operations and undo as the session runs them; the engine's op log is the history.
+
+Every operation is one engine call returning the engine's ``OpChanges``; the
+session hands it to the views (``operationDone``) so they redraw what changed, and
+shows the library's own undo state (``oplog.undo_status``), read back every
+second so an operation, undo or redo done by another process (``faceapp undo``)
+is seen. There is no undo stack in the GUI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from faceapp.gui.groups import GroupKey, GroupKind
+
+if TYPE_CHECKING:
+    from faceapp.gui.session import LibrarySession
+
+OPLOG_POLL_MS = 1000  # how often the undo state is read back (other processes' operations)
+
+
+class OperationsMixin:
+    """The session's identity operations, undo and redo (mixed into LibrarySession)."""
+
+    def run_operation(
+        self: LibrarySession, title: str, operation: Callable[..., Any], *args: Any
+    ) -> Any:
+        """Run one engine identity operation; returns its OpChanges (None when refused).
+
+        Operations are single short transactions, so they run here; the views'
+        re-reads after them run in workers.
+        """
+        if self.lib is None:
+            return None
+        started = time.perf_counter()
+        try:
+            changes = operation(self.lib, *args)
+        except Exception as exc:
+            self.error.emit(title, str(exc) or type(exc).__name__)
+            return None
+        self.last_command_seconds = time.perf_counter() - started
+        self._done(changes)
+        return changes
+
+    def undo(self: LibrarySession) -> Any:
+        """Undo the library's latest operation (whichever process did it) and say which."""
+        return self._replay("undo")
+
+    def redo(self: LibrarySession) -> Any:
+        return self._replay("redo")
+
+    def _replay(self: LibrarySession, action: str) -> Any:
+        from faceapp.engine import oplog
+
+        if self.lib is None:
+            return None
+        try:
+            changes = getattr(oplog, action)(self.lib)
+        except Exception as exc:
+            self.error.emit(f"Could not {action}", str(exc) or type(exc).__name__)
+            return None
+        if changes is None:
+            self.message.emit(f"Nothing to {action}.")
+            self._poll_oplog()
+            return None
+        self._done(changes)
+        return changes
+
+    def _done(self: LibrarySession, changes: Any) -> None:
+        self._poll_oplog(quiet=True)
+        self.operationDone.emit(changes)
+        self.message.emit(changes.status_text)
+
+    def _poll_oplog(self: LibrarySession, quiet: bool = False) -> None:
+        """Read the undo state; a change nobody here made means another process worked:
+        then every view re-reads the library."""
+        from faceapp.engine import oplog
+
+        if self.lib is None:
+            return
+        try:
+            status = oplog.undo_status(self.lib)
+        except Exception:  # busy or unreadable for a moment: the next poll catches up
+            return
+        if status == self.undo_status:
+            return
+        outside = self.undo_status is not None and not quiet
+        self.undo_status = status
+        self.undoStatusChanged.emit(status)
+        if outside:
+            self.changed.emit()
+
+    def name_group(self: LibrarySession, key: GroupKey, name: str) -> Any:
+        from faceapp.engine import people
+
+        name = name.strip()
+        if not name:
+            return None
+        if key.kind.is_person:
+            return self.run_operation("Rename", people.rename_person, key.id, name)
+        return self.run_operation("Name", people.name_cluster, key.id, name)
+
+    def name_faces(self: LibrarySession, face_ids: list[int], name: str) -> Any:
+        """Chosen faces become a new person called ``name``."""
+        from faceapp.engine import people
+
+        return self.run_operation("Name Faces", people.create_person, name, list(face_ids))
+
+    def merge(self: LibrarySession, source: GroupKey, target: GroupKey) -> Any:
+        from faceapp.engine import people
+
+        pair = ((source.kind, source.id), (target.kind, target.id))
+        return self.run_operation("Merge", people.merge, *pair)
+
+    def move_faces(self: LibrarySession, face_ids: list[int], target: GroupKey) -> Any:
+        from faceapp.engine import people
+
+        return self.run_operation("Move Faces", people.move_faces, list(face_ids), target.id)
+
+    def reject_faces(self: LibrarySession, face_ids: list[int], source: GroupKey) -> Any:
+        from faceapp.engine import people
+
+        # from a cluster: "not in this group", remembered by clustering
+        op = people.remove_from_cluster if source.kind is GroupKind.CLUSTER else people.reject_faces
+        return self.run_operation("Not This Person", op, list(face_ids), source.id)
+
+    def set_hidden(self: LibrarySession, key: GroupKey, hidden: bool) -> Any:
+        from faceapp.engine import people
+
+        return self.run_operation("Hide", people.set_hidden, key.id, hidden)
+
+    def answer_suggestion(self: LibrarySession, suggestion: Any, accept: bool) -> Any:
+        from faceapp.engine import naming, people
+
+        if hasattr(suggestion, "cluster_id"):  # "Cluster 7 looks like Anna"
+            cid, pid = suggestion.cluster_id, suggestion.person_id
+            if accept:
+                return self.run_operation(
+                    "Suggestion", lambda lib: naming.name_cluster(lib, cid, person_id=pid).changes
+                )
+            return self.run_operation("Suggestion", naming.reject_cluster, cid, pid)
+        op = people.confirm_suggestion if accept else people.reject_suggestion
+        return self.run_operation("Suggestion", op, suggestion.face_id, suggestion.person_id)
+
+    def accept_likely(self: LibrarySession) -> Any:
+        """Confirm every "likely" suggestion: one operation, one undo step."""
+        from faceapp.engine import review
+
+        def accept(lib: Any) -> Any:
+            changes = review.accept_likely(lib)
+            if changes is None:
+                raise LookupError("there are no likely suggestions right now")
+            return changes
+
+        return self.run_operation("Accept All Likely", accept)
+
+    def name_cluster(self: LibrarySession, cluster_id: int, name: str, leave_out: list[int]) -> Any:
+        """Name a cluster, confirming only the faces that fit; ``leave_out`` go to review."""
+        from faceapp.engine import naming
+
+        return self.run_operation(
+            "Name",
+            lambda lib: naming.name_cluster(lib, cluster_id, name, leave_out=leave_out).changes,
+        )

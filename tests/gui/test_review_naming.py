@@ -1,0 +1,131 @@
+"""Review through the real window: cluster suggestions (Yes / No remembered), likely and
+unsure faces, "Accept All Likely" as one undo step, "Someone Else…", and the faces
+that do not fit a cluster shown apart before it is named."""
+
+from __future__ import annotations
+
+import pytest
+from guihelpers import groups, open_and_wait, person
+from PySide6.QtCore import QItemSelectionModel, Qt
+
+from faceapp.gui.dialogs.name import NameDialog
+from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.views.review import is_cluster_item
+
+pytestmark = pytest.mark.slow
+
+
+def select_rows(window, key: GroupKey, rows: list[int], qtbot) -> list[int]:
+    assert window.sidebar.select_key(key)
+    qtbot.waitUntil(lambda: window.current_key == key and window.grid_model.rowCount() > 0)
+    sel = window.grid.selectionModel()
+    sel.clearSelection()
+    for r in rows:
+        sel.select(window.grid_model.index(r), QItemSelectionModel.SelectionFlag.Select)
+    return window.grid.selected_face_ids()
+
+
+def open_review(qtbot, window):
+    window.act_review.trigger()
+    review = window.review_view
+    qtbot.waitUntil(lambda: review.loaded and not window.refreshing, timeout=60_000)
+    return review
+
+
+def test_review_clusters_and_likely_faces(qtbot, window, scanned_library, monkeypatch):
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    a, b = sorted(groups(window, "cluster"), key=lambda g: -g.count)[:2]
+    # Two faces of cluster a become Anna: the rest of a looks like Anna.
+    two = select_rows(window, GroupKey(GroupKind.CLUSTER, a.id), [0, 1], qtbot)
+    assert window.name_faces(two, "Anna")
+    qtbot.waitUntil(lambda: person(window, "Anna") is not None)
+    # Cluster b is named Ben leaving two faces out: those two come up for Ben.
+    loose = select_rows(window, GroupKey(GroupKind.CLUSTER, b.id), [0, 1], qtbot)
+    assert window.apply_name(GroupKey(GroupKind.CLUSTER, b.id), "Ben", leave_out=loose)
+    qtbot.waitUntil(lambda: person(window, "Ben") is not None)
+
+    review = open_review(qtbot, window)
+    items = review.suggestions
+    assert items and is_cluster_item(items[0]), items
+    assert items[0].cluster_id == a.id and items[0].person_name == "Anna"
+    assert review.question.text() == f"{items[0].text}: merge?"
+    faces = [s for s in items if not is_cluster_item(s)]
+    assert {s.face_id for s in faces if s.person_name == "Ben"} >= set(loose)
+    assert all(s.label in ("likely", "unsure") for s in faces)
+
+    # No to the cluster is remembered; undo brings the question back; Yes names it.
+    review.setFocus()
+    qtbot.keyClick(review, Qt.Key.Key_N)
+    qtbot.waitUntil(lambda: not any(is_cluster_item(s) for s in review.suggestions))
+    window.act_undo.trigger()
+    qtbot.waitUntil(lambda: any(is_cluster_item(s) for s in review.suggestions), timeout=20_000)
+    review.position = 0
+    review.move(0)
+    qtbot.keyClick(review, Qt.Key.Key_Y)
+    qtbot.waitUntil(lambda: window.sidebar_model.group(GroupKey(GroupKind.CLUSTER, a.id)) is None)
+    assert person(window, "Anna").count > 2
+
+    # The face on screen can be named as someone else.
+    qtbot.waitUntil(lambda: review.current() is not None and not window.refreshing)
+    shown = review.current()
+
+    def fake_exec(dialog: NameDialog) -> int:
+        dialog.edit.setText("Someone New")
+        return NameDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(NameDialog, "exec", fake_exec)
+    review.other.click()
+    qtbot.waitUntil(lambda: person(window, "Someone New") is not None)
+    assert window.session.group_faces(
+        GroupKey(GroupKind.PERSON, person(window, "Someone New").id)
+    ) == [shown.face_id]
+    assert window.content.currentWidget() is review  # the review goes on
+
+    # Accept All Likely: one step, one undo.
+    qtbot.waitUntil(lambda: not window.refreshing)
+    likely = [s for s in review.suggestions if getattr(s, "label", "") == "likely"]
+    if not likely:
+        pytest.skip("no likely face left in this small album")
+    counts = {g.name: g.count for g in groups(window, "person")}
+    assert review.accept_likely.isEnabled()
+    review.accept_likely.click()
+    qtbot.waitUntil(
+        lambda: not any(getattr(s, "label", "") == "likely" for s in review.suggestions)
+    )
+    after = {g.name: g.count for g in groups(window, "person")}
+    assert sum(after.values()) == sum(counts.values()) + len(likely)
+    window.act_undo.trigger()
+    qtbot.waitUntil(lambda: {g.name: g.count for g in groups(window, "person")} == counts)
+    assert not window.errors, window.errors
+
+
+def test_faces_that_do_not_fit_are_shown_apart_and_left_out(
+    qtbot, window, scanned_library, monkeypatch
+):
+    from faceapp.engine import naming
+
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    cluster = max(groups(window, "cluster"), key=lambda g: g.count)
+    key = GroupKey(GroupKind.CLUSTER, cluster.id)
+    faces = window.session.group_faces(key)
+    odd = faces[-2:]  # the engine's outlier test, pinned to two known faces for the check
+    monkeypatch.setattr(naming, "cluster_outliers", lambda lib, cid: list(odd))
+    seen = []
+
+    def fake_exec(dialog: NameDialog) -> int:
+        seen.append(dialog)
+        dialog.edit.setText("Fits")
+        return NameDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(NameDialog, "exec", fake_exec)
+    window.sidebar.select_key(key)
+    qtbot.waitUntil(lambda: window.current_key == key)
+    window.act_name.trigger()
+    qtbot.waitUntil(lambda: person(window, "Fits") is not None)
+    assert seen[-1].apart_count == 2
+    named = window.session.group_faces(GroupKey(GroupKind.PERSON, person(window, "Fits").id))
+    assert set(named) == set(faces) - set(odd)
+    assert all(window.group_of_face(f).kind is GroupKind.UNKNOWN for f in odd)
+    assert not window.errors, window.errors
