@@ -86,7 +86,7 @@ def knn_recall(y: np.ndarray, k: int, queries: int = 1000, seed: int = 0) -> flo
     for s in range(0, len(q), 100):  # 100 x n distances at a time (0.4 GB at a million)
         d = sq_dists(y[q[s : s + 100]], y)
         d[np.arange(len(d)), q[s : s + 100]] = np.inf
-        exact.extend(np.argpartition(d, k, axis=1)[:, :k])
+        exact.extend(np.argpartition(d, k, axis=1)[:, :k].copy())  # not views of d-sized arrays
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, approx[q], strict=True)]))
 
 
