@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from faceapp.engine import add_face, album, naming, people, pipeline, review  # noqa: E402
 from faceapp.engine.cluster import recluster  # noqa: E402
+from faceapp.engine.grouping import LEVELS, grouping_params  # noqa: E402
 from faceapp.engine.library import Library  # noqa: E402
 
 LFW = Path(os.environ.get("FACEAPP_LFW", ROOT.parent / "shared" / "data" / "lfw"))
@@ -286,11 +287,11 @@ class User:
         return len(faces), right, wrong
 
 
-def run(seed_copy: Path, photos: list[dict]) -> dict:
+def run(seed_copy: Path, photos: list[dict], grouping: int = 0) -> dict:
     lib = Library(seed_copy)
     user = User(lib, photos, lambda: pipeline.analyzer_for_library(lib, device="cpu"))
     t = time.perf_counter()
-    recluster(lib)
+    recluster(lib, grouping_params(grouping))
     user.name_groups()
     after_groups = sum(user.actions.values())
     failed = user.draw_missed()
@@ -338,6 +339,9 @@ def main() -> None:
     ap.add_argument(
         "--small-min", type=int, default=SMALL_MIN, help="smallest pasted face size (px)"
     )
+    ap.add_argument(
+        "--grouping", type=int, default=0, choices=sorted(LEVELS), help="looser -2 ... 2 stricter"
+    )
     args = ap.parse_args()
     if not (LFW / "lfw-deepfunneled").is_dir():
         sys.exit(f"LFW not found at {LFW}")
@@ -349,7 +353,8 @@ def main() -> None:
     src.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     src.close()
     shutil.copy(lib_path, work)
-    result = run(work, photos)
+    result = run(work, photos, args.grouping)
+    result["grouping"] = args.grouping
     result["scan_seconds"] = round(scan_s, 1)
     print(
         f"album: {result['photos']} photos, {result['faces_in_album']} faces of "
@@ -386,6 +391,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result["small_min"] = args.small_min
     name = "album_effort" if args.small_min == SMALL_MIN else f"album_effort_s{args.small_min}"
+    name += f"_g{args.grouping}" if args.grouping else ""
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
 
 

@@ -109,6 +109,17 @@ def test_discover_symlink_loops_terminate_and_links_are_followed(tmp_path: Path)
     assert found == ["a.jpg", "linked_album/c.jpg", "sub/b.jpg"]
 
 
+def test_discover_reports_a_photo_link_whose_target_is_gone(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    touch(root / "a.jpg")
+    os.symlink(tmp_path / "moved.jpg", root / "holiday.jpg")  # a photo link, now broken
+    os.symlink(tmp_path / "missing", root / "dangling")  # not a photo name: not reported
+    errors: list[tuple[str, str]] = []
+    found = discover(root, on_error=lambda p, reason: errors.append((p.name, reason)))
+    assert [p.name for p in found] == ["a.jpg"]
+    assert errors == [("holiday.jpg", f"broken link: {tmp_path / 'moved.jpg'} does not exist")]
+
+
 def test_discover_root_must_be_a_folder(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError):
         discover(tmp_path / "nope")

@@ -53,7 +53,7 @@ def no_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEAPP_WEIGHTS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("FACEAPP_RANDOM_WEIGHTS", raising=False)
     monkeypatch.setattr(W, "graph_path", lambda: None)
-    monkeypatch.setattr(W, "_online", lambda *a, **k: False)
+    monkeypatch.setattr(W, "_download", lambda *a, **k: pytest.fail("network touched"))
 
 
 def _sha256(path: Path) -> str:
@@ -315,7 +315,7 @@ def test_vggface2_from_hub_cache(tmp_path, valid_state, no_sources):
     assert weights.sha256 == _sha256(hub / W.VGGFACE2_FILE)
 
 
-def test_vggface2_download(tmp_path, valid_state, no_sources, monkeypatch):
+def test_vggface2_download_only_when_asked(tmp_path, valid_state, no_sources, monkeypatch):
     fetched = []
 
     def fake_download(url: str, dest: Path, timeout: float = 30.0) -> None:
@@ -323,29 +323,27 @@ def test_vggface2_download(tmp_path, valid_state, no_sources, monkeypatch):
         dest.parent.mkdir(parents=True, exist_ok=True)
         torch.save(valid_state, dest)
 
-    monkeypatch.setattr(W, "_online", lambda *a, **k: True)
     monkeypatch.setattr(W, "_download", fake_download)
-    weights = W.resolve_weights()
+    with pytest.raises(W.WeightsError, match="faceapp weights --download"):
+        W.resolve_weights()  # offline by default: no source, and no connection tried
+    assert fetched == []
+    weights = W.download_vggface2()
     assert fetched == [W.VGGFACE2_URL]
     assert weights.source == "vggface2" and weights.origin == W.VGGFACE2_URL
+    assert W.resolve_weights().source == "vggface2" and fetched == [W.VGGFACE2_URL]
 
 
-def test_no_download_when_not_allowed(casia_weights, monkeypatch, tmp_path):
+def test_failed_download_is_a_clear_error(casia_weights, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(W, "_online", lambda *a, **k: pytest.fail("network touched"))
-    assert W.resolve_weights(allow_download=False).source == "casia-webface"
 
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OSError(101, "Network is unreachable")
 
-def test_failed_download_falls_through_to_offline(casia_weights, monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(W, "_online", lambda *a, **k: True)
-
-    def broken(url: str, dest: Path, timeout: float = 30.0) -> None:
-        raise OSError("connection reset")
-
-    monkeypatch.setattr(W, "_download", broken)
-    weights = W.resolve_weights()
-    assert weights.source == "casia-webface" and weights.sha256 == casia_weights.sha256
+    monkeypatch.setattr(W.urllib.request, "urlopen", unreachable)
+    with pytest.raises(W.WeightsError, match="could not download the VGGFace2 weights"):
+        W.download_vggface2()
+    assert not list((tmp_path / "torch").rglob("*.pt*"))  # no partial file left
+    assert W.resolve_weights().source == "casia-webface"  # the offline weights still work
 
 
 def test_no_weights_is_a_clear_error(no_sources):

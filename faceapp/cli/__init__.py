@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from faceapp.cli.terminal import safe
 from faceapp.config import DeviceError
 from faceapp.engine.images import ImageError
 from faceapp.engine.library import LibraryError
 from faceapp.engine.storage import LibraryDamaged, explain, is_damage
-from faceapp.engine.weights import WeightsError
+from faceapp.engine.weights_file import WeightsError
+from faceapp.logsetup import setup_logging
+
+log = logging.getLogger("faceapp.cli")
 
 
 class CLIError(Exception):
@@ -58,28 +63,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def echo(*parts: object, file=None, end: str = "\n") -> None:
+    """Print text that may hold file or person names, control characters escaped."""
+    print(" ".join(safe(p) for p in parts), file=file or sys.stdout, end=end)
+
+
+class _Stderr(logging.StreamHandler):
+    """The engine's warnings on the terminal too, escaped; Python warnings only in the log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setLevel(logging.WARNING)
+        self.addFilter(lambda record: record.name != "py.warnings")
+
+    @property
+    def stream(self):  # whatever sys.stderr is now (tests replace it)
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"faceapp: {record.levelname.lower()}: {safe(record.getMessage())}"
+
+
+_stderr = _Stderr()
+
+
+def _fail(exc: object, code: int) -> int:
+    log.info("failed: %s", exc)
+    echo(f"faceapp: {exc}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging()
+    if _stderr not in logging.getLogger().handlers:
+        logging.getLogger().addHandler(_stderr)
+    log.info("faceapp %s", " ".join(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.handler(args) or 0)
     except CLIError as exc:
-        print(f"faceapp: {exc}", file=sys.stderr)
-        return exc.code
+        return _fail(exc, exc.code)
     except ImageError as exc:
-        print(f"faceapp: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, 2)
     except (LibraryError, WeightsError, DeviceError) as exc:
-        print(f"faceapp: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc, 1)
     except KeyboardInterrupt:
-        print("faceapp: interrupted", file=sys.stderr)
-        return 130
+        return _fail("interrupted", 130)
     except (sqlite3.Error, OSError) as exc:  # the disk or the file, not a bug: say which
         message = _storage_message(exc, args)
         if message is None:
+            log.exception("faceapp %s failed", args.command)
             raise
-        print(f"faceapp: {message}", file=sys.stderr)
-        return 1
+        return _fail(message, 1)
+    except Exception:
+        log.exception("faceapp %s failed", args.command)
+        raise
     finally:
         _backup_after_edits(args)
 
@@ -106,4 +148,4 @@ def _backup_after_edits(args: argparse.Namespace) -> None:
     try:
         backup.backup_after_edits(lib)
     except LibraryError as exc:
-        print(f"faceapp: warning: {exc}", file=sys.stderr)
+        echo(f"faceapp: warning: {exc}", file=sys.stderr)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.cli.models import interruptible, progress_line
-from faceapp.engine import finetune as ft
 from faceapp.engine import finetune_plan, library
-from faceapp.engine.cluster import ClusterParams
-from faceapp.engine.triplet import MINING
+from faceapp.engine.finetune_plan import MINING, TRAINABLE
+
+if TYPE_CHECKING:  # imports torch: loaded when the command runs
+    from faceapp.engine import finetune as ft
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    defaults = ft.FinetuneOptions()
+    defaults = finetune_plan.FinetuneOptions()
     p = sub.add_parser(
         "finetune",
         help="fine-tune the embedder on the confirmed people (triplet loss)",
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(p)
     p.add_argument("--epochs", type=int, default=None, help=f"at most (default {defaults.epochs})")
     p.add_argument("--mining", choices=list(MINING), default=None)
-    p.add_argument("--trainable", choices=list(ft.TRAINABLE), default=None)
+    p.add_argument("--trainable", choices=list(TRAINABLE), default=None)
     p.add_argument("--lr", type=float, default=None, help=f"learning rate ({defaults.lr:g})")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -67,6 +69,9 @@ def _metrics_text(m: ft.HeldoutMetrics | None) -> str:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    from faceapp.engine import finetune as ft
+    from faceapp.engine.cluster import ClusterParams
+
     lib = library.open_library(None, args.library)
     try:
         options = finetune_plan.options_from(
@@ -96,7 +101,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                 " a single confirmed face skipped)"
             )
             for w in the_plan.warnings:
-                print(f"note: {w}")
+                echo(f"note: {w}")
         if not the_plan.can_train:
             raise CLIError(the_plan.reason or "nothing to train on", 2)
         return 0

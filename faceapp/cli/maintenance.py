@@ -10,7 +10,7 @@ import argparse
 import sqlite3
 import time
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import backup, check
 from faceapp.engine.library import library_path_for
 from faceapp.engine.storage import LibraryError
@@ -69,15 +69,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             }
         )
     elif not problems:
-        print(f"{path}: no damage found (checked in {seconds:.1f} s)")
+        echo(f"{path}: no damage found (checked in {seconds:.1f} s)")
     else:
-        print(f"{path}: damaged")
+        echo(f"{path}: damaged")
         for line in problems[:20]:
-            print(f"  {line}")
+            echo(f"  {line}")
         if good:
-            print(f"restore the backup of {good.when} with: faceapp restore --library {path}")
+            echo(f"restore the backup of {good.when} with: faceapp restore --library {path}")
         else:
-            print("no good backup of this library was found")
+            echo("no good backup of this library was found")
     return 0 if not problems else 1
 
 
@@ -92,7 +92,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"library": str(path), "backups": rows})
         for r in [] if args.json else rows:
-            print(f"{r['n']:>3}  {r['when']}  {r['reason']:<22} {r['path']}")
+            echo(f"{r['n']:>3}  {r['when']}  {r['reason']:<22} {r['path']}")
         return 0
     if not found:
         raise CLIError(f"there is no backup of {path}")
@@ -114,8 +114,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"restored": str(chosen.path), "when": chosen.when, "kept": str(aside)})
     else:
-        print(f"restored {path} from the backup of {chosen.when} ({chosen.reason})")
+        echo(f"restored {path} from the backup of {chosen.when} ({chosen.reason})")
         if aside:
-            print(f"the old file is kept as {aside}")
-        print(f"changes made after {chosen.when} are not in the restored library")
+            echo(f"the old file is kept as {aside}")
+        echo(f"changes made after {chosen.when} are not in the restored library")
     return 0

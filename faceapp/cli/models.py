@@ -12,12 +12,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import library
-from faceapp.engine import model_versions as mv
-from faceapp.engine.cluster import ClusterParams
-from faceapp.engine.progress import VersionProgress
+
+if TYPE_CHECKING:  # loaded by the command when it runs
+    from faceapp.engine.progress import VersionProgress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +67,9 @@ def progress_line(p: VersionProgress) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from faceapp.engine import model_versions as mv
+    from faceapp.engine.cluster import ClusterParams
+
     lib = library.open_library(None, args.library)
     action = getattr(args, "models_command", None)
     try:
@@ -104,7 +108,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         after, before = v.metadata.get("after"), v.metadata.get("before")
         if after and before:
             extra = f"  held-out VAL {before['val']:.3f} -> {after['val']:.3f}"
-        print(
+        echo(
             f"{mark} {v.id:>3}  {v.name:<44} {state:<8} threshold {v.threshold:.3f}"
             f"  faces {v.embedded_faces}/{v.total_faces}{extra}"
         )

@@ -286,8 +286,8 @@ def cmd_birthday(args: argparse.Namespace) -> int:
     if args.clear == (args.date is not None):
         raise CLIError("give a date (YYYY-MM-DD) or --clear", 2)
     pid = _person(lib, args.person)
-    text = birthdays.set_birth_date(lib, pid, None if args.clear else args.date)
-    return _out(args, text, person=pid, born=birthdays.birth_date(lib, pid))
+    changes = birthdays.set_birth_date(lib, pid, None if args.clear else args.date)
+    return _out(args, changes.description, person=pid, born=birthdays.birth_date(lib, pid))
 
 
 def cmd_cover(args: argparse.Namespace) -> int:
@@ -295,4 +295,4 @@ def cmd_cover(args: argparse.Namespace) -> int:
     person = lib.face(args.face).person_id
     if person is None:
         raise CLIError(f"face {args.face} is not named yet: name it first", 1)
-    return _out(args, photos.set_cover(lib, person, args.face), person=person)
+    return _out(args, photos.set_cover(lib, person, args.face).description, person=person)

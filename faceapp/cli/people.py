@@ -11,9 +11,8 @@ import argparse
 import dataclasses
 import sys
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine import album, naming, oplog, people, suggest
-from faceapp.engine.cluster import recluster
 from faceapp.engine.grouping import LEVELS, grouping_params
 from faceapp.engine.library import Library
 
@@ -99,7 +98,7 @@ def _done(args: argparse.Namespace, changes: oplog.OpChanges, **extra: object) -
             }
         )
     else:
-        print(changes.status_text)
+        echo(changes.status_text)
     return 0
 
 
@@ -116,6 +115,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if any(v < 1 for v in overrides.values()):
         raise CLIError("--min-cluster-size and --min-samples must be at least 1", 2)
     progress = None if args.json or not sys.stderr.isatty() else _stderr
+    from faceapp.engine.cluster import recluster
+
     params = dataclasses.replace(grouping_params(args.grouping), **overrides)
     s = recluster(lib, params, progress=progress)
     if args.json:
@@ -158,7 +159,7 @@ def cmd_people(args: argparse.Namespace) -> int:
     for g in groups:
         ref = {"person": f"p{g.id}", "cluster": f"c{g.id}", "unknown": ""}[g.kind]
         hidden = "  (hidden)" if g.hidden else ""
-        print(f"{ref:>8}  {g.count:>6}  {g.label}{hidden}")
+        echo(f"{ref:>8}  {g.count:>6}  {g.label}{hidden}")
     return 0
 
 
@@ -240,12 +241,12 @@ def cmd_suggestions(args: argparse.Namespace) -> int:
     if not found:
         print("no suggestions")
     for s in found:
-        print(
+        echo(
             f"face {s.face_id:>7}  is {s.person_name}?  "
             f"distance {s.distance:.3f}  confidence {s.confidence:.2f}"
         )
     for s in suggest.cluster_suggestions(lib):
-        print(
+        echo(
             f"cluster c{s.cluster_id}: {s.matching} of {s.count} faces look like {s.person_name}"
             f"  (faceapp merge c{s.cluster_id} p{s.person_id})"
         )

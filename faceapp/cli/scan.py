@@ -6,11 +6,14 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
-from faceapp.engine import cluster, export, lfw, library, model_versions, pipeline, verify
-from faceapp.engine import weights as weights_mod
-from faceapp.engine.face_tags import TagImport
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
+from faceapp.cli.terminal import safe
+
+if TYPE_CHECKING:  # the engine modules import torch: loaded by the commands that run them
+    from faceapp.engine import pipeline
+    from faceapp.engine.face_tags import TagImport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +60,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_eval_lfw)
 
     p = sub.add_parser("weights", help="which embedder weights are in use")
-    p.add_argument("--weights", type=Path, default=None, help="a weights file to check")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--weights", type=Path, default=None, help="a weights file to check")
+    what.add_argument(
+        "--download",
+        action="store_true",
+        help="download facenet-pytorch's VGGFace2 weights (the only network use; offline"
+        " the app uses the CASIA-WebFace weights it ships)",
+    )
     add_json_option(p)
     p.set_defaults(handler=cmd_weights)
 
@@ -69,11 +79,13 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 def _terminal_progress(p: pipeline.ScanProgress) -> None:
     eta = f"{p.eta:4.0f}s" if p.eta is not None else "   ?"
-    line = f"\r{p.done}/{p.total} photos  {p.faces} faces  ETA {eta}  {p.current[-40:]:<40}"
+    line = f"\r{p.done}/{p.total} photos  {p.faces} faces  ETA {eta}  {safe(p.current)[-40:]:<40}"
     print(line, end="", file=sys.stderr, flush=True)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from faceapp.engine import cluster, library, model_versions, pipeline
+
     folder = args.folder.expanduser()
     if not folder.is_dir():
         raise CLIError(f"{folder} is not a folder", 2)
@@ -94,15 +106,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
         extra = {"placed": dataclasses.asdict(placed)} if placed else {}
         print_json(report.as_dict() | {"library": str(lib.path)} | extra)
     else:
-        print(
+        echo(
             f"{report.photos} photos scanned, {report.faces} faces, "
             f"{report.skipped_unchanged} unchanged, {len(report.errors)} errors "
             f"in {report.seconds:.1f} s  (library: {lib.path})"
         )
         for path, reason in report.errors:
-            print(f"  {path}: {reason}")
+            echo(f"  {path}: {reason}")
         if placed:
-            print(
+            echo(
                 f"{placed.placed} new faces joined groups, {placed.suggested} wait as"
                 f" suggestions, {placed.unknown} unsorted (`faceapp cluster` regroups all)"
             )
@@ -119,10 +131,12 @@ def _print_tags(tags: TagImport) -> None:
             + (" (faceapp tag-conflicts)" if tags.conflicts else "")
         )
     for path, reason in tags.errors:
-        print(f"  {path}: {reason}")
+        echo(f"  {path}: {reason}")
 
 
 def cmd_faces(args: argparse.Namespace) -> int:
+    from faceapp.engine import export, library
+
     lib = library.open_library(None, args.library)
     if args.csv:
         export.write_faces_csv(lib, sys.stdout)
@@ -142,15 +156,19 @@ def cmd_faces(args: argparse.Namespace) -> int:
         print_json({"faces": faces})
     else:
         for f in faces:
-            print(f"{f['id']:>7}  {f['photo']}  {f['box']}  p={f['prob']:.3f}")
+            echo(f"{f['id']:>7}  {f['photo']}  {f['box']}  p={f['prob']:.3f}")
     return 0
 
 
 def _analyzer(args: argparse.Namespace) -> pipeline.Analyzer:
-    return pipeline.Analyzer.from_weights(weights_mod.resolve_weights(args.weights), args.device)
+    from faceapp.engine import pipeline, weights
+
+    return pipeline.Analyzer.from_weights(weights.resolve_weights(args.weights), args.device)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from faceapp.engine import library, pipeline, verify
+
     if args.library is not None:
         lib = library.open_library(None, args.library)
         analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
@@ -179,13 +197,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
     else:
         for note in notes:
-            print(note, file=sys.stderr)
+            echo(note, file=sys.stderr)
         verdict = "same person" if v.same else "different people"
         print(f"{verdict}: distance {v.distance:.3f} (threshold {v.threshold:.3f})")
     return 0
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    from faceapp.engine import lfw
+
     if not args.pairs.is_file() or not args.root.is_dir():
         raise CLIError("--root must be a folder and --pairs a pairs file", 2)
     analyzer = _analyzer(args)
@@ -200,10 +220,16 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    info = weights_mod.describe(weights_mod.resolve_weights(args.weights))
+    from faceapp.engine import weights as weights_mod
+
+    if args.download:
+        loaded = weights_mod.vggface2_weights() or weights_mod.download_vggface2()
+    else:
+        loaded = weights_mod.resolve_weights(args.weights)
+    info = weights_mod.describe(loaded)
     if args.json:
         print_json(info)
     else:
         for key, value in info.items():
-            print(f"{key:>16}: {value}")
+            echo(f"{key:>16}: {value}")
     return 0

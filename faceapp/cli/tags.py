@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, print_json
-from faceapp.engine import album, export, face_tags, tag_write
+from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
 from faceapp.engine.library import Library, open_library
 
 
@@ -48,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _person(lib: Library, text: str) -> int:
+    from faceapp.engine import album
+
     kind, ident = album.parse_group_ref(lib, text)
     if kind != "person":
         raise CLIError(f"{text!r} is a cluster, not a person", 2)
@@ -55,6 +56,8 @@ def _person(lib: Library, text: str) -> int:
 
 
 def cmd_write_tags(args: argparse.Namespace) -> int:
+    from faceapp.engine import tag_write
+
     lib = open_library(None, args.library)
     ids = None if args.person is None else [_person(lib, n) for n in args.person]
     report = tag_write.write_tags(lib, person_ids=ids, embed=args.embed, dry_run=args.dry_run)
@@ -63,17 +66,19 @@ def cmd_write_tags(args: argparse.Namespace) -> int:
     else:
         verb = "would write" if args.dry_run else "wrote"
         for change in report.changes:
-            print(f"  {change['path']} -> {change['target']}: {', '.join(change['names'])}")
-        print(
+            echo(f"  {change['path']} -> {change['target']}: {', '.join(change['names'])}")
+        echo(
             f"{report.photos} photos: {verb} {report.written}, {report.skipped} skipped,"
             f" {len(report.errors)} errors"
         )
         for path, reason in report.errors:
-            print(f"  {path}: {reason}")
+            echo(f"  {path}: {reason}")
     return 1 if report.errors else 0
 
 
 def cmd_tag_conflicts(args: argparse.Namespace) -> int:
+    from faceapp.engine import face_tags
+
     lib = open_library(None, args.library)
     found = face_tags.conflicts(lib)
     if args.clear:
@@ -96,21 +101,23 @@ def cmd_tag_conflicts(args: argparse.Namespace) -> int:
         )
         return 0
     if not found:
-        print("no conflicts")
+        echo("no conflicts")
     for c in found:
-        print(f"{c.photo}  face {c.face_id}: the file says {c.name!r} ({c.source}), but {c.reason}")
+        echo(f"{c.photo}  face {c.face_id}: the file says {c.name!r} ({c.source}), but {c.reason}")
     if args.clear and found:
-        print(f"cleared {len(found)} conflicts")
+        echo(f"cleared {len(found)} conflicts")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from faceapp.engine import export
+
     lib = open_library(None, args.library)
     report = export.export_person(lib, _person(lib, args.person), args.to, args.mode)
     if args.json:
         print_json(report.as_dict())
     else:
-        print(f"{report.exported} of {report.photos} photos exported to {args.to}")
+        echo(f"{report.exported} of {report.photos} photos exported to {args.to}")
         for path, reason in report.errors:
-            print(f"  {path}: {reason}")
+            echo(f"  {path}: {reason}")
     return 1 if report.errors else 0

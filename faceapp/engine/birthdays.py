@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.oplog import Changes, OpChanges, commit
 
 # (face, person) pairs that may never be joined: an unconfirmed face whose photo was
 # taken before the person's birth date. Appended to the "not this person" marks.
@@ -50,15 +51,17 @@ def before_birth(c: sqlite3.Connection, person_id: int, face_ids: Iterable[int])
     return {r[0] for r in rows}
 
 
-def set_birth_date(lib: Library, person_id: int, date: str | None) -> str:
-    """Set (or with None clear) a person's birth date; returns a description.
+def set_birth_date(lib: Library, person_id: int, date: str | None) -> OpChanges:
+    """Set (or with None clear) a person's birth date; one undo step.
 
     Refused while a face already confirmed for the person is in a photo taken before
     that date: either the date or that label is wrong, and the user must say which.
     """
     value = None if date in (None, "") else parse_date(date)
     with lib.transaction() as c:
-        row = c.execute("SELECT name FROM people WHERE id = ?", (int(person_id),)).fetchone()
+        row = c.execute(
+            "SELECT name, birth_date FROM people WHERE id = ?", (int(person_id),)
+        ).fetchone()
         if row is None:
             raise BirthdayError(f"no person {person_id}")
         if value is not None:
@@ -72,8 +75,9 @@ def set_birth_date(lib: Library, person_id: int, date: str | None) -> str:
                     f"{early[0]} confirmed photo(s) of {row[0]} were taken before {value}"
                     f" (the earliest on {early[1][:10]}): check that date or those faces first"
                 )
-        c.execute("UPDATE people SET birth_date = ? WHERE id = ?", (value, int(person_id)))
-    return f"{row[0]}: born {value}" if value else f"{row[0]}: birth date cleared"
+        ch = Changes(settings=[[int(person_id), "birth_date", row[1], value]])
+        text = f"{row[0]}: born {value}" if value else f"{row[0]}: birth date cleared"
+        return commit(c, "birthday", text, ch, person_id=int(person_id))
 
 
 def birth_date(lib: Library, person_id: int) -> str | None:

@@ -13,8 +13,9 @@ import numpy as np
 
 from faceapp.engine.library import Library, ModelInfo
 from faceapp.engine.pair_metrics import FAR_TARGET
-from faceapp.engine.triplet import ALPHA, MINING
 
+ALPHA = 0.2  # FaceNet's triplet margin (squared distance), used by engine/triplet.py
+MINING = ("semihard", "batch-hard")  # triplet mining strategies, see engine/triplet.py
 # trainable choice -> first stage of the part that learns (everything after it learns too)
 TRAINABLE = {
     "last": "dropout",  # last_linear + last_bn

@@ -36,8 +36,15 @@ def grouping_params(level: int, base: ClusterParams | None = None) -> ClusterPar
     stricter); the other parameters are taken from ``base``."""
     if int(level) not in _STEPS:
         raise ValueError(f"grouping level must be one of {sorted(_STEPS)}")
-    values = dict(zip(_FIELDS, _STEPS[int(level)], strict=True))
-    return dataclasses.replace(base or ClusterParams(), **values)
+    size, trim, merge, cohesion, attach = _STEPS[int(level)]
+    return dataclasses.replace(
+        base or ClusterParams(),
+        min_cluster_size=size,
+        trim_ratio=trim,
+        merge_ratio=merge,
+        cohesion_ratio=cohesion,
+        attach_ratio=attach,
+    )
 
 
 def grouping_level(params: ClusterParams) -> int | None:

@@ -33,6 +33,7 @@ import io
 import math
 import os
 import re
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,9 +141,9 @@ def discover(
     Hidden entries and junk folders are skipped. Folder symlinks are followed
     (people link albums in from other disks), but each real folder is walked
     once, where it is first reached in name order, so a link to a parent
-    cannot loop. Unreadable folders are skipped and reported to
-    ``on_error(path, reason)`` when given: one locked folder must not stop a
-    scan of the rest.
+    cannot loop. Unreadable folders and photo links whose target is gone are
+    skipped and reported to ``on_error(path, reason)`` when given: one locked
+    folder must not stop a scan of the rest.
     """
     root = Path(root)
     if not root.is_dir():
@@ -175,6 +176,8 @@ def discover(
                         subfolders.append(path)
                 elif entry.is_file(follow_symlinks=True) and is_image_path(path):
                     found.append(path)
+                elif on_error and entry.is_symlink() and is_image_path(path) and not path.exists():
+                    on_error(path, f"broken link: {os.readlink(path)} does not exist")
             except OSError as exc:  # e.g. a symlink to a folder we may not stat
                 if on_error is not None:
                     on_error(path, _os_reason(exc, "cannot read"))
@@ -362,9 +365,24 @@ def _decode_jpeg_at(
 
 
 def _open_file(path: Path) -> BinaryIO:
-    """Open for reading with a user-facing reason for every way that can fail."""
+    """Open for reading with a user-facing reason for every way that can fail.
+
+    Opened without blocking, so that a FIFO (whose open waits for a writer) or a
+    device is refused at once instead of hanging or reading without end.
+    """
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - returned to a with-block
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            os.close(fd)
+            raise
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            raise ImageError("not a regular file (a pipe, socket or device)")
+        fh = os.fdopen(fd, "rb")
     except IsADirectoryError:
         raise ImageError("is a folder, not a file") from None
     except PermissionError:

@@ -109,7 +109,7 @@ def _sha256_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _find_base(info: ModelInfo, *, allow_download: bool) -> LoadedWeights | None:
+def _find_base(info: ModelInfo) -> LoadedWeights | None:
     """The base weights of a version, looked up by its source (as it was scanned with).
 
     The general resolution order prefers VGGFace2 once it is in the hub cache: a
@@ -120,9 +120,9 @@ def _find_base(info: ModelInfo, *, allow_download: bool) -> LoadedWeights | None
     if info.source == "casia-webface":
         return weights_mod.offline_weights()
     if info.source == "vggface2":
-        return weights_mod.vggface2_weights(allow_download=allow_download)
+        return weights_mod.vggface2_weights()  # downloaded only on request, never here
     if info.source == "user" and Path(info.origin).is_file():
-        return weights_mod.resolve_weights(Path(info.origin), allow_download=False)
+        return weights_mod.resolve_weights(Path(info.origin))
     if info.source == "random-dev" and os.environ.get(weights_mod.RANDOM_ENV) == "1":
         return weights_mod.random_weights()
     return None
@@ -137,7 +137,7 @@ def model_state_dict(info: ModelInfo) -> dict[str, torch.Tensor]:
     from faceapp.engine import weights as weights_mod
 
     if not info.path:
-        found = _find_base(info, allow_download=False)
+        found = _find_base(info)
         if found is None:
             raise ModelError(
                 f"the {info.source} weights of model version {info.id} are not on this machine"
@@ -199,8 +199,8 @@ def active_weights(lib: Library, weights_path: Path | None = None) -> LoadedWeig
     """The weights of the library's active version, with its threshold.
 
     A new library registers the weights the general resolution order finds (or
-    ``weights_path``) as its base version. A base version may download its own
-    VGGFace2 weights; other weights than the version's are an error, not a mix.
+    ``weights_path``) as its base version. Nothing is downloaded here (offline is
+    the default); other weights than the version's are an error, not a mix.
     """
     from faceapp.engine import weights as weights_mod
 
@@ -209,7 +209,7 @@ def active_weights(lib: Library, weights_path: Path | None = None) -> LoadedWeig
         return version_weights(active)
     loaded = None
     if weights_path is None and active is not None:
-        found = _find_base(active, allow_download=True)
+        found = _find_base(active)
         if found is not None and found.sha256 == active.sha256:
             loaded = found
     if loaded is None:
@@ -255,7 +255,8 @@ def register_base(lib: Library, loaded: LoadedWeights) -> ModelInfo:
         raise ModelError(
             f"this library was embedded with {active.source} weights ({active.sha256[:12]}),"
             f" not with {loaded.source} weights ({loaded.sha256[:12]}); choose the original"
-            " weights file with --weights or switch versions with `faceapp models use`"
+            " weights file with --weights (VGGFace2: `faceapp weights --download`) or switch"
+            " versions with `faceapp models use`"
         )
     return active
 

@@ -72,12 +72,17 @@ def move_to_name(
             raise PeopleError(f"no person named {clean!r} (create one with --create)")
         if existing is None:
             changes = people.create_person(lib, clean, face_ids)
-            moved = len(people._faces_by_id(c, face_ids))
-        else:
-            moved = _moved(c, face_ids, existing)
-            changes = people.move_faces(lib, face_ids, existing)
-        pid = int(changes.person_id)
-        return NameResult(changes, pid, get_person(c, pid)[1], existing is None, moved)
+            pid = _new_person(changes)
+            return NameResult(changes, pid, clean, True, len(people._faces_by_id(c, face_ids)))
+        moved = _moved(c, face_ids, existing)
+        changes = people.move_faces(lib, face_ids, existing)
+        return NameResult(changes, existing, get_person(c, existing)[1], False, moved)
+
+
+def _new_person(changes: OpChanges) -> int:
+    if changes.person_id is None:  # create_person always names its person
+        raise PeopleError("no person was created")
+    return changes.person_id
 
 
 def move_to_person(lib: Library, face_ids: Sequence[int], person_id: int) -> NameResult:
@@ -130,14 +135,14 @@ def name_cluster(
         if not cluster_exists(c, cluster_id):
             raise PeopleError(f"no cluster {cluster_id}")
         ch = Changes()
-        pid = people._person_by_name(c, clean) if clean is not None else int(person_id)
-        created = pid is None
-        if created:
+        found = people._person_by_name(c, clean) if clean is not None else person_id
+        created = found is None
+        if found is None:
             pid = people._new_id(c, "people")
-            ch.people.append([pid, None, [clean, 0, time.time()]])
-            pname = clean
+            pname = str(clean)
+            ch.people.append([pid, None, [pname, 0, time.time()]])
         else:
-            pname = get_person(c, pid)[1]
+            pid, pname, _ = get_person(c, int(found))
         faces = people._faces_where(c, "cluster_id = ? AND person_id IS NULL", (cluster_id,))
         fit = [f for f in faces if f[0] not in outliers]
         stray = [f for f in faces if f[0] in outliers]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from faceapp.engine.library import Library
 
 OPLOG_KEEP = 1000  # operations kept for undo
+PERSON_SETTINGS = ("birth_date", "cover_face_id")  # people columns Changes.settings may set
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class Changes:
     rej_del: list[list] = field(default_factory=list)
     crej_add: list[list] = field(default_factory=list)  # [face, cluster]
     crej_del: list[list] = field(default_factory=list)
+    # a person's settings: [person, column (PERSON_SETTINGS), before, after]
+    settings: list[list] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps({"v": 1, **self.__dict__}, separators=(",", ":"))
@@ -108,6 +111,7 @@ class Changes:
         """The ids these row changes touch, as an :class:`OpChanges`."""
         faces = {f[0] for f in self.faces}
         people = {p[0] for p in self.people} | {f[i] for f in self.faces for i in (1, 3)}
+        people |= {s[0] for s in self.settings}
         clusters = {c[0] for c in self.clusters} | {f[i] for f in self.faces for i in (2, 4)}
         for face, person in self.rej_add + self.rej_del:
             faces.add(face)
@@ -176,6 +180,15 @@ def apply(c: sqlite3.Connection, ch: Changes, forward: bool) -> None:
             f" AND EXISTS (SELECT 1 FROM {parent} WHERE id = ?2)",
             add,
         )
+    for pid, column, *values in ch.settings:
+        if column not in PERSON_SETTINGS:
+            raise ValueError(f"not a person setting: {column!r}")
+        value = values[side - 1]
+        if column == "cover_face_id":  # a face deleted since (rescan) leaves no cover
+            c.execute("UPDATE people SET cover_face_id = (SELECT id FROM faces WHERE id = ?)"
+                      " WHERE id = ?", (value, pid))  # fmt: skip
+        else:
+            c.execute(f"UPDATE people SET {column} = ? WHERE id = ?", (value, pid))
     for pid, *rows in ch.people:
         if rows[side - 1] is None:
             c.execute("DELETE FROM people WHERE id = ?", (pid,))

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from faceapp.engine.album import Group, PeopleError, cluster_exists, get_person
 from faceapp.engine.birthdays import before_birth
 from faceapp.engine.library import Library
-from faceapp.engine.oplog import Changes, OpChanges, commit
+from faceapp.engine.oplog import PERSON_SETTINGS, Changes, OpChanges, commit
 
 MAX_NAME = 200
 
@@ -39,6 +39,15 @@ def _person_row(c: sqlite3.Connection, person_id: int) -> list | None:
         "SELECT name, hidden, created_at FROM people WHERE id = ?", (person_id,)
     ).fetchone()
     return list(row) if row else None
+
+
+def _settings(c: sqlite3.Connection, person_id: int) -> list[list]:
+    """A person's settings (birth date, cover) as changes to None: undoing the person's
+    deletion brings them back."""
+    row = c.execute(
+        f"SELECT {', '.join(PERSON_SETTINGS)} FROM people WHERE id = ?", (person_id,)
+    ).fetchone()
+    return [[person_id, k, v, None] for k, v in zip(PERSON_SETTINGS, row, strict=True) if v]
 
 
 def _ids_json(ids: Iterable[int]) -> str:
@@ -254,7 +263,7 @@ def delete_person(lib: Library, person_id: int) -> OpChanges:
     """Forget a name: the person's faces go back to Unknown, their rejections go too."""
     with lib.transaction() as c:
         pid, name, _ = get_person(c, person_id)
-        ch = Changes(people=[[pid, _person_row(c, pid), None]])
+        ch = Changes(people=[[pid, _person_row(c, pid), None]], settings=_settings(c, pid))
         faces = _faces_where(c, "person_id = ?", (pid,))
         for fid, _photo, person, cl in faces:
             ch.face(fid, (person, cl), (None, None))
@@ -298,6 +307,7 @@ def merge(lib: Library, source: object, target: object) -> OpChanges:
                 if fid not in target_rej and fid not in target_faces:
                     ch.rej_add.append([fid, tid])
             ch.people.append([sid, _person_row(c, sid), None])
+            ch.settings += _settings(c, sid)
             text = (
                 f"Merged {sname} into {tname} ({_plural(joined, 'face')})"
                 f"{_left_out(refused, clashed)}"

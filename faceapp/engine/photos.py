@@ -15,6 +15,7 @@ from pathlib import Path
 from faceapp.engine.birthdays import age_at
 from faceapp.engine.images import date_taken
 from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.oplog import Changes, OpChanges, commit
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,13 @@ def fill_missing_dates(lib: Library, root: Path | None = None) -> int:
 # -- covers ------------------------------------------------------------------------------
 
 
-def set_cover(lib: Library, person_id: int, face_id: int | None) -> str:
-    """Make one of the person's confirmed faces their picture (None: back to automatic)."""
+def set_cover(lib: Library, person_id: int, face_id: int | None) -> OpChanges:
+    """Make one of the person's confirmed faces their picture (None: back to automatic);
+    one undo step."""
     with lib.transaction() as c:
-        row = c.execute("SELECT name FROM people WHERE id = ?", (int(person_id),)).fetchone()
+        row = c.execute(
+            "SELECT name, cover_face_id FROM people WHERE id = ?", (int(person_id),)
+        ).fetchone()
         if row is None:
             raise LibraryError(f"no person {person_id}")
         if face_id is not None:
@@ -143,11 +147,10 @@ def set_cover(lib: Library, person_id: int, face_id: int | None) -> str:
             found = owner.fetchone()
             if found is None or found[0] != int(person_id):
                 raise LibraryError(f"face {face_id} is not one of {row[0]}'s faces")
-        c.execute(
-            "UPDATE people SET cover_face_id = ? WHERE id = ?",
-            (None if face_id is None else int(face_id), int(person_id)),
-        )
-    return f"New picture for {row[0]}" if face_id is not None else f"Automatic picture for {row[0]}"
+        new = None if face_id is None else int(face_id)
+        ch = Changes(settings=[[int(person_id), "cover_face_id", row[1], new]])
+        text = f"New picture for {row[0]}" if new is not None else f"Automatic picture for {row[0]}"
+        return commit(c, "cover", text, ch, person_id=int(person_id))
 
 
 def cover_face(lib: Library, person_id: int) -> int | None:

@@ -32,8 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-ALPHA = 0.2
-MINING = ("semihard", "batch-hard")
+from faceapp.engine.finetune_plan import ALPHA, MINING
 
 
 def pairwise_sq_distances(embeddings: torch.Tensor) -> torch.Tensor:

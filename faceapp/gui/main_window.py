@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QPushButton,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.gui import actions
+from faceapp.gui.dialogs.error import error_box
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.library_watch import LibraryWatch
 from faceapp.gui.models import FaceGridModel, SidebarModel
@@ -44,6 +46,7 @@ from faceapp.gui.settings import AppSettings, RecentLibrary
 from faceapp.gui.thumbnails import ThumbnailCache
 from faceapp.gui.tools import ToolsMixin
 from faceapp.gui.views.face_grid import FaceGridView, GridPage
+from faceapp.gui.views.photo_grid import PhotoGridView
 from faceapp.gui.views.photo_view import PhotoView
 from faceapp.gui.views.review import ReviewView
 from faceapp.gui.views.sidebar import SidebarPanel, SidebarView
@@ -56,6 +59,7 @@ PAGE_WELCOME, PAGE_LIBRARY = 0, 1
 
 class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow):
     refreshed = Signal()  # the views show the library's current state
+    photos_loaded = Signal()  # the photo grid shows the photos asked for
 
     def __init__(
         self,
@@ -77,6 +81,8 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.library_watch = LibraryWatch(self)
         self._regroup_pending = False  # a grouping change waits for the scan to end
         self.verify_dialog: Any = None
+        self.problems_dialog: Any = None
+        self.problems: list = []
         self.finetune_dialog: Any = None
         self.models_dialog: Any = None
         self._build_widgets()
@@ -104,7 +110,8 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.sidebar = SidebarView(self.sidebar_model)
         self.sidebar_panel = SidebarPanel(self.sidebar)
         self.grid = FaceGridView(self.grid_model, self.settings.thumb_size)
-        self.grid_page = GridPage(self.grid)
+        self.photo_grid = PhotoGridView()
+        self.grid_page = GridPage(self.grid, self.photo_grid)
         self.photo_view = PhotoView()
         self.review_view = ReviewView(self.thumbs)
         self.review_view.cluster_face = lambda cid: next(
@@ -144,6 +151,11 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.weights_label = QLabel("Weights: loading…")
         wl.addWidget(self.weights_icon)
         wl.addWidget(self.weights_label)
+        self.problems_button = QPushButton(icon("warning"), "")
+        self.problems_button.setFlat(True)
+        self.problems_button.setToolTip("Files the scan could not use: see why, try again")
+        self.problems_button.hide()
+        status.addPermanentWidget(self.problems_button)
         status.addPermanentWidget(self.counts_label)
         status.addPermanentWidget(self.weights_widget)
 
@@ -229,6 +241,12 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.photo_view.revealFailed.connect(self.reveal_failed)
         self.review_view.backRequested.connect(self.show_grid)
         self.review_view.answered.connect(self.answer_suggestion)
+        self.grid_page.tabs.currentChanged.connect(self._on_page_tab)
+        self.photo_grid.photoActivated.connect(self.show_photo)
+        self.photo_view.prev.clicked.connect(self.previous_photo)
+        self.photo_view.next.clicked.connect(self.next_photo)
+        self.sidebar.peopleSelected.connect(self.show_together)
+        self.problems_button.clicked.connect(self.show_problems)
         self.review_view.acceptLikelyRequested.connect(self.accept_likely)
         self.review_view.nameRequested.connect(lambda fid: self.name_faces_dialog([fid]))
 
@@ -471,9 +489,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:
         self.statusBar().showMessage(f"{title}: {text.splitlines()[0] if text else ''}", 10000)
-        box = QMessageBox(
-            QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
-        )
+        box = error_box(self, title, text)
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()
         self._last_error = (title, text)

@@ -68,6 +68,51 @@ class NamingMixin:
             return
         self.apply_name(key, dialog.name(), leave_out=apart)
 
+    def birth_date(self: MainWindow, key: GroupKey) -> str | None:
+        if not key.kind.can_edit_details or self.session.lib is None:
+            return None
+        from faceapp.engine import birthdays
+
+        return birthdays.birth_date(self.session.lib, key.id)
+
+    def edit_person(self: MainWindow) -> None:
+        """Rename a person and set their birth date in one dialog."""
+        key = self.current_key
+        if key is None or not key.kind.can_edit_details or self.session.lib is None:
+            return
+        group = self.sidebar_model.group(key)
+        name = getattr(group, "name", "") or ""
+        born = self.birth_date(key) or ""
+        dialog = NameDialog(
+            "Edit Person",
+            "Name and birth date",
+            current=name,
+            names=[n for n in self._names() if n != name],
+            avatar=self.thumbs.get(group.avatar_face_id)
+            if group and group.avatar_face_id
+            else None,
+            birth_date=born,
+            parent=self,
+        )
+        if dialog.exec() != NameDialog.DialogCode.Accepted:
+            return
+        if dialog.birth_date() != born:
+            self.set_birth_date(key, dialog.birth_date() or None)
+        if dialog.name() and dialog.name() != name:
+            self.apply_name(key, dialog.name())
+
+    def set_birth_date(self: MainWindow, key: GroupKey, date: str | None) -> bool:
+        from faceapp.engine import birthdays
+
+        try:
+            text = birthdays.set_birth_date(self.session.lib, key.id, date)
+        except Exception as exc:  # a bad date, or confirmed photos older than it
+            self.show_error("Birth Date", str(exc))
+            return False
+        self.statusBar().showMessage(text, 6000)
+        self.refresh()
+        return True
+
     def cluster_outliers(self: MainWindow, key: GroupKey) -> list[int]:
         """The faces of a cluster that do not fit it (none for other kinds)."""
         if key.kind is not GroupKind.CLUSTER or self.session.lib is None:

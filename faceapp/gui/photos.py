@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPoint, Slot
 from PySide6.QtWidgets import QMenu
 
-from faceapp.gui.groups import GroupKind
+from faceapp.gui import workers
+from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.refresh import CONTENT_GRID, CONTENT_PHOTO
 from faceapp.gui.resources import icon
 from faceapp.gui.widgets.photo_canvas import FaceMark
@@ -24,11 +25,16 @@ if TYPE_CHECKING:
 class PhotoMixin:
     """The main window's photo view handling (mixed into :class:`MainWindow`)."""
 
-    @Slot(int)
-    def show_photo(self: MainWindow, face_id: int) -> None:
+    def show_photo(self: MainWindow, face_id: int, sequence: list[int] | None = None) -> None:
+        """The photo of a face; ``sequence``: the faces Previous / Next step through
+        (default: the faces in the grid)."""
         lib = self.session.lib
         if lib is None:
             return
+        if sequence is not None:
+            self._photo_sequence = list(sequence)
+        elif face_id not in getattr(self, "_photo_sequence", []):
+            self._photo_sequence = self.grid_model.face_ids()
         row = lib.face(face_id)
         path = self.session.photo_file(row.photo_path)
         if path is None:
@@ -44,6 +50,9 @@ class PhotoMixin:
                 label = GroupKind.UNKNOWN.title(None)
             marks.append((f.id, FaceMark(f.box, label, f.person_id is not None)))
         self.photo_view.show_photo(path, marks, face_id)
+        seq = self._photo_sequence
+        at = seq.index(face_id) if face_id in seq else -1
+        self.photo_view.set_position(at, len(seq))
         self.content.setCurrentIndex(CONTENT_PHOTO)
         self.photo_view.canvas.setFocus()
         self._update_actions()
@@ -52,6 +61,76 @@ class PhotoMixin:
         self.content.setCurrentIndex(CONTENT_GRID)
         self.grid.setFocus()
         self._update_actions()
+
+    def step_photo(self: MainWindow, step: int) -> None:
+        """Previous / next photo: the next face of the sequence in another photo."""
+        seq = getattr(self, "_photo_sequence", [])
+        current = self.photo_view.face_ids
+        shown = next((f for f in current if f in seq), None)
+        if shown is None or self.session.lib is None:
+            return
+        i = seq.index(shown) + step
+        while 0 <= i < len(seq) and seq[i] in current:
+            i += step
+        if 0 <= i < len(seq):
+            self.show_photo(seq[i])
+
+    def previous_photo(self: MainWindow) -> None:
+        self.step_photo(-1)
+
+    def next_photo(self: MainWindow) -> None:
+        self.step_photo(1)
+
+    # -- a person's photos ------------------------------------------------------------------
+
+    def load_photos(self: MainWindow, person_ids: list[int]) -> None:
+        """The photos these people are in together, by date, read in a worker."""
+        lib = self.session.lib
+        if lib is None:
+            return
+        ids = [int(p) for p in person_ids]
+        self._photo_people = ids
+
+        def work(job: workers.Job) -> list:
+            from faceapp.engine import photos
+
+            return photos.photos_with(lib, ids)
+
+        def done(found: list, want: list[int] = ids) -> None:
+            if self._photo_people == want:
+                self.photo_grid.set_photos(found, want, self.session.folder)
+                self.photos_loaded.emit()
+
+        workers.run_in_background(work, name="photos", on_finished=done)
+
+    def _on_page_tab(self: MainWindow, index: int) -> None:
+        key = self.current_key
+        if index == self.grid_page.PHOTOS and key is not None and key.kind.is_person:
+            self.load_photos([key.id])
+
+    def show_together(self: MainWindow, keys: list[GroupKey]) -> None:
+        """Several people selected: the photos they are all in."""
+        names = [self._name_of(k) for k in keys]
+        self.grid_page.set_header(" & ".join(names), "Photos they are in together")
+        self.grid_page.set_tabs(True, self.grid_page.PHOTOS, faces=False)
+        self.content.setCurrentIndex(CONTENT_GRID)
+        self.load_photos([k.id for k in keys])
+
+    def make_cover(self: MainWindow) -> None:
+        """The selected face becomes the person's picture in the sidebar."""
+        key = self.current_key
+        ids = self.grid.selected_face_ids()
+        if key is None or not key.kind.can_set_cover or len(ids) != 1 or self.session.lib is None:
+            return
+        from faceapp.engine import photos
+
+        try:
+            text = photos.set_cover(self.session.lib, key.id, ids[0])
+        except Exception as exc:
+            self.show_error("Make Cover Face", str(exc))
+            return
+        self.statusBar().showMessage(text, 6000)
+        self.refresh()
 
     def selected_box_face(self: MainWindow) -> int | None:
         """The face of the box selected in the photo view, when the photo view is shown."""

@@ -59,7 +59,7 @@ class RefreshMixin:
             changes = None
 
         def work(job: workers.Job) -> tuple:
-            from faceapp.engine import album, review
+            from faceapp.engine import album, photos, review
 
             groups = album.groups(lib)
             faces = None
@@ -71,7 +71,7 @@ class RefreshMixin:
             suggestions = None
             if want_suggestions:  # clusters first (one answer names many faces), then faces
                 suggestions = [*review.cluster_reviews(lib), *review.review(lib)]
-            return serial, lib, key, groups, faces, suggestions
+            return serial, lib, key, groups, faces, suggestions, photos.problems(lib)
 
         self._refresh_job = workers.run_in_background(
             work, name="refresh", on_finished=self._apply_refresh, on_failed=self._refresh_failed
@@ -92,7 +92,7 @@ class RefreshMixin:
     @Slot(object)
     def _apply_refresh(self: MainWindow, result: tuple) -> None:
         self._refresh_job = None
-        serial, lib, key, groups, faces, suggestions = result
+        serial, lib, key, groups, faces, suggestions, problems = result
         if lib is not self.session.lib:  # the library changed while reading
             self._refresh_again = False
             self.refresh()
@@ -131,6 +131,7 @@ class RefreshMixin:
             f"{total:,} {'face' if total == 1 else 'faces'} · "
             f"{people:,} {'person' if people == 1 else 'people'}"
         )
+        self.show_problem_count(problems)
         if suggestions is not None and self.content.currentIndex() == CONTENT_REVIEW:
             self.review_view.set_suggestions(suggestions)
         self._update_actions()
@@ -182,5 +183,10 @@ class RefreshMixin:
         if getattr(group, "hidden", False):
             kind += " (hidden)"
         n = group.count
-        self.grid_page.set_header(title, f"{kind}  ·  {n:,} {'face' if n == 1 else 'faces'}")
+        born = self.birth_date(key)
+        extra = f"  ·  born {born}" if born else ""
+        self.grid_page.set_header(title, f"{kind}  ·  {n:,} {'face' if n == 1 else 'faces'}{extra}")
+        self.grid_page.set_tabs(key.kind.is_person, None if changed is False else 0)
+        if self.grid_page.tabs.currentIndex() == self.grid_page.PHOTOS:
+            self.load_photos([key.id])
         self._update_actions()

@@ -303,7 +303,8 @@ class LibrarySession(OperationsMixin, QObject):
 
     # -- scanning -------------------------------------------------------------------------
 
-    def start_scan(self) -> workers.Job | None:
+    def start_scan(self, retry: list[str] | None = None) -> workers.Job | None:
+        """Scan the folder in a worker; ``retry``: read just these problem files again."""
         if self.lib is None or self.folder is None or self.busy:
             return None
         from faceapp.engine import pipeline
@@ -311,9 +312,11 @@ class LibrarySession(OperationsMixin, QObject):
         lib, root = self.lib, self.folder
 
         def work(job: workers.Job) -> Any:
-
             analyzer = self.analyzer()
-            return pipeline.scan(lib, root, analyzer, progress=job.report, cancel=job.is_cancelled)
+            run = dict(progress=job.report, cancel=job.is_cancelled)
+            if retry is not None:
+                return pipeline.retry(lib, root, analyzer, retry, **run)
+            return pipeline.scan(lib, root, analyzer, **run)
 
         job = workers.Job(work, name="scan", progress_interval=0.1)
         job.signals.progress.connect(self._on_scan_progress)

@@ -110,6 +110,33 @@ class ToolsMixin:
                 "The faces will be regrouped with the new setting when this work is done.", 8000
             )
 
+    # -- problems ------------------------------------------------------------------------
+
+    def show_problem_count(self: MainWindow, problems: list) -> None:
+        """The status bar's button says how many files could not be used (hidden at 0)."""
+        self.problems = list(problems)
+        n = len(self.problems)
+        self.problems_button.setText(f"{n} {'problem' if n == 1 else 'problems'}")
+        self.problems_button.setVisible(n > 0)
+        if self.problems_dialog is not None and self.problems_dialog.isVisible():
+            self.problems_dialog.set_problems(self.problems, self.session.busy)
+
+    def show_problems(self: MainWindow) -> Any:
+        from faceapp.gui.dialogs.problems import ProblemsDialog
+
+        if self.problems_dialog is None:
+            self.problems_dialog = ProblemsDialog(self)
+            self.problems_dialog.retryRequested.connect(self.retry_problems)
+        self.problems_dialog.set_problems(self.problems, self.session.busy)
+        self.problems_dialog.show()
+        self.problems_dialog.raise_()
+        return self.problems_dialog
+
+    def retry_problems(self: MainWindow, paths: list[str]) -> None:
+        """Try Again: read these files again in a worker, like a scan of just them."""
+        if self.session.start_scan(retry=paths) is None:
+            self.show_error("Try Again", "Wait for the current scan or grouping to finish.")
+
     # -- weights ------------------------------------------------------------------------
 
     @Slot(dict)

@@ -11,6 +11,7 @@ hundreds of times a second without flooding the event loop.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import traceback
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+
+log = logging.getLogger(__name__)
 
 
 class JobSignals(QObject):
@@ -100,6 +103,7 @@ class Job(QRunnable):
             result = self.fn(self)
         except BaseException as exc:
             exc.gui_traceback = traceback.format_exc()  # type: ignore[attr-defined]
+            log.error("job %r failed: %s", self.name, exc, exc_info=exc)  # to the log file
             self._flush()
             self.finished_ok = False
             self.running = False

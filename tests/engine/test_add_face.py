@@ -13,6 +13,7 @@ from PIL import Image
 from faceapp.cli import main
 from faceapp.engine import add_face, library, model_versions, photos, pipeline
 from faceapp.engine.add_face import AddFaceError
+from faceapp.engine.images import file_time
 from faceapp.engine.library import LibraryError
 
 
@@ -37,6 +38,9 @@ def scanned(tmp_path, lfw_dir, analyzer, real_weights):
 def test_a_drawn_face_is_embedded_like_a_detected_one_and_survives_rescans(scanned, analyzer):
     lib, root = scanned
     (detected,) = lib.faces()
+    # the scan stored when the photo was taken (no EXIF date in LFW: the file's time)
+    mtime = (root / "colin.jpg").stat().st_mtime_ns
+    assert photos.photo(lib, detected.photo_id).taken_at == file_time(mtime)
     ids, vectors = lib.embeddings()
     reference = vectors[list(ids).index(detected.id)]
     with pytest.raises(AddFaceError, match=f"already there \\(face {detected.id}\\)"):
@@ -104,3 +108,9 @@ def test_retry_reads_only_the_problem_files_again(scanned, analyzer, capsys):
     assert data == {"read": 1, "faces": 1, "errors": []}
     assert photos.problems(lib) == []
     assert "new.jpg" not in lib.photo_states()
+    (root / "gone.jpg").write_bytes(b"")  # a problem file the user then deletes
+    pipeline.scan(lib, root, analyzer)
+    assert [p.path for p in photos.problems(lib)] == ["gone.jpg"]
+    (root / "gone.jpg").unlink()
+    pipeline.retry(lib, root, analyzer)
+    assert photos.problems(lib) == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from synthetic_album import Album
 
-from faceapp.engine import birthdays, naming, people, review
+from faceapp.engine import birthdays, naming, oplog, people, photos, review
 from faceapp.engine.birthdays import BirthdayError
 from faceapp.engine.cluster import recluster
 
@@ -34,7 +34,8 @@ def test_no_suggestion_or_merge_before_birth(album):
     anna = people.create_person(lib, "Anna", late).person_id
     with pytest.raises(BirthdayError, match="taken before 2004-01-01"):
         birthdays.set_birth_date(lib, anna, "2004-01-01")
-    assert birthdays.set_birth_date(lib, anna, "2003-01-01") == "Anna: born 2003-01-01"
+    changes = birthdays.set_birth_date(lib, anna, "2003-01-01")
+    assert changes.description == "Anna: born 2003-01-01" and changes.people == {anna}
     early = album.faces_of(0)[:3]  # 2000-2002: before she was born
     assert not {s.face_id for s in review.review(lib)} & set(early)
     # a cluster of her early faces merged into her leaves them out
@@ -52,3 +53,17 @@ def test_no_suggestion_or_merge_before_birth(album):
     assert not {s.face_id for s in review.review(lib)} & set(early)
     birthdays.set_birth_date(lib, anna, None)
     assert set(early) <= {s.face_id for s in review.review(lib)}
+    assert oplog.undo(lib).description == "Anna: birth date cleared"  # one undo step
+    assert birthdays.birth_date(lib, anna) == "2003-01-01"
+    assert not {s.face_id for s in review.review(lib)} & set(early)
+
+
+def test_undoing_a_deletion_brings_the_birth_date_and_cover_back(album):
+    lib = album.lib
+    anna = people.create_person(lib, "Anna", album.faces_of(0)).person_id
+    birthdays.set_birth_date(lib, anna, "1990-01-01")
+    photos.set_cover(lib, anna, album.faces_of(0)[1])
+    people.delete_person(lib, anna)
+    oplog.undo(lib)
+    assert birthdays.birth_date(lib, anna) == "1990-01-01"
+    assert photos.cover_face(lib, anna) == album.faces_of(0)[1]

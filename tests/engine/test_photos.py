@@ -13,7 +13,7 @@ from synthetic_album import Album
 
 from faceapp.engine import album as album_mod
 from faceapp.engine import library as library_mod
-from faceapp.engine import people, photos
+from faceapp.engine import oplog, people, photos
 from faceapp.engine.library import Library, LibraryError
 
 
@@ -57,7 +57,12 @@ def test_cover_face_is_the_users_choice_while_it_stays_theirs(album):
     chosen = album.faces_of(0)[2]
     with pytest.raises(LibraryError, match="not one of Anna's faces"):
         photos.set_cover(lib, anna, album.faces_of(1)[0])
+    before = photos.cover_face(lib, anna)
     photos.set_cover(lib, anna, chosen)
+    assert photos.cover_face(lib, anna) == chosen
+    assert oplog.undo(lib).description == "New picture for Anna"
+    assert photos.cover_face(lib, anna) == before is None
+    oplog.redo(lib)
     assert photos.cover_face(lib, anna) == chosen
     assert next(g for g in album_mod.groups(lib) if g.id == anna).avatar_face_id == chosen
     people.reject_faces(lib, [chosen], anna)  # no longer hers: back to automatic

@@ -33,6 +33,7 @@ class NameDialog(QDialog):
         require_existing: bool = False,
         new_note: str = "",
         apart: list[QImage | None] | None = None,
+        birth_date: str | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -85,6 +86,16 @@ class NameDialog(QDialog):
             col.addWidget(warn)
             col.addLayout(faces_row)
         self.apart_count = len(apart or [])
+        self.birth: QLineEdit | None = None
+        if birth_date is not None:  # a person's details: the birth date, optional
+            self.birth = QLineEdit(birth_date)
+            self.birth.setPlaceholderText("Birth date, e.g. 2010-05-03 (optional)")
+            self.birth.setToolTip(
+                "Faces in photos taken before this date are never suggested for this person; "
+                "their photos show the age at the time."
+            )
+            col.addWidget(QLabel("Born:"))
+            col.addWidget(self.birth)
         row.addLayout(col, 1)
         layout.addLayout(row)
         self.buttons = QDialogButtonBox(
@@ -112,6 +123,9 @@ class NameDialog(QDialog):
             self.note.setText(f"“{match}” already exists: these faces will join that person.")
         else:
             self.note.setText(self.new_note.format(self.name()) if self.name() else "")
+
+    def birth_date(self) -> str:
+        return self.birth.text().strip() if self.birth is not None else ""
 
     def name(self) -> str:
         return " ".join(self.edit.text().split())

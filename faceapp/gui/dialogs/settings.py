@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp import config
+from faceapp.gui import workers
 from faceapp.gui.settings import AppSettings
 
 GROUPING_WORDS = {
@@ -184,8 +185,22 @@ class SettingsDialog(QDialog):
         )
         thr_note.setObjectName("muted")
         thr_note.setWordWrap(True)
+        self.download = QPushButton("Download VGGFace2 Weights")
+        self.download.setToolTip(
+            "facenet-pytorch's VGGFace2 weights (~110 MB). The app never goes online"
+            " unless you press this; offline it uses the CASIA-WebFace weights it ships."
+        )
+        self.download.clicked.connect(self.start_download)
+        self.download_status = QLabel("Used for new libraries once downloaded.")
+        self.download_status.setObjectName("muted")
+        self.download_status.setWordWrap(True)
+        self.downloaded = False
+        download_row = QHBoxLayout()
+        download_row.addWidget(self.download)
+        download_row.addWidget(self.download_status, 1)
         form.addRow("Device:", self.device)
         form.addRow("Weights file:", self.weights)
+        form.addRow("Online weights:", download_row)
         form.addRow("Threshold:", thr_row)
         layout.addWidget(engine)
         layout.addWidget(thr_note)
@@ -292,6 +307,30 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 
+    def start_download(self) -> workers.Job:
+        """Fetch the VGGFace2 checkpoint in a worker (no-op when it is already there)."""
+
+        def work(job: workers.Job) -> str:
+            from faceapp.engine import weights
+
+            found = weights.vggface2_weights() or weights.download_vggface2()
+            return f"VGGFace2 weights ready ({found.file}); used for new libraries."
+
+        self.download.setEnabled(False)
+        self.download_status.setText("Downloading…")
+        return workers.run_in_background(
+            work, name="download", on_finished=self._downloaded, on_failed=self._download_failed
+        )
+
+    def _downloaded(self, text: str) -> None:
+        self.downloaded = True
+        self.download_status.setText(text)
+
+    def _download_failed(self, exc: BaseException) -> None:
+        self.download.setEnabled(True)
+        text = str(exc) or type(exc).__name__
+        self.download_status.setText(text[:1].upper() + text[1:])
+
     def _show_advanced(self, shown: bool) -> None:
         self.advanced.setVisible(shown)
         arrow = Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
@@ -371,7 +410,7 @@ class SettingsDialog(QDialog):
         s.rescan_on_open = self.rescan.isChecked()
         s.sync()
         return {
-            "engine": (s.device, s.weights_path) != old[:2],
+            "engine": (s.device, s.weights_path) != old[:2] or self.downloaded,
             "threshold": s.threshold != old[2],
             "clustering": s.cluster_options != old[3],
         }

@@ -9,6 +9,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QListView,
     QPushButton,
+    QStackedWidget,
+    QTabBar,
     QVBoxLayout,
     QWidget,
 )
@@ -118,9 +120,14 @@ class FaceGridView(QListView):
 class GridPage(QWidget):
     """Header (group name, count, actions) above the face grid."""
 
-    def __init__(self, grid: FaceGridView, parent: QWidget | None = None) -> None:
+    FACES, PHOTOS = 0, 1
+
+    def __init__(
+        self, grid: FaceGridView, photos: QWidget | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.grid = grid
+        self.photos = photos
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -146,7 +153,31 @@ class GridPage(QWidget):
         for b in (self.reject_button, self.name_button, self.hide_button, self.review_button):
             row.addWidget(b)
         layout.addWidget(header)
-        layout.addWidget(grid, 1)
+        # A person's page: their faces, or the photos they are in (by date).
+        self.tabs = QTabBar()
+        self.tabs.setObjectName("pageTabs")
+        self.tabs.addTab("Faces")
+        self.tabs.addTab("Photos")
+        self.tabs.setDrawBase(False)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(grid)
+        if photos is not None:
+            self.stack.addWidget(photos)
+        self.tabs.currentChanged.connect(self.stack.setCurrentIndex)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.stack, 1)
+        self.tabs.hide()
+
+    def set_tabs(self, shown: bool, index: int | None = None, faces: bool = True) -> None:
+        """Show the Faces / Photos tabs (a person) or only the faces (other groups);
+        ``faces=False``: several people together have photos only."""
+        self.tabs.setVisible(shown)
+        self.tabs.setTabEnabled(self.FACES, faces)
+        if index is not None:
+            self.tabs.setCurrentIndex(index)
+        elif not shown:
+            self.tabs.setCurrentIndex(self.FACES)
+        self.stack.setCurrentIndex(self.tabs.currentIndex())
 
     def set_header(self, title: str, subtitle: str) -> None:
         self.title.setText(title)

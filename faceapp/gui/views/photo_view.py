@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QImage
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from faceapp.gui import workers
 from faceapp.gui.resources import icon
@@ -48,7 +48,17 @@ class PhotoView(QWidget):
         titles.addWidget(self.subtitle)
         self.open_folder = QPushButton(icon("folder"), "Open Containing Folder")
         self.open_folder.clicked.connect(self.reveal)
+        self.prev = QPushButton(icon("prev"), "")
+        self.prev.setToolTip("Previous photo (←)")
+        self.next = QPushButton(icon("next"), "")
+        self.next.setToolTip("Next photo (→)")
+        self.position = QLabel()
+        self.position.setObjectName("muted")
         row.addWidget(self.back)
+        row.addSpacing(10)
+        row.addWidget(self.prev)
+        row.addWidget(self.position)
+        row.addWidget(self.next)
         row.addSpacing(10)
         row.addLayout(titles, 1)
         row.addWidget(self.open_folder)
@@ -106,6 +116,12 @@ class PhotoView(QWidget):
     def _on_face_clicked(self, i: int) -> None:
         if 0 <= i < len(self.face_ids):
             self.faceChosen.emit(self.face_ids[i])
+
+    def set_position(self, index: int, count: int) -> None:
+        """'3 of 12' between Previous and Next (hidden outside a sequence)."""
+        self.position.setText(f"{index + 1} of {count}" if index >= 0 else "")
+        self.prev.setEnabled(index > 0)
+        self.next.setEnabled(0 <= index < count - 1)
 
     def selected_face(self) -> int | None:
         """The face id of the selected box, if any."""

@@ -14,6 +14,7 @@ from faceapp.gui.models import Role, SidebarModel
 class SidebarView(QListView):
     groupSelected = Signal(object)  # GroupKey or None
     renameRequested = Signal(object)  # GroupKey
+    peopleSelected = Signal(list)  # two or more person GroupKeys: their photos together
 
     def __init__(self, model: SidebarModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -23,7 +24,8 @@ class SidebarView(QListView):
         self.setModel(model)
         self.delegate = GroupDelegate(self)
         self.setItemDelegate(self.delegate)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Ctrl/Shift-click selects several people: the photos they are in together.
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMouseTracking(True)
         self.setDragEnabled(True)
@@ -61,6 +63,17 @@ class SidebarView(QListView):
         row = self.sidebar_model().first_group_row()
         if row >= 0:
             self.select_key(self.sidebar_model().key_at(self.sidebar_model().index(row)))
+
+    def selected_people(self) -> list[GroupKey]:
+        model = self.sidebar_model()
+        keys = [model.key_at(i) for i in self.selectionModel().selectedIndexes()]
+        return [k for k in keys if k is not None and k.kind.is_person]
+
+    def selectionChanged(self, selected: object, deselected: object) -> None:
+        super().selectionChanged(selected, deselected)
+        people = self.selected_people()
+        if len(people) >= 2 and not self._restoring:
+            self.peopleSelected.emit(people)
 
     def _remember(self) -> None:
         self._remembered = self.current_key()

@@ -1,0 +1,83 @@
+"""A person's page through the real window: Faces and Photos (by date, with the age
+once a birth date is set), several people's photos together, previous / next in the
+photo view, the cover face."""
+
+from __future__ import annotations
+
+import pytest
+from guihelpers import groups, open_and_wait, person
+from PySide6.QtCore import QItemSelectionModel, Qt
+
+from faceapp.gui.dialogs.name import NameDialog
+from faceapp.gui.groups import GroupKey, GroupKind
+
+pytestmark = pytest.mark.slow
+
+
+def test_person_photos_birth_date_together_and_cover(qtbot, window, scanned_library, monkeypatch):
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    a, b = sorted(groups(window, "cluster"), key=lambda g: -g.count)[:2]
+    assert window.apply_name(GroupKey(GroupKind.CLUSTER, a.id), "Ann")
+    assert window.apply_name(GroupKey(GroupKind.CLUSTER, b.id), "Bob")
+    qtbot.waitUntil(lambda: person(window, "Bob") is not None and not window.refreshing)
+    ann = GroupKey(GroupKind.PERSON, person(window, "Ann").id)
+    window.sidebar.select_key(ann)
+    qtbot.waitUntil(lambda: window.current_key == ann)
+    page = window.grid_page
+    assert page.tabs.isVisible() and page.tabs.tabText(1) == "Photos"
+
+    # Birth date in the Edit Person dialog (before every photo's date: LFW files are new).
+    def fake_exec(dialog: NameDialog) -> int:
+        dialog.birth.setText("1990-01-01")
+        return NameDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(NameDialog, "exec", fake_exec)
+    window.act_edit_person.trigger()
+    qtbot.waitUntil(lambda: "born 1990-01-01" in page.subtitle.text())
+
+    with qtbot.waitSignal(window.photos_loaded, timeout=30_000):
+        page.tabs.setCurrentIndex(page.PHOTOS)
+    grid = window.photo_grid
+    n = grid.count()
+    assert n == person(window, "Ann").count  # one face of Ann per photo
+    dates = [p.taken_at for p in grid.photos]
+    assert dates == sorted(dates)
+    assert "age " in grid.item(0).text() and grid.item(0).text()[:2] in ("19", "20")
+    qtbot.waitUntil(lambda: grid.loaded, timeout=30_000)
+    assert not grid.item(0).icon().isNull()
+
+    # Open a photo from the grid; Next / Previous step through Ann's photos.
+    grid.itemActivated.emit(grid.item(0))
+    assert window.content.currentWidget() is window.photo_view
+    assert window.photo_view.position.text() == f"1 of {n}"
+    first = window.photo_view.path
+    qtbot.keyClick(window.photo_view.canvas, Qt.Key.Key_Right)
+    assert window.photo_view.path != first and window.photo_view.position.text() == f"2 of {n}"
+    window.photo_view.prev.click()
+    assert window.photo_view.path == first
+    window.act_back.trigger()
+
+    # Ann and Bob together (Ctrl-click in the sidebar): photos with both (none here).
+    sel = window.sidebar.selectionModel()
+    bob = GroupKey(GroupKind.PERSON, person(window, "Bob").id)
+    row = window.sidebar_model.index(window.sidebar_model.row_of(bob))
+    with qtbot.waitSignal(window.photos_loaded, timeout=30_000):
+        sel.select(row, QItemSelectionModel.SelectionFlag.Select)
+    assert page.title.text() in ("Ann & Bob", "Bob & Ann")
+    assert page.tabs.currentIndex() == page.PHOTOS and not page.tabs.isTabEnabled(page.FACES)
+    assert grid.count() == 0  # LFW photos of two people show one of them
+
+    # Make a face Ann's cover: the sidebar shows it.
+    window.sidebar.select_key(ann)
+    qtbot.waitUntil(lambda: window.current_key == ann and window.grid_model.rowCount() > 1)
+    page.tabs.setCurrentIndex(page.FACES)
+    last = window.grid_model.rowCount() - 1
+    window.grid.selectionModel().select(
+        window.grid_model.index(last), QItemSelectionModel.SelectionFlag.ClearAndSelect
+    )
+    face = window.grid_model.face_at(last)
+    assert window.act_cover.isEnabled()
+    window.act_cover.trigger()
+    qtbot.waitUntil(lambda: person(window, "Ann").avatar_face_id == face)
+    assert not window.errors, window.errors
