@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean distributed
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -12,6 +12,10 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
+
+# Ray for `faceapp scan --ray` and its tests (tests/test_distributed.py skip without it)
+distributed: $(STAMP)
+	$(BIN)/pip install -q -e '.[distributed,test]'
 
 run: $(STAMP)
 	$(BIN)/python main.py

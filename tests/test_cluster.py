@@ -55,11 +55,15 @@ def test_knn_path_agrees_with_exact_hdbscan():
     assert agreement(exact, knn) > 0.97
 
 
-def test_knn_ivf_recall():
+def test_approximate_knn_finds_the_exact_neighbours():
     x, _ = blobs(list(np.random.default_rng(4).integers(2, 60, 120)), seed=4, spread=0.7)
     y = clustering.pca_reduce(x, 64)
-    exact, _ = neighbours.knn_brute(y, 10)
-    approx, dist = neighbours.knn_ivf(y, 10)
+    exact, exact_d = neighbours.knn(y, 10, brute_limit=len(y))
+    approx, dist = neighbours.knn(y, 10, brute_limit=0, cell_size=64)
+    brute = np.sqrt(((y[:, None, :] - y[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(brute, np.inf)
+    assert np.allclose(np.sort(brute, axis=1)[:, :10], exact_d, atol=1e-3)
+    assert not (exact == np.arange(len(y))[:, None]).any()  # never itself
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)])
     assert recall > 0.9, recall
     assert np.all(np.diff(dist, axis=1) >= 0)
@@ -514,3 +518,76 @@ def test_loose_clusters_dissolve():
     labels = np.repeat([0, 1], 12)
     assert cluster_steps.dissolve_loose_clusters(x, labels, max_mean_sq=0.5) == 12
     assert (labels[:12] == 0).all() and (labels[12:] == -1).all()
+
+
+# -- placing new faces (cluster_place) ---------------------------------------------
+
+
+def _add_photo(lib, name: str, vectors: list[np.ndarray]) -> list[int]:
+    faces = [
+        NewFace((10.0 + 100 * k, 0.0, 60.0 + 100 * k, 50.0), [[0, 0]] * 5, 0.99, b"j", v)
+        for k, v in enumerate(vectors)
+    ]
+    model = lib.active_model().id
+    photo = lib.store_photo(
+        name, size=1, mtime_ns=1, width=300, height=100, content_hash=name, faces=faces,
+        model_id=model,
+    )  # fmt: skip
+    return [f.id for f in lib.faces_of_photo(photo)]
+
+
+def _member_vector(lib, cluster_id: int, rng) -> np.ndarray:
+    ids, vectors = lib.embeddings()
+    members = [f.id for f in lib.faces() if f.cluster_id == cluster_id]
+    v = vectors[np.searchsorted(ids, members)].mean(axis=0)
+    v = v + rng.normal(size=v.shape) * 0.3 / np.sqrt(len(v))
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def test_a_large_library_places_new_faces_and_keeps_every_existing_group(tmp_path, monkeypatch):
+    lib, _ = make_library(tmp_path / "l.sqlite", [14, 12, 10, 9], seed=7)
+    cluster.recluster(lib)
+    before = {f.id: f.cluster_id for f in lib.faces()}
+    clusters = sorted({c for c in before.values() if c})
+    assert len(clusters) == 4
+    rng = np.random.default_rng(1)
+    a, b = clusters[0], clusters[1]
+    near_a = _add_photo(lib, "new-a.jpg", [_member_vector(lib, a, rng)])
+    # two faces of one new photo both like cluster b: only one may join it
+    pair = _add_photo(lib, "new-b.jpg", [_member_vector(lib, b, rng), _member_vector(lib, b, rng)])
+    stranger = rng.normal(size=512)
+    far = _add_photo(lib, "new-x.jpg", [(stranger / np.linalg.norm(stranger)).astype(np.float32)])
+
+    monkeypatch.setattr(cluster, "LARGE_LIBRARY", 10)
+    summary = cluster.update_groups(lib)
+    after = {f.id: f.cluster_id for f in lib.faces()}
+    assert all(after[f] == c for f, c in before.items())  # nothing else moved
+    assert after[near_a[0]] == a
+    assert sorted(after[f] or 0 for f in pair) == [0, b]
+    assert after[far[0]] is None
+    assert summary.clusters == 4 and summary.faces == 4 and summary.suggested == 0
+    check_invariants(lib)
+    # placed once: a second call finds nothing new
+    assert cluster.place_if_large(lib).faces == 0
+
+
+def test_new_faces_near_a_named_person_wait_as_suggestions(tmp_path, monkeypatch):
+    lib, _ = make_library(tmp_path / "l.sqlite", [14, 12, 10], seed=8)
+    cluster.recluster(lib)
+    target = next(g for g in album.groups(lib) if g.kind == "cluster")
+    rng = np.random.default_rng(2)
+    vector = _member_vector(lib, target.id, rng)
+    people.name_cluster(lib, target.id, "Anna")
+    new = _add_photo(lib, "new.jpg", [vector])
+    monkeypatch.setattr(cluster, "LARGE_LIBRARY", 10)
+    placed = cluster.place_if_large(lib)
+    assert placed.suggested == 1 and placed.placed == 0
+    assert lib.face(new[0]).cluster_id is None and lib.face(new[0]).person_id is None
+
+
+def test_a_small_library_is_regrouped_after_a_scan(tmp_path):
+    lib, _ = make_library(tmp_path / "l.sqlite", [14, 12], seed=9)
+    assert cluster.place_if_large(lib) is None  # never grouped
+    cluster.recluster(lib)
+    assert cluster.place_if_large(lib) is None  # small: a regroup is quick
+    assert cluster.update_groups(lib).clusters == 2

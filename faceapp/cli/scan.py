@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="find and embed the faces of a photo folder")
     p.add_argument("folder", type=Path)
     _model_options(p)
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="decode, detect and embed on a Ray cluster (auto, HOST:PORT, ray://HOST:10001);"
+        " the workers must see the folder at the same path",
+    )
     add_library_option(p)
     add_json_option(p)
     p.set_defaults(handler=cmd_scan)
@@ -77,19 +85,27 @@ def _terminal_progress(p: pipeline.ScanProgress) -> None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     _checked(args.weights)
-    from faceapp.engine import library, pipeline
+    from faceapp.engine import cluster, library, model_versions, pipeline
 
     folder = args.folder.expanduser()
     if not folder.is_dir():
         raise CLIError(f"{folder} is not a folder", 2)
     lib = library.open_library(folder, args.library)
-    analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
     show = _terminal_progress if sys.stderr.isatty() else None
-    report = pipeline.scan(lib, folder, analyzer, progress=show)
+    if args.ray:
+        from faceapp.engine import distributed
+
+        loaded = model_versions.active_weights(lib, args.weights)
+        report = distributed.scan(lib, folder, loaded, args.ray, progress=show)
+    else:
+        analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
+        report = pipeline.scan(lib, folder, analyzer, progress=show)
     if show:
         print(file=sys.stderr)
+    placed = cluster.place_if_large(lib)  # a large grouped library: new faces join groups
     if args.json:
-        print_json(report.as_dict() | {"library": str(lib.path)})
+        extra = {"placed": dataclasses.asdict(placed)} if placed else {}
+        print_json(report.as_dict() | {"library": str(lib.path)} | extra)
     else:
         echo(
             f"{report.photos} photos scanned, {report.faces} faces, "
@@ -98,6 +114,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
         for path, reason in report.errors:
             echo(f"  {path}: {reason}")
+        if placed:
+            echo(
+                f"{placed.placed} new faces joined groups, {placed.suggested} wait as"
+                f" suggestions, {placed.unknown} unsorted (`faceapp cluster` regroups all)"
+            )
         _print_tags(report.tags)
     return 0
 

@@ -8,6 +8,10 @@ person's faces (a suggestion with confidence >= 0.5, see ``hold_ratio``) is left
 Unknown for the "Is this X?" queue instead of forming a new cluster, so after a
 rescan known people come back as suggestions and only the rest is clustered.
 
+A large library that was grouped before is not regrouped after each scan: the new
+faces are placed (:func:`update_groups`, :mod:`cluster_place`); a full regroup
+(:func:`recluster`) stays one command or menu entry away.
+
 The algorithm and its defaults: :mod:`faceapp.engine.clustering`. Cluster ids stay
 stable across runs: new clusters are matched greedily to the old ones by how many
 faces they share (:func:`match_cluster_ids`), and "not in this cluster" marks
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceapp.engine import backup
+from faceapp.engine.cluster_place import PlaceSummary, mark_seen, place_new_faces, seen_through
 from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import DEFAULT_THRESHOLD, ClusterParams, cluster_vectors
 from faceapp.engine.face_state import load_state
@@ -126,6 +131,7 @@ def recluster(
             " (SELECT DISTINCT cluster_id FROM faces WHERE cluster_id IS NOT NULL)"
         )
         people = c.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+    mark_seen(lib, state)
     n_clusters = len(used)
     unknown = int((new_ids == 0).sum())
     return ClusterSummary(
@@ -135,4 +141,49 @@ def recluster(
         seconds=round(time.perf_counter() - start, 3),
         faces=len(state),
         suggested=int(held.sum()),
+    )
+
+
+LARGE_LIBRARY = 50_000  # faces: from here new faces are placed after a scan, not regrouped
+
+
+def place_if_large(lib: Library, params: ClusterParams | None = None) -> PlaceSummary | None:
+    """Place the faces a scan added when the library is large and was grouped before
+    (None otherwise: a regroup is quick enough, or nothing was grouped yet)."""
+    if lib.active_model() is None or seen_through(lib) == 0:
+        return None
+    faces = lib.conn.execute(
+        "SELECT COUNT(*) FROM faces f JOIN photos p ON p.id = f.photo_id WHERE p.status = 'ok'"
+    ).fetchone()[0]
+    if faces < LARGE_LIBRARY:
+        return None
+    return place_new_faces(lib, params, threshold=model_threshold(lib))
+
+
+def update_groups(
+    lib: Library,
+    params: ClusterParams | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> ClusterSummary:
+    """After a scan: place the new faces in a large grouped library, else regroup."""
+    start = time.perf_counter()
+    if progress:
+        progress("placing new faces")
+    placed = place_if_large(lib, params)
+    if placed is None:
+        return recluster(lib, params, progress=progress)
+    clusters, unknown, people = lib.conn.execute(
+        "SELECT (SELECT COUNT(*) FROM clusters),"
+        " (SELECT COUNT(*) FROM faces f JOIN photos p ON p.id = f.photo_id"
+        "  WHERE p.status = 'ok' AND f.person_id IS NULL AND f.cluster_id IS NULL),"
+        " (SELECT COUNT(*) FROM people)"
+    ).fetchone()
+    return ClusterSummary(
+        clusters=int(clusters),
+        unknown=int(unknown),
+        people=int(people),
+        seconds=round(time.perf_counter() - start, 3),
+        faces=placed.faces,
+        suggested=placed.suggested,
     )

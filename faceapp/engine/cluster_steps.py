@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from faceapp.engine.neighbours import knn
 from faceapp.engine.vecmath import normalize, sq_dists, sum_by_label, topk_rows
+
+MERGE_EXACT_LIMIT = 20_000  # clusters compared all against all up to this many
+MERGE_NEIGHBOURS = 10  # above it: the nearest centroids of each centroid
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:
@@ -24,6 +28,19 @@ def relabel(labels: np.ndarray) -> np.ndarray:
 
 def centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return normalize(sum_by_label(x, labels, k))
+
+
+def sq_to_centroid(
+    x: np.ndarray, labels: np.ndarray, rows: np.ndarray, cent: np.ndarray, block: int = 65536
+) -> np.ndarray:
+    """Squared distance of each of ``rows`` to its cluster's centroid, in blocks (the
+    difference of a million faces would be a 2 GB temporary)."""
+    out = np.empty(len(rows), np.float32)
+    for s in range(0, len(rows), block):
+        r = rows[s : s + block]
+        diff = x[r] - cent[labels[r]]
+        out[s : s + block] = np.einsum("ij,ij->i", diff, diff)
+    return out
 
 
 def enforce_cannot_link(x: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> int:
@@ -115,8 +132,7 @@ def trim_outliers(
         k = int(labels.max()) + 1
         cent = centroids(x, labels, k)
         members = np.flatnonzero(labels >= 0)
-        diff = x[members] - cent[labels[members]]
-        far = members[np.einsum("ij,ij->i", diff, diff) > max_sq]
+        far = members[sq_to_centroid(x, labels, members, cent) > max_sq]
         if len(far) == 0:
             break
         labels[far] = -1
@@ -139,8 +155,8 @@ def dissolve_loose_clusters(x: np.ndarray, labels: np.ndarray, max_mean_sq: floa
     k = int(labels.max()) + 1
     cent = centroids(x, labels, k)
     members = np.flatnonzero(labels >= 0)
-    diff = x[members] - cent[labels[members]]
-    sums = np.bincount(labels[members], weights=np.einsum("ij,ij->i", diff, diff), minlength=k)
+    sq = sq_to_centroid(x, labels, members, cent)
+    sums = np.bincount(labels[members], weights=sq, minlength=k)
     mean = sums / np.maximum(np.bincount(labels[members], minlength=k), 1)
     loose = members[mean[labels[members]] > max_mean_sq]
     labels[loose] = -1
@@ -156,12 +172,21 @@ def merge_close_clusters(
     k = int(labels.max()) + 1
     cent = centroids(x, labels, k)
     pairs: list[tuple[float, int, int]] = []
-    for s in range(0, k, 2048):
-        d = sq_dists(cent[s : s + 2048], cent)
-        r, c = np.nonzero(d < max_sq)
-        for a, b in zip(r + s, c, strict=True):
-            if a < b:
-                pairs.append((float(d[a - s, b]), int(a), int(b)))
+    if k <= MERGE_EXACT_LIMIT:
+        for s in range(0, k, 2048):
+            d = sq_dists(cent[s : s + 2048], cent)
+            r, c = np.nonzero(d < max_sq)
+            for a, b in zip(r + s, c, strict=True):
+                if a < b:
+                    pairs.append((float(d[a - s, b]), int(a), int(b)))
+    else:  # many clusters: only each centroid's nearest others can be close enough
+        nbr, dist = knn(cent, MERGE_NEIGHBOURS)
+        sq = dist.astype(np.float64) ** 2
+        r, c = np.nonzero(sq < max_sq)
+        for a, b, v in zip(r, nbr[r, c], sq[r, c], strict=True):
+            if a != b:
+                pairs.append((float(v), int(min(a, b)), int(max(a, b))))
+        pairs = sorted(set(pairs))
     if not pairs:
         return 0
     parent = list(range(k))

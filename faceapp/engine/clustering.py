@@ -14,8 +14,8 @@ The algorithm (:func:`cluster_vectors`):
 2. HDBSCAN, ``min_cluster_size`` 4, ``min_samples`` 1, excess of mass. Up to
    ``exact_limit`` faces the hdbscan package's estimator runs as is. Above it the
    mutual-reachability minimum spanning tree is built from a k-nearest-neighbour
-   graph (exact search up to ``brute_limit`` faces, then an inverted file over
-   k-means cells with per-face probing) and the hdbscan package turns that tree into
+   graph (faiss: exact search up to ``brute_limit`` faces, then an inverted file
+   over k-means cells, :mod:`neighbours`) and the hdbscan package turns that tree into
    the condensed tree and the clusters. Within the kNN graph the tree is exact, and
    on LFW the clusters match the estimator's (BCubed F 0.9028 vs 0.9029 on all
    13,233 images, 1.6 s vs 13 s). It keeps 100,000 faces well under a minute on two
@@ -71,7 +71,7 @@ from faceapp.engine.cluster_steps import (
     relabel,
     trim_outliers,
 )
-from faceapp.engine.neighbours import knn_brute, knn_ivf
+from faceapp.engine.neighbours import knn
 from faceapp.engine.vecmath import normalize, one_blas_thread, sq_dists, sum_by_label
 
 DEFAULT_THRESHOLD = 1.1  # squared L2; only used when no model threshold is known
@@ -126,7 +126,7 @@ class ClusterParams:
         metadata={"help": "Exact neighbour search up to this many faces, approximate above."},
     )
     nprobe: int = field(
-        default=32, metadata={"help": "Cells searched per face by the approximate search."}
+        default=10, metadata={"help": "Cells searched per face by the approximate search."}
     )
     n_jobs: int = 2
     seed: int = 0
@@ -156,7 +156,12 @@ def pca_reduce(x: np.ndarray, dims: int, *, max_fit: int = 20_000, seed: int = 0
     with one_blas_thread():  # a threaded eigh of 512 x 512 is 10x slower on 2 busy cores
         _, vecs = np.linalg.eigh(cov)
     basis = vecs[:, ::-1][:, :dims].astype(np.float32)
-    return np.ascontiguousarray((x - mean) @ basis, dtype=np.float32)
+    # projected in blocks: (x - mean) of a million faces would be a 2 GB temporary
+    out = np.empty((n, dims), np.float32)
+    shift = mean @ basis
+    for s in range(0, n, 65536):
+        np.subtract(x[s : s + 65536] @ basis, shift, out=out[s : s + 65536])
+    return out
 
 
 def _label_mst(edges_i: np.ndarray, edges_j: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -193,10 +198,14 @@ def hdbscan_knn(y: np.ndarray, params: ClusterParams) -> np.ndarray:
 
     n = len(y)
     k = max(params.knn, params.min_samples)
-    if n <= params.brute_limit:
-        nbr, dist = knn_brute(y, k)
-    else:
-        nbr, dist = knn_ivf(y, k, nprobe=params.nprobe, seed=params.seed, n_jobs=params.n_jobs)
+    nbr, dist = knn(
+        y,
+        k,
+        brute_limit=params.brute_limit,
+        nprobe=params.nprobe,
+        seed=params.seed,
+        n_jobs=params.n_jobs,
+    )
     m = params.min_samples
     # as the hdbscan package: the distance to the min_samples-th other point
     core = dist[:, min(m, dist.shape[1]) - 1].astype(np.float64)

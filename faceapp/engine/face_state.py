@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine.library import Library
+from faceapp.engine.library import Library, blob_to_matrix
 
 _vector_lock = threading.Lock()
 _vector_cache: dict[str, tuple[tuple, np.ndarray, np.ndarray]] = {}
@@ -48,12 +48,38 @@ def _cached_embeddings(lib: Library) -> tuple[np.ndarray, np.ndarray]:
         hit = _vector_cache.get(key)
     if hit is not None and hit[0] == sig:
         return hit[1], hit[2]
-    ids, vectors = lib.embeddings(model.id)
+    grown = _appended(lib, model.id, hit, sig) if hit is not None else None
+    ids, vectors = grown if grown is not None else lib.embeddings(model.id)
     with _vector_lock:
         if key not in _vector_cache:  # one library at a time: the vectors are large
             _vector_cache.clear()
         _vector_cache[key] = (sig, ids, vectors)
     return ids, vectors
+
+
+def _appended(
+    lib: Library, model_id: int, hit: tuple[tuple, np.ndarray, np.ndarray], sig: tuple
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached vectors plus the faces added since (a scan only adds higher ids),
+    or None when anything else changed: then everything is read again."""
+    old_sig, old_ids, old_vectors = hit
+    if old_sig[0] != model_id or not len(old_ids) or sig[1] is None:
+        return None
+    rows = lib.conn.execute(
+        "SELECT e.face_id, e.vector FROM embeddings e JOIN faces f ON f.id = e.face_id"
+        " JOIN photos p ON p.id = f.photo_id WHERE e.model_id = ? AND p.status = 'ok'"
+        " AND e.face_id > ? ORDER BY e.face_id",
+        (model_id, int(old_ids[-1])),
+    ).fetchall()
+    new_ids = np.array([r[0] for r in rows], np.int64)
+    same_old = (
+        len(old_ids) + len(new_ids) == sig[1] and int(old_ids.sum()) + int(new_ids.sum()) == sig[3]
+    )
+    if not same_old or not len(rows):
+        return None
+    return np.concatenate([old_ids, new_ids]), np.vstack(
+        [old_vectors, blob_to_matrix([r[1] for r in rows])]
+    )
 
 
 def load_state(lib: Library) -> FaceState:

@@ -5,7 +5,6 @@ label, and BLAS kept to one thread where many small products run on threads."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 
 import numpy as np
 
@@ -37,14 +36,6 @@ def sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np
     return d
 
 
-def rank_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
-    """``|b|^2 - 2 a.b``: orders each row like the squared distance, one pass cheaper."""
-    d = a @ b.T
-    d *= -2.0
-    d += b_sq[None, :]
-    return d
-
-
 def topk_rows(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the k smallest entries of each row, sorted."""
     k = min(k, d.shape[1])
@@ -63,22 +54,3 @@ def sum_by_label(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
         (np.ones(len(valid), np.float32), (labels[valid], valid)), shape=(k, len(x))
     )
     return np.asarray(onehot @ x, dtype=np.float64)
-
-
-def run_parallel(fn: Callable[[int], None], items: int, n_jobs: int) -> None:
-    """Run ``fn(i)`` for i < items on ``n_jobs`` threads, BLAS single-threaded.
-
-    Many small matrix products are faster on one BLAS thread each (a threaded BLAS
-    spends its time synchronising); numpy releases the GIL inside them, so plain
-    threads use the cores.
-    """
-    with one_blas_thread():
-        if n_jobs <= 1 or items < 2:
-            for i in range(items):
-                fn(i)
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(n_jobs) as pool:
-            for _ in pool.map(fn, range(items)):
-                pass

@@ -404,7 +404,8 @@ class LibrarySession(OperationsMixin, QObject):
         self.message.emit(
             f"Scan finished: {report.photos} new photos, {report.faces} faces{errors}.{named}"
         )
-        self.start_cluster(only_if_needed=not (report.photos or report.moved or report.missing))
+        changed = report.photos or report.moved or report.missing
+        self.start_cluster(only_if_needed=not changed, after_scan=True)
 
     @Slot(object)
     def _on_scan_failed(self, exc: BaseException) -> None:
@@ -431,8 +432,11 @@ class LibrarySession(OperationsMixin, QObject):
         overrides = {k: v for k, v in self.settings.cluster_options.items() if k in known}
         return params_cls(**overrides)
 
-    def start_cluster(self, *, only_if_needed: bool = False) -> workers.Job | None:
-        """Re-cluster in a worker; ``only_if_needed``: only when faces were never grouped."""
+    def start_cluster(
+        self, *, only_if_needed: bool = False, after_scan: bool = False
+    ) -> workers.Job | None:
+        """Re-cluster in a worker; ``only_if_needed``: only when faces were never grouped;
+        ``after_scan``: a large library only places its new faces (cluster.update_groups)."""
         if self.lib is None or self.cluster_job is not None or self.scan_job is not None:
             return None
         lib = self.lib
@@ -446,7 +450,8 @@ class LibrarySession(OperationsMixin, QObject):
                 kinds = {GroupKind(g.kind) for g in groups if g.count}
                 if GroupKind.UNKNOWN not in kinds or GroupKind.CLUSTER in kinds:
                     return None
-            return cluster.recluster(lib, params, progress=job.report)
+            regroup = cluster.update_groups if after_scan else cluster.recluster
+            return regroup(lib, params, progress=job.report)
 
         job = workers.Job(work, name="cluster")
         job.signals.progress.connect(self.clusterProgress)

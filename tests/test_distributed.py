@@ -1,0 +1,99 @@
+"""The scan on a real Ray cluster of processes on 127.0.0.1 (head + two worker nodes)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray", reason="Ray is not installed (make distributed installs it)")
+
+from faceapp.engine import distributed, library, model_versions, pipeline
+from faceapp.engine.ray_local import LocalCluster
+
+pytestmark = pytest.mark.slow
+
+PEOPLE = ["Colin_Powell", "Tony_Blair", "Gerhard_Schroeder"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(workers=2) as c:
+        yield c
+
+
+def _folder(root, lfw_dir, per_person: int):
+    for name in PEOPLE:
+        (root / name).mkdir(parents=True)
+        for src in sorted((lfw_dir / name).glob("*.jpg"))[:per_person]:
+            shutil.copy(src, root / name / src.name)
+    return root
+
+
+def _faces(lib) -> dict[str, list[tuple[tuple, np.ndarray]]]:
+    ids, vectors = lib.embeddings()
+    by_id = dict(zip(ids.tolist(), vectors, strict=True))
+    out: dict[str, list] = {}
+    for f in lib.faces():
+        out.setdefault(f.photo_path, []).append((tuple(f.box), by_id[f.id]))
+    return {k: sorted(v, key=lambda fv: fv[0]) for k, v in out.items()}
+
+
+def test_ray_scan_stores_the_same_faces_and_embeddings_as_a_local_scan(
+    cluster, tmp_path, lfw_dir, real_weights
+):
+    root = _folder(tmp_path / "photos", lfw_dir, 4)
+    local = library.open_library(root, tmp_path / "local.sqlite")
+    model_versions.register_base(local, real_weights)
+    analyzer = pipeline.Analyzer.from_weights(real_weights, "cpu")
+    local_report = pipeline.scan(local, root, analyzer)
+    remote = library.open_library(root, tmp_path / "ray.sqlite")
+    model_versions.register_base(remote, real_weights)
+    stats: dict = {}
+    report = distributed.scan(remote, root, real_weights, cluster.address, shard=3, stats=stats)
+    assert report.errors == [] and report.photos == local_report.photos == 12
+    assert report.faces == local_report.faces
+    a, b = _faces(local), _faces(remote)
+    assert a.keys() == b.keys()
+    for path in a:
+        assert len(a[path]) == len(b[path]), path
+        for (box_a, v_a), (box_b, v_b) in zip(a[path], b[path], strict=True):
+            assert np.allclose(box_a, box_b, atol=1e-3), path
+            assert np.abs(v_a - v_b).max() < 1e-4, path
+    assert stats["shards"] == 4 and stats["result_bytes"] > 0
+    # a rescan reads nothing
+    again = distributed.scan(remote, root, real_weights, cluster.address)
+    assert again.photos == 0 and again.skipped_unchanged == 12
+
+
+def test_workers_that_cannot_read_the_photos_are_named_before_any_work(cluster, tmp_path):
+    with pytest.raises(distributed.DistributedError, match=r"cannot read .*same path"):
+        distributed.check_paths([str(tmp_path / "not-mounted-here.jpg")])
+
+
+def test_a_worker_killed_mid_scan_loses_no_photo_and_stores_none_twice(
+    cluster, tmp_path, lfw_dir, real_weights
+):
+    root = _folder(tmp_path / "photos", lfw_dir, 8)
+    lib = library.open_library(root, tmp_path / "ray.sqlite")
+    model_versions.register_base(lib, real_weights)
+    killed = threading.Event()
+
+    def kill_once(progress) -> None:
+        if progress.done >= 2 and not killed.is_set():
+            killed.set()
+            cluster.kill_worker(1)  # the node and every task running on it
+
+    report = distributed.scan(lib, root, real_weights, cluster.address, shard=2, progress=kill_once)
+    assert killed.is_set()
+    assert report.errors == [] and report.photos == 24
+    paths = [row[0] for row in lib.conn.execute("SELECT path FROM photos WHERE status = 'ok'")]
+    assert len(paths) == len(set(paths)) == 24
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*.jpg")}
+    assert set(paths) == files
+    per_photo = lib.conn.execute(
+        "SELECT COUNT(*) FROM faces GROUP BY photo_id HAVING COUNT(*) > 3"
+    ).fetchall()
+    assert per_photo == []  # no photo's faces stored twice
