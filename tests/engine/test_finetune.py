@@ -442,7 +442,7 @@ def test_sigkill_during_reembedding_keeps_old_version_active(trained, tmp_path):
     lib.close()
     proc = subprocess.run(
         [sys.executable, "-c", KILL_SCRIPT, str(lib_path), str(pickled)],
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=600,
@@ -520,7 +520,7 @@ def _bench_module():
     """bench/finetune_gain.py: its LFW album and cached crops (one crop convention for both)."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "finetune_gain.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "finetune_gain.py"
     spec = importlib.util.spec_from_file_location("finetune_gain_bench", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

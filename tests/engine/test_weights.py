@@ -16,7 +16,7 @@ from PIL import Image
 from faceapp.engine import weights as W
 
 # The shared conversion cache of the test run (tests/conftest.py points FACEAPP_WEIGHTS_CACHE here).
-WEIGHTS_CACHE = Path(__file__).resolve().parents[1] / ".venv" / "faceapp-test-data"
+WEIGHTS_CACHE = Path(__file__).resolve().parents[2] / ".venv" / "faceapp-test-data"
 
 # --- fixtures ----------------------------------------------------------------------------
 
