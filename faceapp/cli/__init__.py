@@ -12,10 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from faceapp.config import DeviceError
-from faceapp.engine.images import ImageError
-from faceapp.engine.library import LibraryError
-from faceapp.engine.weights import WeightsError
+from faceapp.errors import FaceAppError
 
 
 class CLIError(Exception):
@@ -62,12 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"faceapp: {exc}", file=sys.stderr)
         return exc.code
-    except ImageError as exc:
+    except FaceAppError as exc:
         print(f"faceapp: {exc}", file=sys.stderr)
-        return 2
-    except (LibraryError, WeightsError, DeviceError) as exc:
-        print(f"faceapp: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         print("faceapp: interrupted", file=sys.stderr)
         return 130

@@ -48,6 +48,7 @@ from torch.nn import functional as F
 from faceapp import config
 from faceapp.engine.library import Library, LibraryError, ModelInfo, blob_to_matrix
 from faceapp.engine.triplet import ALPHA, MINING, batch_triplet_loss
+from faceapp.errors import FaceAppError
 
 CROP_SIZE = 160
 FAR_TARGET = 1e-3
@@ -86,7 +87,7 @@ TRAINABLE = {
 }
 
 
-class FinetuneError(Exception):
+class FinetuneError(FaceAppError):
     """Fine-tuning cannot run or be accepted (too few labels, no weights, stale result)."""
 
 

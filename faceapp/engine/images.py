@@ -41,6 +41,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageFile
 
+from faceapp.errors import FaceAppError
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 )
@@ -96,8 +98,10 @@ _ORIENTATION_TRANSPOSE = {
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
-class ImageError(Exception):
+class ImageError(FaceAppError):
     """A photo that cannot be used; ``str(err)`` is a short reason for the user."""
+
+    exit_code = 2
 
 
 # --------------------------------------------------------------------------- discovery

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp import config
+from faceapp.errors import FaceAppError
 
 SCHEMA_VERSION = 1
 EMBEDDING_DIM = 512
@@ -117,7 +118,7 @@ CREATE TABLE oplog (                        -- identity operations, for undo/red
 MIGRATIONS: dict[int, str] = {}
 
 
-class LibraryError(Exception):
+class LibraryError(FaceAppError):
     """A library that cannot be opened or used (newer schema, locked, not a library)."""
 
 

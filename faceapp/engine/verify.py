@@ -13,10 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.engine.pipeline import AnalyzedFace, Analyzer
+from faceapp.errors import FaceAppError
 
 
-class NoFaceError(Exception):
+class NoFaceError(FaceAppError):
     """A photo in which no face was found."""
+
+    exit_code = 3
 
 
 def squared_distance(a: np.ndarray, b: np.ndarray) -> float:

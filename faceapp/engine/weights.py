@@ -48,6 +48,7 @@ import torch
 from facenet_pytorch import InceptionResnetV1
 
 from faceapp import config
+from faceapp.errors import FaceAppError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ GRAPH_PRE_NORM = "InceptionResnetV1/Bottleneck/BatchNorm/Reshape_1"
 BN_EPS = 1e-3  # facenet-pytorch's BatchNorm eps (BasicConv2d and last_bn)
 
 
-class WeightsError(Exception):
+class WeightsError(FaceAppError):
     """Weights are missing, unreadable or do not fit InceptionResnetV1; str() says why."""
 
 
