@@ -634,9 +634,9 @@ def merge_close_clusters(
     for s in range(0, k, 2048):
         d = _sq_dists(cent[s : s + 2048], cent)
         r, c = np.nonzero(d < max_sq)
-        for a, b in zip(r + s, c, strict=True):
-            if a < b:
-                pairs.append((float(d[a - s, b]), int(a), int(b)))
+        for i, j in zip(r + s, c, strict=True):
+            if i < j:
+                pairs.append((float(d[i - s, j]), int(i), int(j)))
     if not pairs:
         return 0
     parent = list(range(k))
@@ -890,8 +890,8 @@ class PersonDistances:
             for j, pid in enumerate(pids.tolist())
             if self.keys.get(pid, (None, None))[1] != keys[j]
         ]
-        kept = sorted(set(range(len(pids))) - set(fresh))
-        if kept:
+        kept = np.array(sorted(set(range(len(pids))) - set(fresh)), np.int64)
+        if len(kept):
             old_cols = np.array([self.keys[int(pids[j])][0] for j in kept])
             out[np.ix_(np.flatnonzero(hit), kept)] = self.matrix[np.ix_(pos[hit], old_cols)]
             miss = np.flatnonzero(~hit)

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -494,10 +495,10 @@ def plan(lib: Library, options: FinetuneOptions | None = None) -> FinetunePlan:
 
 def decode_crop(jpeg: bytes) -> np.ndarray:
     """A stored crop as uint8 (160, 160, 3) RGB."""
-    with Image.open(io.BytesIO(jpeg)) as im:
-        im = im.convert("RGB")
+    with Image.open(io.BytesIO(jpeg)) as src:
+        im = src.convert("RGB")
         if im.size != (CROP_SIZE, CROP_SIZE):
-            im = im.resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR)
+            im = im.resize((CROP_SIZE, CROP_SIZE), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
 
 
@@ -767,13 +768,12 @@ def balanced_threshold(distances: np.ndarray, same: np.ndarray) -> tuple[float, 
 
 
 def verification_metrics(
-    embeddings: np.ndarray, labels: Sequence[int], far_target: float = FAR_TARGET
+    embeddings: np.ndarray, labels: Sequence[int] | np.ndarray, far_target: float = FAR_TARGET
 ) -> HeldoutMetrics | None:
     """Metrics on all pairs of these faces; None without same- and different-person pairs."""
     from faceapp.engine.metrics import roc_auc, threshold_for_far, val_far_at
 
-    labels = np.asarray(labels)
-    d, same = _pair_distances(embeddings, labels)
+    d, same = _pair_distances(embeddings, np.asarray(labels))
     if not same.any() or same.all():
         return None
     threshold, accuracy = balanced_threshold(d, same)
@@ -810,7 +810,7 @@ def trunk_features(
     crops: torch.Tensor,
     cut: int,
     preprocess: str,
-    device: str,
+    device: str | torch.device,
     batch_size: int,
     on_batch: Callable[[int], None],
 ) -> torch.Tensor:
@@ -902,7 +902,7 @@ def _train(
     torch.manual_seed(options.seed)  # dropout, if enabled (train() forks the global RNG)
     model = build_model(state, device)
     cut = STAGES.index(TRAINABLE[options.trainable])
-    fixed = {
+    fixed: dict[str, Any] = {
         "options": options,
         "plan": the_plan.as_dict(),
         "base_model_id": base_info.id,
@@ -1084,6 +1084,7 @@ def fit_head(
         p.requires_grad_(name.split(".")[0] in head_names)
         if p.requires_grad:
             params.append(p)
+    opt: torch.optim.Optimizer
     if options.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=options.lr, weight_decay=options.weight_decay)
     else:
@@ -1130,7 +1131,7 @@ def fit_head(
                 break
             model.eval()  # frozen BatchNorm statistics
             if options.dropout:
-                model.dropout.train()
+                model.get_submodule("dropout").train()
             view = torch.randint(train_feats.shape[1], (len(batch),), generator=generator)
             feats = train_feats[torch.from_numpy(batch), view].to(device, torch.float32)
             emb = _embed_head(model, feats, cut, c)
@@ -1236,7 +1237,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _write_atomically(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+def _write_atomically(path: Path, write: Callable[[io.BufferedWriter], object]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -1565,6 +1566,6 @@ def use_model(
     return lib.model(version)
 
 
-def options_from(**overrides: object) -> FinetuneOptions:
+def options_from(**overrides: Any) -> FinetuneOptions:
     """Defaults with some fields replaced, ignoring None values (for CLI and GUI forms)."""
     return replace(FinetuneOptions(), **{k: v for k, v in overrides.items() if v is not None})

@@ -491,12 +491,15 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         if mode == "LAB":
             from PIL import ImageCms
 
-            return ImageCms.applyTransform(
+            converted = ImageCms.applyTransform(
                 im,
                 ImageCms.buildTransform(
                     ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB"
                 ),
             )
+            if converted is None:
+                raise ImageError("LAB colour conversion gave no image")
+            return converted
         return im.convert("RGB")
     except ImageError:
         raise
@@ -519,9 +522,11 @@ def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
             from PIL import ImageCms
 
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            return ImageCms.profileToProfile(
+            converted = ImageCms.profileToProfile(
                 im, src, ImageCms.createProfile("sRGB"), outputMode="RGB"
             )
+            if converted is not None:
+                return converted
         except Exception:
             pass
     return im.convert("RGB")
@@ -536,6 +541,7 @@ def _high_depth_to_rgb(im: Image.Image) -> Image.Image:
     image still shows its content instead of saturating.
     """
     a = np.asarray(im)
+    out: np.ndarray
     if a.dtype.kind == "u" and a.dtype.itemsize == 2:
         out = (a.astype(np.uint32) * 255 + 32767) // 65535
     else:

@@ -122,6 +122,13 @@ class LibraryError(FaceAppError):
     """A library that cannot be opened or used (newer schema, locked, not a library)."""
 
 
+def _inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just made (sqlite3 types it as optional)."""
+    if cur.lastrowid is None:
+        raise LibraryError("the database made no row for an insert")
+    return cur.lastrowid
+
+
 @dataclass(frozen=True)
 class PhotoState:
     id: int
@@ -279,7 +286,7 @@ class Library:
             return
         if "meta" not in tables:
             raise LibraryError(f"{self.path}: not a Face Album library")
-        version = int(self.get_meta("schema_version", "0"))
+        version = int(self.get_meta("schema_version") or 0)
         if version > SCHEMA_VERSION:
             raise LibraryError(
                 f"{self.path} was written by a newer Face Album (library version {version}, "
@@ -370,7 +377,7 @@ class Library:
                     time.time(),
                 ),
             )
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
 
     def find_model(self, sha256: str) -> ModelInfo | None:
         row = self.conn.execute(
@@ -468,7 +475,7 @@ class Library:
                     " status, error, scanned_at) VALUES (?,?,?,?,?,?, 'ok', NULL, ?)",
                     (path, size, mtime_ns, width, height, content_hash, now),
                 )
-                photo_id = int(cur.lastrowid)
+                photo_id = _inserted_id(cur)
             else:
                 photo_id = int(row[0])
                 for fid, x1, y1, x2, y2, person in c.execute(
@@ -500,7 +507,7 @@ class Library:
                         now,
                     ),
                 )
-                face_id = int(cur.lastrowid)
+                face_id = _inserted_id(cur)
                 c.execute(
                     "INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg)
                 )

