@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceapp.engine.distances import squared_distances as _sq_dists
 from faceapp.engine.library import Library, LibraryError
 
 DEFAULT_THRESHOLD = 1.1  # squared L2; only used when no model threshold is known
@@ -181,18 +182,6 @@ def pca_reduce(x: np.ndarray, dims: int, *, max_fit: int = 20_000, seed: int = 0
         _, vecs = np.linalg.eigh(cov)
     basis = vecs[:, ::-1][:, :dims].astype(np.float32)
     return np.ascontiguousarray((x - mean) @ basis, dtype=np.float32)
-
-
-def _sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
-    """Squared Euclidean distances, computed in place (no n x m temporaries)."""
-    if b_sq is None:
-        b_sq = np.einsum("ij,ij->i", b, b)
-    d = a @ b.T
-    d *= -2.0
-    d += np.einsum("ij,ij->i", a, a)[:, None]
-    d += b_sq[None, :]
-    np.maximum(d, 0.0, out=d)
-    return d
 
 
 def _rank_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:

@@ -47,6 +47,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from faceapp import config
+from faceapp.engine.distances import squared_distances
+from faceapp.engine.files import sha256_file, write_atomic
 from faceapp.engine.library import Library, LibraryError, ModelInfo, blob_to_matrix
 from faceapp.engine.triplet import ALPHA, MINING, batch_triplet_loss
 from faceapp.errors import FaceAppError
@@ -555,14 +557,6 @@ def _centre_tensor(centre: np.ndarray | None, device: torch.device | str) -> tor
     return None if centre is None else torch.as_tensor(centre, dtype=torch.float32).to(device)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _base_weights(info: ModelInfo):  # -> weights.LoadedWeights
     """The base weights a version without a file of its own was embedded with.
 
@@ -605,7 +599,7 @@ def model_state_dict(info: ModelInfo) -> dict[str, torch.Tensor]:
     path = Path(info.path)
     if not path.is_file():
         raise FinetuneError(f"the weights of model version {info.id} are missing: {path}")
-    if _sha256_file(path) != info.sha256:
+    if sha256_file(path) != info.sha256:
         raise FinetuneError(f"the weights of model version {info.id} changed on disk: {path}")
     return weights_mod.load_state_dict_file(path)
 
@@ -735,7 +729,7 @@ def pk_batches(
 
 def _pair_distances(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     e = np.asarray(emb, np.float64)
-    d = np.clip(2.0 - 2.0 * e @ e.T, 0.0, 4.0)
+    d = squared_distances(e, e)
     iu = np.triu_indices(len(e), k=1)
     return d[iu], (labels[:, None] == labels[None, :])[iu]
 
@@ -1228,28 +1222,6 @@ def models_dir() -> Path:
     return path
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every platform (Windows)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_atomically(path: Path, write: Callable[[io.BufferedWriter], object]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
 def save_weights(state_dict: dict[str, torch.Tensor], metadata: dict) -> tuple[Path, str]:
     """Write a state dict (and a JSON sidecar) atomically; returns (path, sha256 of the file)."""
     directory = models_dir()
@@ -1258,9 +1230,9 @@ def save_weights(state_dict: dict[str, torch.Tensor], metadata: dict) -> tuple[P
     data = buf.getvalue()
     sha = hashlib.sha256(data).hexdigest()
     path = directory / f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}-{sha[:12]}.pt"
-    _write_atomically(path, lambda f: f.write(data))
+    write_atomic(path, data)
     meta = json.dumps({**metadata, "sha256": sha, "file": path.name}, indent=1).encode()
-    _write_atomically(path.with_suffix(".json"), lambda f: f.write(meta))
+    write_atomic(path.with_suffix(".json"), meta)
     return path, sha
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp import config
+from faceapp.engine.boxes import iou
 from faceapp.errors import FaceAppError
 
 SCHEMA_VERSION = 1
@@ -174,14 +175,6 @@ class ModelInfo:
     threshold_source: str
     status: str
     metadata: dict = field(default_factory=dict)
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def vector_to_blob(vector: np.ndarray) -> bytes:
@@ -516,7 +509,7 @@ class Library:
                     (face_id, model_id, vector_to_blob(face.embedding)),
                 )
                 for old_box, person, rejected in carried:
-                    if _iou(old_box, face.box) > 0.5:
+                    if iou(old_box, face.box) > 0.5:
                         if person is not None:
                             c.execute(
                                 "UPDATE faces SET person_id = ? WHERE id = ?", (person, face_id)

@@ -28,6 +28,7 @@ from faceapp import config
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
 from faceapp.engine.embed import Embedder
+from faceapp.engine.files import sha256_file
 from faceapp.engine.images import DecodedImage, ImageError, discover, load_image
 from faceapp.engine.library import Library, LibraryError, ModelInfo, NewFace, PhotoState
 
@@ -222,13 +223,12 @@ def library_weights(lib: Library, weights_path: Path | None = None) -> weights_m
         )
     path = Path(active.path)
     state_dict = weights_mod.load_state_dict_file(path)
-    with open(path, "rb") as fh:  # the file the faces were embedded with, not a replaced one
-        if hashlib.file_digest(fh, "sha256").hexdigest() != active.sha256:
-            raise LibraryError(
-                f"the weights file of model version {active.id} changed on disk ({path});"
-                " its faces were embedded with other weights: switch versions with"
-                " `faceapp models use`"
-            )
+    if sha256_file(path) != active.sha256:  # the file the faces were embedded with
+        raise LibraryError(
+            f"the weights file of model version {active.id} changed on disk ({path});"
+            " its faces were embedded with other weights: switch versions with"
+            " `faceapp models use`"
+        )
     centre = active.metadata.get("centre")  # fine-tuned versions: the centre they trained with
     return weights_mod.LoadedWeights(
         state_dict=state_dict,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceapp.engine.distances import squared_distance
 from faceapp.engine.pipeline import AnalyzedFace, Analyzer
 from faceapp.errors import FaceAppError
 
@@ -20,15 +21,6 @@ class NoFaceError(FaceAppError):
     """A photo in which no face was found."""
 
     exit_code = 3
-
-
-def squared_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sum((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-
-
-def pairwise_squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """All squared distances between the rows of two unit-vector matrices."""
-    return np.clip(2.0 - 2.0 * (a @ b.T), 0.0, 4.0)
 
 
 def largest_face(faces: list[AnalyzedFace]) -> int:

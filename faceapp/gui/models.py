@@ -23,6 +23,7 @@ from PySide6.QtCore import (
     Slot,
 )
 
+from faceapp.engine.people import group_title
 from faceapp.gui import mime
 from faceapp.gui.mime import GroupKey
 from faceapp.gui.thumbnails import ThumbnailCache
@@ -54,14 +55,6 @@ SECTION_HINTS = {
     "unknown": "",
     "hidden": "",
 }
-
-
-def group_title(kind: str, gid: int | None, name: str | None) -> str:
-    if kind == "person":
-        return name or f"Person {gid}"
-    if kind == "cluster":
-        return name or f"Cluster {gid}"
-    return "Unknown faces"
 
 
 @dataclass

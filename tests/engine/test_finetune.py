@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from faceapp.engine import finetune as ft
+from faceapp.engine.files import sha256_file
 from faceapp.engine.library import Library, LibraryError, NewFace
 from faceapp.engine.triplet import (
     batch_hard_triplets,
@@ -365,7 +366,7 @@ def test_accept_switches_and_old_versions_can_be_restored(trained, tmp_path):
     assert info.source == "finetuned" and "random" in info.name and info.metadata["random_weights"]
     path = Path(info.path)
     assert path.is_file() and path.with_suffix(".json").is_file()
-    assert ft._sha256_file(path) == info.sha256
+    assert sha256_file(path) == info.sha256
     assert json.loads(path.with_suffix(".json").read_text())["sha256"] == info.sha256
     # the scan pipeline loads the active version's file with the weights module's checks
     from faceapp.engine.weights import load_state_dict_file

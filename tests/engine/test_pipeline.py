@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from faceapp.engine import library, pipeline
-from faceapp.engine.verify import pairwise_squared
+from faceapp.engine.distances import squared_distances
 
 PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair"]
 PER_PERSON = 4
@@ -69,7 +69,7 @@ def test_scan_finds_every_subject_and_separates_people(folder, analyzer, real_we
     row = {fid: i for i, fid in enumerate(ids)}
     paths = sorted(central)
     v = vectors[[row[central[p]] for p in paths]]
-    d = pairwise_squared(v, v)
+    d = squared_distances(v, v)
     same = np.array([[a.split("/")[0] == b.split("/")[0] for b in paths] for a in paths])
     off_diag = ~np.eye(len(paths), dtype=bool)
     threshold = lib.active_model().threshold

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from faceapp.engine import files
 from faceapp.engine import weights as W
 
 # --- fixtures ----------------------------------------------------------------------------
@@ -414,9 +415,9 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     def crash(fd: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(W.os, "fsync", crash)
+    monkeypatch.setattr(files.os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
-        W._write_atomic(tmp_path / "w.pt", b"x" * 1000)
+        files.write_atomic(tmp_path / "w.pt", b"x" * 1000)
     assert list(tmp_path.iterdir()) == []
 
 
