@@ -36,6 +36,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceapp.engine.boxes import iou
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 LFW = Path(os.environ.get("FACEAPP_LFW", REPO.parent / "shared" / "data" / "lfw"))
@@ -194,7 +196,7 @@ def check_library(
                     details.append(f"photo {h[:8]}: {len(boxes)} faces, reference {want}")
                 for i in range(len(boxes)):
                     for j in range(i + 1, len(boxes)):
-                        if _iou(boxes[i], boxes[j]) > 0.9:
+                        if iou(boxes[i], boxes[j]) > 0.9:
                             duplicates += 1
                             details.append(f"photo {h[:8]}: face stored twice")
         now = stored_faces(conn)
@@ -223,14 +225,6 @@ def check_library(
     return Check(
         integrity and not fk, duplicates, len(lost), wrong, labels_lost, unembedded, details
     )
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _same_boxes(a: list, b: list) -> bool:

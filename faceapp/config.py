@@ -14,6 +14,8 @@ from pathlib import Path
 
 import platformdirs
 
+from faceapp.errors import FaceAppError
+
 APP_NAME = "FaceAlbum"
 
 
@@ -35,7 +37,7 @@ def default_library_path(folder: Path) -> Path:
     return libs / f"{stem}-{key}.sqlite"
 
 
-class DeviceError(ValueError):
+class DeviceError(FaceAppError, ValueError):
     """A device that cannot be used on this machine."""
 
 

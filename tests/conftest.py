@@ -7,22 +7,40 @@ from pathlib import Path
 
 import pytest
 
+GUI_TESTS = Path(__file__).resolve().parent / "gui"
 LFW_ROOT = Path(
     os.environ.get("FACEAPP_LFW", Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw")
 )
-WEIGHTS_CACHE = Path(__file__).resolve().parents[1] / ".venv" / "faceapp-test-data"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (make test), one worker runs all GUI tests: they share one
+    scanned album (a session fixture) that would otherwise be scanned once per worker."""
+    for item in items:
+        if GUI_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("gui"))
+
+
+@pytest.fixture(scope="session")
+def weights_cache(tmp_path_factory) -> Path:
+    """One converted-weights cache for the whole test run (converting takes seconds).
+
+    It lives in the run's temporary folder, never in the source tree or the venv;
+    parallel workers of one run share it (the cache is written atomically).
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    path = base / "weights-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path_factory, monkeypatch):
-    """Keep every test away from the user's real libraries and settings.
-
-    The converted weights are shared between tests (converting takes seconds), so
-    ``FACEAPP_WEIGHTS_CACHE`` points at one cache for the whole test run.
-    """
+def isolated_data_dir(tmp_path_factory, monkeypatch, weights_cache):
+    """Keep every test away from the user's real libraries and settings."""
     monkeypatch.setenv("FACEAPP_DATA_DIR", str(tmp_path_factory.mktemp("data")))
-    WEIGHTS_CACHE.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setenv("FACEAPP_WEIGHTS_CACHE", str(WEIGHTS_CACHE))
+    monkeypatch.setenv("FACEAPP_WEIGHTS_CACHE", str(weights_cache))
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +57,7 @@ def lfw_dir(lfw_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_weights(tmp_path_factory):
+def real_weights(tmp_path_factory, weights_cache):
     """The real embedder weights as the app resolves them offline (converted once, cached).
 
     Session fixtures run before the autouse one above, so the environment is set here too.
@@ -48,7 +66,6 @@ def real_weights(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FACEAPP_DATA_DIR", str(tmp_path_factory.mktemp("weights-data")))
-        WEIGHTS_CACHE.mkdir(parents=True, exist_ok=True)
-        patch.setenv("FACEAPP_WEIGHTS_CACHE", str(WEIGHTS_CACHE))
+        patch.setenv("FACEAPP_WEIGHTS_CACHE", str(weights_cache))
         patch.delenv("FACEAPP_RANDOM_WEIGHTS", raising=False)
         return resolve_weights(allow_download=False)

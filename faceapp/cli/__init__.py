@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from faceapp.cli.terminal import safe
-from faceapp.config import DeviceError
-from faceapp.engine.images import ImageError
 from faceapp.engine.library import LibraryError
 from faceapp.engine.storage import LibraryDamaged, explain, is_damage
-from faceapp.engine.weights_file import WeightsError
+from faceapp.errors import FaceAppError
 from faceapp.logsetup import setup_logging
 
 log = logging.getLogger("faceapp.cli")
@@ -107,10 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except CLIError as exc:
         return _fail(exc, exc.code)
-    except ImageError as exc:
-        return _fail(exc, 2)
-    except (LibraryError, WeightsError, DeviceError) as exc:
-        return _fail(exc, 1)
+    except FaceAppError as exc:
+        return _fail(exc, exc.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except (sqlite3.Error, OSError) as exc:  # the disk or the file, not a bug: say which

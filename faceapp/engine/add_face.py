@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from faceapp.engine.boxes import iou
 from faceapp.engine.face_tags import face_from_box
 from faceapp.engine.images import load_image
-from faceapp.engine.library import Library, LibraryError, _iou
+from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.pipeline import Analyzer
 
 
@@ -52,7 +53,7 @@ def add_face(lib: Library, analyzer: Analyzer, photo_path: Path | str, box: Sequ
     x1, x2 = sorted(float(v) for v in (box[0], box[2]))
     y1, y2 = sorted(float(v) for v in (box[1], box[3]))
     for other in lib.faces_of_photo(photo_id):
-        if _iou(other.box, (x1, y1, x2, y2)) > 0.5:
+        if iou(other.box, (x1, y1, x2, y2)) > 0.5:
             raise AddFaceError(f"that face is already there (face {other.id})")
     decoded = load_image(Path(lib.root or "") / lib.photo_path(photo_id))
     return lib.add_face(photo_id, face_from_box(analyzer, decoded, (x1, y1, x2, y2)), model.id)

@@ -17,6 +17,15 @@ class PeopleError(LibraryError):
     """An identity operation that cannot be done (unknown id, name clash, same photo)."""
 
 
+def group_title(kind: str, gid: int | None, name: str | None = None) -> str:
+    """How a group is called, in the GUI and the CLI alike."""
+    if kind == "person":
+        return name or f"Person {gid}"
+    if kind == "cluster":
+        return name or f"Cluster {gid}"
+    return "Unknown faces"
+
+
 @dataclass(frozen=True)
 class Group:
     """One entry of the people sidebar: a named person, an automatic cluster or Unknown."""
@@ -30,11 +39,7 @@ class Group:
 
     @property
     def label(self) -> str:
-        if self.kind == "person":
-            return self.name or f"Person {self.id}"
-        if self.kind == "cluster":
-            return f"Cluster {self.id}"
-        return "Unknown"
+        return group_title(self.kind, self.id, self.name)
 
     @property
     def ref(self) -> tuple[str, int]:

@@ -9,6 +9,7 @@ so 300,000 faces are no problem.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,8 @@ def _contingency(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.nd
     return counts.astype(np.float64), cells[:, 0], cells[:, 1]
 
 
-def _pairs(x: np.ndarray) -> np.ndarray:
+def _pairs(x: Any) -> Any:
+    """Unordered pairs among x items (element-wise for arrays)."""
     return x * (x - 1) / 2.0
 
 

@@ -4,7 +4,7 @@ Detection runs facenet-pytorch's MTCNN networks (PNet/RNet/ONet, its shipped
 weights) on the small detection copy of each photo and maps boxes and
 landmarks back to display pixels of the full photo. The three-stage cascade is
 facenet-pytorch's ``detect_face`` step for step, and finds bit-for-bit the same
-boxes, probabilities and landmarks (tests/test_detect.py checks), but about
+boxes, probabilities and landmarks (tests/engine/test_detect.py checks), but about
 1.7-2x faster on CPU:
 
 * the image pyramid and the candidate patches for RNet/ONet are area-resampled

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from faceapp.engine import picasa, xmp_faces
+from faceapp.engine.boxes import iou
 from faceapp.engine.images import (
     PHOTO_FORMATS,
     DecodedImage,
@@ -39,7 +40,7 @@ from faceapp.engine.images import (
     _orientation,
     load_image,
 )
-from faceapp.engine.library import Library, LibraryError, NewFace, _iou
+from faceapp.engine.library import Library, LibraryError, NewFace
 from faceapp.engine.people import _clean_name, _person_by_name
 from faceapp.engine.xmp_faces import Region, XmpError
 
@@ -215,7 +216,7 @@ def _distinct(regions: list[Region]) -> list[Region]:
         same = [o for o in out if o.name.casefold() == key]
         if r.box is None and same:
             continue
-        if r.box is not None and any(o.box is not None and _iou(o.box, r.box) > 0.3 for o in same):
+        if r.box is not None and any(o.box is not None and iou(o.box, r.box) > 0.3 for o in same):
             continue
         out = [o for o in out if not (o.box is None and o.name.casefold() == key)] + [r]
     return out
@@ -354,7 +355,7 @@ def import_tags(
     ]
     faces = lib.faces_of_photo(photo_id)
     pairs = sorted(
-        ((_iou(box, f.box), i, f.id) for i, (_, box) in enumerate(boxed) for f in faces),
+        ((iou(box, f.box), i, f.id) for i, (_, box) in enumerate(boxed) for f in faces),
         reverse=True,
     )
     matched: dict[int, int] = {}  # region index -> face id

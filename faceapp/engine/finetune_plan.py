@@ -13,6 +13,7 @@ import numpy as np
 
 from faceapp.engine.library import Library, ModelInfo
 from faceapp.engine.pair_metrics import FAR_TARGET
+from faceapp.errors import FaceAppError
 
 ALPHA = 0.2  # FaceNet's triplet margin (squared distance), used by engine/triplet.py
 MINING = ("semihard", "batch-hard")  # triplet mining strategies, see engine/triplet.py
@@ -26,7 +27,7 @@ TRAINABLE = {
 }
 
 
-class FinetuneError(Exception):
+class FinetuneError(FaceAppError):
     """Fine-tuning cannot run or be accepted (too few labels, no weights, stale result)."""
 
 

@@ -44,6 +44,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageFile
 
+from faceapp.errors import FaceAppError
+
 # HEIC/HEIF (iPhones) through pillow-heif; AVIF through Pillow's own plugin (Pillow >= 11.3
 # wheels carry libavif). pillow-heif applies the file's rotation while decoding and then
 # reports EXIF orientation 1, so HEIF photos come out upright like every other format.
@@ -114,8 +116,10 @@ _ORIENTATION_TRANSPOSE = {
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
-class ImageError(Exception):
+class ImageError(FaceAppError):
     """A photo that cannot be used; ``str(err)`` is a short reason for the user."""
+
+    exit_code = 2
 
 
 # --------------------------------------------------------------------------- discovery

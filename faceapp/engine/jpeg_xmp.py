@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from faceapp.engine.files import fsync_dir
+from faceapp.errors import FaceAppError
+
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 MAX_PACKET = 65535 - 2 - len(XMP_HEADER)
 _SOI, _SOS, _EOI = 0xD8, 0xDA, 0xD9
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # markers without a length field
 
 
-class JpegError(Exception):
+class JpegError(FaceAppError):
     """A file that is not a JPEG this module can rewrite safely; a short reason."""
 
 
@@ -122,23 +125,10 @@ def replace_file_xmp(path: Path, packet: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _others(data: bytes) -> list[bytes]:
     """Every header segment but the XMP one, in order."""
     segments, _ = _segments(data)
     return [data[s:e] for m, s, e in segments if not _is_xmp(data, m, s)]
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

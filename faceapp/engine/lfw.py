@@ -8,7 +8,7 @@ which would flatter the accuracy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +53,31 @@ def centre_box(width: int, height: int) -> FaceBox:
     )
 
 
+def _central_crop_batches(
+    analyzer: Analyzer, paths: Sequence[Path]
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(start, uint8 crops, no-face mask) of the central face, a batch of images at a time."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
+        for start in range(0, len(paths), BATCH):
+            chunk = list(pool.map(load_image, paths[start : start + BATCH]))
+            boxes = analyzer.detector.detect(chunk)
+            crops, no_face = [], []
+            for img, faces in zip(chunk, boxes, strict=True):
+                pick = central_face(faces, img.width, img.height)
+                face = centre_box(img.width, img.height) if pick is None else faces[pick]
+                no_face.append(pick is None)
+                crops.append(analyzer.detector.crops(img, [face])[0])
+            yield start, np.stack(crops), np.array(no_face, bool)
+
+
+def central_crops(analyzer: Analyzer, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 160, 160, 3) uint8 crops of the central face of each image, and a no-face mask."""
+    batches = list(_central_crop_batches(analyzer, paths))
+    if not batches:
+        return np.zeros((0, 160, 160, 3), np.uint8), np.zeros(0, bool)
+    return np.concatenate([b[1] for b in batches]), np.concatenate([b[2] for b in batches])
+
+
 def embed_central_faces(
     analyzer: Analyzer,
     paths: Sequence[Path],
@@ -61,19 +86,11 @@ def embed_central_faces(
     """(n, 512) embeddings of the central face of each image, and a no-face mask."""
     vectors = np.zeros((len(paths), 512), np.float32)
     no_face = np.zeros(len(paths), bool)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
-        for start in range(0, len(paths), BATCH):
-            chunk = list(pool.map(load_image, paths[start : start + BATCH]))
-            boxes = analyzer.detector.detect(chunk)
-            crops = []
-            for i, (img, faces) in enumerate(zip(chunk, boxes, strict=True)):
-                pick = central_face(faces, img.width, img.height)
-                face = centre_box(img.width, img.height) if pick is None else faces[pick]
-                no_face[start + i] = pick is None
-                crops.append(analyzer.detector.crops(img, [face])[0])
-            vectors[start : start + len(chunk)] = analyzer.embedder.embed(np.stack(crops))
-            if progress:
-                progress(min(start + BATCH, len(paths)), len(paths))
+    for start, crops, missing in _central_crop_batches(analyzer, paths):
+        vectors[start : start + len(crops)] = analyzer.embedder.embed(crops)
+        no_face[start : start + len(crops)] = missing
+        if progress:
+            progress(start + len(crops), len(paths))
     return vectors, no_face
 
 

@@ -29,6 +29,8 @@ import numpy as np
 
 from faceapp import config
 from faceapp.engine import backup, check
+from faceapp.engine.boxes import iou
+from faceapp.engine.files import fsync_dir
 from faceapp.engine.orphans import clean_finetune_orphans
 from faceapp.engine.storage import LibraryDamaged, LibraryError, StorageError, explain, is_damage
 
@@ -206,14 +208,6 @@ class ModelInfo:
     metadata: dict = field(default_factory=dict)
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _insert_face(
     c: sqlite3.Connection, photo_id: int, face: NewFace, model_id: int, now: float
 ) -> int:
@@ -257,18 +251,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # not supported everywhere (Windows)
-        return
-    try:
-        with suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _run_script(c: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
@@ -300,7 +282,7 @@ def create_library_file(path: Path) -> bool:
             if path.exists():
                 return False
             os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
@@ -684,11 +666,11 @@ class Library:
                     (size, mtime_ns, width, height, content_hash, now, taken_at, photo_id),
                 )
             for face in faces:
-                if any(_iou(box, face.box) > 0.5 for box in drawn):
+                if any(iou(box, face.box) > 0.5 for box in drawn):
                     continue
                 face_id = _insert_face(c, photo_id, face, model_id, now)
                 for old_box, person, rejected in carried:
-                    if _iou(old_box, face.box) > 0.5:
+                    if iou(old_box, face.box) > 0.5:
                         if person is not None:
                             c.execute(
                                 "UPDATE faces SET person_id = ? WHERE id = ?", (person, face_id)

@@ -19,7 +19,6 @@ Listing and removing import no torch; embedding imports it when needed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from faceapp import config
+from faceapp.engine.files import fsync_dir, sha256_file
 from faceapp.engine.library import Library, LibraryError, ModelInfo
 from faceapp.engine.orphans import clean_finetune_orphans, models_dir, pid_alive
 from faceapp.engine.progress import Cancelled, VersionProgress, check_cancel, emit
@@ -104,11 +104,6 @@ class Activation:
 # -- resolving weights ------------------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _find_base(info: ModelInfo) -> LoadedWeights | None:
     """The base weights of a version, looked up by its source (as it was scanned with).
 
@@ -151,7 +146,7 @@ def model_state_dict(info: ModelInfo) -> dict[str, torch.Tensor]:
     path = Path(info.path)
     if not path.is_file():
         raise ModelError(f"the weights of model version {info.id} are missing: {path}")
-    if _sha256_file(path) != info.sha256:
+    if sha256_file(path) != info.sha256:
         raise ModelError(
             f"the weights file of model version {info.id} changed on disk ({path}); its faces"
             " were embedded with other weights: switch versions with `faceapp models use`"
@@ -262,6 +257,7 @@ def register_base(lib: Library, loaded: LoadedWeights) -> ModelInfo:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """files.write_atomic, with the temporary named by pid: orphans.py cleans those."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -271,12 +267,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # directories cannot be fsynced everywhere (Windows)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(path.parent)
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], metadata: dict) -> tuple[Path, str]:

@@ -14,8 +14,10 @@ import os
 import sqlite3
 from pathlib import Path
 
+from faceapp.errors import FaceAppError
 
-class LibraryError(Exception):
+
+class LibraryError(FaceAppError):
     """A library that cannot be opened or used (newer schema, locked, not a library)."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceapp.engine import jpeg_xmp, xmp_faces
+from faceapp.engine.boxes import iou
 from faceapp.engine.face_tags import (
     FileFrame,
     display_to_stored,
@@ -33,7 +34,7 @@ from faceapp.engine.face_tags import (
     stored_to_display,
 )
 from faceapp.engine.jpeg_xmp import JpegError
-from faceapp.engine.library import Library, LibraryError, _iou
+from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.scan_decode import file_hash
 from faceapp.engine.xmp_faces import NewRegion, XmpError
 
@@ -119,7 +120,7 @@ def _regions(photo: _Photo, frame: FileFrame, existing: bytes | None) -> tuple[l
     out = []
     for name, (x1, y1, x2, y2) in photo.faces:
         shown = (x1 / w, y1 / h, x2 / w, y2 / h)
-        if any(_iou(shown, o) > 0.3 for o in others):
+        if any(iou(shown, o) > 0.3 for o in others):
             continue  # another program already tagged this face: theirs stays, no twin
         out.append(NewRegion(name, display_to_stored(shown, orientation)))
     size = frame.stored if orientation == frame.orientation else frame.display

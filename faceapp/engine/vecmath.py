@@ -54,3 +54,8 @@ def sum_by_label(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
         (np.ones(len(valid), np.float32), (labels[valid], valid)), shape=(k, len(x))
     )
     return np.asarray(onehot @ x, dtype=np.float64)
+
+
+def squared_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The squared distance of two vectors, in float64."""
+    return float(np.sum((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))

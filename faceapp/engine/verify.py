@@ -16,14 +16,14 @@ from faceapp.engine.images import DecodedImage, ImageError, load_image
 from faceapp.engine.pipeline import AnalyzedFace, Analyzer
 from faceapp.engine.scan_decode import DECODE_TIME_LIMIT, TIME_LIMIT_REASON
 from faceapp.engine.timelimit import TimeLimitExceeded, call_with_time_limit
+from faceapp.engine.vecmath import squared_distance
+from faceapp.errors import FaceAppError
 
 
-class NoFaceError(Exception):
+class NoFaceError(FaceAppError):
     """A photo in which no face was found."""
 
-
-def squared_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sum((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    exit_code = 3
 
 
 def pairwise_squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:

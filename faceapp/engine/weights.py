@@ -47,6 +47,7 @@ import torch
 from facenet_pytorch import InceptionResnetV1
 
 from faceapp import config
+from faceapp.engine.files import write_atomic
 from faceapp.engine.weights_file import WeightsError, load_limited
 
 log = logging.getLogger(__name__)
@@ -537,20 +538,6 @@ def graph_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Readers see the old file or the whole new one, never a partial write."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _sha_file(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
@@ -566,8 +553,8 @@ def _serialise(state: dict[str, torch.Tensor]) -> tuple[bytes, str]:
 def _save_cache(data: bytes, sha: str, path: Path) -> None:
     """The file first, then its checksum: a crash in between leaves a cache that is redone."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, data)
-    _write_atomic(_sha_file(path), f"{sha}  {path.name}\n".encode())
+    write_atomic(path, data)
+    write_atomic(_sha_file(path), f"{sha}  {path.name}\n".encode())
 
 
 def _load_cache(path: Path) -> tuple[dict[str, torch.Tensor], str]:

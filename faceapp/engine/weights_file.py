@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from faceapp.engine.timelimit import TimeLimitExceeded, call_with_time_limit
+from faceapp.errors import FaceAppError
 
 MAX_FILE_BYTES = 320 * 2**20
 MAX_TENSOR_BYTES = 256 * 2**20
@@ -56,7 +57,7 @@ _STORAGE_ITEMSIZE = {
 }
 
 
-class WeightsError(Exception):
+class WeightsError(FaceAppError):
     """Weights are missing, unreadable or do not fit InceptionResnetV1; str() says why."""
 
 

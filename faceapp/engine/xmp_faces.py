@@ -22,6 +22,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from faceapp.errors import FaceAppError
+
 NS = {
     "x": "adobe:ns:meta/",
     "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
@@ -43,7 +45,7 @@ PEOPLE_TAG = "People/"  # digiKam's tag tree for people
 MAX_XMP_BYTES = 4 << 20  # a bigger packet is not a photo's metadata
 
 
-class XmpError(Exception):
+class XmpError(FaceAppError):
     """An XMP packet that cannot be read; ``str(err)`` is a short reason."""
 
 

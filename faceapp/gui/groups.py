@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from faceapp.engine import album
+
 
 class GroupKind(StrEnum):
     """A group's kind; the value is the engine's string, so engine calls take it as is."""
@@ -77,11 +79,7 @@ class GroupKind(StrEnum):
         return "Not in This Group" if self is GroupKind.CLUSTER else "Not This Person"
 
     def title(self, gid: int | None, name: str | None = None) -> str:
-        if self is GroupKind.PERSON:
-            return name or f"Person {gid}"
-        if self is GroupKind.CLUSTER:
-            return name or f"Cluster {gid}"
-        return "Unknown faces"
+        return album.group_title(self.value, gid, name)
 
 
 def kind_of(group: object) -> GroupKind:

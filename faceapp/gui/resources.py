@@ -1,4 +1,9 @@
-"""Icons and the style sheet, looked up next to the package (``resources/`` at the repo root)."""
+"""Icons and the style sheet.
+
+They live in ``resources/`` at the top of the repository; the wheel ships that folder
+as ``faceapp/resources`` (pyproject.toml maps it), so an installed app finds them
+inside the package and a source checkout finds them next to it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
+_PACKAGE = Path(__file__).resolve().parents[1]
 _CANDIDATES = (
-    Path(__file__).resolve().parents[2] / "resources",
-    Path(__file__).resolve().parents[1] / "resources",
+    _PACKAGE / "resources",  # installed wheel
+    _PACKAGE.parent / "resources",  # source checkout (also an editable install)
 )
 
 

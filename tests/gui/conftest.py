@@ -20,7 +20,6 @@ from PySide6.QtCore import QSettings
 
 PEOPLE = ("Serena_Williams", "Junichiro_Koizumi", "Colin_Powell", "Tony_Blair", "Hugo_Chavez")
 PER_PERSON = 6
-WEIGHTS_CACHE = Path(__file__).resolve().parents[2] / ".venv" / "faceapp-test-data"
 
 
 @pytest.fixture(autouse=True)
@@ -64,15 +63,14 @@ def album(lfw_dir: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def scanned_template(lfw_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+def scanned_template(lfw_dir: Path, tmp_path_factory, weights_cache) -> tuple[Path, Path]:
     """(album folder, library file): the album scanned and clustered once per session."""
     base = tmp_path_factory.mktemp("template")
     folder = copy_album(lfw_dir, base / "album")
     library = base / "template.sqlite"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FACEAPP_DATA_DIR", str(base / "data"))
-        WEIGHTS_CACHE.mkdir(parents=True, exist_ok=True)
-        mp.setenv("FACEAPP_WEIGHTS_CACHE", str(WEIGHTS_CACHE))
+        mp.setenv("FACEAPP_WEIGHTS_CACHE", str(weights_cache))
         from faceapp.engine import cluster, pipeline
         from faceapp.engine.library import open_library
 

@@ -15,7 +15,9 @@ class _Emitter(QObject):
 
 
 def test_many_void_calls_and_emits_do_not_abort(qtbot):
-    assert compat.protect_singletons() in (True, False)  # idempotent, imported already
+    protected = compat.protect_singletons()  # imported already: a second call changes nothing
+    assert compat.protect_singletons() == protected == compat._done
+    before = sys.getrefcount(None)
     emitter = _Emitter()
     emitter.sig.connect(lambda value: None)
     widget = QWidget()
@@ -23,12 +25,13 @@ def test_many_void_calls_and_emits_do_not_abort(qtbot):
     for _ in range(100_000):  # several times what a 3.11 process survives unprotected
         widget.update()
         emitter.sig.emit(None)
-    assert sys.getrefcount(None) > 0 and sys.getrefcount(True) > 0
+    after = sys.getrefcount(None)
+    if protected:  # the headroom is (nearly) all left: the process would survive years of this
+        assert after > 1 << 39
+    else:  # a binding without the defect keeps None's count where it was
+        assert after > before - 1_000, (before, after)
 
 
 def test_protection_only_where_needed():
-    leaks = compat.binding_leaks_singletons()
-    if sys.version_info >= (3, 12) or not leaks:
-        assert not compat._done or leaks
-    else:
-        assert compat._done
+    needed = sys.version_info < (3, 12) and compat.binding_leaks_singletons()
+    assert compat._done == needed

