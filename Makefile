@@ -26,7 +26,8 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --ignore=tests/gui
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/gui
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -7,18 +7,9 @@ from pathlib import Path
 
 import pytest
 
-GUI_TESTS = Path(__file__).resolve().parent / "gui"
 LFW_ROOT = Path(
     os.environ.get("FACEAPP_LFW", Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw")
 )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With pytest-xdist (make test), one worker runs all GUI tests: they share one
-    scanned album (a session fixture) that would otherwise be scanned once per worker."""
-    for item in items:
-        if GUI_TESTS in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("gui"))
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,10 @@ def test_people_faces_and_names_are_escaped(tmp_path, capsys):
     assert main(["people", "--library", str(lib)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
-    assert out.splitlines() == [f"{'p1':>8}  {1:>6}  {safe(name)}", f"{'':>8}  {0:>6}  Unknown"]
+    assert out.splitlines() == [
+        f"{'p1':>8}  {1:>6}  {safe(name)}",
+        f"{'':>8}  {0:>6}  Unknown faces",
+    ]
 
     assert main(["faces", "--library", str(lib)]) == 0
     out = capsys.readouterr().out

@@ -34,7 +34,9 @@ def test_cli_prints_one_line_for_an_engine_error(tmp_path, capsys):
     code = main(["people", "--library", str(bad)])
     err = capsys.readouterr().err
     assert code == 1
-    assert err.count("\n") == 1 and err.startswith("faceapp: ") and "not a usable library" in err
+    assert (
+        err.count("\n") == 1 and err.startswith("faceapp: ") and "not a Face Album library" in err
+    )
 
 
 def test_cli_exit_status_comes_from_the_error_class(tmp_path, capsys):

@@ -115,14 +115,17 @@ def groups(lib: Library) -> list[Group]:
 
 def group_faces(lib: Library, kind: str, group_id: int | None = None) -> list[int]:
     """Face ids of one group (photos present on disk), in photo order."""
-    if kind == "person":
-        where, args = "f.person_id = ?", (int(group_id),)
-    elif kind == "cluster":
-        where, args = "f.cluster_id = ? AND f.person_id IS NULL", (int(group_id),)
-    elif kind == "unknown":
+    args: tuple[int, ...]
+    if kind == "unknown":
         where, args = "f.person_id IS NULL AND f.cluster_id IS NULL", ()
-    else:
+    elif kind not in ("person", "cluster"):
         raise PeopleError(f"unknown group kind {kind!r}")
+    elif group_id is None:
+        raise PeopleError(f"a {kind} group needs an id")
+    elif kind == "person":
+        where, args = "f.person_id = ?", (int(group_id),)
+    else:
+        where, args = "f.cluster_id = ? AND f.person_id IS NULL", (int(group_id),)
     rows = lib.conn.execute(
         "SELECT f.id FROM faces f JOIN photos p ON p.id = f.photo_id"
         f" WHERE p.status = 'ok' AND {where} ORDER BY p.path, f.x1, f.id",

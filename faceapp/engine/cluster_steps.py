@@ -201,8 +201,8 @@ def merge_close_clusters(
     for g, c in zip(groups[labels >= 0], labels[labels >= 0], strict=True):
         photos[int(c)].add(int(g))
     merged = 0
-    for _, a, b in sorted(pairs):
-        ra, rb = find(a), find(b)
+    for _, ca, cb in sorted(pairs):
+        ra, rb = find(ca), find(cb)
         if ra == rb or photos[ra] & photos[rb]:
             continue
         if len(photos[ra]) < len(photos[rb]):

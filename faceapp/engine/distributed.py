@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from faceapp.engine import face_tags
 from faceapp.engine import photos as photos_mod
@@ -30,6 +31,9 @@ from faceapp.engine.scan_analyze import PhotoResult, analyze_batch
 from faceapp.engine.scan_decode import DecodeStream
 from faceapp.engine.scan_plan import ScanReport, plan_scan
 from faceapp.engine.scan_store import ScanProgress, ScanStore
+
+if TYPE_CHECKING:
+    from faceapp.engine.pipeline import Analyzer
 
 SHARD = 16  # photos per task: large enough to batch, small enough to retry cheaply
 RETRIES = 3  # a shard whose worker died is run again up to this many times
@@ -159,7 +163,9 @@ def scan(
     connect(address)
     plan = plan_scan(lib, root)
     check_paths(_sample(plan.todo))
-    tags = face_tags.TagImporter(lib, _OnDemand(loaded), plan.root, plan.report.tags)
+    # _OnDemand hands every attribute on to the Analyzer it builds
+    analyzer = cast("Analyzer", _OnDemand(loaded))
+    tags = face_tags.TagImporter(lib, analyzer, plan.root, plan.report.tags)
     store = ScanStore(lib, plan, progress=progress, started=t0, tags=tags)
     store.emit("")
     gpus = ray.cluster_resources().get("GPU", 0) > 0
@@ -215,7 +221,7 @@ class _OnDemand:
 
     def __init__(self, loaded: weights_mod.LoadedWeights) -> None:
         self._loaded = loaded
-        self._analyzer = None
+        self._analyzer: Analyzer | None = None
 
     def __getattr__(self, name: str):
         if self._analyzer is None:

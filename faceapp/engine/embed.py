@@ -30,10 +30,10 @@ CROP_SIZE = 160
 
 def decode_crop(jpeg: bytes) -> np.ndarray:
     """A stored crop as uint8 (160, 160, 3) RGB."""
-    with Image.open(io.BytesIO(jpeg)) as im:
-        im = im.convert("RGB")
+    with Image.open(io.BytesIO(jpeg)) as src:
+        im = src.convert("RGB")
         if im.size != (CROP_SIZE, CROP_SIZE):
-            im = im.resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR)
+            im = im.resize((CROP_SIZE, CROP_SIZE), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
 
 

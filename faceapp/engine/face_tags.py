@@ -272,11 +272,11 @@ def _confirm(c: sqlite3.Connection, photo_id: int, face_id: int, r: Region) -> s
         _conflict(c, photo_id, face_id, r, reason)
         return "conflict"
     if person is None:
-        person = int(
-            c.execute(
-                "INSERT INTO people(name, created_at) VALUES (?, ?)", (name, time.time())
-            ).lastrowid
-        )
+        person = c.execute(
+            "INSERT INTO people(name, created_at) VALUES (?, ?)", (name, time.time())
+        ).lastrowid
+        if person is None:
+            raise LibraryError(f"could not add the person {name}")
     c.execute("UPDATE faces SET person_id = ?, cluster_id = NULL WHERE id = ?", (person, face_id))
     return "confirmed"
 

@@ -34,7 +34,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
@@ -59,6 +59,22 @@ if TYPE_CHECKING:
     from faceapp.engine.cluster import ClusterParams, ClusterSummary
 
 MIN_CALIBRATION_SAME_PAIRS = 10  # fewer held-out same-person pairs: keep the old threshold
+
+
+class _RunFields(TypedDict):
+    """The fields of a FinetuneResult known before training starts."""
+
+    options: FinetuneOptions
+    plan: dict
+    base_model_id: int
+    base_sha256: str
+    base_source: str
+    preprocess: str
+    flip: bool
+    centre: np.ndarray | None
+    threshold: float
+    heldout_ids: list[int]
+    device: str
 
 
 @dataclass
@@ -185,7 +201,7 @@ def _train(
     torch.manual_seed(options.seed)  # dropout, if enabled (train() forks the global RNG)
     model = build_model(state, device)
     cut = STAGES.index(TRAINABLE[options.trainable])
-    fixed = {
+    fixed: _RunFields = {
         "options": options,
         "plan": the_plan.as_dict(),
         "base_model_id": base_info.id,

@@ -8,6 +8,7 @@ Imports no torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -246,6 +247,6 @@ def plan(lib: Library, options: FinetuneOptions | None = None) -> FinetunePlan:
     )
 
 
-def options_from(**overrides: object) -> FinetuneOptions:
+def options_from(**overrides: Any) -> FinetuneOptions:
     """Defaults with some fields replaced, ignoring None values (for CLI and GUI forms)."""
     return replace(FinetuneOptions(), **{k: v for k, v in overrides.items() if v is not None})

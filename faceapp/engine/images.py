@@ -579,12 +579,15 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         if mode == "LAB":
             from PIL import ImageCms
 
-            return ImageCms.applyTransform(
+            lab = ImageCms.applyTransform(
                 im,
                 ImageCms.buildTransform(
                     ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB"
                 ),
             )
+            if lab is None:  # only an in-place transform returns None
+                raise ImageError("unsupported image mode LAB (colour conversion failed)")
+            return lab
         return im.convert("RGB")
     except ImageError:
         raise
@@ -607,9 +610,11 @@ def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
             from PIL import ImageCms
 
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            return ImageCms.profileToProfile(
+            rgb = ImageCms.profileToProfile(
                 im, src, ImageCms.createProfile("sRGB"), outputMode="RGB"
             )
+            if rgb is not None:  # only an in-place conversion returns None
+                return rgb
         except Exception:
             pass
     return im.convert("RGB")
@@ -624,6 +629,7 @@ def _high_depth_to_rgb(im: Image.Image) -> Image.Image:
     image still shows its content instead of saturating.
     """
     a = np.asarray(im)
+    out: np.ndarray
     if a.dtype.kind == "u" and a.dtype.itemsize == 2:
         out = (a.astype(np.uint32) * 255 + 32767) // 65535
     else:

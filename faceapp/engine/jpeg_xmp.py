@@ -30,7 +30,8 @@ def _segments(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
     """[(marker, start, end)] of the header segments, and the offset of the SOS marker."""
     if data[:2] != b"\xff\xd8":
         raise JpegError("not a JPEG file")
-    out, pos = [], 2
+    out: list[tuple[int, int, int]] = []
+    pos = 2
     while True:
         while pos < len(data) and data[pos] == 0xFF and data[pos + 1 : pos + 2] == b"\xff":
             pos += 1  # fill bytes

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -208,6 +209,13 @@ class ModelInfo:
     metadata: dict = field(default_factory=dict)
 
 
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid an INSERT on ``cur`` just made."""
+    if cur.lastrowid is None:
+        raise LibraryError("the insert made no row")
+    return cur.lastrowid
+
+
 def _insert_face(
     c: sqlite3.Connection, photo_id: int, face: NewFace, model_id: int, now: float
 ) -> int:
@@ -223,7 +231,7 @@ def _insert_face(
             int(face.manual),
         ),
     )
-    face_id = int(cur.lastrowid)
+    face_id = inserted_id(cur)
     c.execute("INSERT INTO face_crops(face_id, jpeg) VALUES (?,?)", (face_id, face.crop_jpeg))
     c.execute(
         "INSERT INTO embeddings(face_id, model_id, vector) VALUES (?,?,?)",
@@ -464,6 +472,10 @@ class Library:
                     (str(version),),
                 )
 
+    @overload
+    def get_meta(self, key: str, default: str) -> str: ...
+    @overload
+    def get_meta(self, key: str, default: str | None = None) -> str | None: ...
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
@@ -529,7 +541,7 @@ class Library:
                         (sha256, source),
                     ).fetchone()[0]
                 )
-            return int(cur.lastrowid)
+            return inserted_id(cur)
 
     def find_model(self, sha256: str) -> ModelInfo | None:
         row = self.conn.execute(
@@ -639,7 +651,7 @@ class Library:
                     " status, error, scanned_at, taken_at) VALUES (?,?,?,?,?,?, 'ok', NULL, ?, ?)",
                     (path, size, mtime_ns, width, height, content_hash, now, taken_at),
                 )
-                photo_id = int(cur.lastrowid)
+                photo_id = inserted_id(cur)
                 drawn: list[tuple[float, ...]] = []
             else:
                 photo_id = int(row[0])

@@ -281,8 +281,7 @@ def save_weights(state_dict: dict[str, torch.Tensor], metadata: dict) -> tuple[P
     path = models_dir() / f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}-{sha[:12]}.pt"
     _write_atomically(path, data)
     meta = {**metadata, "sha256": sha, "file": path.name, "pid": os.getpid()}
-    meta = json.dumps(meta, indent=1).encode()
-    _write_atomically(path.with_suffix(".json"), meta)
+    _write_atomically(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
     return path, sha
 
 
@@ -351,10 +350,12 @@ def remove_version(lib: Library, version: int) -> None:
     with lib.transaction() as c:
         c.execute("DELETE FROM embeddings WHERE model_id = ?", (version,))
         c.execute("DELETE FROM models WHERE id = ?", (version,))
-    ours = info.path and Path(info.path).parent.resolve() == models_dir().resolve()
-    if ours and not any(m.path == info.path for m in lib.models()):
-        Path(info.path).unlink(missing_ok=True)
-        Path(info.path).with_suffix(".json").unlink(missing_ok=True)
+    file = info.path
+    if not file or Path(file).parent.resolve() != models_dir().resolve():
+        return  # no weights file, or not one of ours
+    if not any(m.path == file for m in lib.models()):
+        Path(file).unlink(missing_ok=True)
+        Path(file).with_suffix(".json").unlink(missing_ok=True)
 
 
 # -- embedding and activating ----------------------------------------------------------------

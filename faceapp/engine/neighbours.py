@@ -64,9 +64,9 @@ def knn(
     k = min(k, n - 1)
     faiss.omp_set_num_threads(max(1, n_jobs))
     if n <= brute_limit:
-        index = faiss.IndexFlatL2(dim)
-        index.add(y)
-        sq, idx = index.search(y, k + 1)
+        flat = faiss.IndexFlatL2(dim)
+        flat.add(y)
+        sq, idx = flat.search(y, k + 1)
         return _finish(idx, sq, k)
     cell_size = cell_size or max(64, int(np.sqrt(n / max(nprobe, 1))))
     nlist = max(16, n // cell_size)
@@ -75,6 +75,8 @@ def knn(
     train = y[rng.choice(n, min(n, 20 * nlist), replace=False)]
     kmeans = faiss.Kmeans(dim, nlist, niter=8, seed=seed, max_points_per_centroid=20)
     kmeans.train(train)
+    if kmeans.centroids is None:
+        raise RuntimeError("faiss k-means training left no centroids")
     quantizer = faiss.IndexFlatL2(dim)
     quantizer.add(kmeans.centroids)
     cell_sq, cells = quantizer.search(y, nprobe)

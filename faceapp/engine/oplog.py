@@ -27,7 +27,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field, replace
 
-from faceapp.engine.library import Library
+from faceapp.engine.library import Library, inserted_id
 
 OPLOG_KEEP = 1000  # operations kept for undo
 PERSON_SETTINGS = ("birth_date", "cover_face_id")  # people columns Changes.settings may set
@@ -208,7 +208,7 @@ def _log(c: sqlite3.Connection, kind: str, description: str, ch: Changes) -> int
         "DELETE FROM oplog WHERE id <= (SELECT id FROM oplog ORDER BY id DESC LIMIT 1 OFFSET ?)",
         (OPLOG_KEEP,),
     )
-    return int(cur.lastrowid)
+    return inserted_id(cur)
 
 
 def commit(

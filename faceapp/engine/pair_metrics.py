@@ -80,13 +80,12 @@ def balanced_threshold(distances: np.ndarray, same: np.ndarray) -> tuple[float, 
 
 
 def verification_metrics(
-    embeddings: np.ndarray, labels: Sequence[int], far_target: float = FAR_TARGET
+    embeddings: np.ndarray, labels: Sequence[int] | np.ndarray, far_target: float = FAR_TARGET
 ) -> HeldoutMetrics | None:
     """Metrics on all pairs of these faces; None without same- and different-person pairs."""
     from faceapp.engine.metrics import roc_auc, threshold_for_far, val_far_at
 
-    labels = np.asarray(labels)
-    d, same = pair_distances(embeddings, labels)
+    d, same = pair_distances(embeddings, np.asarray(labels))
     if not same.any() or same.all():
         return None
     threshold, accuracy = balanced_threshold(d, same)

@@ -24,7 +24,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from pathlib import PurePosixPath
 
 from faceapp.engine.album import Group, PeopleError, cluster_exists, get_person
@@ -89,7 +89,7 @@ def _faces_by_id(c: sqlite3.Connection, face_ids: Sequence[int]) -> list[tuple]:
     return rows
 
 
-def _person_photos(c: sqlite3.Connection, person_id: int, exclude: set[int] = frozenset()) -> dict:
+def _person_photos(c: sqlite3.Connection, person_id: int, exclude: Set[int] = frozenset()) -> dict:
     """photo id -> a face id of that photo confirmed for the person."""
     out: dict[int, int] = {}
     for fid, photo in c.execute(
@@ -181,7 +181,9 @@ def _drop_cluster(c: sqlite3.Connection, ch: Changes, cluster_id: int) -> None:
 def _ref(ref: object) -> tuple[str, int]:
     if isinstance(ref, Group):
         return ref.ref
-    kind, ident = ref  # type: ignore[misc]
+    if not isinstance(ref, (tuple, list)) or len(ref) != 2:
+        raise PeopleError(f"cannot merge {ref!r}: not a group")
+    kind, ident = ref
     if kind not in ("person", "cluster"):
         raise PeopleError(f"cannot merge {kind}: only people and clusters merge")
     return str(kind), int(ident)
@@ -247,6 +249,8 @@ def rename_person(lib: Library, person_id: int, name: str) -> OpChanges:
                 f"there is already a person named {get_person(c, other)[1]!r}; merge instead"
             )
         before = _person_row(c, pid)
+        if before is None:
+            raise PeopleError(f"no person {pid}")
         ch = Changes(people=[[pid, before, [name, before[1], before[2]]]])
         return commit(c, "rename", f"Renamed {old} to {name}", ch)
 
@@ -256,6 +260,8 @@ def set_hidden(lib: Library, person_id: int, hidden: bool) -> OpChanges:
     with lib.transaction() as c:
         pid, name, _ = get_person(c, person_id)
         before = _person_row(c, pid)
+        if before is None:
+            raise PeopleError(f"no person {pid}")
         ch = Changes(people=[[pid, before, [before[0], int(bool(hidden)), before[2]]]])
         return commit(c, "hide", f"{'Hid' if hidden else 'Showed'} {name}", ch)
 

@@ -81,11 +81,12 @@ class PersonDistances:
         ]
         kept = sorted(set(range(len(pids))) - set(fresh))
         if kept:
+            kept_cols = np.array(kept, np.intp)
             old_cols = np.array([self.keys[int(pids[j])][0] for j in kept])
-            out[np.ix_(np.flatnonzero(hit), kept)] = self.matrix[np.ix_(pos[hit], old_cols)]
+            out[np.ix_(np.flatnonzero(hit), kept_cols)] = self.matrix[np.ix_(pos[hit], old_cols)]
             miss = np.flatnonzero(~hit)
             if len(miss):
-                out[np.ix_(miss, kept)] = _min_sq_dist_grouped(
+                out[np.ix_(miss, kept_cols)] = _min_sq_dist_grouped(
                     state.vectors[unconf[miss]], state.vectors, [reps[j] for j in kept]
                 )
         if fresh:

@@ -22,9 +22,15 @@ _FACE = re.compile(r"rect64\(([0-9a-fA-F]{1,16})\),([0-9a-fA-F]+)")
 UNKNOWN_ID = "ffffffffffffffff"
 
 
+class _CaseKeepingParser(configparser.RawConfigParser):
+    """Keeps the case of option names (contact ids); the default lower-cases them."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def _read_ini(path: Path) -> configparser.RawConfigParser | None:
-    parser = configparser.RawConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # keep the case of contact ids
+    parser = _CaseKeepingParser(strict=False, interpolation=None)
     try:
         parser.read_string(path.read_text(encoding="utf-8", errors="replace"))
     except (OSError, configparser.Error):

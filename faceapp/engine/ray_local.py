@@ -86,7 +86,8 @@ class LocalCluster:
         import ray
 
         if not ray.is_initialized():
-            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
+            # ray annotates logging_level as int, but takes level names (its default is one)
+            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")  # type: ignore[arg-type]
         return [n for n in ray.nodes() if n.get("Alive")]
 
     def _wait_nodes(self, count: int, timeout: float = 300.0) -> None:

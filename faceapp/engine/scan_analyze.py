@@ -7,6 +7,7 @@ from a worker process or another machine to the one library writer.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,10 +46,15 @@ def crop_to_jpeg(crop: np.ndarray, quality: int = 92) -> bytes:
     return buf.getvalue()
 
 
+def _float_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = box
+    return float(x1), float(y1), float(x2), float(y2)
+
+
 def _new_faces(analyzed: list) -> list[NewFace]:
     return [
         NewFace(
-            box=tuple(map(float, a.face.box)),
+            box=_float_box(a.face.box),
             landmarks=np.asarray(a.face.landmarks, float).round(2).tolist(),
             prob=float(a.face.prob),
             crop_jpeg=crop_to_jpeg(a.crop),
@@ -62,10 +68,12 @@ def analyze_batch(analyzer: FaceAnalyzer, batch: list[Decoded]) -> list[PhotoRes
     """One result per decoded file, in order; a photo that breaks the networks costs
     only itself (the batch is retried one photo at a time)."""
     good = [b for b in batch if b.image is not None]
+    images = [b.image for b in batch if b.image is not None]
+    found: Sequence[list | str]
     try:
-        found: list[list | str] = analyzer.analyze([b.image for b in good]) if good else []
+        found = analyzer.analyze(images) if good else []
     except Exception:  # isolate the photo that broke the batch
-        found = [_analyze_one(analyzer, b.image) for b in good]
+        found = [_analyze_one(analyzer, image) for image in images]
     by_rel = {id(b): f for b, f in zip(good, found, strict=True)}
     out = []
     for item in batch:
@@ -73,7 +81,7 @@ def analyze_batch(analyzer: FaceAnalyzer, batch: list[Decoded]) -> list[PhotoRes
         faces = by_rel.get(id(item))
         if isinstance(faces, str):
             result.error = faces
-        elif item.image is None:
+        elif item.image is None or faces is None:  # faces is None only without an image
             result.error = item.error
         else:
             result.width, result.height = item.image.width, item.image.height

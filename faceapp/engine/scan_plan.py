@@ -121,21 +121,24 @@ def plan_scan(lib: Library, root: Path, only: Container[str] | None = None) -> S
         except OSError as exc:
             report.errors.append((rel, f"cannot read: {exc}"))
             continue
-        same_file = state is not None and (state.size, state.mtime_ns) == (
-            stat.st_size,
-            stat.st_mtime_ns,
+        # the known photo, when its file is unchanged (same size and time)
+        same_file = (
+            state
+            if state is not None
+            and (state.size, state.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+            else None
         )
-        if same_file and state.status == "ok":
+        if same_file is not None and same_file.status == "ok":
             report.skipped_unchanged += 1
         elif (
-            same_file
-            and state.status == "error"
+            same_file is not None
+            and same_file.status == "error"
             and only is None
             and (reason := errors_before.get(rel, "")).startswith(TIME_LIMIT_PREFIX)
         ):
             report.errors.append((rel, reason))  # not worth another minutes-long wait
-        elif same_file and state.status == "missing":
-            lib.move_photo(state.id, rel, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        elif same_file is not None and same_file.status == "missing":
+            lib.move_photo(same_file.id, rel, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
             report.skipped_unchanged += 1  # came back: faces and labels were kept
         else:
             todo.append((rel, path))

@@ -190,9 +190,8 @@ def write_tags(
             frame = file_frame(path)
             if frame.display != photo.size:
                 raise XmpError(CHANGED)
-            data = path.read_bytes() if into_photo else None
             if into_photo:
-                existing = jpeg_xmp.read_xmp(data)
+                existing = jpeg_xmp.read_xmp(path.read_bytes())
             else:
                 existing = target.read_bytes() if target.exists() else None
             regions, size = _regions(photo, frame, existing)
@@ -245,7 +244,9 @@ def _up_to_date(existing: bytes | None, regions: list[NewRegion]) -> bool:
         return not regions
     ours = [r for r in xmp_faces.read(existing).regions if r.ours and r.source == "mwg"]
     return len(ours) == len(regions) and all(
-        o.name == r.name and all(abs(a - b) < 1e-5 for a, b in zip(o.box, r.box, strict=True))
+        o.name == r.name
+        and o.box is not None  # mwg regions always have a box
+        and all(abs(a - b) < 1e-5 for a, b in zip(o.box, r.box, strict=True))
         for o, r in zip(ours, regions, strict=True)
     )
 

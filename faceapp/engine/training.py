@@ -188,7 +188,9 @@ def prepare_features(
                     x = crops.flip(-1)
                 else:
                     x = augment(crops, gen, flip=None) if augmented else crops
-                f = trunk_features(model, x, cut, preprocess, device, options.batch_size, report)
+                f = trunk_features(
+                    model, x, cut, preprocess, str(device), options.batch_size, report
+                )
                 if out is None:
                     out = torch.empty((len(ids), views, *f.shape[1:]), dtype=f.dtype)
                 out[start : start + len(chunk), v] = f
@@ -249,6 +251,7 @@ def fit_head(
         p.requires_grad_(name.split(".")[0] in head_names)
         if p.requires_grad:
             params.append(p)
+    opt: torch.optim.Optimizer
     if options.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=options.lr, weight_decay=options.weight_decay)
     else:
@@ -295,7 +298,7 @@ def fit_head(
                 break
             model.eval()  # frozen BatchNorm statistics
             if options.dropout:
-                model.dropout.train()
+                model.get_submodule("dropout").train()
             view = torch.randint(train_feats.shape[1], (len(batch),), generator=generator)
             feats = train_feats[torch.from_numpy(batch), view].to(device, torch.float32)
             emb = embed_head(model, feats, cut, c)

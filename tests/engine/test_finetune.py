@@ -23,6 +23,7 @@ from PIL import Image
 from faceapp.engine import embed, finetune_plan, network, pair_metrics, training
 from faceapp.engine import finetune as ft
 from faceapp.engine import model_versions as mv
+from faceapp.engine.files import sha256_file
 from faceapp.engine.library import Library, LibraryError, NewFace
 from faceapp.engine.progress import VersionProgress
 from faceapp.engine.triplet import (
@@ -376,7 +377,7 @@ def test_accept_switches_and_old_versions_can_be_restored(trained, tmp_path):
     assert info.source == "finetuned" and "random" in info.name and info.metadata["random_weights"]
     path = Path(info.path)
     assert path.is_file() and path.with_suffix(".json").is_file()
-    assert mv._sha256_file(path) == info.sha256
+    assert sha256_file(path) == info.sha256
     assert json.loads(path.with_suffix(".json").read_text())["sha256"] == info.sha256
     # the scan pipeline loads the active version's file with the weights module's checks
     from faceapp.engine.weights import load_state_dict_file
@@ -541,15 +542,20 @@ def test_cli_refuses_a_library_without_enough_people(tmp_path, capsys):
 # -- a real training run: LFW crops, real weights ---------------------------------------------
 
 
-def _bench_module():
-    """bench/finetune_gain.py: its LFW album and cached crops (one crop convention for both)."""
-    import importlib.util
+def _lfw_people(lfw_root: Path, count: int, photos: int) -> dict[str, list[Path]]:
+    """The first ``count`` LFW people (by name) with ``photos`` images, none in pairsDevTest."""
+    from faceapp.engine.metrics import read_pairs
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "finetune_gain.py"
-    spec = importlib.util.spec_from_file_location("finetune_gain_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    test_pairs = read_pairs(lfw_root / "pairsDevTest.txt")
+    in_devtest = {path.split("/")[0] for p in test_pairs for path in (p.a, p.b)}
+    out: dict[str, list[Path]] = {}
+    for folder in sorted((lfw_root / "lfw-deepfunneled").iterdir()):
+        files = sorted(folder.glob("*.jpg"))
+        if folder.name not in in_devtest and len(files) >= photos:
+            out[folder.name] = files[:photos]
+            if len(out) == count:
+                break
+    return out
 
 
 @pytest.mark.slow
@@ -557,21 +563,19 @@ def test_real_training_lowers_loss_and_raises_heldout_val(lfw_root, real_weights
     """16 LFW people, 12 confirmed faces each; a few epochs on the real weights.
 
     The loss must fall, held-out VAL must rise, and so must VAL on each person's
-    other photos, which neither training nor early stopping saw.
+    other photos, which neither training nor early stopping saw. The crops are the
+    app's own (its detector, the central face of each LFW image).
     """
-    bench = _bench_module()
-    album = bench.album(60, 0)
-    names = [n for n in sorted(album) if len(album[n][0]) + len(album[n][1]) >= 16][:16]
-    confirmed = {n: sorted(album[n][0] + album[n][1])[:12] for n in names}
-    unseen = {n: sorted(album[n][0] + album[n][1])[12:18] for n in names}
-    rels = [r for n in names for r in confirmed[n] + unseen[n]]
-    jpegs = bench.crops_jpeg(rels)
-    crops = [bench.decode(jpegs[r]) for r in rels]
-    labels = [
-        lab
-        for i, n in enumerate(names)
-        for lab in [i] * len(confirmed[n]) + [None] * len(unseen[n])
-    ]
+    from faceapp.engine import lfw, pipeline
+
+    people = _lfw_people(lfw_root, 16, 18)
+    names = sorted(people)
+    analyzer = pipeline.Analyzer.from_weights(real_weights, "cpu")
+    paths = [p for n in names for p in people[n]]
+    crop_array, _ = lfw.central_crops(analyzer, paths)
+    crops = list(crop_array)
+    labels = [lab for i in range(len(names)) for lab in [i] * 12 + [None] * 6]
+    unseen = {n: people[n][12:] for n in names}
     lib, _ = make_library(
         tmp_path / "lib.sqlite",
         crops,
