@@ -12,14 +12,18 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceapp.cli.terminal import safe
 from faceapp.engine.library import LibraryError
 from faceapp.engine.storage import LibraryDamaged, explain, is_damage
 from faceapp.errors import FaceAppError
 from faceapp.logsetup import setup_logging
+
+if TYPE_CHECKING:
+    from faceapp.engine.library import Library
 
 log = logging.getLogger("faceapp.cli")
 
@@ -39,6 +43,31 @@ def add_library_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="library file (default: the library of the last scanned folder)",
     )
+
+
+def add_common(p: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int]) -> None:
+    """The options every library command takes, and its handler."""
+    add_library_option(p)
+    add_json_option(p)
+    p.set_defaults(handler=handler)
+
+
+def open_for_edits(args: argparse.Namespace) -> Library:
+    """The library a command edits; :func:`main` backs it up after the edits."""
+    from faceapp.engine.library import open_library
+
+    args.opened_library = open_library(None, args.library)
+    return args.opened_library
+
+
+def person_id(lib: Library, text: str) -> int:
+    """A person given by name or id on the command line (a cluster is an error)."""
+    from faceapp.engine import album
+
+    kind, ident = album.parse_group_ref(lib, text)
+    if kind != "person":
+        raise CLIError(f"{text!r} is a cluster, not a person", 2)
+    return ident
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,14 @@ import argparse
 import time
 from pathlib import Path
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
+from faceapp.cli import (
+    CLIError,
+    add_common,
+    echo,
+    open_for_edits,
+    person_id,
+    print_json,
+)
 from faceapp.engine import album, birthdays, naming, people, photos, review
 from faceapp.engine.library import Library
 
@@ -31,64 +38,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", metavar="NAME", help="and confirm it for this person")
     p.add_argument("--create", action="store_true", help="create NAME if nobody has that name")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    _common(p, cmd_add_face)
+    add_common(p, cmd_add_face)
 
     p = sub.add_parser("review", help='"Is this X?" with a confidence, "likely" or "unsure"')
     p.add_argument("--limit", type=int, default=None)
-    _common(p, cmd_review)
+    add_common(p, cmd_review)
 
     p = sub.add_parser("accept-likely", help='confirm every "likely" suggestion (one undo step)')
-    _common(p, cmd_accept_likely)
+    add_common(p, cmd_accept_likely)
 
     p = sub.add_parser("reject-cluster", help='"no" to "this cluster looks like PERSON"')
     p.add_argument("cluster", metavar="CLUSTER", help="c<ID>")
     p.add_argument("--from", dest="person", required=True, metavar="PERSON")
-    _common(p, cmd_reject_cluster)
+    add_common(p, cmd_reject_cluster)
 
     p = sub.add_parser("outliers", help="faces of a cluster that may not be the same person")
     p.add_argument("cluster", metavar="CLUSTER", help="c<ID>")
-    _common(p, cmd_outliers)
+    add_common(p, cmd_outliers)
 
     p = sub.add_parser("photos", help="photos in which all the given people appear, by date")
     p.add_argument("--person", action="append", default=[], metavar="NAME")
-    _common(p, cmd_photos)
+    add_common(p, cmd_photos)
 
     p = sub.add_parser("problems", help="files the scans could not read, and why")
-    _common(p, cmd_problems)
+    add_common(p, cmd_problems)
 
     p = sub.add_parser("retry", help="read the problem files again (all, or the ones given)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="paths as `problems` lists them")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    _common(p, cmd_retry)
+    add_common(p, cmd_retry)
 
     p = sub.add_parser("birthday", help="set or clear a person's birth date")
     p.add_argument("person", metavar="PERSON")
     p.add_argument("date", nargs="?", metavar="YYYY-MM-DD")
     p.add_argument("--clear", action="store_true")
-    _common(p, cmd_birthday)
+    add_common(p, cmd_birthday)
 
     p = sub.add_parser("cover", help="make a face its person's picture")
     p.add_argument("face", type=int, metavar="FACE_ID")
-    _common(p, cmd_cover)
-
-
-def _common(p: argparse.ArgumentParser, handler) -> None:
-    add_library_option(p)
-    add_json_option(p)
-    p.set_defaults(handler=handler)
-
-
-def _open(args: argparse.Namespace) -> Library:
-    from faceapp.engine.library import open_library
-
-    return open_library(None, args.library)
-
-
-def _person(lib: Library, text: str) -> int:
-    kind, ident = album.parse_group_ref(lib, text)
-    if kind != "person":
-        raise CLIError(f"{text!r} is a cluster, not a person", 2)
-    return ident
+    add_common(p, cmd_cover)
 
 
 def _cluster(lib: Library, text: str) -> int:
@@ -136,7 +124,7 @@ def cmd_add_face(args: argparse.Namespace) -> int:
 
     if args.create and not args.to:
         raise CLIError("--create needs --to NAME", 2)
-    lib = _open(args)
+    lib = open_for_edits(args)
     if args.to:
         target_person(lib, args.to, args.create)  # a wrong name fails before the face is added
     face_id = add_face.add_face(
@@ -152,7 +140,7 @@ def cmd_add_face(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     items = review.review(lib, limit=args.limit)
     clusters = review.cluster_reviews(lib)
     cal = review.calibrate(lib)
@@ -201,7 +189,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_accept_likely(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     changes = review.accept_likely(lib)
     if changes is None:
         return _out(args, "No likely suggestions", accepted=0)
@@ -209,13 +197,13 @@ def cmd_accept_likely(args: argparse.Namespace) -> int:
 
 
 def cmd_reject_cluster(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     cid = _cluster(lib, args.cluster)
-    return _out(args, naming.reject_cluster(lib, cid, _person(lib, args.person)).description)
+    return _out(args, naming.reject_cluster(lib, cid, person_id(lib, args.person)).description)
 
 
 def cmd_outliers(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     cid = _cluster(lib, args.cluster)
     faces = naming.cluster_outliers(lib, cid)
     if args.json:
@@ -231,8 +219,8 @@ def cmd_outliers(args: argparse.Namespace) -> int:
 
 
 def cmd_photos(args: argparse.Namespace) -> int:
-    lib = _open(args)
-    found = photos.photos_with(lib, [_person(lib, n) for n in args.person])
+    lib = open_for_edits(args)
+    found = photos.photos_with(lib, [person_id(lib, n) for n in args.person])
     if args.json:
         print_json({"photos": [p.as_dict() for p in found]})
         return 0
@@ -247,7 +235,7 @@ def cmd_photos(args: argparse.Namespace) -> int:
 
 
 def cmd_problems(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     found = photos.problems(lib)
     if args.json:
         print_json(
@@ -265,7 +253,7 @@ def cmd_problems(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     from faceapp.engine import pipeline
 
-    lib = _open(args)
+    lib = open_for_edits(args)
     if lib.root is None:
         raise CLIError("this library has no photo folder", 1)
     analyzer = pipeline.analyzer_for_library(lib, args.device)
@@ -282,16 +270,16 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_birthday(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     if args.clear == (args.date is not None):
         raise CLIError("give a date (YYYY-MM-DD) or --clear", 2)
-    pid = _person(lib, args.person)
+    pid = person_id(lib, args.person)
     changes = birthdays.set_birth_date(lib, pid, None if args.clear else args.date)
     return _out(args, changes.description, person=pid, born=birthdays.birth_date(lib, pid))
 
 
 def cmd_cover(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     person = lib.face(args.face).person_id
     if person is None:
         raise CLIError(f"face {args.face} is not named yet: name it first", 1)

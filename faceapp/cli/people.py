@@ -11,7 +11,13 @@ import argparse
 import dataclasses
 import sys
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
+from faceapp.cli import (
+    CLIError,
+    add_common,
+    echo,
+    open_for_edits,
+    print_json,
+)
 from faceapp.engine import album, naming, oplog, people, suggest
 from faceapp.engine.grouping import LEVELS, grouping_params
 from faceapp.engine.library import Library
@@ -28,54 +34,41 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="-2 much looser ... 0 balanced ... 2 much stricter",
     )
-    _common(p, cmd_cluster)
+    add_common(p, cmd_cluster)
 
     p = sub.add_parser("people", help="list people and clusters with their face counts")
-    _common(p, cmd_people)
+    add_common(p, cmd_people)
 
     p = sub.add_parser("name", help="name a cluster (it becomes a person) or rename a person")
     p.add_argument("group", metavar="CLUSTER_OR_PERSON", help="c<ID>, p<ID> or a person's name")
     p.add_argument("name", metavar="NAME")
-    _common(p, cmd_name)
+    add_common(p, cmd_name)
 
     p = sub.add_parser("merge", help="merge a person or cluster into another")
     p.add_argument("source", metavar="SOURCE", help="c<ID>, p<ID> or a person's name")
     p.add_argument("target", metavar="TARGET", help="c<ID>, p<ID> or a person's name")
-    _common(p, cmd_merge)
+    add_common(p, cmd_merge)
 
     p = sub.add_parser("move", help="confirm faces for a person")
     p.add_argument("faces", metavar="FACE_ID", type=int, nargs="+")
     p.add_argument("--to", required=True, metavar="PERSON", help="p<ID> or a person's name")
     p.add_argument("--create", action="store_true", help="a new person when nobody has NAME")
-    _common(p, cmd_move)
+    add_common(p, cmd_move)
 
     p = sub.add_parser("reject", help='"not this person": remove faces from a person, remembered')
     p.add_argument("faces", metavar="FACE_ID", type=int, nargs="+")
     p.add_argument("--from", dest="person", required=True, metavar="PERSON")
-    _common(p, cmd_reject)
+    add_common(p, cmd_reject)
 
     p = sub.add_parser("undo", help="undo the last people operation")
-    _common(p, cmd_undo)
+    add_common(p, cmd_undo)
 
     p = sub.add_parser("redo", help="redo the last undone people operation")
-    _common(p, cmd_redo)
+    add_common(p, cmd_redo)
 
     p = sub.add_parser("suggestions", help='"Is this X?" proposals, most uncertain first')
     p.add_argument("--limit", type=int, default=None)
-    _common(p, cmd_suggestions)
-
-
-def _common(p: argparse.ArgumentParser, handler) -> None:
-    add_library_option(p)
-    add_json_option(p)
-    p.set_defaults(handler=handler)
-
-
-def _open(args: argparse.Namespace) -> Library:
-    from faceapp.engine.library import open_library
-
-    args.opened_library = open_library(None, args.library)  # backed up after edits
-    return args.opened_library
+    add_common(p, cmd_suggestions)
 
 
 def _person_ref(lib: Library, text: str) -> int:
@@ -103,7 +96,7 @@ def _done(args: argparse.Namespace, changes: oplog.OpChanges, **extra: object) -
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     overrides = {
         k: v
         for k, v in (
@@ -137,7 +130,7 @@ def _stderr(message: str) -> None:
 
 
 def cmd_people(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     groups = album.groups(lib)
     if args.json:
         print_json(
@@ -164,7 +157,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 
 def cmd_name(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     kind, ident = album.parse_group_ref(lib, args.group)
     if kind == "cluster":  # faces that do not fit the group are left out, for review
         result = naming.name_cluster(lib, ident, args.name)
@@ -173,7 +166,7 @@ def cmd_name(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     source = album.parse_group_ref(lib, args.source)
     target = album.parse_group_ref(lib, args.target)
     return _done(args, people.merge(lib, source, target))
@@ -182,18 +175,18 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_move(args: argparse.Namespace) -> int:
     from faceapp.cli.naming import name_faces, result_json
 
-    lib = _open(args)
+    lib = open_for_edits(args)
     result = name_faces(lib, args.faces, args.to, args.create)
     return _done(args, result.changes, **result_json(result))
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     return _done(args, people.reject_faces(lib, args.faces, _person_ref(lib, args.person)))
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     changes = oplog.undo(lib)
     if changes is None:
         raise CLIError("nothing to undo", 1)
@@ -201,7 +194,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 
 def cmd_redo(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     changes = oplog.redo(lib)
     if changes is None:
         raise CLIError("nothing to redo", 1)
@@ -209,7 +202,7 @@ def cmd_redo(args: argparse.Namespace) -> int:
 
 
 def cmd_suggestions(args: argparse.Namespace) -> int:
-    lib = _open(args)
+    lib = open_for_edits(args)
     found = suggest.suggestions(lib, limit=args.limit)
     if args.json:
         print_json(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from faceapp.cli import CLIError, add_json_option, add_library_option, echo, print_json
-from faceapp.engine.library import Library, open_library
+from faceapp.cli import add_json_option, add_library_option, echo, person_id, print_json
+from faceapp.engine.library import open_library
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,20 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_export)
 
 
-def _person(lib: Library, text: str) -> int:
-    from faceapp.engine import album
-
-    kind, ident = album.parse_group_ref(lib, text)
-    if kind != "person":
-        raise CLIError(f"{text!r} is a cluster, not a person", 2)
-    return ident
-
-
 def cmd_write_tags(args: argparse.Namespace) -> int:
     from faceapp.engine import tag_write
 
     lib = open_library(None, args.library)
-    ids = None if args.person is None else [_person(lib, n) for n in args.person]
+    ids = None if args.person is None else [person_id(lib, n) for n in args.person]
     report = tag_write.write_tags(lib, person_ids=ids, embed=args.embed, dry_run=args.dry_run)
     if args.json:
         print_json(report.as_dict())
@@ -113,7 +104,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from faceapp.engine import export
 
     lib = open_library(None, args.library)
-    report = export.export_person(lib, _person(lib, args.person), args.to, args.mode)
+    report = export.export_person(lib, person_id(lib, args.person), args.to, args.mode)
     if args.json:
         print_json(report.as_dict())
     else:
