@@ -86,8 +86,7 @@ class LocalCluster:
         import ray
 
         if not ray.is_initialized():
-            # ray annotates logging_level as int, but takes level names (its default is one)
-            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")  # type: ignore[arg-type]
+            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
         return [n for n in ray.nodes() if n.get("Alive")]
 
     def _wait_nodes(self, count: int, timeout: float = 300.0) -> None:
