@@ -108,7 +108,7 @@ def suggestion_study(faces: Faces, *, seed: int = 0) -> list[dict]:
     the app does, for the nearest allowed named person of every other face: precision
     and coverage (correct proposals / faces of named people) at distance cut-offs
     given as fractions of the model threshold, and a logistic fit of P(correct | d)."""
-    from faceapp.engine import suggest
+    from faceapp.engine import review
 
     thr = faces.threshold
     subj = np.flatnonzero(faces.subject)
@@ -151,8 +151,9 @@ def suggestion_study(faces: Faces, *, seed: int = 0) -> list[dict]:
             )
         near = dist < thr
         mid, scale = _logistic(dist[near].astype(float), correct[near].astype(float))
-        chosen = dist < suggest.SUGGEST_RATIO * thr
-        conf = np.array([suggest.confidence(float(d), thr) for d in dist[chosen]])
+        chosen = dist < review.REVIEW_RATIO * thr  # what the review queue shows
+        conf = review.lfw_calibration(thr).confidence(dist[chosen])
+        likely = conf >= review.LIKELY
         out.append(
             {
                 "people_named": round(len(named) / len(ids), 3),
@@ -169,6 +170,10 @@ def suggestion_study(faces: Faces, *, seed: int = 0) -> list[dict]:
                     "proposed": int(chosen.sum()),
                     "precision": round(float(correct[chosen].mean()) if chosen.any() else 0.0, 4),
                     "mean_confidence": round(float(conf.mean()) if len(conf) else 0.0, 4),
+                    "likely": int(likely.sum()),
+                    "likely_precision": round(
+                        float(correct[chosen][likely].mean()) if likely.any() else 0.0, 4
+                    ),
                 },
             }
         )

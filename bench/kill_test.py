@@ -416,7 +416,7 @@ def shuffle_names(folder: Path, rng: random.Random, n: int) -> list[str]:
 
 def add_labels(library: Path, rng: random.Random) -> None:
     """Cluster, name some clusters, confirm and reject a few faces (the engine API)."""
-    from faceapp.engine import album, people
+    from faceapp.engine import album, naming, people
     from faceapp.engine.cluster import recluster
     from faceapp.engine.library import Library
 
@@ -424,7 +424,7 @@ def add_labels(library: Path, rng: random.Random) -> None:
     recluster(lib)
     groups = [g for g in album.groups(lib) if g.kind == "cluster"]
     for i, g in enumerate(groups[: max(3, len(groups) * 2 // 3)]):
-        people.name_cluster(lib, g.id, f"Person {i:02d}")
+        naming.name_cluster(lib, g.id, f"Person {i:02d}")
     named = [g for g in album.groups(lib) if g.kind == "person"]
     unknown = album.group_faces(lib, "unknown")
     if unknown and named:

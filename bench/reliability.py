@@ -419,7 +419,7 @@ OPS = textwrap.dedent(
     """
     import hashlib, os, sys
     from bench.kill_test import identity_state
-    from faceapp.engine import album, oplog, people
+    from faceapp.engine import album, naming, oplog, people
     from faceapp.engine.library import Library
     path, kill_at = sys.argv[1], int(sys.argv[2])
     lib = Library(path)
@@ -438,7 +438,7 @@ OPS = textwrap.dedent(
     groups = [g for g in album.groups(lib) if g.kind == "cluster"]
     faces = [f.id for f in lib.faces() if f.person_id is None]
     anna = people.create_person(lib, "Dana", faces[-1:]).person_id; done()
-    bob = people.name_cluster(lib, groups[-1].id, "Bob").person_id if groups else anna; done()
+    bob = naming.name_cluster(lib, groups[-1].id, "Bob").person_id if groups else anna; done()
     people.rename_person(lib, anna, "Dana K"); done()
     people.move_faces(lib, faces[:1], anna); done()
     people.reject_faces(lib, faces[:1], anna); done()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_people import build_library, clusters_of
 
-from faceapp.engine import album, oplog, people
+from faceapp.engine import album, naming, oplog, people
 from faceapp.engine.cluster import recluster
 from faceapp.engine.library import Library
 
@@ -21,7 +21,7 @@ def lib(tmp_path):
 def test_operations_return_their_exact_change_set(lib):
     c1, c2 = clusters_of(lib)[:2]
     faces1 = set(album.group_faces(lib, "cluster", c1.id))
-    named = people.name_cluster(lib, c1.id, "Anna")
+    named = naming.name_cluster(lib, c1.id, "Anna").changes
     assert (
         named.kind == "name"
         and named.action == "do"
@@ -45,8 +45,8 @@ def test_operations_return_their_exact_change_set(lib):
 
 def test_undo_names_what_it_undid_when_another_connection_undid_first(lib, tmp_path):
     c1, c2 = clusters_of(lib)[:2]
-    anna = people.name_cluster(lib, c1.id, "Anna").person_id
-    ben = people.name_cluster(lib, c2.id, "Ben").person_id
+    anna = naming.name_cluster(lib, c1.id, "Anna").person_id
+    ben = naming.name_cluster(lib, c2.id, "Ben").person_id
     people.rename_person(lib, anna, "Anne")
     people.rename_person(lib, ben, "Benny")
     assert oplog.undo_status(lib).undo == "Renamed Ben to Benny"

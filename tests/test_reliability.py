@@ -36,9 +36,9 @@ from faceapp.engine import (
     oplog,
     people,
     pipeline,
+    review,
     scan_decode,
     scan_plan,
-    suggest,
 )
 from faceapp.engine import library as library_mod
 from faceapp.engine.cluster import recluster
@@ -735,7 +735,7 @@ def test_scan_cluster_and_edits_never_write_the_photo_folder_nor_go_online(
     people.create_person(lib, "Ben", [lib.faces()[-1].id])
     people.merge(lib, ("person", album.parse_group_ref(lib, "Ben")[1]), ("person", 1))
     oplog.undo(lib)
-    suggest.suggestions(lib)
+    review.review(lib)
     assert main(["faces", "--library", str(library_path), "--json"]) == 0
     analyzer = pipeline.analyzer_for_library(lib, "cpu")
     photos = sorted(root.rglob("*.jpg"))

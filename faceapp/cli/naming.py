@@ -40,7 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_common(p, cmd_add_face)
 
-    p = sub.add_parser("review", help='"Is this X?" with a confidence, "likely" or "unsure"')
+    p = sub.add_parser(
+        "review",
+        aliases=["suggestions"],
+        help='"Is this X?" with a confidence, "likely" or "unsure"; clusters that look like X',
+    )
     p.add_argument("--limit", type=int, default=None)
     add_common(p, cmd_review)
 

@@ -1,4 +1,4 @@
-"""People commands: cluster, people, name, merge, move, reject, undo, redo, suggestions.
+"""People commands: cluster, people, name, merge, move, reject, undo, redo.
 
 Each one is a thin wrapper over :mod:`faceapp.engine.people` / ``cluster``: the GUI
 calls the same functions. Groups are named ``c12`` / ``cluster:12`` (an automatic
@@ -18,7 +18,7 @@ from faceapp.cli import (
     open_for_edits,
     print_json,
 )
-from faceapp.engine import album, naming, oplog, people, suggest
+from faceapp.engine import album, naming, oplog, people
 from faceapp.engine.grouping import LEVELS, grouping_params
 from faceapp.engine.library import Library
 
@@ -65,10 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("redo", help="redo the last undone people operation")
     add_common(p, cmd_redo)
-
-    p = sub.add_parser("suggestions", help='"Is this X?" proposals, most uncertain first')
-    p.add_argument("--limit", type=int, default=None)
-    add_common(p, cmd_suggestions)
 
 
 def _person_ref(lib: Library, text: str) -> int:
@@ -160,9 +156,22 @@ def cmd_name(args: argparse.Namespace) -> int:
     lib = open_for_edits(args)
     kind, ident = album.parse_group_ref(lib, args.group)
     if kind == "cluster":  # faces that do not fit the group are left out, for review
-        result = naming.name_cluster(lib, ident, args.name)
+        target = _named_person(lib, args.name)
+        if target is None:
+            result = naming.name_cluster(lib, ident, args.name)
+        else:  # p<ID> as `review` prints it, or a name: the cluster joins that person
+            result = naming.name_cluster(lib, ident, person_id=target)
         return _done(args, result.changes, person=result.person_id, review=result.to_review)
     return _done(args, people.rename_person(lib, ident, args.name), person=ident)
+
+
+def _named_person(lib: Library, text: str) -> int | None:
+    """The person ``text`` refers to (p<ID>, person:<ID> or a name), None when nobody."""
+    try:
+        kind, ident = album.parse_group_ref(lib, text)
+    except album.PeopleError:
+        return None
+    return ident if kind == "person" else None
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -199,48 +208,3 @@ def cmd_redo(args: argparse.Namespace) -> int:
     if changes is None:
         raise CLIError("nothing to redo", 1)
     return _done(args, changes)
-
-
-def cmd_suggestions(args: argparse.Namespace) -> int:
-    lib = open_for_edits(args)
-    found = suggest.suggestions(lib, limit=args.limit)
-    if args.json:
-        print_json(
-            {
-                "suggestions": [
-                    {
-                        "face": s.face_id,
-                        "person": s.person_id,
-                        "name": s.person_name,
-                        "distance": s.distance,
-                        "confidence": round(s.confidence, 4),
-                    }
-                    for s in found
-                ],
-                "clusters": [
-                    {
-                        "cluster": s.cluster_id,
-                        "person": s.person_id,
-                        "name": s.person_name,
-                        "matching": s.matching,
-                        "faces": s.count,
-                        "distance": s.distance,
-                    }
-                    for s in suggest.cluster_suggestions(lib)
-                ],
-            }
-        )
-        return 0
-    if not found:
-        print("no suggestions")
-    for s in found:
-        echo(
-            f"face {s.face_id:>7}  is {s.person_name}?  "
-            f"distance {s.distance:.3f}  confidence {s.confidence:.2f}"
-        )
-    for s in suggest.cluster_suggestions(lib):
-        echo(
-            f"cluster c{s.cluster_id}: {s.matching} of {s.count} faces look like {s.person_name}"
-            f"  (faceapp merge c{s.cluster_id} p{s.person_id})"
-        )
-    return 0

@@ -4,8 +4,8 @@ A face is confirmed (``faces.person_id``, set only by the user), in an automatic
 cluster (``faces.cluster_id``) or Unknown (HDBSCAN noise). :func:`recluster` groups
 the *unconfirmed* faces only, so re-clustering can never change a confirmed face or a
 name. The confirmed faces act as anchors: an unconfirmed face close to a named
-person's faces (a suggestion with confidence >= 0.5, see ``hold_ratio``) is left in
-Unknown for the "Is this X?" queue instead of forming a new cluster, so after a
+person's faces (a "likely" suggestion of the review queue, see ``hold_likely``) is
+left in Unknown for that queue instead of forming a new cluster, so after a
 rescan known people come back as suggestions and only the rest is clustered.
 
 A large library that was grouped before is not regrouped after each scan: the new
@@ -32,7 +32,6 @@ from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import DEFAULT_THRESHOLD, ClusterParams, cluster_vectors
 from faceapp.engine.face_state import load_state
 from faceapp.engine.library import Library, LibraryError
-from faceapp.engine.person_distances import library_nearest_people
 
 
 @dataclass(frozen=True)
@@ -81,11 +80,12 @@ def recluster(
     state = load_state(lib)
     unconf = np.flatnonzero(state.person == 0)
     held = np.zeros(len(unconf), bool)
-    if params.hold_ratio > 0 and (state.person > 0).any():
+    if params.hold_likely and (state.person > 0).any():
         if progress:
             progress("comparing with named people")
-        _, dist = library_nearest_people(lib, state)
-        held = dist < params.hold_ratio * threshold
+        from faceapp.engine import review  # imports this module
+
+        held = review.likely(lib, state)
     rows = unconf[~held]
     if progress:
         progress(f"clustering {len(rows)} faces")

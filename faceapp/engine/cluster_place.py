@@ -2,9 +2,9 @@
 
 After a scan adds a few thousand faces to a library of a million, a full regroup
 would take minutes. Each new unconfirmed face instead goes where a regroup would
-most likely put it: to a named person's suggestions when it is that close to them
-(``hold_ratio``, as :func:`cluster.recluster` does), else into the nearest cluster
-when it is within the trim distance of that cluster's centroid (``trim_ratio``: a
+most likely put it: to a named person's suggestions when the review queue finds it
+"likely" to be them (as :func:`cluster.recluster` holds it), else into the nearest
+cluster when it is within the trim distance of that cluster's centroid (``trim_ratio``: a
 regroup's trim step would keep it there) and the cluster holds no face of the same
 photo and the user never took it out of that cluster; otherwise it waits in Unknown
 for the next full regroup. "New" means a face id above the highest one the last
@@ -21,7 +21,6 @@ import numpy as np
 from faceapp.engine.clustering import ClusterParams
 from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library, LibraryError
-from faceapp.engine.person_distances import library_nearest_people
 from faceapp.engine.vecmath import normalize, sq_dists, sum_by_label
 
 SEEN_KEY = "clustered_through_face"  # meta: highest face id the last grouping saw
@@ -97,10 +96,11 @@ def place_new_faces(
         (state.person == 0) & (state.cluster == 0) & (state.ids > seen_through(lib))
     )
     held = np.zeros(len(new), bool)
-    if len(new) and params.hold_ratio > 0 and (state.person > 0).any():
+    if len(new) and params.hold_likely and (state.person > 0).any():
+        from faceapp.engine import review  # imports cluster, which imports this module
+
         unconf = np.flatnonzero(state.person == 0)
-        _, dist = library_nearest_people(lib, state)
-        held = dist[np.searchsorted(unconf, new)] < params.hold_ratio * threshold
+        held = review.likely(lib, state)[np.searchsorted(unconf, new)]
     rows = new[~held]
     cluster, dist = _nearest_clusters(state, rows)
     # a regroup's trim step keeps members within trim_ratio * threshold of the centroid

@@ -4,8 +4,8 @@ A face is confirmed (``faces.person_id``, set only by the user), in an automatic
 cluster (``faces.cluster_id``) or Unknown (HDBSCAN noise). :func:`recluster` groups
 the *unconfirmed* faces only, so re-clustering can never change a confirmed face or a
 name. The confirmed faces act as anchors: an unconfirmed face close to a named
-person's faces (a suggestion with confidence >= 0.5, see ``hold_ratio``) is left in
-Unknown for the "Is this X?" queue instead of forming a new cluster, so after a
+person's faces (a "likely" suggestion of the review queue, see ``hold_likely``) is
+left in Unknown for that queue instead of forming a new cluster, so after a
 rescan known people come back as suggestions and only the rest is clustered.
 
 The algorithm (:func:`cluster_vectors`):
@@ -109,14 +109,13 @@ class ClusterParams:
     # centroid is under attach_ratio * threshold (0 disables: with many strangers
     # in a library it adds more wrong faces than right ones)
     attach_ratio: float = 0.0
-    # recluster(): an unconfirmed face nearer than hold_ratio * threshold to a named
-    # person's confirmed faces (a suggestion at confidence 0.5 or more) is left to
-    # the suggestions instead of being clustered, so known people do not come back
-    # as new clusters after a rescan (0 disables)
-    hold_ratio: float = field(
-        default=0.6,
-        metadata={"help": "Faces this close to a named person (share of the threshold) "
-                  "wait as suggestions instead of forming new groups (0: off)."},
+    # recluster(): an unconfirmed face that the review queue offers as "likely" for a
+    # named person (review.likely) waits there instead of being clustered, so known
+    # people do not come back as new clusters after a rescan
+    hold_likely: bool = field(
+        default=True,
+        metadata={"help": "Faces that Review finds likely to be a named person wait "
+                  "there (one click accepts them) instead of forming new groups."},
     )  # fmt: skip
     algorithm: str = "auto"  # "exact" (hdbscan estimator), "knn" (kNN-graph MST), "auto"
     exact_limit: int = 5_000  # "auto" uses the hdbscan estimator up to this many faces

@@ -1,9 +1,10 @@
 """People, clusters and labels: the user's identity operations, undoable across restarts.
 
-Every operation (name, rename, merge, move, "not this person", hide, answers to
-suggestions) is one transaction that builds the exact row changes and hands them
-to :func:`faceapp.engine.oplog.commit`, which applies them and writes one
-``oplog`` row; undo and redo live there. Each returns that module's
+Every operation (new person, rename, merge, move, "not this person", hide, answers to
+suggestions; naming a cluster is :mod:`faceapp.engine.naming`'s) is one transaction
+that builds the exact row changes and hands them to
+:func:`faceapp.engine.oplog.commit`, which applies them and writes one ``oplog`` row;
+undo and redo live there. Each returns that module's
 :class:`~faceapp.engine.oplog.OpChanges`: the description and the exact faces,
 people and clusters changed. Imports no torch.
 
@@ -190,30 +191,6 @@ def _ref(ref: object) -> tuple[str, int]:
 
 
 # -- identity operations -----------------------------------------------------------------
-
-
-def name_cluster(lib: Library, cluster_id: int, name: str) -> OpChanges:
-    """Name a cluster: its faces become confirmed for a new person, or for the person
-    already called ``name`` (case-insensitive), which is then a merge. The result's
-    ``person_id`` is that person."""
-    name = _clean_name(name)
-    with lib.transaction() as c:
-        if not cluster_exists(c, cluster_id):
-            raise PeopleError(f"no cluster {cluster_id}")
-        ch = Changes()
-        existing = _person_by_name(c, name)
-        if existing is not None:
-            person_id = existing
-            pname = get_person(c, existing)[1]
-            joined, note = _cluster_into_person(c, ch, cluster_id, person_id)
-            text = f"Merged cluster {cluster_id} into {pname} ({_plural(joined, 'face')}){note}"
-            return commit(c, "merge", text, ch, person_id=person_id)
-        person_id = _new_id(c, "people")
-        ch.people.append([person_id, None, [name, 0, time.time()]])
-        # the new person must exist before faces join it: apply people first
-        joined, note = _cluster_into_person(c, ch, cluster_id, person_id)
-        text = f"Named cluster {cluster_id} {name} ({_plural(joined, 'face')}){note}"
-        return commit(c, "name", text, ch, person_id=person_id)
 
 
 def create_person(lib: Library, name: str, face_ids: Sequence[int]) -> OpChanges:

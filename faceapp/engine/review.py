@@ -184,6 +184,18 @@ def _nearest(lib: Library) -> tuple[FaceState, np.ndarray, np.ndarray, np.ndarra
     return state, np.flatnonzero(state.person == 0), person, dist
 
 
+def likely(lib: Library, state: FaceState) -> np.ndarray:
+    """For each unconfirmed face (rows of ``state`` with person 0, in order): would the
+    queue offer it as "likely" for a named person? Regrouping holds these faces back
+    (:func:`faceapp.engine.cluster.recluster`): they wait here for one click instead
+    of forming a new group of someone already named."""
+    person, dist = library_nearest_people(lib, state)
+    ok = (person > 0) & (dist < REVIEW_RATIO * cluster_mod.model_threshold(lib))
+    if ok.any():
+        ok &= calibrate(lib).confidence(dist) >= LIKELY
+    return ok
+
+
 def review(
     lib: Library, limit: int | None = None, calibration: Calibration | None = None
 ) -> list[ReviewItem]:

@@ -93,6 +93,7 @@ class OperationsMixin:
             self.changed.emit()
 
     def name_group(self: LibrarySession, key: GroupKey, name: str) -> Any:
+        """Rename a person, or name a cluster (its faces that do not fit go to review)."""
         from faceapp.engine import people
 
         name = name.strip()
@@ -100,7 +101,7 @@ class OperationsMixin:
             return None
         if key.kind.is_person:
             return self.run_operation("Rename", people.rename_person, key.id, name)
-        return self.run_operation("Name", people.name_cluster, key.id, name)
+        return self.name_cluster(key.id, name, None)
 
     def name_faces(self: LibrarySession, face_ids: list[int], name: str) -> Any:
         """Chosen faces become a new person called ``name``."""
@@ -156,8 +157,11 @@ class OperationsMixin:
 
         return self.run_operation("Accept All Likely", accept)
 
-    def name_cluster(self: LibrarySession, cluster_id: int, name: str, leave_out: list[int]) -> Any:
-        """Name a cluster, confirming only the faces that fit; ``leave_out`` go to review."""
+    def name_cluster(
+        self: LibrarySession, cluster_id: int, name: str, leave_out: list[int] | None
+    ) -> Any:
+        """Name a cluster, confirming only the faces that fit; ``leave_out`` (by default
+        the engine's outliers) go to review."""
         from faceapp.engine import naming
 
         return self.run_operation(

@@ -48,7 +48,7 @@ def warm_up_engine() -> None:
     """
     import importlib
 
-    names = ("pipeline", "verify", "people", "suggest", "cluster")
+    names = ("pipeline", "verify", "people", "review", "cluster")
     modules = [f"faceapp.engine.{m}" for m in names]
     modules.append("hdbscan")  # the clustering engine imports it lazily; it pulls in sklearn
     for name in modules:
@@ -500,13 +500,6 @@ class LibrarySession(OperationsMixin, QObject):
         from faceapp.engine import album
 
         return list(album.group_faces(self.lib, key.kind, key.id))
-
-    def suggestions(self) -> list:
-        if self.lib is None:
-            return []
-        from faceapp.engine import suggest
-
-        return list(suggest.suggestions(self.lib))
 
     def photo_file(self, photo_path: str) -> Path | None:
         root = self.folder or (self.lib.root if self.lib is not None else None)

@@ -93,6 +93,25 @@ def test_reject_cluster(album, cli):
     assert code == 2 and "not a cluster" in err
 
 
+def test_suggestions_is_review_and_its_yes_joins_the_person(album, cli):
+    """`suggestions` gives what `review` gives (one path); the "yes" it prints,
+    `name c<ID> p<ID>`, merges the cluster into that person, it makes no person "p1"."""
+    lib = album.lib
+    pid = people.create_person(lib, "Anna", album.faces_of(0)[:2]).person_id
+    lib.conn.execute("INSERT INTO clusters(id, created_at) VALUES (50, 0)")
+    lib.conn.executemany(
+        "UPDATE faces SET cluster_id = 50 WHERE id = ?", [(f,) for f in album.faces_of(0)[2:]]
+    )
+    assert cli("suggestions")[1] == cli("review")[1]
+    code, out, _ = cli("suggestions", as_json=False)
+    assert code == 0 and f"faceapp name c50 p{pid}" in out and "likely" in out
+    code, data, _ = cli("name", "c50", f"p{pid}")
+    assert code == 0 and data["person"] == pid and data["done"].startswith("Merged cluster 50")
+    assert all(lib.face(f).person_id == pid for f in album.faces_of(0))
+    names = [n for (n,) in lib.conn.execute("SELECT name FROM people")]
+    assert names == ["Anna"]
+
+
 def test_photos_birthday_cover(album, cli):
     lib = album.lib
     a = people.create_person(lib, "Anna", album.faces_of(0)).person_id

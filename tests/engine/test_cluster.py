@@ -7,7 +7,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faceapp.engine import album, cluster, cluster_steps, clustering, neighbours, people, suggest
+from faceapp.engine import (
+    album,
+    cluster,
+    cluster_steps,
+    clustering,
+    naming,
+    neighbours,
+    people,
+    review,
+)
 from faceapp.engine.cluster import recluster
 from faceapp.engine.cluster_metrics import agreement, cluster_scores
 from faceapp.engine.cluster_steps import match_cluster_ids
@@ -255,7 +264,7 @@ def check_invariants(lib: Library) -> None:
             "SELECT photo_id, person_id FROM faces WHERE person_id IS NOT NULL"
         ).fetchall()
     )
-    for s in suggest.suggestions(lib):
+    for s in review.review(lib):
         assert (s.face_id, s.person_id) not in rejected
         assert (lib.face(s.face_id).photo_id, s.person_id) not in person_photos
         assert lib.face(s.face_id).person_id is None
@@ -270,7 +279,7 @@ def test_recluster_is_stable_and_keeps_labels(tmp_path):
     assert labels_state(lib) == first and s2.clusters == s1.clusters
     # name one cluster and confirm a stray face elsewhere; re-clustering keeps both
     groups = [g for g in album.groups(lib) if g.kind == "cluster"]
-    pid = people.name_cluster(lib, groups[0].id, "Anna").person_id
+    pid = naming.name_cluster(lib, groups[0].id, "Anna").person_id
     anna_photos = {lib.face(f).photo_id for f in album.group_faces(lib, "person", pid)}
     stray = next(
         f
@@ -285,7 +294,7 @@ def test_recluster_is_stable_and_keeps_labels(tmp_path):
     assert {f: p for f, (p, _) in after.items() if p} == confirmed
     assert lib.conn.execute("SELECT name FROM people").fetchall() == [("Anna",)]
     # the stray's old cluster now looks like Anna: its faces wait as suggestions
-    suggested = {s.face_id for s in suggest.suggestions(lib) if s.person_id == pid}
+    suggested = {s.face_id for s in review.review(lib) if s.person_id == pid}
     assert summary.suggested > 0 and suggested & old_second
     # the other clusters keep their ids
     for g in groups[2:]:
@@ -298,7 +307,7 @@ def test_rescan_new_faces_suggested_and_ids_kept(tmp_path):
     lib, _ = make_library(tmp_path / "l.sqlite", [12, 10, 8], seed=2)
     recluster(lib)
     groups = [g for g in album.groups(lib) if g.kind == "cluster"]
-    anna = people.name_cluster(lib, groups[0].id, "Anna").person_id
+    anna = naming.name_cluster(lib, groups[0].id, "Anna").person_id
     anna_vec = lib.embeddings()[1][
         list(lib.embeddings()[0]).index(album.group_faces(lib, "person", anna)[0])
     ]
@@ -319,8 +328,11 @@ def test_rescan_new_faces_suggested_and_ids_kept(tmp_path):
             model_id=lib.active_model().id,
         )
         new_ids.append(lib.faces_of_photo(photo)[0].id)
-    recluster(lib)
-    sugg = {s.face_id: s for s in suggest.suggestions(lib)}
+    summary = recluster(lib)
+    sugg = {s.face_id: s for s in review.review(lib)}
+    # the faces held back are exactly those the review queue offers as likely
+    likely = {f for f, s in sugg.items() if s.label == "likely"}
+    assert summary.suggested == len(likely) and set(new_ids[:3]) <= likely
     assert set(new_ids[:3]) <= set(sugg) and new_ids[3] not in sugg
     assert all(sugg[f].person_id == anna for f in new_ids[:3])
     assert all(lib.face(f).person_id is None for f in new_ids)  # suggested, not assigned
@@ -374,7 +386,7 @@ def test_constraints_hold_after_recluster_property(tmp_path_factory, sizes, seed
         faces = sorted(ident)
         try:
             if action == "name" and clusters:
-                people.name_cluster(lib, clusters[pick % len(clusters)].id, f"P{pick % 4}")
+                naming.name_cluster(lib, clusters[pick % len(clusters)].id, f"P{pick % 4}")
             elif action == "move" and persons:
                 people.move_faces(lib, [faces[pick % len(faces)]], persons[pick % len(persons)].id)
             elif action == "reject" and persons:
@@ -412,7 +424,7 @@ def test_user_edits_during_recluster(tmp_path, monkeypatch):
 
     def slow_cluster(*args, **kwargs):
         result = real(*args, **kwargs)
-        named["pid"] = people.name_cluster(
+        named["pid"] = naming.name_cluster(
             lib, target.id, "Anna"
         ).person_id  # meanwhile, in the GUI
         return result
@@ -469,7 +481,7 @@ def test_labels_survive_rescan_of_changed_photos(tmp_path):
     lib, _ = make_library(tmp_path / "l.sqlite", [10, 8], seed=5)
     recluster(lib)
     c1, c2 = (g for g in album.groups(lib) if g.kind == "cluster")
-    pid = people.name_cluster(lib, c1.id, "Anna").person_id
+    pid = naming.name_cluster(lib, c1.id, "Anna").person_id
     face = album.group_faces(lib, "person", pid)[0]
     other = album.group_faces(lib, "cluster", c2.id)[0]
     people.reject_faces(lib, [other], pid)
@@ -506,7 +518,7 @@ def test_labels_survive_rescan_of_changed_photos(tmp_path):
         "SELECT face_id FROM rejections WHERE person_id = ?", (pid,)
     ).fetchone()
     assert rej_face != other and lib.face(rej_face).photo_path == paths[other]
-    assert all(s.person_id != pid for s in suggest.suggestions(lib) if s.face_id == rej_face)
+    assert all(s.person_id != pid for s in review.review(lib) if s.face_id == rej_face)
     check_invariants(lib)
     lib.close()
 
@@ -577,7 +589,7 @@ def test_new_faces_near_a_named_person_wait_as_suggestions(tmp_path, monkeypatch
     target = next(g for g in album.groups(lib) if g.kind == "cluster")
     rng = np.random.default_rng(2)
     vector = _member_vector(lib, target.id, rng)
-    people.name_cluster(lib, target.id, "Anna")
+    naming.name_cluster(lib, target.id, "Anna")
     new = _add_photo(lib, "new.jpg", [vector])
     monkeypatch.setattr(cluster, "LARGE_LIBRARY", 10)
     placed = cluster.place_if_large(lib)

@@ -1,4 +1,4 @@
-"""Identity operations: names, merges, moves, rejections, suggestions, undo/redo."""
+"""Identity operations: names, merges, moves, rejections, answers to suggestions, undo/redo."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from faceapp.engine import album, oplog, people, suggest
+from faceapp.engine import album, naming, oplog, people
 from faceapp.engine.cluster import recluster
 from faceapp.engine.library import Library, NewFace
 from faceapp.engine.people import PeopleError
@@ -116,8 +116,8 @@ def test_recluster_finds_the_identities(lib):
 
 def test_groups_order_and_counts(lib):
     c1, c2 = clusters_of(lib)[:2]
-    people.name_cluster(lib, c2.id, "Zoe")
-    people.name_cluster(lib, c1.id, "anna")
+    naming.name_cluster(lib, c2.id, "Zoe")
+    naming.name_cluster(lib, c1.id, "anna")
     gs = album.groups(lib)
     assert [g.kind for g in gs[:2]] == ["person", "person"]
     assert [g.name for g in gs[:2]] == ["anna", "Zoe"]
@@ -136,24 +136,24 @@ def test_name_cluster_confirms_and_same_name_merges(lib):
     faces1 = album.group_faces(lib, "cluster", c1.id)
     photos1 = {lib.face(f).photo_id for f in faces1}
     shared = sum(lib.face(f).photo_id in photos1 for f in album.group_faces(lib, "cluster", c2.id))
-    pid = people.name_cluster(lib, c1.id, "  Anna   Smith ").person_id
+    pid = naming.name_cluster(lib, c1.id, "  Anna   Smith ").person_id
     assert album.group_faces(lib, "person", pid) == faces1
     assert lib.conn.execute("SELECT name FROM people").fetchall() == [("Anna Smith",)]
     assert all(lib.face(f).cluster_id is None for f in faces1)
     # naming another cluster with the same name (any case) merges into the person
-    assert people.name_cluster(lib, c2.id, "anna smith").person_id == pid
+    assert naming.name_cluster(lib, c2.id, "anna smith").person_id == pid
     # faces sharing a photo with one of Anna's stay out (two faces of one photo)
     assert len(album.group_faces(lib, "person", pid)) == c1.count + c2.count - shared
     with pytest.raises(PeopleError):
-        people.name_cluster(lib, c1.id, "again")  # the cluster is gone
+        naming.name_cluster(lib, c1.id, "again")  # the cluster is gone
     with pytest.raises(PeopleError):
-        people.name_cluster(lib, clusters_of(lib)[0].id, "   ")
+        naming.name_cluster(lib, clusters_of(lib)[0].id, "   ")
 
 
 def test_rename_and_hide(lib):
     c1, c2 = clusters_of(lib)[:2]
-    a = people.name_cluster(lib, c1.id, "Anna").person_id
-    b = people.name_cluster(lib, c2.id, "Bob").person_id
+    a = naming.name_cluster(lib, c1.id, "Anna").person_id
+    b = naming.name_cluster(lib, c2.id, "Bob").person_id
     people.rename_person(lib, a, "Annie")
     with pytest.raises(PeopleError, match="already"):
         people.rename_person(lib, b, "annie")
@@ -164,8 +164,8 @@ def test_rename_and_hide(lib):
 
 def test_merge_people_moves_faces_and_rejections(lib):
     c1, c2, c3 = clusters_of(lib)[:3]
-    a = people.name_cluster(lib, c1.id, "Anna").person_id
-    b = people.name_cluster(lib, c2.id, "Anna 2").person_id
+    a = naming.name_cluster(lib, c1.id, "Anna").person_id
+    b = naming.name_cluster(lib, c2.id, "Anna 2").person_id
     stray = album.group_faces(lib, "cluster", c3.id)[0]
     people.reject_faces(lib, [stray], b)
     fa, fb = album.group_faces(lib, "person", a), album.group_faces(lib, "person", b)
@@ -184,7 +184,7 @@ def test_merge_leaves_same_photo_faces_out(tmp_path):
     lib, _ = build_library(tmp_path / "l.sqlite", identities=2, per_identity=8, pair_photos=0)
     recluster(lib)
     c1, c2 = clusters_of(lib)
-    a = people.name_cluster(lib, c1.id, "A").person_id
+    a = naming.name_cluster(lib, c1.id, "A").person_id
     # a photo with one face of each identity, both clustered... put them in two people
     pid_photo = lib.store_photo(
         "both.jpg",
@@ -201,7 +201,7 @@ def test_merge_leaves_same_photo_faces_out(tmp_path):
     )
     f1, f2 = (f.id for f in lib.faces_of_photo(pid_photo))
     people.move_faces(lib, [f1], a)
-    b = people.name_cluster(lib, c2.id, "B").person_id
+    b = naming.name_cluster(lib, c2.id, "B").person_id
     people.move_faces(lib, [f2], b)
     with pytest.raises(PeopleError, match="same photo"):
         people.move_faces(lib, [f1], b)
@@ -217,7 +217,7 @@ def test_merge_cluster_into_cluster_and_person_into_cluster(lib):
     people.merge(lib, ("cluster", c2.id), ("cluster", c1.id))
     f12 = album.group_faces(lib, "cluster", c1.id)
     assert len(f12) == len(f1) + len(f2) - shared_photos(lib, f1, f2)
-    a = people.name_cluster(lib, c3.id, "Carl").person_id
+    a = naming.name_cluster(lib, c3.id, "Carl").person_id
     # dropping a person on a cluster: the cluster joins the person
     people.merge(lib, ("person", a), ("cluster", c1.id))
     assert len(album.group_faces(lib, "person", a)) == len(f3) + len(f12) - shared_photos(
@@ -234,7 +234,7 @@ def _cluster_ids(lib: Library) -> set[int]:
 
 def test_move_lifts_rejection_and_reject_remembers(lib):
     c1, c2 = clusters_of(lib)[:2]
-    a = people.name_cluster(lib, c1.id, "Anna").person_id
+    a = naming.name_cluster(lib, c1.id, "Anna").person_id
     face = album.group_faces(lib, "person", a)[0]
     people.reject_faces(lib, [face], a)
     assert lib.face(face).person_id is None and lib.face(face).cluster_id is None
@@ -258,7 +258,7 @@ def test_remove_from_cluster_survives_recluster_and_becomes_rejection(lib):
     recluster(lib)
     assert lib.face(face).cluster_id != c1.id
     assert c1.id in [g.id for g in clusters_of(lib)]  # the id is stable
-    pid = people.name_cluster(lib, c1.id, "Dora").person_id
+    pid = naming.name_cluster(lib, c1.id, "Dora").person_id
     assert lib.conn.execute(
         "SELECT person_id FROM rejections WHERE face_id = ?", (face,)
     ).fetchall() == [(pid,)]
@@ -275,9 +275,9 @@ def test_undo_redo_every_operation_and_after_reopen(tmp_path):
         a["new"] = people.create_person(lib, "Eve", faces0[:2]).person_id
 
     ops = [
-        lambda: a.setdefault("anna", people.name_cluster(lib, cl[0], "Anna").person_id),
-        lambda: a.setdefault("bob", people.name_cluster(lib, cl[1], "Bob").person_id),
-        lambda: people.name_cluster(lib, cl[2], "anna").person_id,  # merge by name
+        lambda: a.setdefault("anna", naming.name_cluster(lib, cl[0], "Anna").person_id),
+        lambda: a.setdefault("bob", naming.name_cluster(lib, cl[1], "Bob").person_id),
+        lambda: naming.name_cluster(lib, cl[2], "anna").person_id,  # merge by name
         lambda: people.rename_person(lib, a["bob"], "Robert"),
         lambda: people.set_hidden(lib, a["bob"], True),
         lambda: people.reject_faces(
@@ -323,72 +323,18 @@ def test_undo_redo_every_operation_and_after_reopen(tmp_path):
 def test_undo_after_recluster_restores_labels(lib):
     c1 = clusters_of(lib)[0]
     faces = album.group_faces(lib, "cluster", c1.id)
-    people.name_cluster(lib, c1.id, "Anna")
+    naming.name_cluster(lib, c1.id, "Anna")
     recluster(lib)
     oplog.undo(lib)
     assert album.group_faces(lib, "cluster", c1.id) == faces
     assert not lib.conn.execute("SELECT * FROM people").fetchall()
 
 
-def test_suggestions_respect_rejections_and_photos(lib):
-    c1 = clusters_of(lib)[0]
-    faces = album.group_faces(lib, "cluster", c1.id)
-    # confirm half of the cluster: the other half should be suggested for that person
-    pid = people.create_person(lib, "Anna", faces[: len(faces) // 2]).person_id
-    rest = set(faces[len(faces) // 2 :])
-    sugg = suggest.suggestions(lib)
-    assert {s.face_id for s in sugg if s.person_id == pid} == rest
-    for s in sugg:
-        assert 0.5 < s.confidence <= 1.0 and s.person_name == "Anna"
-    d = [abs(s.distance - lib.active_model().threshold) for s in sugg]
-    assert d == sorted(d)  # most uncertain first
-    assert len(suggest.suggestions(lib, limit=2)) == 2
-    rejected = sorted(rest)[0]
-    people.reject_suggestion(lib, rejected, pid)
-    assert rejected not in {s.face_id for s in suggest.suggestions(lib)}
-    confirmed = sorted(rest)[1]
-    people.confirm_suggestion(lib, confirmed, pid)
-    assert lib.face(confirmed).person_id == pid
-    assert confirmed not in {s.face_id for s in suggest.suggestions(lib)}
-    cs = suggest.cluster_suggestions(lib)
-    assert [(s.cluster_id, s.person_id) for s in cs] == [(c1.id, pid)]
-
-
-def test_suggestions_skip_person_in_same_photo(tmp_path):
-    lib, _ = build_library(tmp_path / "l.sqlite", identities=2, per_identity=6, pair_photos=0)
-    recluster(lib)
-    c1 = clusters_of(lib)[0]
-    faces = album.group_faces(lib, "cluster", c1.id)
-    pid = people.create_person(lib, "A", faces[:3]).person_id
-    # a photo holding a confirmed face of A and an unconfirmed twin of it
-    vec = lib.embeddings()[1][list(lib.embeddings()[0]).index(faces[0])]
-    photo = lib.store_photo(
-        "twin.jpg",
-        size=1,
-        mtime_ns=1,
-        width=9,
-        height=9,
-        content_hash="t",
-        faces=[
-            NewFace((0, 0, 5, 5), [[0, 0]] * 5, 0.9, b"j", vec),
-            NewFace((5, 0, 9, 5), [[0, 0]] * 5, 0.9, b"j", vec),
-        ],
-        model_id=lib.active_model().id,
-    )
-    f1, f2 = (f.id for f in lib.faces_of_photo(photo))
-    assert {f1, f2} <= {s.face_id for s in suggest.suggestions(lib)}
-    people.confirm_suggestion(lib, f1, pid)
-    assert f2 not in {s.face_id for s in suggest.suggestions(lib)}
-    with pytest.raises(PeopleError, match="same photo"):
-        people.confirm_suggestion(lib, f2, pid)
-    lib.close()
-
-
 def test_parse_group_ref(lib):
     c1 = clusters_of(lib)[0]
     assert album.parse_group_ref(lib, f"c{c1.id}") == ("cluster", c1.id)
     assert album.parse_group_ref(lib, f"cluster:{c1.id}") == ("cluster", c1.id)
-    pid = people.name_cluster(lib, c1.id, "Anna Smith").person_id
+    pid = naming.name_cluster(lib, c1.id, "Anna Smith").person_id
     assert album.parse_group_ref(lib, f"p{pid}") == ("person", pid)
     assert album.parse_group_ref(lib, f"person:{pid}") == ("person", pid)
     assert album.parse_group_ref(lib, "Anna Smith") == ("person", pid)
@@ -404,7 +350,7 @@ def test_operations_from_threads(lib):
 
     def work(g):
         try:
-            people.name_cluster(lib, g.id, f"Person {g.id}")
+            naming.name_cluster(lib, g.id, f"Person {g.id}")
             album.groups(lib)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -443,8 +389,8 @@ def _big_library(path, n_faces: int, group: int) -> Library:
 def test_merge_and_undo_of_large_groups(tmp_path):
     """Two 1,000-face people in a 50,000-face library (timed in bench/gui_responsiveness.py)."""
     lib = _big_library(tmp_path / "big.sqlite", 50_000, 1000)
-    a = people.name_cluster(lib, 1, "A").person_id
-    b = people.name_cluster(lib, 2, "B").person_id
+    a = naming.name_cluster(lib, 1, "A").person_id
+    b = naming.name_cluster(lib, 2, "B").person_id
     people.merge(lib, ("person", b), ("person", a))
     assert album.groups(lib)[0].count == 2000
     oplog.undo(lib)
@@ -513,7 +459,7 @@ def test_cli_commands(tmp_path, cli):
     assert code == 0 and out.startswith("Undid: Moved 1 face to Anna")
     assert cli("redo", *lp)[0] == 0
     code, data, _ = cli("suggestions", *lp, "--json")
-    assert code == 0 and set(data) == {"suggestions", "clusters"}
+    assert code == 0 and set(data) == {"suggestions", "clusters", "calibration"}
     # expected failures: a message on stderr, a non-zero status, no traceback
     for argv in (
         ("name", "c99999", "X"),

@@ -112,3 +112,41 @@ def test_cluster_review_text_and_rejections_respected(album):
     assert (c.cluster_id, c.person_id, c.matching, c.count) == (7, pid, 6, 6)
     assert c.text == "6 faces of Cluster 7 look like Anna"
     assert 0 < c.confidence <= 1
+
+
+def test_review_respects_rejections_and_answers(album):
+    """Moved from the old suggestions: the rest of a half-confirmed person is proposed;
+    "no" is remembered, "yes" confirms, and the cluster of the rest looks like them."""
+    lib = album.lib
+    faces = album.faces_of(1)
+    pid = people.create_person(lib, "Anna", faces[:4]).person_id
+    rest = set(faces[4:])
+    items = review.review(lib)
+    assert {s.face_id for s in items if s.person_id == pid} == rest
+    assert all(s.person_name == "Anna" and 0 < s.confidence <= 1 for s in items)
+    rejected, confirmed = sorted(rest)[:2]
+    people.reject_suggestion(lib, rejected, pid)
+    assert rejected not in {s.face_id for s in review.review(lib)}
+    people.confirm_suggestion(lib, confirmed, pid)
+    assert lib.face(confirmed).person_id == pid
+    assert confirmed not in {s.face_id for s in review.review(lib)}
+    lib.conn.execute("INSERT INTO clusters(id, created_at) VALUES (5, 0)")
+    lib.conn.executemany(
+        "UPDATE faces SET cluster_id = 5 WHERE id = ?", [(f,) for f in rest - {confirmed}]
+    )
+    (c,) = review.cluster_reviews(lib)
+    # the rejected face still belongs to the cluster but never points at Anna
+    assert (c.cluster_id, c.person_id, c.matching, c.count) == (5, pid, 2, 3)
+
+
+def test_review_skips_a_person_already_in_the_photo(album):
+    """Two look-alike faces of one photo: both proposed until one is confirmed; then the
+    other is barred (a photo shows a person once)."""
+    lib = album.lib
+    pid = people.create_person(lib, "Anna", album.faces_of(0)[:3]).person_id
+    f1, f2 = album.photo([0, 0])
+    assert {f1, f2} <= {s.face_id for s in review.review(lib)}
+    people.confirm_suggestion(lib, f1, pid)
+    assert f2 not in {s.face_id for s in review.review(lib)}
+    with pytest.raises(people.PeopleError, match="same photo"):
+        people.confirm_suggestion(lib, f2, pid)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from guihelpers import open_and_wait
 
-from faceapp.engine import album, people
+from faceapp.engine import album, naming
 from faceapp.engine.library import Library
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def fine_tune_quickly(path: Path) -> int:
     lib = Library(path)
     for i, g in enumerate(sorted(album.groups(lib), key=lambda g: -g.count)):
         if g.kind == "cluster" and i < 3:
-            people.name_cluster(lib, g.id, f"Person {i}")
+            naming.name_cluster(lib, g.id, f"Person {i}")
     options = finetune_plan.options_from(epochs=1, trainable="last", views=1, device="cpu")
     result = finetune.train(lib, options)
     report = finetune.accept(lib, result, device="cpu")
