@@ -81,6 +81,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.grid_model = FaceGridModel(self.thumbs, self)
         self._init_refresh()
         self.library_watch = LibraryWatch(self)
+        self._init_naming()
         self.closed = False
         self._regroup_pending = False  # a grouping change waits for the scan to end
         self.verify_dialog: Any = None

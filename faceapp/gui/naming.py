@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.outliers import OutlierCheck, OutlierChecks
 from faceapp.gui.refresh import CONTENT_REVIEW
 
 if TYPE_CHECKING:
@@ -26,6 +27,10 @@ def plural(n: int, word: str) -> str:
 
 class NamingMixin:
     """The main window's identity operations (mixed into :class:`MainWindow`)."""
+
+    def _init_naming(self: MainWindow) -> None:
+        self.outlier_checks = OutlierChecks(self)
+        self._clusters_being_named: set[int] = set()
 
     def _name_of(self: MainWindow, key: GroupKey) -> str:
         group = self.sidebar_model.group(key)
@@ -49,24 +54,30 @@ class NamingMixin:
             self.name_group_dialog(self.current_key)
 
     def name_group_dialog(self: MainWindow, key: GroupKey) -> None:
+        """Name a cluster or rename a person. For a cluster, the faces that do not fit
+        are looked for in a worker while the dialog is open ("Checking…")."""
         if not key.kind.can_name or self.session.lib is None:
             return
         group = self.sidebar_model.group(key)
         avatar = getattr(group, "avatar_face_id", None)
         is_person = key.kind.is_person
-        apart = self.cluster_outliers(key)
+        check = None if is_person else self.outlier_checks.start(self.session.lib, key.id)
         dialog = NameDialog(
             "Rename Person" if is_person else "Name This Person",
             f"Who is this? ({group.count} faces)" if group else "Who is this?",
             current=(group.name or "") if is_person and group else "",
             names=[n for n in self._names() if not (is_person and group and n == group.name)],
             avatar=self.thumbs.get(avatar) if avatar is not None else None,
-            apart=[self.thumbs.get(f) for f in apart],
+            checking=check is not None,
             parent=self,
         )
+        if check is not None:
+            check.checked.connect(
+                lambda ids: dialog.set_apart([self.thumbs.get(f) for f in ids or []])
+            )
         if dialog.exec() != NameDialog.DialogCode.Accepted:
             return
-        self.apply_name(key, dialog.name(), leave_out=apart)
+        self.apply_name(key, dialog.name(), check=check)
 
     def birth_date(self: MainWindow, key: GroupKey) -> str | None:
         if not key.kind.can_edit_details or self.session.lib is None:
@@ -108,37 +119,52 @@ class NamingMixin:
         op = birthdays.set_birth_date
         return self.session.run_operation("Birth Date", op, key.id, date) is not None
 
-    def cluster_outliers(self: MainWindow, key: GroupKey) -> list[int]:
-        """The faces of a cluster that do not fit it (none for other kinds)."""
-        if key.kind is not GroupKind.CLUSTER or self.session.lib is None:
-            return []
-        from faceapp.engine import naming
-
-        try:
-            return list(naming.cluster_outliers(self.session.lib, key.id))
-        except Exception:  # a cluster gone meanwhile: naming it reports that
-            return []
-
     def apply_name(
-        self: MainWindow, key: GroupKey, name: str, leave_out: list[int] | None = None
+        self: MainWindow,
+        key: GroupKey,
+        name: str,
+        leave_out: list[int] | None = None,
+        check: OutlierCheck | None = None,
     ) -> bool:
         """Name a cluster (only the faces that fit; a known name joins that person) or
-        rename a person (a known name merges them, after asking)."""
-        existing = self._person_by_name(name)
+        rename a person (a known name merges them, after asking).
+
+        A cluster is named once the outlier check (``check``, else a new one) has
+        answered, in a worker; then True means "started". ``leave_out``: the faces to
+        leave out, known already (named at once)."""
         if key.kind is GroupKind.CLUSTER:
-            if leave_out is None:
-                leave_out = self.cluster_outliers(key)
-            changes = self.session.name_cluster(key.id, name, leave_out)
-            target = existing or (
-                GroupKey(GroupKind.PERSON, changes.person_id) if changes is not None else None
-            )
-            if target is not None and target.id is not None:
-                self.select_after_refresh(target)
-                self.refresh()
-            return changes is not None
+            if leave_out is not None:
+                return self._name_cluster(key, name, leave_out)
+            lib = self.session.lib
+            if lib is None or key.id in self._clusters_being_named:
+                return False
+            self._clusters_being_named.add(key.id)
+            check = check or self.outlier_checks.start(lib, key.id)
+
+            def name_it(out: list[int] | None) -> None:
+                self._clusters_being_named.discard(key.id)
+                if self.session.lib is lib and not self.closed:
+                    self._name_cluster(key, name, out)
+
+            check.then(name_it)
+            return True
+        existing = self._person_by_name(name)
         if existing is not None and existing != key:
             return self.request_merge(key, existing, confirm=key.kind.is_person)
         return self.session.name_group(key, name) is not None
+
+    def _name_cluster(
+        self: MainWindow, key: GroupKey, name: str, leave_out: list[int] | None
+    ) -> bool:
+        existing = self._person_by_name(name)
+        changes = self.session.name_cluster(key.id, name, leave_out)
+        target = existing or (
+            GroupKey(GroupKind.PERSON, changes.person_id) if changes is not None else None
+        )
+        if target is not None and target.id is not None:
+            self.select_after_refresh(target)
+            self.refresh()
+        return changes is not None
 
     def name_faces_dialog(self: MainWindow, face_ids: list[int]) -> None:
         """Name faces: type a new name (a new person) or pick one named before."""
@@ -291,5 +317,21 @@ class NamingMixin:
 
     @Slot(object, bool)
     def answer_suggestion(self: MainWindow, suggestion: Any, accept: bool) -> None:
+        """Yes / No in Review. Yes to "Cluster 7 looks like Anna" names the cluster
+        after the outlier check (a worker): its faces that do not fit stay in review."""
+        lib = self.session.lib
+        cid = getattr(suggestion, "cluster_id", None)
+        if accept and cid is not None and lib is not None:
+            if cid in self._clusters_being_named:
+                return
+            self._clusters_being_named.add(cid)
+
+            def answer(out: list[int] | None) -> None:
+                self._clusters_being_named.discard(cid)
+                if self.session.lib is lib and not self.closed:
+                    self.session.answer_suggestion(suggestion, True, leave_out=out)
+
+            self.outlier_checks.start(lib, cid).then(answer)
+            return
         if self.session.answer_suggestion(suggestion, accept) is not None:
             self.review_view.setFocus()  # the refresh brings the next suggestions

@@ -132,14 +132,21 @@ class OperationsMixin:
 
         return self.run_operation("Hide", people.set_hidden, key.id, hidden)
 
-    def answer_suggestion(self: LibrarySession, suggestion: Any, accept: bool) -> Any:
+    def answer_suggestion(
+        self: LibrarySession, suggestion: Any, accept: bool, leave_out: list[int] | None = None
+    ) -> Any:
+        """Yes or No to a face or cluster suggestion; ``leave_out``: the faces of a
+        cluster that do not fit it (by default the engine looks for them)."""
         from faceapp.engine import naming, people
 
         if hasattr(suggestion, "cluster_id"):  # "Cluster 7 looks like Anna"
             cid, pid = suggestion.cluster_id, suggestion.person_id
             if accept:
                 return self.run_operation(
-                    "Suggestion", lambda lib: naming.name_cluster(lib, cid, person_id=pid).changes
+                    "Suggestion",
+                    lambda lib: (
+                        naming.name_cluster(lib, cid, person_id=pid, leave_out=leave_out).changes
+                    ),
                 )
             return self.run_operation("Suggestion", naming.reject_cluster, cid, pid)
         op = people.confirm_suggestion if accept else people.reject_suggestion

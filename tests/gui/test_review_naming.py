@@ -129,3 +129,79 @@ def test_faces_that_do_not_fit_are_shown_apart_and_left_out(
     assert set(named) == set(faces) - set(odd)
     assert all(window.group_of_face(f).kind is GroupKind.UNKNOWN for f in odd)
     assert not window.errors, window.errors
+
+
+def _slow_outlier_check(monkeypatch, odd: list[int]):
+    """The engine's check, pinned to ``odd`` and held until ``gate`` opens; records the
+    thread it ran on."""
+    import threading
+
+    from faceapp.engine import naming
+
+    gate, threads = threading.Event(), []
+
+    def check(lib, cid):
+        threads.append(threading.current_thread())
+        assert gate.wait(30)
+        return list(odd)
+
+    monkeypatch.setattr(naming, "cluster_outliers", check)
+    return gate, threads
+
+
+def test_the_name_dialog_opens_at_once_and_checks_the_group_in_a_worker(
+    qtbot, window, scanned_library, monkeypatch
+):
+    import threading
+
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    cluster = max(groups(window, "cluster"), key=lambda g: g.count)
+    key = GroupKey(GroupKind.CLUSTER, cluster.id)
+    faces = window.session.group_faces(key)
+    gate, threads = _slow_outlier_check(monkeypatch, faces[-1:])
+    seen = []
+
+    def fake_exec(dialog: NameDialog) -> int:
+        # open while the check still runs: it says so, and nothing is shown apart yet
+        texts = [w.text() for w in dialog.apart_box.findChildren(type(dialog.note))]
+        seen.append((dialog.checking, dialog.apart_box.isVisibleTo(dialog), texts))
+        gate.set()
+        qtbot.waitUntil(lambda: not dialog.checking)
+        seen.append((dialog.checking, dialog.apart_count))
+        dialog.edit.setText("Checked")
+        return NameDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(NameDialog, "exec", fake_exec)
+    window.sidebar.select_key(key)
+    qtbot.waitUntil(lambda: window.current_key == key)
+    window.act_name.trigger()
+    qtbot.waitUntil(lambda: person(window, "Checked") is not None)
+    assert seen[0] == (True, True, ["Checking that every face fits this group…"])
+    assert seen[1] == (False, 1)
+    assert threads and threads[0] is not threading.main_thread()
+    named = window.session.group_faces(GroupKey(GroupKind.PERSON, person(window, "Checked").id))
+    assert set(named) == set(faces[:-1])
+    assert not window.errors, window.errors
+
+
+def test_naming_before_the_check_answers_waits_for_it(qtbot, window, scanned_library, monkeypatch):
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    a, b = sorted(groups(window, "cluster"), key=lambda g: -g.count)[:2]
+    faces_a = window.session.group_faces(GroupKey(GroupKind.CLUSTER, a.id))
+    gate, _threads = _slow_outlier_check(monkeypatch, faces_a[:1])
+    # typed and accepted at once: nothing is named until the check has answered
+    assert window.apply_name(GroupKey(GroupKind.CLUSTER, a.id), "Quick A")
+    assert window.apply_name(GroupKey(GroupKind.CLUSTER, b.id), "Quick B")
+    qtbot.wait(300)
+    assert person(window, "Quick A") is None and person(window, "Quick B") is None
+    gate.set()
+    qtbot.waitUntil(lambda: person(window, "Quick B") is not None and not window.refreshing)
+    assert window.group_of_face(faces_a[0]).kind is GroupKind.UNKNOWN  # to review
+    assert person(window, "Quick A").count == len(faces_a) - 1
+    # named in the order asked: undo takes B back first
+    assert window.act_undo.text().startswith("&Undo Named cluster") and "Quick B" in (
+        window.act_undo.text()
+    )
+    assert not window.errors, window.errors

@@ -33,6 +33,7 @@ class NameDialog(QDialog):
         require_existing: bool = False,
         new_note: str = "",
         apart: list[QImage | None] | None = None,
+        checking: bool = False,
         birth_date: str | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -67,25 +68,21 @@ class NameDialog(QDialog):
         col.addWidget(label)
         col.addWidget(self.edit)
         col.addWidget(self.note)
-        if apart:
-            # Faces that do not fit the group: shown apart, left out of the naming.
-            n = len(apart)
-            warn = QLabel(
-                f"{n} {'face' if n == 1 else 'faces'} may not be the same person: "
-                f"{'it goes' if n == 1 else 'they go'} to Review instead of being named."
-            )
-            warn.setObjectName("apartNote")
-            warn.setWordWrap(True)
-            faces_row = QHBoxLayout()
-            faces_row.setSpacing(6)
-            for image in apart[:8]:
-                thumb = FaceImage(48)
-                thumb.set_image(image)
-                faces_row.addWidget(thumb)
-            faces_row.addStretch(1)
-            col.addWidget(warn)
-            col.addLayout(faces_row)
-        self.apart_count = len(apart or [])
+        # Faces that do not fit the group: shown apart, left out of the naming. While a
+        # worker still looks for them (checking), a line says so.
+        self.apart_box = QWidget()
+        box = QVBoxLayout(self.apart_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.apart_box)
+        self.apart_count = 0
+        self.checking = checking
+        if checking:
+            wait = QLabel("Checking that every face fits this group…")
+            wait.setObjectName("muted")
+            box.addWidget(wait)
+        self.apart_box.setVisible(checking)
+        if apart and not checking:
+            self.set_apart(apart)
         self.birth: QLineEdit | None = None
         if birth_date is not None:  # a person's details: the birth date, optional
             self.birth = QLineEdit(birth_date)
@@ -108,6 +105,36 @@ class NameDialog(QDialog):
         self.edit.textChanged.connect(self._update)
         self.note.setMinimumHeight(2 * self.note.fontMetrics().lineSpacing())
         self._update()
+        self.adjustSize()
+
+    def set_apart(self, apart: list[QImage | None]) -> None:
+        """The check's answer: the faces that go to Review instead (none: nothing shown)."""
+        layout = self.apart_box.layout()
+        while layout.count():
+            item = layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.checking = False
+        self.apart_count = n = len(apart)
+        if n:
+            warn = QLabel(
+                f"{n} {'face' if n == 1 else 'faces'} may not be the same person: "
+                f"{'it goes' if n == 1 else 'they go'} to Review instead of being named."
+            )
+            warn.setObjectName("apartNote")
+            warn.setWordWrap(True)
+            layout.addWidget(warn)
+            faces = QWidget()
+            faces_row = QHBoxLayout(faces)
+            faces_row.setContentsMargins(0, 0, 0, 0)
+            faces_row.setSpacing(6)
+            for image in apart[:8]:
+                thumb = FaceImage(48)
+                thumb.set_image(image)
+                faces_row.addWidget(thumb)
+            faces_row.addStretch(1)
+            layout.addWidget(faces)
+        self.apart_box.setVisible(n > 0)
         self.adjustSize()
 
     def existing(self) -> str | None:
