@@ -1,9 +1,11 @@
-"""Notice changes another window or process made to the open library.
+"""Notice changes another window or process made to the open library: one poller.
 
 SQLite's ``PRAGMA data_version`` changes on a connection whenever another
-connection commits; polling it on the GUI thread's connection is one cheap
-query, so a second window (or ``faceapp`` on the command line) never leaves
-this one showing groups that are gone.
+connection commits; reading it on the GUI thread's connection is one cheap query.
+Only when it changed does the session read anything more (the undo state, then the
+views re-read the library), so a second window or ``faceapp`` on the command line
+(an operation, ``faceapp undo``) never leaves this one showing groups that are gone
+or an Undo menu that undoes something else.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-POLL_MS = 1500
+POLL_MS = 1000
 
 
 class LibraryWatch(QObject):
@@ -24,18 +26,21 @@ class LibraryWatch(QObject):
         super().__init__(parent)
         self.lib: Any = None
         self._version: int | None = None
-        self.paused = False  # while this process writes a lot (scanning), refreshes run anyway
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.check)
 
     def watch(self, lib: Any) -> None:
+        """Start watching ``lib`` (None: stop)."""
         self.lib = lib
         self._version = self._read() if lib is not None else None
         if lib is None:
             self._timer.stop()
         else:
             self._timer.start()
+
+    def set_interval(self, ms: int) -> None:
+        self._timer.setInterval(ms)
 
     def _read(self) -> int | None:
         try:
@@ -48,8 +53,10 @@ class LibraryWatch(QObject):
         if self.lib is None:
             return False
         version = self._read()
-        changed = version is not None and self._version is not None and version != self._version
+        if version is None:  # unreadable for a moment: compare with the last good read
+            return False
+        changed = self._version is not None and version != self._version
         self._version = version
-        if changed and not self.paused:
+        if changed:
             self.changedElsewhere.emit()
         return changed

@@ -36,7 +36,6 @@ from faceapp.gui.dialogs import help as help_dialogs
 from faceapp.gui.dialogs import restore
 from faceapp.gui.dialogs.error import error_box
 from faceapp.gui.groups import GroupKey, GroupKind
-from faceapp.gui.library_watch import LibraryWatch
 from faceapp.gui.models import FaceGridModel, SidebarModel
 from faceapp.gui.naming import NamingMixin
 from faceapp.gui.photos import PhotoMixin
@@ -80,7 +79,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.sidebar_model = SidebarModel(self.thumbs, self)
         self.grid_model = FaceGridModel(self.thumbs, self)
         self._init_refresh()
-        self.library_watch = LibraryWatch(self)
         self._init_naming()
         self.closed = False
         self._regroup_pending = False  # a grouping change waits for the scan to end
@@ -203,7 +201,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         s.libraryOpened.connect(self._on_library_opened)
         s.libraryClosed.connect(self._on_library_closed)
         s.changed.connect(self.refresh)
-        self.library_watch.changedElsewhere.connect(self.refresh)
         s.scanStarted.connect(self._on_scan_started)
         s.scanProgress.connect(self.scan_panel.update_progress)
         s.scanFinished.connect(self._on_scan_finished)
@@ -289,7 +286,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
             if dialog is not None:
                 dialog.close()
         self.closed = True  # no more library reads into views that are going away
-        self.library_watch.watch(None)
         self.session.shutdown()
         self.thumbs.shutdown()
         super().closeEvent(event)
@@ -327,7 +323,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
 
     @Slot(object)
     def _on_library_opened(self, lib: Any) -> None:
-        self.library_watch.watch(lib)
         self.thumbs.set_library(lib)
         self.review_view.lib = lib
         self.review_view.reset_examples()
@@ -344,7 +339,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
 
     @Slot()
     def _on_library_closed(self) -> None:
-        self.library_watch.watch(None)
         self.thumbs.set_library(None)
         self.sidebar_model.set_groups([])
         self.grid_model.set_faces([], None)
@@ -395,7 +389,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
 
     @Slot(bool)
     def _on_busy_changed(self, busy: bool) -> None:
-        self.library_watch.paused = busy
         if not busy and self._regroup_pending:
             self._regroup_pending = False
             QTimer.singleShot(0, self.regroup_when_idle)

@@ -2,9 +2,10 @@
 
 Every operation is one engine call returning the engine's ``OpChanges``; the
 session hands it to the views (``operationDone``) so they redraw what changed, and
-shows the library's own undo state (``oplog.undo_status``), read back every
-second so an operation, undo or redo done by another process (``faceapp undo``)
-is seen. There is no undo stack in the GUI.
+shows the library's own undo state (``oplog.undo_status``), read again after each
+operation here and whenever the library changed elsewhere (the session's
+:class:`~faceapp.gui.library_watch.LibraryWatch`), so an operation, undo or redo
+done by another process (``faceapp undo``) is seen. There is no undo stack in the GUI.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from faceapp.gui.groups import GroupKey, GroupKind
 
 if TYPE_CHECKING:
     from faceapp.gui.session import LibrarySession
-
-OPLOG_POLL_MS = 1000  # how often the undo state is read back (other processes' operations)
 
 
 class OperationsMixin:
@@ -72,6 +71,15 @@ class OperationsMixin:
         self._poll_oplog(quiet=True)
         self.operationDone.emit(changes)
         self.message.emit(changes.status_text)
+
+    def _changed_elsewhere(self: LibrarySession) -> None:
+        """Another connection committed: read the undo state, and the views re-read the
+        library (while scanning or grouping, only for another process's operation: the
+        scan's own writes refresh the views on their timer)."""
+        before = self.undo_status
+        self._poll_oplog(quiet=True)
+        if not self.busy or self.undo_status != before:
+            self.changed.emit()
 
     def _poll_oplog(self: LibrarySession, quiet: bool = False) -> None:
         """Read the undo state; a change nobody here made means another process worked:

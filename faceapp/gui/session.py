@@ -23,7 +23,8 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from faceapp import config
 from faceapp.gui import workers
 from faceapp.gui.groups import GroupKey, GroupKind
-from faceapp.gui.operations import OPLOG_POLL_MS, OperationsMixin
+from faceapp.gui.library_watch import LibraryWatch
+from faceapp.gui.operations import OperationsMixin
 from faceapp.gui.settings import AppSettings
 
 REFRESH_MS = 1000  # how often views refresh from the library while a scan runs
@@ -89,9 +90,9 @@ class LibrarySession(OperationsMixin, QObject):
         self.folder: Path | None = None
         self.undo_status: Any = None  # engine UndoStatus of the open library
         self.last_command_seconds = 0.0
-        self._oplog_timer = QTimer(self)
-        self._oplog_timer.setInterval(OPLOG_POLL_MS)
-        self._oplog_timer.timeout.connect(self._poll_oplog)
+        # the one poller for changes made elsewhere (another window, `faceapp undo`)
+        self.library_watch = LibraryWatch(self)
+        self.library_watch.changedElsewhere.connect(self._changed_elsewhere)
         self.open_job: workers.Job | None = None
         self.scan_job: workers.Job | None = None
         self.cluster_job: workers.Job | None = None
@@ -299,7 +300,7 @@ class LibrarySession(OperationsMixin, QObject):
         self.folder = folder
         self.undo_status = None
         self._poll_oplog(quiet=True)
-        self._oplog_timer.start()
+        self.library_watch.watch(lib)
         self.libraryOpened.emit(lib)
         self.changed.emit()
 
@@ -319,7 +320,7 @@ class LibrarySession(OperationsMixin, QObject):
         for job in (self.scan_job, self.cluster_job):
             if job is not None:
                 job.cancel()
-        self._oplog_timer.stop()
+        self.library_watch.watch(None)
         self.lib = None
         self.folder = None
         self.undo_status = None

@@ -173,7 +173,7 @@ def test_a_second_window_sees_the_first_windows_changes(qtbot, window, scanned_l
     second = MainWindow(probe_weights=False)
     second.show_error = lambda title, text: window.errors.append((title, text))
     qtbot.addWidget(second)
-    second.library_watch._timer.setInterval(200)
+    second.session.library_watch.set_interval(200)
     second.session.open_library_file(library, scan=False)
     qtbot.waitUntil(lambda: second.session.lib is not None and second.sidebar_model.rowCount() > 0)
     settle(qtbot, second)
