@@ -97,52 +97,74 @@ def _locked(path: Path) -> str:
     )
 
 
-def explain(exc: BaseException, path: Path | str) -> str | None:
-    """One line naming the storage cause of ``exc`` and what to do, or None if it is not one.
+def cause(exc: BaseException, path: Path | str) -> tuple[str, Path] | None:
+    """The storage cause of ``exc`` and the file it concerns, or None if it is not one.
 
-    ``path`` is the file that was being read or written (the library, a backup, a
-    settings file).
+    Causes: ``full``, ``read-only``, ``no-permission``, ``locked``, ``io`` (the disk
+    reported an input/output error), ``cannot-open``. ``path`` is the file that was
+    being read or written (the library, a backup, a settings file). The CLI words them
+    with :func:`explain`, the GUI in its own words.
     """
     path = Path(path)
-    if isinstance(exc, StorageError | LibraryDamaged):
-        return str(exc)
     if isinstance(exc, OSError):
         where = Path(exc.filename) if exc.filename else path
         if exc.errno in FULL_ERRNOS:
-            return _full(where)
+            return "full", where
         if exc.errno == errno.EROFS:
-            return _read_only(where)
+            return "read-only", where
         if exc.errno in PERMISSION_ERRNOS:
-            return _read_only(where) if disk_is_read_only(where) else _no_permission(where)
+            return ("read-only" if disk_is_read_only(where) else "no-permission"), where
         if exc.errno == errno.EIO:
-            return f"the disk reported an input/output error for {where}; it may be failing"
+            return "io", where
         return None
     if not isinstance(exc, sqlite3.Error):
         return None
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
     if name == "SQLITE_FULL" or "disk is full" in text:
-        return _full(path)
+        return "full", path
     if name.startswith("SQLITE_READONLY") or "readonly database" in text:
-        return _read_only(path) if disk_is_read_only(path) else _no_permission(path)
+        return ("read-only" if disk_is_read_only(path) else "no-permission"), path
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in text:
-        return _locked(path)
+        return "locked", path
     if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")) or "disk I/O error" in text:
         # SQLite's word for many causes: ask the disk which one it is.
         if disk_is_full(path):
-            return _full(path)
+            return "full", path
         if disk_is_read_only(path):
-            return _read_only(path)
+            return "read-only", path
         folder = path.parent if path.parent.exists() else _existing(path)
         if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            return _no_permission(path)
+            return "no-permission", path
         if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
-            return f"cannot open {path} (the file or its folder is missing or not accessible)"
-        return (
-            f"the disk reported an input/output error for {path} ({text}); it may be"
-            f" failing or unplugged. Check the disk, then run `faceapp check --library {path}`"
-        )
+            return "cannot-open", path
+        return "io", path
     return None
+
+
+def explain(exc: BaseException, path: Path | str) -> str | None:
+    """One line naming the storage cause of ``exc`` and what to do, or None if it is not one."""
+    if isinstance(exc, StorageError | LibraryDamaged):
+        return str(exc)
+    found = cause(exc, path)
+    if found is None:
+        return None
+    kind, where = found
+    if kind == "io":
+        if isinstance(exc, OSError):
+            return f"the disk reported an input/output error for {where}; it may be failing"
+        return (
+            f"the disk reported an input/output error for {where} ({exc}); it may be"
+            f" failing or unplugged. Check the disk, then run `faceapp check --library {where}`"
+        )
+    if kind == "cannot-open":
+        return f"cannot open {where} (the file or its folder is missing or not accessible)"
+    return {
+        "full": _full,
+        "read-only": _read_only,
+        "no-permission": _no_permission,
+        "locked": _locked,
+    }[kind](where)
 
 
 def is_damage(exc: BaseException) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.library_errors import report
 
 if TYPE_CHECKING:
     from faceapp.gui.session import LibrarySession
@@ -37,7 +38,7 @@ class OperationsMixin:
         try:
             changes = operation(self.lib, *args)
         except Exception as exc:
-            self.error.emit(title, str(exc) or type(exc).__name__)
+            report(self, title, exc)
             return None
         self.last_command_seconds = time.perf_counter() - started
         self._done(changes)
@@ -58,7 +59,7 @@ class OperationsMixin:
         try:
             changes = getattr(oplog, action)(self.lib)
         except Exception as exc:
-            self.error.emit(f"Could not {action}", str(exc) or type(exc).__name__)
+            report(self, f"Could not {action}", exc)
             return None
         if changes is None:
             self.message.emit(f"Nothing to {action}.")

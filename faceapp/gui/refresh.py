@@ -14,6 +14,7 @@ from PySide6.QtCore import Slot
 
 from faceapp.gui import workers
 from faceapp.gui.groups import GroupKey, group_title
+from faceapp.gui.library_errors import library_problem, report
 
 if TYPE_CHECKING:
     from faceapp.gui.main_window import MainWindow
@@ -84,7 +85,11 @@ class RefreshMixin:
     @Slot(object)
     def _refresh_failed(self: MainWindow, exc: BaseException) -> None:
         self._refresh_job = None
-        self.statusBar().showMessage(f"Could not read the library: {exc}", 8000)
+        lib = self.session.lib
+        if lib is not None and library_problem(exc, lib.path) is not None:
+            report(self.session, "Could Not Read the Library", exc)
+        else:  # e.g. a group gone between two reads: the next refresh shows the truth
+            self.statusBar().showMessage(f"Could not read the library: {exc}", 8000)
         if self._refresh_again:
             self._refresh_again = False
             self.refresh()

@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from faceapp import config
 from faceapp.gui import workers
 from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.library_errors import library_problem, report
 from faceapp.gui.library_watch import LibraryWatch
 from faceapp.gui.operations import OperationsMixin
 from faceapp.gui.settings import AppSettings
@@ -89,6 +90,7 @@ class LibrarySession(OperationsMixin, QObject):
         self.lib = None
         self.folder: Path | None = None
         self.undo_status: Any = None  # engine UndoStatus of the open library
+        self.damage_offered = False  # the backup was offered for the open library
         self.last_command_seconds = 0.0
         # the one poller for changes made elsewhere (another window, `faceapp undo`)
         self.library_watch = LibraryWatch(self)
@@ -283,22 +285,19 @@ class LibrarySession(OperationsMixin, QObject):
 
     def _report_damage(self, library_path: Path, exc: BaseException) -> bool:
         """A damaged library: offer a backup (``damaged``) instead of a plain error."""
-        from faceapp.engine.storage import LibraryDamaged
-
-        if isinstance(exc, LibraryDamaged):
-            self.damaged.emit(
-                Path(library_path),
-                f"The library {Path(library_path).name} is damaged ({exc.detail}).\n"
-                "Nothing was written to it.",
-            )
-            return True
-        return False
+        problem = library_problem(exc, Path(library_path))
+        if problem is None or not problem.damaged:
+            return False
+        self.damage_offered = False  # a library being opened: always offer
+        report(self, "Open Library", exc, Path(library_path))
+        return True
 
     def _set_library(self, lib: Any, folder: Path) -> None:
         self.close_library(quiet=True)
         self.lib = lib
         self.folder = folder
         self.undo_status = None
+        self.damage_offered = False
         self._poll_oplog(quiet=True)
         self.library_watch.watch(lib)
         self.libraryOpened.emit(lib)
@@ -418,7 +417,7 @@ class LibrarySession(OperationsMixin, QObject):
             self.scan_waits_for_weights = True  # resumed once weights are chosen
             self.weightsFailed.emit(str(exc))
         else:
-            self.error.emit("Scan failed", str(exc) or type(exc).__name__)
+            report(self, "Scan failed", exc)
 
     # -- clustering ---------------------------------------------------------------------
 
@@ -484,7 +483,7 @@ class LibrarySession(OperationsMixin, QObject):
         self.cluster_job = None
         self.busyChanged.emit(False)
         self.changed.emit()
-        self.error.emit("Grouping faces failed", str(exc) or type(exc).__name__)
+        report(self, "Grouping faces failed", exc)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -14,10 +14,11 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from faceapp.logsetup import log_file, take_recent_failure
 
 
-def error_box(parent: QWidget, title: str, text: str) -> QMessageBox:
-    """A warning box for ``text``, with the recent traceback as details and "Open Log"."""
+def error_box(parent: QWidget, title: str, text: str, details: str | None = None) -> QMessageBox:
+    """A warning box for ``text``, with ``details`` (default: the recent traceback) under
+    "Show Details…" and "Open Log"."""
     box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, parent)
-    details = take_recent_failure()
+    details = details or take_recent_failure()
     if details:
         box.setDetailedText(details)
     path = log_file()
