@@ -415,15 +415,19 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         ctx = self.context()
         actions.update_actions(self.actions_by_name, ctx)
         page = self.grid_page
-        page.name_button.setEnabled(self.act_name.isEnabled())
         page.hide_button.setEnabled(self.act_hide.isEnabled())
         page.reject_button.setEnabled(self.act_reject.isEnabled())
         page.hide_button.setText("Show" if ctx.hidden else "Hide")
         page.hide_button.setIcon(icon("show" if ctx.hidden else "hidden"))
         kind = ctx.kind
-        page.name_button.setText(kind.name_text if kind is not None else "Name…")
+        loose = kind is GroupKind.UNKNOWN  # no group name here: the selected faces are named
+        page.name_button.setEnabled((self.act_move if loose else self.act_name).isEnabled())
+        page.name_button.setText(
+            "Name Selected…" if loose else kind.name_text if kind is not None else "Name…"
+        )
+        page.name_button.setToolTip("Select faces, then name them" if loose else "")
         page.reject_button.setText(kind.reject_text if kind is not None else "Not This Person")
-        page.name_button.setVisible(kind is not None and kind.can_name)
+        page.name_button.setVisible(kind is not None and (kind.can_name or loose))
         page.hide_button.setVisible(kind is not None and kind.can_hide)
         page.reject_button.setVisible(kind is not None and kind.can_reject)
 

@@ -46,10 +46,13 @@ class NamingMixin:
         return [n for n in self.sidebar_model.person_names().values() if n]
 
     def name_current(self: MainWindow) -> None:
-        """F2: the selected box's group in the photo view, else the selected group."""
+        """F2: the selected box's group in the photo view, else the selected group (in
+        Unknown faces, which have no group name: the selected faces)."""
         box = self.selected_box_face()
         if box is not None:
             self.name_face_group(box)
+        elif self.current_key is not None and self.current_key.kind is GroupKind.UNKNOWN:
+            self.move_selected_dialog()
         elif self.current_key is not None:
             self.name_group_dialog(self.current_key)
 

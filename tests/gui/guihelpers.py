@@ -70,3 +70,28 @@ def name_via_dialog(qtbot, window, monkeypatch, key: GroupKey, name: str) -> Non
     assert window.act_name.isEnabled()
     window.act_name.trigger()
     qtbot.waitUntil(lambda: person(window, name) is not None)
+
+
+def synthetic_album(tmp_path: Path):
+    """A library of synthetic faces with a photo folder (tests/engine/synthetic_album.py:
+    no scan, no weights), for the window to open."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+    from synthetic_album import Album
+
+    from faceapp.engine.library import open_library
+
+    (tmp_path / "photos").mkdir()
+    path = tmp_path / "lib.sqlite"
+    open_library(tmp_path / "photos", path).close()
+    album = Album(path)
+    return album
+
+
+def show_library(qtbot, window, path: Path) -> None:
+    """Open a library file without scanning and wait until the views show it."""
+    window.session.open_library_file(path, scan=False)
+    qtbot.waitUntil(
+        lambda: window.session.lib is not None and not window.refreshing, timeout=30_000
+    )

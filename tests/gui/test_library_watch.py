@@ -7,11 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from synthetic_album import Album
+from guihelpers import show_library, synthetic_album
 
 from faceapp.engine import people
-from faceapp.engine.library import open_library
 from faceapp.gui.groups import GroupKey, GroupKind
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,16 +30,13 @@ def faceapp_cli(*args: object) -> str:
 
 
 def test_another_processs_change_and_undo_are_seen_by_one_cheap_poller(qtbot, window, tmp_path):
-    (tmp_path / "photos").mkdir()
-    path = tmp_path / "lib.sqlite"
-    open_library(tmp_path / "photos", path).close()
-    album = Album(path)
+    album = synthetic_album(tmp_path)
     anna = people.create_person(album.lib, "Anna", album.faces_of(0)[:3]).person_id
     album.lib.close()
+    path = album.lib.path
     session = window.session
     session.library_watch.set_interval(50)
-    session.open_library_file(path, scan=False)
-    qtbot.waitUntil(lambda: session.lib is not None and not window.refreshing, timeout=30_000)
+    show_library(qtbot, window, path)
     key = GroupKey(GroupKind.PERSON, anna)
     qtbot.waitUntil(lambda: window.sidebar_model.group(key) is not None)
     assert window.act_undo.text() == "&Undo New person Anna (3 faces)"

@@ -19,7 +19,9 @@ from guihelpers import (
     open_and_wait,
     person,
     settle,
+    show_library,
     sidebar_index,
+    synthetic_album,
 )
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -307,3 +309,31 @@ def test_shortcuts_are_the_standard_ones(window):
     assert "F5" in keys(window.act_rescan)
     titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
     assert titles == ["File", "Edit", "View", "People", "Tools", "Help"]
+
+
+def test_unknown_faces_have_a_name_selected_button(qtbot, window, tmp_path, monkeypatch):
+    """A face seen once sits in Unknown faces: the header offers to name the selection."""
+    from faceapp.gui.dialogs.name import NameDialog
+    from faceapp.gui.groups import GroupKind
+
+    album = synthetic_album(tmp_path)
+    album.lib.close()
+    show_library(qtbot, window, album.lib.path)
+    key = GroupKey.of(groups(window, "unknown")[0])
+    assert key.kind is GroupKind.UNKNOWN and window.sidebar.select_key(key)
+    qtbot.waitUntil(lambda: window.current_key == key and window.grid_model.rowCount() > 0)
+    button = window.grid_page.name_button
+    assert button.isVisible() and button.text() == "Name Selected…"
+    assert not button.isEnabled()  # nothing selected yet
+    face = window.grid_model.face_at(0)
+    window.grid.setCurrentIndex(window.grid_model.index(0))
+    assert button.isEnabled()
+    monkeypatch.setattr(
+        NameDialog,
+        "exec",
+        lambda dialog: (dialog.edit.setText("Seen Once"), NameDialog.DialogCode.Accepted)[1],
+    )
+    button.click()
+    qtbot.waitUntil(lambda: person(window, "Seen Once") is not None)
+    assert window.session.group_faces(GroupKey.of(person(window, "Seen Once"))) == [face]
+    assert not window.errors, window.errors
