@@ -70,6 +70,11 @@ def _faces(c: Context) -> bool:
     return c.has_lib and c.faces_selected
 
 
+def _nameable(c: Context) -> bool:
+    """A group to name, or selected faces in Unknown (which has no name of its own)."""
+    return _can("can_name")(c) or (c.kind is GroupKind.UNKNOWN and _faces(c))
+
+
 ACTIONS: tuple[ActionSpec, ...] = (
     # File
     ActionSpec(
@@ -155,8 +160,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "name_current",
         "F2",
         "name",
-        "Name this cluster or rename this person",
-        enabled=_can("can_name"),
+        "Name this cluster or rename this person (in Unknown faces: the selected faces)",
+        enabled=_nameable,
     ),
     ActionSpec(
         "edit_person",

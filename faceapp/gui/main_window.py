@@ -421,7 +421,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         page.hide_button.setIcon(icon("show" if ctx.hidden else "hidden"))
         kind = ctx.kind
         loose = kind is GroupKind.UNKNOWN  # no group name here: the selected faces are named
-        page.name_button.setEnabled((self.act_move if loose else self.act_name).isEnabled())
+        page.name_button.setEnabled(self.act_name.isEnabled())
         page.name_button.setText(
             "Name Selected…" if loose else kind.name_text if kind is not None else "Name…"
         )

@@ -50,9 +50,11 @@ def test_actions_follow_what_the_group_kind_can_do(window):
     acts = window.actions_by_name
     unknown = actions.Context(has_lib=True, kind=GroupKind.UNKNOWN, faces_selected=True)
     actions.update_actions(acts, unknown)
-    assert acts["move"].isEnabled()  # loose faces can be named
-    assert not acts["name"].isEnabled() and not acts["merge"].isEnabled()
+    assert acts["move"].isEnabled()  # loose faces can be named, with F2 too
+    assert acts["name"].isEnabled() and not acts["merge"].isEnabled()
     assert not acts["reject"].isEnabled() and not acts["hide"].isEnabled()
+    actions.update_actions(acts, actions.Context(has_lib=True, kind=GroupKind.UNKNOWN))
+    assert not acts["name"].isEnabled()  # Unknown has no name of its own
     cluster = actions.Context(has_lib=True, kind=GroupKind.CLUSTER)
     actions.update_actions(acts, cluster)
     assert acts["name"].isEnabled() and acts["name"].text() == "&Name…"

@@ -324,10 +324,10 @@ def test_unknown_faces_have_a_name_selected_button(qtbot, window, tmp_path, monk
     qtbot.waitUntil(lambda: window.current_key == key and window.grid_model.rowCount() > 0)
     button = window.grid_page.name_button
     assert button.isVisible() and button.text() == "Name Selected…"
-    assert not button.isEnabled()  # nothing selected yet
+    assert not button.isEnabled() and not window.act_name.isEnabled()  # nothing selected
     face = window.grid_model.face_at(0)
     window.grid.setCurrentIndex(window.grid_model.index(0))
-    assert button.isEnabled()
+    assert button.isEnabled() and window.act_name.isEnabled()  # the button and F2
     monkeypatch.setattr(
         NameDialog,
         "exec",
