@@ -11,8 +11,8 @@ the ``xvfb`` package) so the app uses its normal X11 platform; with
 The script plays a user: it opens the folder, waits for the scan, names the
 clusters (with the names of the LFW folders their faces come from), merges a
 duplicate person, adds new photos and reviews the suggestions, opens a photo,
-verifies two photos, opens the settings, runs a short fine-tune, accepts it and
-lists the model versions.
+verifies two photos, opens the settings, damages the library file and restores its
+backup, runs a short fine-tune, accepts it and lists the model versions.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def main() -> int:
 
     def synced() -> None:
         """Library reads run in a worker: wait until the views show the latest state."""
-        wait(lambda: not window.refreshing, 120)
+        wait(lambda: not window.refreshing and not window.outlier_checks.running, 120)
         wait(lambda: window.thumbs.pending() == 0, 20)
 
     def shot(name: str, widget=None) -> None:
@@ -342,6 +342,31 @@ def main() -> int:
     export.show()
     shot("11-export", export)
     export.close()
+
+    # 16. a damaged library (the last page of the file overwritten while it was closed):
+    # on opening, the newest good backup is offered; "Restore Backup" puts it back.
+    from faceapp.engine import backup
+
+    path = Path(window.session.lib.path)
+    window.session.lib.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    backup.make_backup(window.session.lib, "after-edits")
+    window.close_library()
+    settle(1.0)
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size - 4096)
+        f.write(os.urandom(4096))
+    window.open_recent(window.settings.recent()[0])
+
+    def restore_box() -> QMessageBox | None:
+        found = [w for w in app.topLevelWidgets() if w.objectName() == "restoreBackupBox"]
+        return next((w for w in found if w.isVisible()), None)
+
+    wait(lambda: restore_box() is not None, 120)
+    shot("16-restore", restore_box())
+    restore_box().button(QMessageBox.StandardButton.Yes).click()
+    wait(lambda: window.session.lib is not None, 120)
+    wait(lambda: not window.session.busy and not window.session.opening)
+    synced()
 
     if args.skip_finetune:
         window.close_library()

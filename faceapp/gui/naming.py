@@ -143,6 +143,8 @@ class NamingMixin:
                 return False
             self._clusters_being_named.add(key.id)
             check = check or self.outlier_checks.start(lib, key.id)
+            if not check.delivered:
+                self.statusBar().showMessage("Checking that every face fits the group…", 4000)
 
             def name_it(out: list[int] | None) -> None:
                 self._clusters_being_named.discard(key.id)
@@ -334,6 +336,7 @@ class NamingMixin:
                 if self.session.lib is lib and not self.closed:
                     self.session.answer_suggestion(suggestion, True, leave_out=out)
 
+            self.statusBar().showMessage("Checking that every face fits the group…", 4000)
             self.outlier_checks.start(lib, cid).then(answer)
             return
         if self.session.answer_suggestion(suggestion, accept) is not None:

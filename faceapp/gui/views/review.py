@@ -41,6 +41,15 @@ class FaceImage(QWidget):
         p.end()
 
 
+def percent(p: float) -> str:
+    """A confidence as a user reads it: never a certain-looking "100%" or "0%"."""
+    if p >= 0.995:
+        return "over 99%"
+    if p < 0.005:
+        return "under 1%"
+    return f"{p:.0%}"
+
+
 def is_cluster_item(item: Any) -> bool:
     """A "Cluster 7 looks like Anna" question (else one face's "Is this Anna?")."""
     return hasattr(item, "cluster_id")
@@ -214,14 +223,16 @@ class ReviewView(QWidget):
             self.question.setText(f"{s.text}: merge?")
             self.verdict.setText(f"Yes names the cluster {name}; No is remembered")
             self.verdict.setProperty("label", "cluster")
-            self.detail.setText(f"confidence {s.confidence:.0%}  ·  {s.count} faces in the cluster")
+            self.detail.setText(
+                f"confidence {percent(s.confidence)}  ·  {s.count} faces in the cluster"
+            )
             if self.cluster_face is not None:
                 face_id = self.cluster_face(s.cluster_id)
         else:
             self.question.setText(f"Is this {name}?")
             self.verdict.setText("Likely" if s.label == "likely" else "Unsure")
             self.verdict.setProperty("label", s.label)
-            self.detail.setText(f"confidence {s.confidence:.0%}  ·  distance {s.distance:.3f}")
+            self.detail.setText(f"confidence {percent(s.confidence)}  ·  distance {s.distance:.3f}")
         self.verdict.style().unpolish(self.verdict)
         self.verdict.style().polish(self.verdict)
         self.other.setVisible(not is_cluster_item(s))
