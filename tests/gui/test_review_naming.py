@@ -168,6 +168,9 @@ def test_the_name_dialog_opens_at_once_and_checks_the_group_in_a_worker(
         seen.append((dialog.checking, dialog.apart_box.isVisibleTo(dialog), texts))
         gate.set()
         qtbot.waitUntil(lambda: not dialog.checking)
+        # the dialog grows to show the whole note and the faces (none of it clipped)
+        layout = dialog.layout()
+        qtbot.waitUntil(lambda: dialog.height() >= layout.totalHeightForWidth(dialog.width()))
         seen.append((dialog.checking, dialog.apart_count))
         dialog.edit.setText("Checked")
         return NameDialog.DialogCode.Accepted

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QCompleter,
@@ -135,7 +135,13 @@ class NameDialog(QDialog):
             faces_row.addStretch(1)
             layout.addWidget(faces)
         self.apart_box.setVisible(n > 0)
-        self.adjustSize()
+        # grow to fit once the wrapped note knows its height (after this event)
+        QTimer.singleShot(0, self._fit_height)
+
+    def _fit_height(self) -> None:
+        layout = self.layout()
+        layout.activate()
+        self.resize(self.width(), max(self.height(), layout.totalHeightForWidth(self.width())))
 
     def existing(self) -> str | None:
         """The existing name this text matches (case-insensitive), if any."""
