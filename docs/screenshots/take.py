@@ -122,7 +122,9 @@ def main() -> int:
     from faceapp.gui.app import create_app
     from faceapp.gui.main_window import MainWindow
     from faceapp.gui.mime import GroupKey
+    from faceapp.logsetup import setup_logging
 
+    setup_logging()  # as the app does: error details (Show Details…) come from the log
     app = create_app(["Face Album"])
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
