@@ -347,6 +347,7 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         self.scan_panel.hide()
         self.setWindowTitle("Face Album")
         self.counts_label.clear()
+        self.show_problem_count([])  # no library, no problems to show
         self.welcome.set_recent(self.settings.recent())
         self._update_actions()
 

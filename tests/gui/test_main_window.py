@@ -337,3 +337,14 @@ def test_unknown_faces_have_a_name_selected_button(qtbot, window, tmp_path, monk
     qtbot.waitUntil(lambda: person(window, "Seen Once") is not None)
     assert window.session.group_faces(GroupKey.of(person(window, "Seen Once"))) == [face]
     assert not window.errors, window.errors
+
+
+def test_closing_the_library_hides_its_problems(qtbot, window, tmp_path):
+    album = synthetic_album(tmp_path)
+    album.lib.store_photo_error("scan-3.jpg", size=9, mtime_ns=1, reason="not a photo")
+    album.lib.close()
+    show_library(qtbot, window, album.lib.path)
+    qtbot.waitUntil(lambda: window.problems_button.isVisible())
+    window.close_library()
+    assert window.pages.currentWidget() is window.welcome
+    assert not window.problems_button.isVisible()  # the welcome page shows no old problems
