@@ -74,6 +74,7 @@ CLUSTER_LABELS = {
     "selection_epsilon": "Selection epsilon",
     "attach_ratio": "Attach unsorted faces",
     "merge_ratio": "Merge close groups",
+    "hold_likely": "Known people wait in Review",
     "algorithm": "Algorithm",
     "knn": "Neighbours (knn)",
 }
