@@ -7,6 +7,7 @@ become a new person or join one named before, from every place faces are shown.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Slot
@@ -138,25 +139,36 @@ class NamingMixin:
         if key.kind is GroupKind.CLUSTER:
             if leave_out is not None:
                 return self._name_cluster(key, name, leave_out)
-            lib = self.session.lib
-            if lib is None or key.id in self._clusters_being_named:
-                return False
-            self._clusters_being_named.add(key.id)
-            check = check or self.outlier_checks.start(lib, key.id)
-            if not check.delivered:
-                self.statusBar().showMessage("Checking that every face fits the group…", 4000)
-
-            def name_it(out: list[int] | None) -> None:
-                self._clusters_being_named.discard(key.id)
-                if self.session.lib is lib and not self.closed:
-                    self._name_cluster(key, name, out)
-
-            check.then(name_it)
-            return True
+            return self._after_check(key.id, lambda out: self._name_cluster(key, name, out), check)
         existing = self._person_by_name(name)
         if existing is not None and existing != key:
             return self.request_merge(key, existing, confirm=key.kind.is_person)
         return self.session.name_group(key, name) is not None
+
+    def _after_check(
+        self: MainWindow,
+        cluster_id: int,
+        act: Callable[[list[int] | None], Any],
+        check: OutlierCheck | None = None,
+    ) -> bool:
+        """``act(faces that do not fit)`` once the cluster's outlier check (``check``,
+        else a new one) has answered in its worker: one naming per cluster at a time,
+        and only while the same library is open. False: not started."""
+        lib = self.session.lib
+        if lib is None or cluster_id in self._clusters_being_named:
+            return False
+        self._clusters_being_named.add(cluster_id)
+        check = check or self.outlier_checks.start(lib, cluster_id)
+        if not check.delivered:
+            self.statusBar().showMessage("Checking that every face fits the group…", 4000)
+
+        def run(out: list[int] | None) -> None:
+            self._clusters_being_named.discard(cluster_id)
+            if self.session.lib is lib and not self.closed:
+                act(out)
+
+        check.then(run)
+        return True
 
     def _name_cluster(
         self: MainWindow, key: GroupKey, name: str, leave_out: list[int] | None
@@ -324,20 +336,10 @@ class NamingMixin:
     def answer_suggestion(self: MainWindow, suggestion: Any, accept: bool) -> None:
         """Yes / No in Review. Yes to "Cluster 7 looks like Anna" names the cluster
         after the outlier check (a worker): its faces that do not fit stay in review."""
-        lib = self.session.lib
         cid = getattr(suggestion, "cluster_id", None)
-        if accept and cid is not None and lib is not None:
-            if cid in self._clusters_being_named:
-                return
-            self._clusters_being_named.add(cid)
-
-            def answer(out: list[int] | None) -> None:
-                self._clusters_being_named.discard(cid)
-                if self.session.lib is lib and not self.closed:
-                    self.session.answer_suggestion(suggestion, True, leave_out=out)
-
-            self.statusBar().showMessage("Checking that every face fits the group…", 4000)
-            self.outlier_checks.start(lib, cid).then(answer)
+        if accept and cid is not None:
+            answer = self.session.answer_suggestion
+            self._after_check(cid, lambda out: answer(suggestion, True, leave_out=out))
             return
         if self.session.answer_suggestion(suggestion, accept) is not None:
             self.review_view.setFocus()  # the refresh brings the next suggestions
