@@ -85,3 +85,5 @@ def report(session: Any, title: str, exc: BaseException, path: Path | None = Non
     elif not session.damage_offered:
         session.damage_offered = True
         session.damaged.emit(Path(where), problem.text)
+    else:  # asked once already ("Not Now"): the status bar says why this failed
+        session.message.emit(problem.text)

@@ -74,6 +74,7 @@ def test_a_read_error_in_an_open_library_offers_the_backup_once(qtbot, window, t
     assert "database disk image is malformed" in box.detailedText()  # Show Details…
     # an operation on the damaged file: no second prompt, no raw text anywhere
     window.session.set_hidden(GroupKey(GroupKind.PERSON, anna.id), True)
+    assert "is damaged" in window.statusBar().currentMessage()  # why it did nothing
     window.refresh()
     qtbot.wait(500)
     prompts = [w for w in QApplication.topLevelWidgets() if w.objectName() == "restoreBackupBox"]
