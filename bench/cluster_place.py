@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._cluster_data import RESULTS, load, synthetic
 from faceapp.engine import cluster
 from faceapp.engine.cluster_place import SEEN_KEY
-from faceapp.engine.library import Library, NewFace
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import NewFace
 
 
 def build(path: Path, x: np.ndarray, truth: np.ndarray) -> None:

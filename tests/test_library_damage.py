@@ -21,7 +21,8 @@ from test_reliability import new_library
 from faceapp.cli import main
 from faceapp.engine import backup, people
 from faceapp.engine.cluster import recluster
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.orphans import clean_finetune_orphans, models_dir
 from faceapp.engine.storage import LibraryDamaged
 

@@ -25,7 +25,8 @@ from test_reliability import FakeAnalyzer, new_library
 from faceapp.cli import main
 from faceapp.engine import album, people, pipeline, scan_decode
 from faceapp.engine import library as library_mod
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.storage import explain
 
 

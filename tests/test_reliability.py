@@ -44,7 +44,8 @@ from faceapp.engine import library as library_mod
 from faceapp.engine.cluster import recluster
 from faceapp.engine.detect import FaceBox
 from faceapp.engine.images import ImageError, load_image
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.pipeline import AnalyzedFace
 
 REPO = Path(__file__).resolve().parents[1]

@@ -40,7 +40,8 @@ from faceapp.engine.images import (
     _orientation,
     load_image,
 )
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.people import _clean_name, _person_by_name
 from faceapp.engine.xmp_faces import Region, XmpError
 

@@ -49,7 +49,8 @@ from faceapp.engine.finetune_plan import (
     FinetunePlan,
     plan,
 )
-from faceapp.engine.library import Library, blob_to_matrix
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import blob_to_matrix
 from faceapp.engine.network import STAGES, build_model
 from faceapp.engine.pair_metrics import HeldoutMetrics, balanced_threshold, pair_distances
 from faceapp.engine.progress import Cancelled, VersionProgress, check_cancel, emit

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from faceapp.engine.images import DecodedImage, file_time
-from faceapp.engine.library import NewFace
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.scan_decode import Decoded
 
 

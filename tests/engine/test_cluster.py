@@ -13,7 +13,8 @@ from faceapp.engine.cluster_metrics import agreement, cluster_scores
 from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import ClusterParams, cluster_vectors
 from faceapp.engine.face_state import FaceState
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.person_distances import PersonDistances, nearest_people
 
 DIM = 512

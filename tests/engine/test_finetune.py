@@ -24,7 +24,8 @@ from faceapp.engine import embed, finetune_plan, network, pair_metrics, training
 from faceapp.engine import finetune as ft
 from faceapp.engine import model_versions as mv
 from faceapp.engine.files import sha256_file
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.progress import VersionProgress
 from faceapp.engine.triplet import (
     batch_hard_triplets,

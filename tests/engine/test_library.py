@@ -3,7 +3,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from faceapp.engine.library import SCHEMA_VERSION, Library, LibraryError, NewFace
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
+from faceapp.engine.library_schema import SCHEMA_VERSION
 
 
 def unit(seed: int) -> np.ndarray:
