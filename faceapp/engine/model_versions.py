@@ -129,7 +129,7 @@ def model_state_dict(info: ModelInfo) -> dict[str, torch.Tensor]:
     Raises :class:`ModelError` when the file is gone or changed, or when the weights
     found on this machine are not the ones the version was embedded with.
     """
-    from faceapp.engine import weights as weights_mod
+    from faceapp.engine.state_dict import load_state_dict_file
 
     if not info.path:
         found = _find_base(info)
@@ -151,7 +151,7 @@ def model_state_dict(info: ModelInfo) -> dict[str, torch.Tensor]:
             f"the weights file of model version {info.id} changed on disk ({path}); its faces"
             " were embedded with other weights: switch versions with `faceapp models use`"
         )
-    return weights_mod.load_state_dict_file(path)
+    return load_state_dict_file(path)
 
 
 def version_centre(info: ModelInfo) -> np.ndarray | None:

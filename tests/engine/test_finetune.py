@@ -381,7 +381,7 @@ def test_accept_switches_and_old_versions_can_be_restored(trained, tmp_path):
     assert sha256_file(path) == info.sha256
     assert json.loads(path.with_suffix(".json").read_text())["sha256"] == info.sha256
     # the scan pipeline loads the active version's file with the weights module's checks
-    from faceapp.engine.weights import load_state_dict_file
+    from faceapp.engine.state_dict import load_state_dict_file
 
     assert set(load_state_dict_file(path)) == set(result.state_dict)
     # ... with the centre training used, so new photos land in the same space
