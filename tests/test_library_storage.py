@@ -23,8 +23,7 @@ from PIL import Image
 from test_reliability import FakeAnalyzer, new_library
 
 from faceapp.cli import main
-from faceapp.engine import album, people, pipeline, scan_decode
-from faceapp.engine import library as library_mod
+from faceapp.engine import album, library_schema, people, pipeline, scan_decode
 from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.library_photos import NewFace
 from faceapp.engine.storage import explain
@@ -253,7 +252,7 @@ def test_a_lock_held_by_another_program_is_named(tmp_path, capsys, monkeypatch):
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        monkeypatch.setattr(library_mod, "BUSY_TIMEOUT_MS", 300)
+        monkeypatch.setattr(library_schema, "BUSY_TIMEOUT_MS", 300)
         code, _, err = run_cli(capsys, "people", "--library", path)
         assert code == 1 and "locked by another program" in one_line(err), err
     finally:
@@ -423,7 +422,7 @@ def test_upgrade_merges_duplicate_base_models(tmp_path, monkeypatch):
         c.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     lib.close()
     # the columns of the next step are already there (the file was made by this version)
-    monkeypatch.setitem(library_mod.MIGRATIONS, 2, "SELECT 1")
+    monkeypatch.setitem(library_schema.MIGRATIONS, 2, "SELECT 1")
     upgraded = Library(path)
     assert [m.id for m in upgraded.models()] == [1] and upgraded.active_model().id == 1
 

@@ -32,6 +32,7 @@ from PIL import Image
 
 from faceapp.engine import (
     album,
+    library_schema,
     model_versions,
     oplog,
     people,
@@ -40,10 +41,10 @@ from faceapp.engine import (
     scan_plan,
     suggest,
 )
-from faceapp.engine import library as library_mod
 from faceapp.engine.cluster import recluster
 from faceapp.engine.detect import FaceBox
-from faceapp.engine.images import ImageError, load_image
+from faceapp.engine.image_open import ImageError
+from faceapp.engine.images import load_image
 from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.library_photos import NewFace
 from faceapp.engine.pipeline import AnalyzedFace
@@ -481,7 +482,7 @@ def test_a_writer_that_must_wait_waits_then_fails_with_a_clear_message(tmp_path,
     Library(path).close()
     holder = hold_write_lock(path, 4.0)
     try:
-        monkeypatch.setattr(library_mod, "BUSY_TIMEOUT_MS", 1000)
+        monkeypatch.setattr(library_schema, "BUSY_TIMEOUT_MS", 1000)
         lib = Library(path)
         assert lib.counts()["people"] == 0  # readers are never blocked (WAL)
         t0 = time.perf_counter()
@@ -489,7 +490,7 @@ def test_a_writer_that_must_wait_waits_then_fails_with_a_clear_message(tmp_path,
             lib.set_meta("gui", "edit")
         assert 0.9 < time.perf_counter() - t0 < 3.5
         assert "\n" not in str(err.value)
-        monkeypatch.setattr(library_mod, "BUSY_TIMEOUT_MS", 20_000)
+        monkeypatch.setattr(library_schema, "BUSY_TIMEOUT_MS", 20_000)
         patient = Library(path)
         t0 = time.perf_counter()
         patient.set_meta("gui", "edit")  # waits for the holder, then writes
@@ -622,7 +623,7 @@ def snapshot(conn: sqlite3.Connection) -> dict:
     }
 
 
-@pytest.mark.parametrize("start", [0, library_mod.SCHEMA_VERSION])
+@pytest.mark.parametrize("start", [0, library_schema.SCHEMA_VERSION])
 def test_migration_backs_the_library_up_first_and_keeps_every_label(tmp_path, monkeypatch, start):
     from faceapp.engine import backup
 
@@ -633,13 +634,13 @@ def test_migration_backs_the_library_up_first_and_keeps_every_label(tmp_path, mo
             c.execute("DELETE FROM meta WHERE key = 'schema_version'")
     before = snapshot(lib.conn)
     lib.close()
-    current = library_mod.SCHEMA_VERSION
+    current = library_schema.SCHEMA_VERSION
     migrations = {v: "CREATE TABLE IF NOT EXISTS settings (key TEXT)" for v in range(current)}
     migrations[current] = (
         "ALTER TABLE people ADD COLUMN note TEXT; CREATE INDEX people_name ON people(name)"
     )
-    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", current + 1)
-    monkeypatch.setattr(library_mod, "MIGRATIONS", migrations)
+    monkeypatch.setattr(library_schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(library_schema, "MIGRATIONS", migrations)
     upgraded = Library(path)
     assert upgraded.get_meta("schema_version") == str(current + 1)
     assert upgraded.conn.execute("SELECT name, note FROM people").fetchall() == [("Anna", None)]
@@ -657,16 +658,16 @@ def test_migration_backs_the_library_up_first_and_keeps_every_label(tmp_path, mo
 def test_failed_migration_leaves_the_library_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "lib.sqlite"
     before = snapshot(populated_library(path).conn)
-    current = library_mod.SCHEMA_VERSION
-    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", current + 1)
+    current = library_schema.SCHEMA_VERSION
+    monkeypatch.setattr(library_schema, "SCHEMA_VERSION", current + 1)
     monkeypatch.setattr(
-        library_mod,
+        library_schema,
         "MIGRATIONS",
         {current: "ALTER TABLE people ADD COLUMN note TEXT; NOT SQL AT ALL"},
     )
     with pytest.raises(LibraryError, match="not a usable library"):
         Library(path)
-    monkeypatch.setattr(library_mod, "SCHEMA_VERSION", current)
+    monkeypatch.setattr(library_schema, "SCHEMA_VERSION", current)
     again = Library(path)
     assert again.get_meta("schema_version") == str(current) and snapshot(again.conn) == before
 

@@ -26,16 +26,9 @@ from typing import overload
 
 from faceapp import config
 from faceapp.engine import backup, check
+from faceapp.engine import library_schema as schema
 from faceapp.engine.library_photos import PhotoRows
-from faceapp.engine.library_schema import (
-    BUSY_TIMEOUT_MS,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    connect,
-    create_library_file,
-    inserted_id,
-    run_script,
-)
+from faceapp.engine.library_schema import connect, create_library_file, inserted_id, run_script
 from faceapp.engine.orphans import clean_finetune_orphans
 from faceapp.engine.storage import LibraryDamaged, LibraryError, StorageError, explain, is_damage
 
@@ -168,8 +161,8 @@ class Library(PhotoRows):
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise LibraryError(
-                    f"the library {self.path} is busy: another process is writing to it "
-                    f"(waited {BUSY_TIMEOUT_MS / 1000:.0f} s); try again when it has finished"
+                    f"the library {self.path} is busy: another process is writing to it (waited"
+                    f" {schema.BUSY_TIMEOUT_MS / 1000:.0f} s); try again when it has finished"
                 ) from exc
             raise self.storage_error(exc) from exc
         try:
@@ -193,7 +186,9 @@ class Library(PhotoRows):
         """The quick check, read-only: closing a writable connection would fold a foreign
         or damaged journal into the file for good."""
         probe = sqlite3.connect(
-            self.path.absolute().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+            self.path.absolute().as_uri() + "?mode=ro",
+            uri=True,
+            timeout=schema.BUSY_TIMEOUT_MS / 1000,
         )
         try:
             check.check_schema(probe, self.path)
@@ -206,19 +201,19 @@ class Library(PhotoRows):
         finally:
             probe.close()
         version = int(self.get_meta("schema_version", "0"))
-        if version > SCHEMA_VERSION:
+        if version > schema.SCHEMA_VERSION:
             raise LibraryError(
                 f"{self.path} was written by a newer Face Album (library version {version}, "
-                f"this app understands up to {SCHEMA_VERSION}); please update the app"
+                f"this app understands up to {schema.SCHEMA_VERSION}); please update the app"
             )
-        if version < SCHEMA_VERSION:
+        if version < schema.SCHEMA_VERSION:
             self._migrate(version)
 
     def _migrate(self, version: int) -> None:
         """Back the file up, then apply each migration in its own transaction."""
         backup.make_backup(self, f"before-upgrade-v{version}")
-        while version < SCHEMA_VERSION:
-            script = MIGRATIONS[version]
+        while version < schema.SCHEMA_VERSION:
+            script = schema.MIGRATIONS[version]
             with self.transaction() as c:
                 row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 if row is not None and int(row[0]) > version:  # another process upgraded it

@@ -19,7 +19,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceapp.engine.images import DecodedImage, ImageError, load_image
+from faceapp.engine.image_open import ImageError
+from faceapp.engine.images import DecodedImage, load_image
 
 PREFETCH = 8  # decoded photos kept ahead of the model work
 # ... and no more decoded pixels than this (~450 MB of RGB) waiting for the networks
