@@ -14,7 +14,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# Ray for `faceapp scan --ray` and its tests (tests/test_distributed.py skip without it)
+# Ray for `faceapp scan --ray` and its tests (tests/engine/test_distributed.py skip without it)
 distributed: $(STAMP)
 	$(BIN)/pip install -q -e '.[distributed,test]'
 

@@ -43,9 +43,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+from kill_harness import child_env, choose_photos, identity_state, place  # noqa: E402
 
-from bench.kill_test import RESULTS, child_env, choose_photos, identity_state, place  # noqa: E402
+RESULTS = REPO / "bench" / "results"
 
 
 def env_for(data_dir: Path) -> dict:
@@ -418,7 +419,6 @@ def durable(b: Bench, lib: Path) -> None:
 OPS = textwrap.dedent(
     """
     import hashlib, os, sys
-    from bench.kill_test import identity_state
     from faceapp.engine import album, oplog, people
     from faceapp.engine.library import Library
     path, kill_at = sys.argv[1], int(sys.argv[2])

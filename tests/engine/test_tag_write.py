@@ -142,7 +142,7 @@ def test_sigkill_while_embedding_leaves_every_photo_old_or_new(tmp_path, lfw_dir
     lib = make_library(root, names)
     before = snapshot(root, names)
     original = {rel: (root / rel).read_bytes() for rel in names}
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     command = [
         sys.executable,
         "-m",

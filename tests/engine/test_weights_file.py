@@ -25,7 +25,7 @@ from faceapp.engine import state_dict
 from faceapp.engine import weights as W
 from faceapp.engine import weights_file as WF
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

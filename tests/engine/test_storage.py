@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_scan import FakeAnalyzer, new_library
 from PIL import Image
-from test_reliability import FakeAnalyzer, new_library
 
 from faceapp.cli import main
 from faceapp.engine import album, library_schema, people, pipeline, scan_decode
@@ -63,6 +63,29 @@ def fake_analyzer(monkeypatch):
     monkeypatch.setattr(pipeline, "analyzer_for_library", analyzer_for_library)
 
 
+MOUNT_SOURCE = "faceapp-test-disk-"  # + the pid of the test process that mounted it
+
+
+def unmount_stale_disks() -> None:
+    """Unmount the small disks (and their read-only views) of test runs that were killed.
+
+    A killed run never reaches its teardown; its mounts are known by their source name,
+    which carries the mounting process's id, so a live run's disks are left alone.
+    """
+    for line in Path("/proc/mounts").read_text().splitlines():
+        source, target = line.split()[:2]
+        if not source.startswith(MOUNT_SOURCE):
+            continue
+        pid = int(source.removeprefix(MOUNT_SOURCE))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            target = target.encode().decode("unicode_escape")  # /proc/mounts escapes spaces
+            subprocess.run(["umount", "-l", target], check=False)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 12 MB tmpfs (room for a 4 MB journal): a real disk to fill up or make read-only."""
@@ -70,11 +93,15 @@ def small_disk(tmp_path):
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)])
+    unmount_stale_disks()
+    source = f"{MOUNT_SOURCE}{os.getpid()}"
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", source, str(mount)])
     if done.returncode:
         pytest.skip("cannot mount a tmpfs here")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(disk: Path, leave: int = 0) -> Path:
