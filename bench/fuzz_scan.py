@@ -48,6 +48,7 @@ from damaged_photos import (  # noqa: E402  the corpus the tests scan too
     permissions_enforced,
     unprivileged_prefix,
 )
+from kill_harness import child_env  # noqa: E402
 
 
 def lfw_sources(count: int, seed: int) -> list[Path]:
@@ -100,14 +101,6 @@ def run_scan(folder: Path, library: Path, env: dict, timeout: float) -> RunResul
     )
 
 
-def child_env(data_dir: Path) -> dict:
-    env = dict(os.environ)
-    env["FACEAPP_DATA_DIR"] = str(data_dir)
-    env.setdefault("FACEAPP_WEIGHTS_CACHE", str(REPO / ".venv" / "faceapp-test-data"))
-    env.setdefault("OMP_NUM_THREADS", "2")
-    return env
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="fuzz files")
@@ -131,7 +124,7 @@ def main() -> int:
         corpus = make_corpus(folder, fuzz_src, args.count, args.seed, big=args.big)
         good = add_good_photos(folder, good_src)
         gen_seconds = time.perf_counter() - t0
-        env = child_env(work / "data")
+        env = {"OMP_NUM_THREADS": "2"} | child_env(work / "data")
 
         baseline = None
         if args.baseline:

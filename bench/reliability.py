@@ -49,6 +49,18 @@ from kill_harness import child_env, choose_photos, identity_state, place  # noqa
 RESULTS = REPO / "bench" / "results"
 
 
+def start_scan(folder: Path, lib: Path, env: dict) -> subprocess.Popen:
+    """``faceapp scan`` of ``folder`` into ``lib`` in a child process, output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "faceapp", "scan", str(folder), "--library", str(lib)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def env_for(data_dir: Path) -> dict:
     """A child's environment: its own data folder, this checkout's faceapp and bench."""
     return child_env(data_dir) | {"PYTHONPATH": str(REPO)}
@@ -268,14 +280,7 @@ def deleted_during_scan(b: Bench, photos: list[Path], attempts: int) -> None:
         folder, lib = work / "photos", work / "lib.sqlite"
         place(photos[:30], folder)
         after = b.rng.randint(3, 15)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "faceapp", "scan", str(folder), "--library", str(lib)],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_scan(folder, lib, env)
         deleted = False
         while proc.poll() is None and not deleted:
             try:
@@ -638,14 +643,7 @@ def vanishing_files(b: Bench, photos: list[Path], env_dir: Path) -> None:
     folder, lib = work / "photos", work / "lib.sqlite"
     place(photos[:24], folder)
     files = sorted(folder.rglob("*.jpg"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faceapp", "scan", str(folder), "--library", str(lib)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_scan(folder, lib, env)
     while not lib.exists() and proc.poll() is None:
         time.sleep(0.02)
     time.sleep(1.0)

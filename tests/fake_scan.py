@@ -54,8 +54,8 @@ class FakeAnalyzer:
         return out
 
 
-def new_library(path: Path, root: Path) -> Library:
-    lib = Library(path, root=root)
+def use_test_model(lib: Library) -> None:
+    """Register and activate the model version the fake analyzer's vectors belong to."""
     model = lib.add_model(
         name="test",
         source="random-dev",
@@ -66,6 +66,11 @@ def new_library(path: Path, root: Path) -> Library:
         threshold_source="test",
     )
     lib.set_active_model(model)
+
+
+def new_library(path: Path, root: Path) -> Library:
+    lib = Library(path, root=root)
+    use_test_model(lib)
     return lib
 
 

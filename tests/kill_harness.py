@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from faceapp.engine.boxes import iou
 
@@ -274,6 +275,17 @@ class Kill:
     stderr: str = ""
 
 
+def _start(args: list[str], env: dict, err: BinaryIO) -> subprocess.Popen:
+    """Start a ``faceapp`` command through the driver, its stderr into ``err``."""
+    return subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *args],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
+
+
 def run_and_kill(
     args: list[str],
     env: dict,
@@ -293,13 +305,7 @@ def run_and_kill(
     this SQL query (read-only) returns a row.
     """
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", DRIVER, *args],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+        proc = _start(args, env, err)
         t0 = time.perf_counter()
         trigger = "start"
         if after_write or wait_query:
@@ -328,13 +334,7 @@ def run_and_kill(
 def timed_run(args: list[str], env: dict, library: Path, query: str) -> tuple[float, float]:
     """Run to completion: total seconds, and seconds from when ``query`` first returns a row."""
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", DRIVER, *args],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+        proc = _start(args, env, err)
         t0 = time.perf_counter()
         seen = None
         while proc.poll() is None:

@@ -1,12 +1,8 @@
 """HDBSCAN on unit embeddings and the steps after it (:func:`cluster_vectors`).
 
-A face is confirmed (``faces.person_id``, set only by the user), in an automatic
-cluster (``faces.cluster_id``) or Unknown (HDBSCAN noise). :func:`recluster` groups
-the *unconfirmed* faces only, so re-clustering can never change a confirmed face or a
-name. The confirmed faces act as anchors: an unconfirmed face close to a named
-person's faces (a suggestion with confidence >= 0.5, see ``hold_ratio``) is left in
-Unknown for the "Is this X?" queue instead of forming a new cluster, so after a
-rescan known people come back as suggestions and only the rest is clustered.
+Which faces are clustered, and how confirmed faces anchor the rest, is
+:mod:`faceapp.engine.cluster` (:func:`~faceapp.engine.cluster.recluster`); this module
+only groups the vectors it is given.
 
 The algorithm (:func:`cluster_vectors`):
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_scan import FakeAnalyzer, new_library
+from fake_scan import FakeAnalyzer, new_library, use_test_model
 from PIL import Image
 
 from faceapp.cli import main
@@ -47,17 +47,7 @@ def fake_analyzer(monkeypatch):
 
     def analyzer_for_library(lib, device="auto", weights_path=None):
         if lib.active_model() is None:
-            lib.set_active_model(
-                lib.add_model(
-                    name="test",
-                    source="random-dev",
-                    origin="test",
-                    sha256="0" * 64,
-                    preprocess="fixed",
-                    threshold=1.0,
-                    threshold_source="test",
-                )
-            )
+            use_test_model(lib)
         return FakeAnalyzer()
 
     monkeypatch.setattr(pipeline, "analyzer_for_library", analyzer_for_library)
