@@ -44,6 +44,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from damaged_library import labels_in  # noqa: E402
 from kill_harness import child_env, choose_photos, identity_state, place  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -114,16 +115,6 @@ def integrity(path: Path) -> str:
         conn.close()
 
 
-def labels(path: Path) -> dict:
-    conn = sqlite3.connect(path)
-    try:
-        return dict(
-            conn.execute("SELECT f.id, p.name FROM faces f JOIN people p ON p.id = f.person_id")
-        )
-    finally:
-        conn.close()
-
-
 def name_some(path: Path, env: dict) -> dict:
     """Name the first cluster through the CLI (or, with no cluster, one face)."""
     assert cli(["cluster", "--library", path], env)[0] == 0
@@ -138,7 +129,7 @@ def name_some(path: Path, env: dict) -> dict:
         lib = Library(path, create=False)
         people.create_person(lib, "Anna", [lib.faces()[0].id])
         lib.close()
-    return labels(path)
+    return labels_in(path)
 
 
 class Mount:
@@ -199,7 +190,7 @@ def full_disk(b: Bench, photos: list[Path], attempts: int) -> None:
             ballast.unlink()
             code2, _out2, err2 = cli(["scan", folder, "--library", lib], env)
             # the commands on the full disk may rename Anna: the labelled faces must stay
-            ok = ok and code2 == 0 and integrity(lib) == "ok" and set(labels(lib)) == set(before)
+            ok = ok and code2 == 0 and integrity(lib) == "ok" and set(labels_in(lib)) == set(before)
             b.record("full disk during a scan: one line, nothing lost, rerun", ok, err + err2)
         finally:
             disk.close()
@@ -346,7 +337,7 @@ def damage(b: Bench, env: dict, lib: Path, attempts: int) -> None:
         shutil.copy(lib, copy)
         data_env = env_for(work / "data")
         assert cli(["name", "Anna", "Anna B", "--library", copy], data_env)[0] == 0  # a backup
-        before = labels(copy)
+        before = labels_in(copy)
         page = b.rng.randint(2, pages - 1)
         overwrite(copy, page, b.rng)
         code, out, _ = cli(["check", "--library", copy], data_env)
@@ -354,7 +345,7 @@ def damage(b: Bench, env: dict, lib: Path, attempts: int) -> None:
         b.record("random page damaged: `faceapp check` finds it", found, f"page {page}: {out}")
         if found:
             code, out, err = cli(["restore", "--library", copy], data_env)
-            ok = code == 0 and integrity(copy) == "ok" and labels(copy) == before
+            ok = code == 0 and integrity(copy) == "ok" and labels_in(copy) == before
             b.record("damage: `faceapp restore` brings every label back", ok, err)
         last = work / "last.sqlite"
         shutil.copy(lib, last)
