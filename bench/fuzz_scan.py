@@ -40,15 +40,9 @@ LFW = Path(os.environ.get("FACEAPP_LFW", Path(__file__).resolve().parents[2] / "
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from damaged_photos import (  # noqa: E402  the corpus the tests scan too
-    add_good_photos,
-    check,
-    library_photos,
-    make_corpus,
-    permissions_enforced,
-    unprivileged_prefix,
-)
+from damaged_photos import add_good_photos, make_corpus  # noqa: E402
 from kill_harness import child_env  # noqa: E402
+from scan_verdict import check, library_photos, permissions_enforced, unprivileged_prefix  # noqa: E402
 
 
 def lfw_sources(count: int, seed: int) -> list[Path]:

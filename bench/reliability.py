@@ -45,7 +45,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from damaged_library import labels_in  # noqa: E402
-from kill_harness import child_env, choose_photos, identity_state, place  # noqa: E402
+from kill_checks import identity_state  # noqa: E402
+from kill_harness import child_env, choose_photos, place  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 

@@ -4,8 +4,8 @@ The corpus: truncated and bit-flipped JPEG/PNG/WebP/TIFF, wrong extensions, empt
 tiny files, huge declared dimensions, broken EXIF, 16-bit and palette PNGs, animated
 GIF/WebP, multi-page TIFF, odd modes (CMYK, float, 1-bit), odd file names (non-UTF-8
 bytes, newlines), unreadable files (chmod 000), and things that are not files at all (a
-FIFO, a dangling link, a folder called ``x.jpg``). :func:`check` compares a scan's
-library and report with what each file should give. tests/engine/test_scan_decode.py
+FIFO, a dangling link, a folder called ``x.jpg``), each with what a scan must do with it
+(:mod:`scan_verdict` checks that). tests/engine/test_scan_decode.py
 scans ~150 of them; bench/fuzz_scan.py 1,000+.
 """
 
@@ -15,16 +15,26 @@ import io
 import os
 import random
 import shutil
-import sqlite3
 import struct
-import tempfile
 import zlib
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from photo_bytes import (
+    encode,
+    exif_block,
+    flip_bits,
+    many_scans_jpeg,
+    patch_sof,
+    png16,
+    png_chunk,
+    raw_png,
+    sqlite_bytes,
+    truncate,
+    with_app1,
+)
 from PIL import Image
 
 
@@ -41,100 +51,6 @@ class CorpusFile:
     kind: str
     expect: str
     raw_name: bytes | None = None  # a name that is not valid UTF-8, as bytes
-
-
-# --------------------------------------------------------------------------- encoders
-
-
-def encode(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def raw_png(width: int, height: int, depth: int, colour: int, rows: bytes | None) -> bytes:
-    """A PNG written by hand: 16-bit RGB(A) and lying headers Pillow would not write."""
-    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-    if rows is not None:
-        out += png_chunk(b"IDAT", zlib.compress(rows, 6))
-    return out + png_chunk(b"IEND", b"")
-
-
-def png16(img: Image.Image, alpha: bool) -> bytes:
-    """A 48/64-bit PNG from an 8-bit RGB image (values * 257, as a real scanner writes)."""
-    a = np.asarray(img.convert("RGB"), dtype=np.uint16) * 257
-    if alpha:
-        a = np.concatenate([a, np.full((*a.shape[:2], 1), 65535, np.uint16)], axis=2)
-    be = a.astype(">u2")
-    rows = b"".join(b"\0" + be[y].tobytes() for y in range(be.shape[0]))
-    return raw_png(img.width, img.height, 16, 6 if alpha else 2, rows)
-
-
-def exif_block(entries: list[tuple[int, int, int, bytes]], *, next_ifd: int = 0) -> bytes:
-    """A little-endian TIFF/EXIF block with one IFD; entries are (tag, type, count, value4)."""
-    head = b"II*\x00" + struct.pack("<I", 8)
-    ifd = struct.pack("<H", len(entries))
-    for tag, typ, count, value in entries:
-        ifd += struct.pack("<HHI", tag, typ, count) + value.ljust(4, b"\0")[:4]
-    return head + ifd + struct.pack("<I", next_ifd)
-
-
-def with_app1(jpeg: bytes, payload: bytes) -> bytes:
-    """Insert an APP1 (EXIF) segment right after SOI."""
-    seg = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
-    return jpeg[:2] + seg + jpeg[2:]
-
-
-def patch_sof(jpeg: bytes, width: int, height: int) -> bytes:
-    """Rewrite the frame size in the first SOFn marker (a JPEG that lies about its size)."""
-    data = bytearray(jpeg)
-    i = 2
-    while i < len(data) - 9:
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in (0xC0, 0xC1, 0xC2):
-            struct.pack_into(">HH", data, i + 5, height, width)
-            return bytes(data)
-        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
-        i += 2 + length
-    return bytes(data)
-
-
-def many_scans_jpeg(img: Image.Image, copies: int) -> bytes:
-    """A progressive JPEG whose last scan is repeated many times (slow to decode)."""
-    data = encode(img, "JPEG", progressive=True, quality=90)
-    last_sos = data.rfind(b"\xff\xda")
-    body = data[last_sos:-2]
-    return data[:-2] + body * copies + b"\xff\xd9"
-
-
-def flip_bits(data: bytes, rng: random.Random, n: int, start: int = 0) -> bytes:
-    out = bytearray(data)
-    for _ in range(n):
-        i = rng.randrange(start, len(out))
-        out[i] ^= 1 << rng.randrange(8)
-    return bytes(out)
-
-
-def truncate(data: bytes, rng: random.Random, lo: float = 0.05, hi: float = 0.85) -> bytes:
-    return data[: max(1, int(len(data) * rng.uniform(lo, hi)))]
-
-
-def sqlite_bytes() -> bytes:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "x.db"
-        conn = sqlite3.connect(path)
-        conn.execute("CREATE TABLE t (x)")
-        conn.commit()
-        conn.close()
-        return path.read_bytes()
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -582,101 +498,3 @@ def add_good_photos(dest: Path, sources: list[Path]) -> list[str]:
         shutil.copyfile(src, dest / rel)
         rels.append(rel)
     return rels
-
-
-# --------------------------------------------------------------------------- checking
-
-
-@dataclass
-class Verdict:
-    files_tried: int
-    good_expected: int
-    good_processed: int
-    bad_expected: int
-    bad_reported: int
-    any_files: int
-    any_stored: int
-    lost: list[str]  # neither stored nor reported
-    wrong: list[dict]  # a good file reported, or a bad file stored
-    unclear_reasons: list[dict]
-    reasons: dict[str, int]
-    timeouts: int
-
-
-def check(
-    corpus: list[CorpusFile], good: list[str], photos: dict[str, tuple[str, str | None]], errors
-) -> Verdict:
-    """Compare the library (path -> (status, error)) and the report with the expectations."""
-    reported = {p: r for p, r in errors}
-    lost, wrong, unclear = [], [], []
-    reasons: Counter[str] = Counter()
-    counts = Counter()
-    items = [(c.rel, c.kind, c.expect) for c in corpus] + [(g, "lfw", "good") for g in good]
-    for rel, kind, expect in items:
-        if expect == "ignored":
-            if rel in photos:
-                wrong.append({"path": rel, "kind": kind, "problem": "not a file, yet stored"})
-            continue
-        status, error = photos.get(rel, (None, None))
-        stored_ok = status == "ok"
-        failed = status == "error" or rel in reported
-        reason = reported.get(rel) or error
-        counts[expect] += 1
-        if stored_ok:
-            counts[f"{expect}-ok"] += 1
-        if failed:
-            counts[f"{expect}-reported"] += 1
-            reasons[_reason_class(reason or "")] += 1
-            if not reason or len(reason) > 200 or "Traceback" in reason or "\n" in reason:
-                unclear.append({"path": rel, "kind": kind, "reason": reason})
-        if not stored_ok and not failed:
-            lost.append(rel)
-        elif expect == "good" and not stored_ok:
-            wrong.append({"path": rel, "kind": kind, "problem": f"good file reported: {reason}"})
-        elif expect == "bad" and stored_ok:
-            wrong.append({"path": rel, "kind": kind, "problem": "bad file stored as a photo"})
-    return Verdict(
-        files_tried=sum(counts[k] for k in ("good", "bad", "any")),
-        good_expected=counts["good"],
-        good_processed=counts["good-ok"],
-        bad_expected=counts["bad"],
-        bad_reported=counts["bad-reported"],
-        any_files=counts["any"],
-        any_stored=counts["any-ok"],
-        lost=lost,
-        wrong=wrong,
-        unclear_reasons=unclear,
-        reasons=dict(reasons.most_common()),
-        timeouts=sum(n for r, n in reasons.items() if "longer than" in r),
-    )
-
-
-def _reason_class(reason: str) -> str:
-    """Group reasons for the table: drop the details in parentheses."""
-    return reason.split(" (")[0].split(":")[0].strip() or "(empty)"
-
-
-def library_photos(library: Path) -> dict[str, tuple[str, str | None]]:
-    conn = sqlite3.connect(f"file:{library}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT path, status, error FROM photos").fetchall()
-    finally:
-        conn.close()
-    return {p: (s, e) for p, s, e in rows}
-
-
-# --------------------------------------------------------------------------- running
-
-
-def unprivileged_prefix() -> list[str]:
-    """As root, drop the capabilities that bypass file permissions (chmod 000 then holds)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return []
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
-
-
-def permissions_enforced() -> bool:
-    return os.geteuid() != 0 or bool(unprivileged_prefix())

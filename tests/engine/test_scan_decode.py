@@ -17,20 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-from damaged_photos import (
-    add_good_photos,
-    check,
-    library_photos,
-    make_corpus,
-    many_scans_jpeg,
-    permissions_enforced,
-    unprivileged_prefix,
-)
+from damaged_photos import add_good_photos, make_corpus
 from fake_scan import (
     FakeAnalyzer,
     new_library,
 )
+from photo_bytes import many_scans_jpeg
 from PIL import Image
+from scan_verdict import check, library_photos, permissions_enforced, unprivileged_prefix
 
 from faceapp.engine import (
     pipeline,
