@@ -106,6 +106,12 @@ class LocalCluster:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
+    def kill_workers(self) -> None:
+        """SIGKILL every worker node still running: a cluster left with its head only."""
+        for index, proc in enumerate(self.nodes[1:]):
+            if proc.poll() is None:
+                self.kill_worker(index)
+
     def __exit__(self, *exc: object) -> None:
         import ray
 
