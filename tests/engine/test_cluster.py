@@ -616,6 +616,7 @@ def test_kept_centres_follow_every_change_of_membership_and_its_undo(tmp_path, m
     monkeypatch.setattr(cluster, "LARGE_LIBRARY", 10)
     lib, _ = make_library(tmp_path / "l.sqlite", [14, 12, 10, 9, 8], seed=7)
     cluster.recluster(lib)  # a large library: the regroup keeps the centres
+    assert lib.get_meta(group_centres.MODEL_KEY) == str(lib.active_model().id)
     a, b, c, d, e = sorted({f.cluster_id for f in lib.faces() if f.cluster_id})
     assert set(_kept(lib)[0]) == {a, b, c, d, e}
     people.merge(lib, ("cluster", a), ("cluster", b))
@@ -662,3 +663,8 @@ def test_a_small_library_is_regrouped_after_a_scan(tmp_path):
     cluster.recluster(lib)
     assert cluster.place_if_large(lib) is None  # small: a regroup is quick
     assert cluster.update_groups(lib).clusters == 2
+    # nothing is kept for placing, and no trigger slows its edits down
+    assert (
+        lib.conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
+        == 0
+    )
