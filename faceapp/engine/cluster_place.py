@@ -21,7 +21,6 @@ import json
 import time
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 
 from faceapp.engine import group_centres
@@ -29,6 +28,7 @@ from faceapp.engine.birthdays import BEFORE_BIRTH_PAIRS
 from faceapp.engine.clustering import ClusterParams
 from faceapp.engine.face_state import FaceState
 from faceapp.engine.library import Library, LibraryError, blob_to_matrix
+from faceapp.engine.neighbours import nearest
 from faceapp.engine.person_distances import nearest_people
 
 SEEN_KEY = "clustered_through_face"  # meta: highest face id the last grouping saw
@@ -116,10 +116,8 @@ def _nearest_clusters(
     """The nearest cluster by unit centroid and the squared distance to it."""
     if not len(centres.cluster_ids) or not len(vectors):
         return np.zeros(len(vectors), np.int64), np.full(len(vectors), np.inf, np.float32)
-    index = faiss.IndexFlatL2(centres.centroids.shape[1])
-    index.add(np.ascontiguousarray(centres.centroids, np.float32))
-    dist, nearest = index.search(np.ascontiguousarray(vectors, np.float32), 1)
-    return centres.cluster_ids[nearest[:, 0]], dist[:, 0]
+    index, dist = nearest(centres.centroids, vectors)
+    return centres.cluster_ids[index], dist
 
 
 def place_new_faces(
