@@ -26,13 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import backup
+from faceapp.engine import backup, group_centres
 from faceapp.engine.cluster_place import PlaceSummary, mark_seen, place_new_faces, seen_through
 from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import DEFAULT_THRESHOLD, ClusterParams, cluster_vectors
 from faceapp.engine.face_state import load_state
 from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.person_distances import library_nearest_people
+
+LARGE_LIBRARY = 50_000  # faces: from here new faces are placed after a scan, not regrouped
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,11 @@ def recluster(
             " (SELECT DISTINCT cluster_id FROM faces WHERE cluster_id IS NOT NULL)"
         )
         people = c.execute("SELECT COUNT(*) FROM people").fetchone()[0]
-    mark_seen(lib, state)
+    mark_seen(lib, int(state.ids.max()) if len(state) else 0)
+    if len(state) >= LARGE_LIBRARY:  # new faces will be placed by these centres
+        if progress:
+            progress("keeping the group centres")
+        group_centres.rebuild(lib)
     n_clusters = len(used)
     unknown = int((new_ids == 0).sum())
     return ClusterSummary(
@@ -142,9 +148,6 @@ def recluster(
         faces=len(state),
         suggested=int(held.sum()),
     )
-
-
-LARGE_LIBRARY = 50_000  # faces: from here new faces are placed after a scan, not regrouped
 
 
 def place_if_large(lib: Library, params: ClusterParams | None = None) -> PlaceSummary | None:
