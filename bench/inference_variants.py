@@ -11,10 +11,10 @@ photo) for fp32 and for the plan :func:`inference.choose` adopts, with the torch
 thread / decode worker splits; and BCubed F of the app's clustering on scanned LFW
 (people with >= 10 photos) for fp32 against the adopted plan.
 
-    python bench/inference_variants.py [--rounds 5] [--large-count 40] [--compile]
-        [--skip-accuracy] [--skip-cluster]
+    python bench/inference_variants.py [--parts variants,scan,cluster] [--rounds 5]
+        [--large-count 40] [--compile] [--skip-accuracy]
 
-Writes bench/results/inference_variants.json.
+Writes bench/results/inference_variants.json (a run of some parts keeps the others').
 """
 
 from __future__ import annotations
@@ -356,48 +356,41 @@ def cluster_rows(loaded, configs: dict[str, inference.InferencePlan], tmp: Path)
 # -- main -------------------------------------------------------------------------------
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--large-count", type=int, default=40, help="12 MP photos scanned end to end")
-    ap.add_argument("--detect-photos", type=int, default=3, help="12 MP photos per timing round")
-    ap.add_argument("--scan-rounds", type=int, default=2)
-    ap.add_argument("--compile", action="store_true", help="also torch.compile (minutes)")
-    ap.add_argument("--skip-accuracy", action="store_true")
-    ap.add_argument("--skip-cluster", action="store_true")
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "faceapp-bench")
-    args = ap.parse_args()
-    warnings.filterwarnings("ignore")  # torch.ao's deprecation notices
-    loaded = resolve_weights()
+def scan_configs(fp32: inference.InferencePlan) -> dict[str, inference.InferencePlan]:
+    """fp32 as before, the adopted plan, and the adopted plan's thread/decoder splits."""
     adopted = inference.choose("cpu")
-    print(f"adopted here: {adopted.reason}")
-    print(f"cpu: {inference.cpu_features()}")
-    fp32_plan = inference.with_threads(inference.choose("cpu", "fp32"), 1)
-    before = analyzer_for(loaded, fp32_plan)
+    configs = {
+        "fp32, 1 torch thread, 2 decoders (before)": dataclasses.replace(fp32, decode_workers=2),
+        f"adopted, {adopted.torch_threads} thr, {adopted.decode_workers} dec": adopted,
+    }
+    n = inference.cores()
+    for threads, workers in ((1, 1), (n, 1), (n, 2)):
+        if (threads, workers) != (adopted.torch_threads, adopted.decode_workers):
+            configs[f"adopted, {threads} thr, {workers} dec"] = dataclasses.replace(
+                adopted, torch_threads=threads, decode_workers=workers
+            )
+    return configs
 
-    large = make_large_photos(args.cache / f"large{max(args.large_count, 200)}", 200)
+
+def run_variants(args, loaded, before: Analyzer, large: list[Path]) -> dict:
+    """Speed of every variant (interleaved), then accuracy against fp32."""
     smalls = [load_image(p) for p in large[: args.detect_photos]]
     pair_crops, pairs, index = (None, [], {})
     if not args.skip_accuracy:
         pair_crops, pairs, index = lfw_pairs(before, args.cache / "lfw_pairs_crops_fp32.npy")
-        crops = pair_crops[:EMBED_BATCH]
-        calib = pair_crops[-64:]
+        crops, calib = pair_crops[:EMBED_BATCH], pair_crops[-64:]
     else:
         names = sorted((LFW / "lfw-deepfunneled").glob("*/*.jpg"))[:64]
         calib, _ = lfw.central_crops(before, names)
         crops = calib[:EMBED_BATCH]
-
     print("building variants", flush=True)
     wanted = embedder_variants(loaded, calib, args.compile) + detector_variants()
     built = build(wanted)
-    failed = [v for v in wanted if v.error]
     emb = [v for v in built if isinstance(v.built, Embedder)]
     det = [v for v in built if isinstance(v.built, Detector)]
     print(f"timing: {args.rounds} rounds", flush=True)
     time_interleaved(emb, det, crops, smalls, args.rounds)
-
-    results: dict = {"adopted": adopted.as_dict(), "cpu": inference.cpu_features()}
-    rows_e = {}
+    rows_e: dict[str, dict] = {}
     ref = None
     for v in emb:
         row = {"ms_per_face": statistics.median(v.times), "setup_s": round(v.setup_s, 1)}
@@ -423,40 +416,56 @@ def main() -> None:
         row = {"ms_per_photo": statistics.median(v.times), "threads": v.plan.torch_threads}
         row |= {f"{k}_ms": statistics.median(t) for k, t in v.nets.items()}
         rows_d[v.name] = row
-    results["embedder"] = rows_e
-    results["detector"] = rows_d
-    results["not_built"] = {v.name: v.error for v in failed}
+    return {
+        "embedder": rows_e,
+        "detector": rows_d,
+        "not_built": {v.name: v.error for v in wanted if v.error},
+    }
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", default="variants,scan,cluster", help="which parts to run")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--large-count", type=int, default=40, help="12 MP photos scanned end to end")
+    ap.add_argument("--detect-photos", type=int, default=3, help="12 MP photos per timing round")
+    ap.add_argument("--scan-rounds", type=int, default=2)
+    ap.add_argument("--compile", action="store_true", help="also torch.compile (minutes)")
+    ap.add_argument("--skip-accuracy", action="store_true", help="variants: speed only")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "faceapp-bench")
+    args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    warnings.filterwarnings("ignore")  # torch.ao's deprecation notices
+    loaded = resolve_weights()
+    adopted = inference.choose("cpu")
+    print(f"adopted here: {adopted.reason}")
+    print(f"cpu: {inference.cpu_features()}")
+    fp32_plan = inference.with_threads(inference.choose("cpu", "fp32"), 1)
+    large = make_large_photos(args.cache / "large200", max(200, args.large_count))
+    results: dict = {"adopted": adopted.as_dict(), "cpu": inference.cpu_features()}
+    if "variants" in parts:
+        results |= run_variants(args, loaded, analyzer_for(loaded, fp32_plan), large)
+    configs = scan_configs(fp32_plan)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        folder = args.cache / f"large{args.large_count}_scan"
-        folder.mkdir(parents=True, exist_ok=True)
-        for p in large[: args.large_count]:
-            if not (folder / p.name).exists():
-                (folder / p.name).symlink_to(p)
-        n = inference.cores()
-        configs = {
-            "fp32, 1 torch thread, 2 decoders (before)": dataclasses.replace(
-                fp32_plan, decode_workers=2
-            ),
-            f"adopted, {adopted.torch_threads} thr, {adopted.decode_workers} dec": adopted,
-        }
-        for threads, workers in ((1, 1), (n, 1), (n, 2)):
-            if (threads, workers) != (adopted.torch_threads, adopted.decode_workers):
-                configs[f"adopted, {threads} thr, {workers} dec"] = dataclasses.replace(
-                    adopted, torch_threads=threads, decode_workers=workers
-                )
-        print("end to end on the 12 MP set", flush=True)
-        results["scan_12mp"] = scan_rows(loaded, configs, folder, args.scan_rounds, tmp)
-        if not args.skip_cluster:
+        if "scan" in parts:
+            folder = args.cache / f"large{args.large_count}_scan"
+            folder.mkdir(parents=True, exist_ok=True)
+            for p in large[: args.large_count]:
+                if not (folder / p.name).exists():
+                    (folder / p.name).symlink_to(p)
+            print("end to end on the 12 MP set", flush=True)
+            results["scan_12mp"] = scan_rows(loaded, configs, folder, args.scan_rounds, tmp)
+        if "cluster" in parts:
             print("clustering on scanned LFW (people with >= 10 photos)", flush=True)
             keep = list(configs)[:2]
             results["cluster_lfw10"] = cluster_rows(loaded, {k: configs[k] for k in keep}, tmp)
-
+    out = RESULTS / "inference_variants.json"
+    results = (json.loads(out.read_text()) if out.exists() else {}) | results  # other parts kept
     report(results)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "inference_variants.json").write_text(json.dumps(results, indent=1))
-    print(f"\nwrote {RESULTS / 'inference_variants.json'}")
+    out.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {out}")
 
 
 def _fmt(row: dict, key: str, spec: str) -> str:
@@ -464,10 +473,10 @@ def _fmt(row: dict, key: str, spec: str) -> str:
 
 
 def report(results: dict) -> None:
-    base_e = results["embedder"].get("fp32 (before)", {})
+    base_e = results.get("embedder", {}).get("fp32 (before)", {})
     print("\nembedder (InceptionResnetV1), batches of", EMBED_BATCH, "LFW crops")
     print(f"{'variant':<32}{'ms/face':>9}{'speed-up':>9}{'LFW acc':>9}{'d acc':>8}{'cos min':>9}")
-    for name, r in results["embedder"].items():
+    for name, r in results.get("embedder", {}).items():
         speed = base_e.get("ms_per_face", r["ms_per_face"]) / r["ms_per_face"]
         d_acc = (
             f"{r['lfw_accuracy'] - base_e['lfw_accuracy']:+.4f}"
@@ -478,12 +487,12 @@ def report(results: dict) -> None:
             f"{name:<32}{r['ms_per_face']:>9.2f}{speed:>8.2f}x{_fmt(r, 'lfw_accuracy', '.4f'):>9}"
             f"{d_acc:>8}{_fmt(r, 'cos_min', '.5f'):>9}"
         )
-    base_d = results["detector"].get("fp32 channels-last (before)", {})
+    base_d = results.get("detector", {}).get("fp32 channels-last (before)", {})
     print("\nMTCNN on 12 MP photos (1000 px detection copy), ms per photo")
     print(
         f"{'variant':<32}{'ms/photo':>9}{'speed-up':>9}{'pnet':>7}{'rnet':>7}{'onet':>7}{'LFW':>8}"
     )
-    for name, r in results["detector"].items():
+    for name, r in results.get("detector", {}).items():
         speed = base_d.get("ms_per_photo", r["ms_per_photo"]) / r["ms_per_photo"]
         print(
             f"{name:<32}{r['ms_per_photo']:>9.1f}{speed:>8.2f}x{_fmt(r, 'pnet_ms', '.0f'):>7}"
@@ -494,7 +503,7 @@ def report(results: dict) -> None:
     print("\nend to end, 12 MP set (median of runs)")
     cols = ["photos_per_s", "cpu_s_per_photo", "decode_s", "detect_s", "embed_s"]
     print(f"{'config':<44}" + "".join(f"{c:>16}" for c in cols))
-    for name, r in results["scan_12mp"].items():
+    for name, r in results.get("scan_12mp", {}).items():
         print(f"{name:<44}" + "".join(f"{r[c]:>16.3f}" for c in cols))
     if "cluster_lfw10" in results:
         print("\nclustering, scanned LFW people with >= 10 photos (app defaults)")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from faceapp import config
-from faceapp.engine import face_tags, inference, scan_decode
+from faceapp.engine import face_tags, gpu_decode, inference, scan_decode
 from faceapp.engine import photos as photos_mod
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
@@ -140,7 +140,8 @@ def scan(
         return sum(d.pixels for d in batch)
 
     store.emit("")
-    stream = DecodeStream(plan.todo, plan.moved_from, workers=decode_workers, held=held)
+    load = gpu_decode.loader(how.device) if how else None
+    stream = DecodeStream(plan.todo, plan.moved_from, workers=decode_workers, held=held, load=load)
     try:
         while stream:
             if cancel is not None and cancel():
@@ -150,7 +151,7 @@ def scan(
             if store.take_move(item.rel, item.size, item.mtime_ns, item.content_hash):
                 continue
             if item.image is None and item.error is None:  # a second copy of a moved photo
-                item = decode_file(plan.on_disk[item.rel], item.rel)  # decoded fine before
+                item = decode_file(plan.on_disk[item.rel], item.rel, load=load)  # read before
             batch.append(item)
             if len(batch) >= per_batch or not stream or held() >= scan_decode.PREFETCH_PIXELS:
                 store.store(analyze_batch(analyzer, store.not_stored(batch)))
