@@ -14,6 +14,9 @@ boxes, probabilities and landmarks (tests/engine/test_detect.py checks), but abo
 * the networks run in channels-last memory layout on CPU, where PyTorch's max
   pooling is ~4x faster than in the default layout.
 
+Precision, layout and threads follow the process's
+:class:`~faceapp.engine.inference.InferencePlan` (fp32 on CPU: see there).
+
 On CUDA the original torch resampling is used.
 
 Crops follow facenet-pytorch ``extract_face(img, box, image_size=160,
@@ -25,7 +28,6 @@ in use were made with precisely these crops, so any deviation costs accuracy.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +46,7 @@ from facenet_pytorch.models.utils.detect_face import (
 )
 from PIL import Image
 
+from faceapp.engine import inference
 from faceapp.engine.images import DecodedImage
 
 CROP_SIZE = 160
@@ -89,25 +92,12 @@ class FaceBox:
         return ((self.box[2] - self.box[0]) + (self.box[3] - self.box[1])) / 2
 
 
-def default_threads() -> int:
-    """Torch threads for the model work: all cores but one.
-
-    The scan decodes photos in another thread; on a 2-core machine two torch
-    threads plus the decoder oversubscribe the CPU, and OpenMP threads that
-    spin while a core is taken made detection up to 10x slower in tests.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
-
-
 class Detector:
     """MTCNN face detector with crop extraction; one per thread.
 
-    ``threads``: torch intra-op threads to use on CPU (global to the process);
-    ``None`` = :func:`default_threads`, ``0`` = leave torch's setting alone.
+    ``plan``: precision, layout and threads (default: :func:`inference.choose`);
+    ``threads``: torch intra-op threads on CPU instead of the plan's (global to the
+    process), ``0`` = leave torch's setting alone.
     ``batch_size`` / ``batch_pixels``: the most photos, and detection-copy
     pixels, per network pass; only same-size copies are batched. On CPU a batch
     of ~0.6 MP is fastest (8 LFW-size images: ~25 % faster than one by one; a
@@ -126,8 +116,11 @@ class Detector:
         batch_size: int | None = None,
         batch_pixels: int | None = None,
         threads: int | None = None,
+        plan: inference.InferencePlan | None = None,
     ) -> None:
-        self.device = torch.device(device)
+        plan = plan or inference.choose(str(torch.device(device)))
+        self.plan = plan if threads is None else inference.with_threads(plan, threads)
+        self.device = torch.device(self.plan.device)
         self.cpu = self.device.type == "cpu"
         # Integral-image resampling pays off on CPU; on CUDA torch's kernels are fast.
         self.use_integral = self.cpu
@@ -137,14 +130,15 @@ class Detector:
         self.factor = float(factor)
         self.batch_size = batch_size or (16 if self.cpu else 64)
         self.batch_pixels = batch_pixels or (600_000 if self.cpu else 64_000_000)
-        if self.cpu and threads != 0:
-            torch.set_num_threads(threads or default_threads())
-        self.pnet, self.rnet, self.onet = (net().eval() for net in (PNet, RNet, ONet))
-        for net in (self.pnet, self.rnet, self.onet):
-            net.requires_grad_(False)
-            net.to(self.device)
-            if self.cpu:
-                net.to(memory_format=torch.channels_last)
+        self.plan.apply_threads()
+        self.pnet, self.rnet, self.onet = (
+            self.plan.prepare(net().requires_grad_(False)) for net in (PNet, RNet, ONet)
+        )
+
+    def _run(self, net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One network pass at the plan's precision; outputs in float32 for the box maths."""
+        with self.plan.autocast(self.plan.detect_precision):
+            return tuple(t.float() for t in net(x))
 
     # ------------------------------------------------------------------ detection
 
@@ -244,8 +238,7 @@ class Detector:
                 band = np.take(integral, h1, axis=2) - np.take(integral, h0, axis=2)
                 sums = np.take(band, w1, axis=3) - np.take(band, w0, axis=3)
                 level = torch.from_numpy(sums.astype(np.float32) / kh[:, None] / kw[None, :])
-                level = level.contiguous(memory_format=torch.channels_last)
-            yield scale, (level - 127.5) * 0.0078125
+            yield scale, self.plan.layout((level - 127.5) * 0.0078125)
 
     def _cascade(self, smalls: Sequence[Image.Image]):
         """facenet-pytorch ``detect_face``, stage for stage (see module docstring)."""
@@ -263,7 +256,7 @@ class Detector:
         boxes_l, inds_l, picks_l = [], [], []
         offset = 0
         for scale, im_data in self._pyramid(integral, imgs, h, w):
-            reg, probs = self.pnet(im_data)
+            reg, probs = self._run(self.pnet, im_data)
             boxes_s, inds_s = generateBoundingBox(reg, probs[:, 1], scale, t_p)
             boxes_l.append(boxes_s)
             inds_l.append(inds_s)
@@ -293,7 +286,7 @@ class Detector:
         boxes, image_inds = boxes[keep], image_inds[keep]
         if len(boxes) == 0:
             return empty
-        out = fixed_batch_process(im_data, self.rnet)
+        out = fixed_batch_process(im_data, lambda x: self._run(self.rnet, x))
         score = out[1][:, 1]
         ipass = score > t_r
         boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
@@ -311,7 +304,7 @@ class Detector:
         boxes, image_inds = boxes[keep], image_inds[keep]
         if len(boxes) == 0:
             return empty
-        out = fixed_batch_process(im_data, self.onet)
+        out = fixed_batch_process(im_data, lambda x: self._run(self.onet, x))
         out0 = out[0].permute(1, 0)
         points = out[1].permute(1, 0)
         score = out[2].permute(1, 0)[1, :]
@@ -369,10 +362,7 @@ class Detector:
             kh = (r1 - r0).astype(np.float32)[:, None, :, None]
             kw = (c1 - c0).astype(np.float32)[:, None, None, :]
             data = torch.from_numpy(sums.astype(np.float32) / kh / kw)
-        data = (data - 127.5) * 0.0078125
-        if self.cpu:
-            data = data.contiguous(memory_format=torch.channels_last)
-        return data, keep
+        return self.plan.layout((data - 127.5) * 0.0078125), keep
 
     # ---------------------------------------------------------------------- crops
 
