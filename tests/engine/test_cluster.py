@@ -516,8 +516,15 @@ def test_loose_clusters_dissolve():
     loose, _ = blobs([12], seed=13, spread=1.5)  # faces with nothing in common
     x = np.concatenate([tight, loose])
     labels = np.repeat([0, 1], 12)
-    assert cluster_steps.dissolve_loose_clusters(x, labels, max_mean_sq=0.5) == 12
+    assert cluster_steps.split_loose_clusters(x, labels, max_mean_sq=0.5, min_size=4) == (12, 0)
     assert (labels[:12] == 0).all() and (labels[12:] == -1).all()
+
+
+def test_a_loose_cluster_of_two_people_splits_in_two():
+    x, truth = blobs([6, 5], seed=14)
+    labels = np.zeros(11, np.int64)
+    assert cluster_steps.split_loose_clusters(x, labels, max_mean_sq=0.5, min_size=4) == (0, 2)
+    assert agreement(labels, truth) == 1.0
 
 
 # -- placing new faces (cluster_place) ---------------------------------------------
