@@ -123,6 +123,15 @@ class ClusterParams:
         metadata={"help": "Faces this close to a named person (share of the threshold) "
                   "wait as suggestions instead of forming new groups (0: off)."},
     )  # fmt: skip
+    # faces whose box is under this many display px (mean side) stay in their photos
+    # and in Unknown but are not grouped: on the album of bench/album_effort.py the
+    # nearest other face of a face under 20 px was the same person for 6 of 9, from
+    # 20 px on for all 285 (bench/small_faces.py: 30-40 px as good as 80+)
+    min_face_px: float = field(
+        default=20.0,
+        metadata={"help": "Faces smaller than this (pixels) stay in their photos and in "
+                  "Unknown but are not grouped: too small to recognise (0: group all)."},
+    )  # fmt: skip
     algorithm: str = "auto"  # "exact" (hdbscan estimator), "knn" (kNN-graph MST), "auto"
     exact_limit: int = 5_000  # "auto" uses the hdbscan estimator up to this many faces
     knn: int = 15  # neighbours per face in the kNN graph

@@ -598,3 +598,19 @@ def test_a_small_library_is_regrouped_after_a_scan(tmp_path):
     cluster.recluster(lib)
     assert cluster.place_if_large(lib) is None  # small: a regroup is quick
     assert cluster.update_groups(lib).clusters == 2
+
+
+def test_faces_too_small_to_recognise_stay_in_unknown(tmp_path):
+    lib, ident = make_library(tmp_path / "l.sqlite", [8, 8, 6], seed=4)
+    small = [f for f, who in ident.items() if who == 2]
+    lib.conn.executemany(  # the third person's faces are 12 px boxes
+        "UPDATE faces SET x2 = x1 + 12, y2 = y1 + 12 WHERE id = ?", [(f,) for f in small]
+    )
+    lib.conn.commit()
+    summary = recluster(lib)
+    state = labels_state(lib)
+    assert summary.clusters == 2 and summary.suggested == 0
+    assert all(state[f][1] is None for f in small)  # kept, shown in Unknown, not grouped
+    assert None not in {state[f][1] for f in ident if f not in small}
+    assert recluster(lib, ClusterParams(min_face_px=0)).clusters == 3
+    lib.close()
