@@ -262,6 +262,7 @@ def score(run: dict, truth: list[dict], before: set[int] | None, cuts: list[int]
         "album_faces": len(sizes),
         "other_detections": len(run["faces"]) - len(matched),
         "photos_per_s": round(run["photos"] / run["seconds"], 3),
+        "faces_per_s": round(len(run["faces"]) / run["seconds"], 3),
         "nearest_same_person_by_box": nn,
         "bcubed_f_by_cut": clusters,
         "_found": got,
@@ -297,13 +298,13 @@ def main() -> None:
     print(f"\n{args.photos} photos of 4000x3000, {n} faces; the machine is shared: compare rows")
     print(
         f"{'plan':<10}" + "".join(f"{b:>9}" for b in BIN_NAMES.values()) + f"{'other':>7}"
-        f"{'photos/s':>10}"
+        f"{'photos/s':>10}{'faces/s':>9}"
     )
     for name, r in out.items():
         print(
             f"{name:<10}"
             + "".join(f"{r['recall'][b]:>9.3f}" for b in BIN_NAMES.values())
-            + f"{r['other_detections']:>7}{r['photos_per_s']:>10.3f}"
+            + f"{r['other_detections']:>7}{r['photos_per_s']:>10.3f}{r['faces_per_s']:>9.2f}"
         )
     print(
         "\nBCubed F (all found album faces | the faces the old plan finds), faces under"

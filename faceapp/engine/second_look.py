@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 # the smallest face side MTCNN's 12 px window is run at, in px of the image searched:
 # the fine decode is the coarsest one giving faces of the smallest size at least this
 FINE_FACE_PX = 16
+# PNet answers on the hair, ears and shoulders of a face found already: cells this far
+# around a found face (share of its size, each side) are not looked at again
+AROUND = 0.25
 # the regions are searched side by side on one sheet of this width, this far apart
 SHEET_WIDTH = 1024
 GAP = 16
@@ -114,9 +117,10 @@ class SecondLook:
             return []
         ii, jj = np.nonzero(hot)
         cx, cy = (2 * jj + 6) * px, (2 * ii + 6) * px  # window centres, display px
-        for f in found:  # cells inside a face found already are explained
+        for f in found:  # cells on or around a face found already are explained by it
             x1, y1, x2, y2 = f.box
-            inside = (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)
+            gx, gy = AROUND * (x2 - x1), AROUND * (y2 - y1)
+            inside = (cx >= x1 - gx) & (cx <= x2 + gx) & (cy >= y1 - gy) & (cy <= y2 + gy)
             hot[ii[inside], jj[inside]] = False
         if not hot.any():
             return []
