@@ -176,7 +176,7 @@ class Detector:
                         level = (maps[0][0], maps[0][1][k])
                         more = self.second_look.find(self, images[i], level, results[i])
                         results[i] += [
-                            FaceBox(tuple(map(float, b)), pts.astype(np.float32), float(p))
+                            FaceBox(_float_box(b), pts.astype(np.float32), float(p))
                             for b, p, pts in zip(*more, strict=True)
                         ]
                         results[i].sort(key=lambda f: -f.prob)
@@ -430,6 +430,10 @@ class Detector:
         for i, r in enumerate(regions):
             out[i] = np.asarray(cut_crop(img, scale, r, image_size))
         return out
+
+
+def _float_box(b: np.ndarray) -> tuple[float, float, float, float]:
+    return float(b[0]), float(b[1]), float(b[2]), float(b[3])
 
 
 def _integral_image(arr: np.ndarray) -> np.ndarray:

@@ -91,7 +91,7 @@ class SecondLook:
         boxes, probs, points, shift = boxes[placed], probs[placed], points[placed], shift[placed]
         boxes = (boxes.reshape(-1, 2, 2) + shift[:, None]).reshape(-1, 4) * s
         points = (points + shift[:, None]) * s
-        keep = []
+        keep: list[int] = []
         for i in np.argsort(-probs):
             b = boxes[i]
             if max(b[2] - b[0], b[3] - b[1]) < fine:
