@@ -146,7 +146,8 @@ def _pack(tiles: list[Image.Image]) -> tuple[Image.Image, list[tuple[int, int, i
     """The regions side by side on one grey sheet (rows, tallest first, ``GAP`` px
     apart), so that one cascade call searches them all: (sheet, (x, y, w, h) of each)."""
     order = sorted(range(len(tiles)), key=lambda i: -tiles[i].height)
-    width = max(SHEET_WIDTH, max(t.width for t in tiles) + 2 * GAP)
+    in_a_row = sum(t.width + GAP for t in tiles) + GAP  # no wider than all in one row
+    width = max(min(SHEET_WIDTH, in_a_row), max(t.width for t in tiles) + 2 * GAP)
     at: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * len(tiles)
     x, y, row = GAP, GAP, 0
     for i in order:
