@@ -60,6 +60,14 @@ def _next_cluster_id(lib: Library) -> int:
     return max(int(row[0]) if row else 0, int(top)) + 1
 
 
+def _small_faces(lib: Library, min_px: float) -> np.ndarray:
+    """Ids of the faces too small to group (mean box side under ``min_px``)."""
+    rows = lib.conn.execute(
+        "SELECT id FROM faces WHERE (x2 - x1 + y2 - y1) / 2 < ?", (float(min_px),)
+    ).fetchall()
+    return np.array([r[0] for r in rows], np.int64)
+
+
 def recluster(
     lib: Library,
     params: ClusterParams | None = None,
@@ -88,13 +96,14 @@ def recluster(
             progress("comparing with named people")
         _, dist = library_nearest_people(lib, state)
         held = dist < params.hold_ratio * threshold
-    rows = unconf[~held]
+    grouped = ~held & ~np.isin(state.ids[unconf], _small_faces(lib, params.min_face_px))
+    rows = unconf[grouped]
     if progress:
         progress(f"clustering {len(rows)} faces")
     vectors = state.vectors if len(rows) == len(state) else state.vectors[rows]
     result = cluster_vectors(vectors, state.photo[rows], params, threshold=threshold)
-    labels = np.full(len(unconf), -1, np.int64)  # held faces: Unknown, with a suggestion
-    labels[~held] = result.labels
+    labels = np.full(len(unconf), -1, np.int64)  # held faces: Unknown (suggested or small)
+    labels[grouped] = result.labels
     idx = unconf
     with lib.transaction() as c:
         next_id = _next_cluster_id(lib)

@@ -47,6 +47,7 @@ from facenet_pytorch.models.utils.detect_face import (
 from PIL import Image
 
 from faceapp.engine import inference
+from faceapp.engine import second_look as second_look_mod
 from faceapp.engine.images import DecodedImage
 
 CROP_SIZE = 160
@@ -62,8 +63,9 @@ CROP_OVERSAMPLE = 1.5
 # Defaults, and why:
 # * min_face_size=20 (px of the detection copy): MTCNN's own default, used for
 #   the reference LFW figures. On a 12 MP photo detected at ~1000 px it means
-#   faces of >= ~80 display px, about the smallest from which FaceNet still
-#   gives usable embeddings; smaller faces would only add noise to the people.
+#   faces of >= ~80 display px; the second look (second_look.py) finds the
+#   smaller ones, down to 80 / 2.5 = 32 px (bench/small_faces.py: recall 0.99
+#   on faces of 40-60 px, where this pass alone finds none).
 # * threshold=0.9 (final ONet probability): MTCNN's stage thresholds
 #   (0.6, 0.7, 0.7) let through ears, necks, blurred fragments and textures at
 #   0.7-0.9. On 2,000 random LFW photos every centre face scored > 0.9 (3 below
@@ -117,6 +119,7 @@ class Detector:
         batch_pixels: int | None = None,
         threads: int | None = None,
         plan: inference.InferencePlan | None = None,
+        second_look: second_look_mod.SecondLook | None = second_look_mod.DEFAULT,
     ) -> None:
         plan = plan or inference.choose(str(torch.device(device)))
         self.plan = plan if threads is None else inference.with_threads(plan, threads)
@@ -128,6 +131,7 @@ class Detector:
         self.threshold = float(threshold)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
+        self.second_look = second_look  # None: faces under min_face_size stay unseen
         self.batch_size = batch_size or (16 if self.cpu else 64)
         self.batch_pixels = batch_pixels or (600_000 if self.cpu else 64_000_000)
         self.plan.apply_threads()
@@ -146,7 +150,9 @@ class Detector:
         """Faces of each photo (same order), highest probability first.
 
         Runs on each photo's ``small`` copy; photos whose copies have the same
-        size share network passes.
+        size share network passes. Then the second look (:mod:`second_look`)
+        searches a finer decode for smaller faces where the first pyramid level
+        saw something face-like.
         """
         results: list[list[FaceBox]] = [[] for _ in images]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -156,18 +162,33 @@ class Detector:
             per = max(1, min(self.batch_size, self.batch_pixels // (size[0] * size[1])))
             for start in range(0, len(idx), per):
                 chunk = idx[start : start + per]
-                raw = self.detect_raw([images[i].small for i in chunk])
-                for i, (boxes, probs, points) in zip(chunk, raw, strict=True):
+                maps: list[tuple[float, np.ndarray]] = []
+                raw = self.detect_raw([images[i].small for i in chunk], first_level=maps)
+                for k, (i, (boxes, probs, points)) in enumerate(zip(chunk, raw, strict=True)):
                     results[i] = self._to_faces(boxes, probs, points, images[i])
+                    if self.second_look is not None and maps:
+                        level = (maps[0][0], maps[0][1][k])
+                        more = self.second_look.find(self, images[i], level, results[i])
+                        results[i] += [
+                            FaceBox(_float_box(b), pts.astype(np.float32), float(p))
+                            for b, p, pts in zip(*more, strict=True)
+                        ]
+                        results[i].sort(key=lambda f: -f.prob)
         return results
 
     def detect_raw(
-        self, smalls: Sequence[Image.Image]
+        self,
+        smalls: Sequence[Image.Image],
+        *,
+        scales: Sequence[float] | None = None,
+        first_level: list | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """MTCNN on same-size RGB images: per image (boxes[n,4], probs[n], points[n,5,2]).
 
         Coordinates are in pixels of the given images; nothing is filtered
-        beyond MTCNN's stage thresholds.
+        beyond MTCNN's stage thresholds. ``scales``: the pyramid levels to run
+        (default: from ``min_face_size`` down). ``first_level``: a list that
+        receives (scale, PNet face probability [N, h, w]) of the first level.
         """
         if not smalls:
             return []
@@ -175,7 +196,7 @@ class Detector:
         if any(im.size != size for im in smalls):
             raise ValueError("detect_raw needs images of one size")
         with torch.inference_mode():
-            boxes, points, inds = self._cascade(smalls)
+            boxes, points, inds = self._cascade(smalls, scales, first_level)
         out = []
         for b in range(len(smalls)):
             sel = inds == b
@@ -220,7 +241,14 @@ class Detector:
             minl *= self.factor
         return scales
 
-    def _pyramid(self, integral: np.ndarray | None, imgs: torch.Tensor | None, h: int, w: int):
+    def _pyramid(
+        self,
+        integral: np.ndarray | None,
+        imgs: torch.Tensor | None,
+        h: int,
+        w: int,
+        scales: Sequence[float] | None = None,
+    ):
         """Yield (scale, level) for each pyramid scale; levels are (N,3,h,w) float, normalised.
 
         On CPU the area resampling is computed from the integral image, which
@@ -228,7 +256,7 @@ class Detector:
         of 8-bit pixels are exact integers; the average is ``sum / kh / kw`` in
         float32 as in PyTorch's kernel) at a fraction of the cost.
         """
-        for scale in self._pyramid_scales(h, w):
+        for scale in self._pyramid_scales(h, w) if scales is None else scales:
             hs, ws = int(h * scale + 1), int(w * scale + 1)
             if integral is None:
                 level = imresample(imgs, (hs, ws))
@@ -240,7 +268,7 @@ class Detector:
                 level = torch.from_numpy(sums.astype(np.float32) / kh[:, None] / kw[None, :])
             yield scale, self.plan.layout((level - 127.5) * 0.0078125)
 
-    def _cascade(self, smalls: Sequence[Image.Image]):
+    def _cascade(self, smalls: Sequence[Image.Image], scales=None, first_level=None):
         """facenet-pytorch ``detect_face``, stage for stage (see module docstring)."""
         device = self.device
         arr = np.stack([np.asarray(im if im.mode == "RGB" else im.convert("RGB")) for im in smalls])
@@ -255,8 +283,10 @@ class Detector:
         # Stage 1: PNet over the pyramid.
         boxes_l, inds_l, picks_l = [], [], []
         offset = 0
-        for scale, im_data in self._pyramid(integral, imgs, h, w):
+        for scale, im_data in self._pyramid(integral, imgs, h, w, scales):
             reg, probs = self._run(self.pnet, im_data)
+            if first_level is not None and not first_level:
+                first_level.append((scale, probs[:, 1].cpu().numpy()))
             boxes_s, inds_s = generateBoundingBox(reg, probs[:, 1], scale, t_p)
             boxes_l.append(boxes_s)
             inds_l.append(inds_s)
@@ -390,6 +420,10 @@ class Detector:
         for i, r in enumerate(regions):
             out[i] = np.asarray(cut_crop(img, scale, r, image_size))
         return out
+
+
+def _float_box(b: np.ndarray) -> tuple[float, float, float, float]:
+    return float(b[0]), float(b[1]), float(b[2]), float(b[3])
 
 
 def _integral_image(arr: np.ndarray) -> np.ndarray:

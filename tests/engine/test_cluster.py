@@ -527,8 +527,15 @@ def test_loose_clusters_dissolve():
     loose, _ = blobs([12], seed=13, spread=1.5)  # faces with nothing in common
     x = np.concatenate([tight, loose])
     labels = np.repeat([0, 1], 12)
-    assert cluster_steps.dissolve_loose_clusters(x, labels, max_mean_sq=0.5) == 12
+    assert cluster_steps.split_loose_clusters(x, labels, max_mean_sq=0.5, min_size=4) == (12, 0)
     assert (labels[:12] == 0).all() and (labels[12:] == -1).all()
+
+
+def test_a_loose_cluster_of_two_people_splits_in_two():
+    x, truth = blobs([6, 5], seed=14)
+    labels = np.zeros(11, np.int64)
+    assert cluster_steps.split_loose_clusters(x, labels, max_mean_sq=0.5, min_size=4) == (0, 2)
+    assert agreement(labels, truth) == 1.0
 
 
 # -- placing new faces (cluster_place) ---------------------------------------------
@@ -669,3 +676,19 @@ def test_a_small_library_is_regrouped_after_a_scan(tmp_path):
         lib.conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
         == 0
     )
+
+
+def test_faces_too_small_to_recognise_stay_in_unknown(tmp_path):
+    lib, ident = make_library(tmp_path / "l.sqlite", [8, 8, 6], seed=4)
+    small = [f for f, who in ident.items() if who == 2]
+    lib.conn.executemany(  # the third person's faces are 12 px boxes
+        "UPDATE faces SET x2 = x1 + 12, y2 = y1 + 12 WHERE id = ?", [(f,) for f in small]
+    )
+    lib.conn.commit()
+    summary = recluster(lib)
+    state = labels_state(lib)
+    assert summary.clusters == 2 and summary.suggested == 0
+    assert all(state[f][1] is None for f in small)  # kept, shown in Unknown, not grouped
+    assert None not in {state[f][1] for f in ident if f not in small}
+    assert recluster(lib, ClusterParams(min_face_px=0)).clusters == 3
+    lib.close()

@@ -76,6 +76,7 @@ CLUSTER_LABELS = {
     "merge_ratio": "Merge close groups",
     "algorithm": "Algorithm",
     "knn": "Neighbours (knn)",
+    "min_face_px": "Smallest face to group (px)",
 }
 CLUSTER_CHOICES = {"selection_method": ["eom", "leaf"], "algorithm": ["auto", "exact", "knn"]}
 CLUSTER_HIDDEN = {"seed", "n_jobs", "exact_limit"}
