@@ -442,11 +442,13 @@ def main() -> None:
                 "summary": rows[name],
                 "settings": r[0]["settings"],
                 "runs": [{k: v for k, v in run.items() if k != "faces"} for run in r],
+                "faces": r[0]["faces"],  # of the first run: photo, box, cluster label
             }
             for name, r in runs.items()
             if r
         },
         "skipped": skipped,
+        "truth": truth,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "peers.json").write_text(json.dumps(out, indent=1))
