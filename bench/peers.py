@@ -22,7 +22,8 @@ counted apart. Speed: photos / seconds from the first photo to the last cluster 
 
     python bench/peers.py [--photos 40] [--large-share 0.5] [--repeats 1]
     python bench/peers.py --pipelines app,librephotos --no-install
-Prints a table and writes bench/results/peers.json.
+Prints a table (and BCubed recall by how many faces each person has in the album)
+and writes bench/results/peers.json.
 """
 
 from __future__ import annotations
@@ -228,6 +229,27 @@ def score(truth: list[dict], faces: list[dict]) -> dict:
     }
 
 
+BUCKETS = ((1, 1), (2, 3), (4, 10**9))  # faces a person has in the album
+
+
+def recall_by_count(truth: list[dict], faces: list[dict]) -> dict[str, float]:
+    """BCubed recall over the faces of people with 1, 2-3 and 4+ faces in the album:
+    where a minimum group size shows."""
+    counts: dict[str, int] = {}
+    for photo in truth:
+        for f in photo["faces"]:
+            counts[f["name"]] = counts.get(f["name"], 0) + 1
+    out = {}
+    for lo, hi in BUCKETS:
+        sub = [
+            p | {"faces": [f for f in p["faces"] if lo <= counts[f["name"]] <= hi]} for p in truth
+        ]
+        label = f"{lo}" if lo == hi else f"{lo}+" if hi > 1000 else f"{lo}-{hi}"
+        if any(p["faces"] for p in sub):
+            out[label] = score(sub, faces)["bcubed_recall"]
+    return out
+
+
 # -- running ------------------------------------------------------------------------------
 
 
@@ -338,7 +360,8 @@ def summarise(runs: list[dict], truth: list[dict]) -> dict:
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs)),
         "faces": len(runs[0]["faces"]),
     }
-    return row | score(truth, runs[0]["faces"])
+    by_count = {"recall_by_faces_per_person": recall_by_count(truth, runs[0]["faces"])}
+    return row | score(truth, runs[0]["faces"]) | by_count
 
 
 def print_table(rows: dict[str, dict], skipped: dict[str, str]) -> None:
@@ -347,6 +370,10 @@ def print_table(rows: dict[str, dict], skipped: dict[str, str]) -> None:
         print(f"{name:<12}" + "".join(f"{fmt.format(row[k]):>10}" for k, _, fmt in COLS))
     for name, why in skipped.items():
         print(f"{name:<12}skipped: {why}")
+    print("\nBCubed recall by faces per person in the album")
+    for name, row in rows.items():
+        cells = "  ".join(f"{k}: {v:.3f}" for k, v in row["recall_by_faces_per_person"].items())
+        print(f"{name:<12}{cells}")
 
 
 def main() -> None:
