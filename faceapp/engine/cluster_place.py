@@ -27,7 +27,8 @@ from faceapp.engine import group_centres
 from faceapp.engine.birthdays import BEFORE_BIRTH_PAIRS
 from faceapp.engine.clustering import ClusterParams
 from faceapp.engine.face_state import FaceState
-from faceapp.engine.library import Library, LibraryError, blob_to_matrix
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import blob_to_matrix
 from faceapp.engine.neighbours import nearest
 from faceapp.engine.person_distances import nearest_people
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from faceapp.engine import images
+from faceapp.engine import image_modes, images
 from faceapp.engine.images import DecodedImage, load_image
 
 _JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
@@ -42,7 +42,7 @@ def load_image_torch(path: Path, device: str = "cuda") -> DecodedImage:
         with Image.open(io.BytesIO(data)) as head:  # header only: no pixels decoded
             usable = head.format == "JPEG" and head.mode in ("RGB", "L")
             usable = usable and head.width * head.height <= images.MAX_PIXELS
-            orientation = images._orientation(head)
+            orientation = image_modes.orientation_of(head)
             taken = images.exif_date(head)
         if not usable:
             return load_image(path, full_resolution=True)
@@ -52,7 +52,7 @@ def load_image_torch(path: Path, device: str = "cuda") -> DecodedImage:
             array = pixels.permute(1, 2, 0).cpu().numpy()
     except (OSError, RuntimeError, ValueError, SyntaxError):
         return load_image(path, full_resolution=True)  # Pillow says what is wrong, or copes
-    rgb = images._orient(Image.fromarray(array), orientation)
+    rgb = image_modes.orient(Image.fromarray(array), orientation)
     small, scale_small = images._detection_copy(rgb, 1.0, images.DETECT_MAX_SIDE)
     return DecodedImage(
         path=path,

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceapp.engine.face_state import FaceState, load_state
-from faceapp.engine.library import EMBEDDING_DIM, Library, LibraryError, blob_to_matrix
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import EMBEDDING_DIM, blob_to_matrix
 from faceapp.engine.person_distances import MAX_REPRESENTATIVES, representatives
 from faceapp.engine.vecmath import normalize, sum_by_label
 
