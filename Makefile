@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format clean distributed
+.PHONY: run test lint format clean distributed peers
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -14,9 +14,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# Ray for `faceapp scan --ray` and its tests (tests/test_distributed.py skip without it)
+# Ray for `faceapp scan --ray` and its tests (tests/engine/test_distributed.py skip without it)
 distributed: $(STAMP)
 	$(BIN)/pip install -q -e '.[distributed,test]'
+
+# the app against LibrePhotos' pipeline and stock facenet-pytorch on one album; the peers'
+# packages go into their own venv, bench/.peers-venv, made on the first run
+peers: $(STAMP)
+	$(BIN)/python bench/peers.py
 
 run: $(STAMP)
 	$(BIN)/python main.py
@@ -34,4 +39,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
+	rm -rf $(VENV) bench/.peers-venv .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

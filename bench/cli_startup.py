@@ -53,7 +53,8 @@ def build_library(path: Path, people: int = 12, per_person: int = 8, seed: int =
     """
     from faceapp.engine import album
     from faceapp.engine.cluster import recluster
-    from faceapp.engine.library import Library, NewFace
+    from faceapp.engine.library import Library
+    from faceapp.engine.library_photos import NewFace
     from faceapp.engine.naming import name_cluster
 
     rng = np.random.default_rng(seed)

@@ -1,13 +1,22 @@
-"""New faces placed into a large grouped library without a regroup.
+"""New faces placed into a large grouped library without a regroup: old and new way.
 
 A SQLite library of --faces faces (real LFW embeddings plus synthetic identities, as
 bench/cluster_scale.py makes them) is grouped as by identity (every identity of at
-least 4 faces is a cluster: what a perfect regroup would give), then --new faces of
-the same identities are stored as a scan stores them and
-``cluster.place_if_large`` places them: first cold (as the CLI after a scan: every
-embedding is read from SQLite once), then again with --new more faces warm (as the
-GUI, which keeps the embeddings in memory and reads only the new ones). Prints time and where the
-faces went; writes bench/results/cluster_place.json.
+least 4 faces is a cluster: what a perfect regroup would give), and the centres are
+kept as a regroup keeps them (``group_centres.rebuild``, timed). Then, twice, --new
+faces of the same identities are stored as a scan stores them and placed two ways,
+side by side on the same library:
+
+- old: what placement did before the centres were kept: every embedding read
+  (``load_state``; the first time from SQLite, the second from the process's
+  in-memory copy, as the GUI holds it) and every cluster centroid recomputed, then
+  the nearest centroid of each new face (no people and one face per photo here, so
+  the old hold and same-photo steps had nothing to do and are left out);
+- new: ``cluster.place_if_large``: only the new faces read, the kept centres
+  synced and searched with faiss, the joined clusters' centres updated.
+
+Both must make the same choices. Prints time and where the faces went; writes
+bench/results/cluster_place.json.
 
     python bench/cluster_place.py --library LIB [--faces 1000000] [--new 1000]
 """
@@ -28,9 +37,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._cluster_data import RESULTS, load, synthetic
-from faceapp.engine import cluster
+from faceapp.engine import cluster, face_state, group_centres
 from faceapp.engine.cluster_place import SEEN_KEY
-from faceapp.engine.library import Library, NewFace
+from faceapp.engine.face_state import load_state
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import NewFace
+from faceapp.engine.vecmath import normalize, sq_dists, sum_by_label
 
 
 def build(path: Path, x: np.ndarray, truth: np.ndarray) -> None:
@@ -67,8 +79,8 @@ def build(path: Path, x: np.ndarray, truth: np.ndarray) -> None:
     lib.close()
 
 
-def add_and_place(lib: Library, x: np.ndarray, start: int) -> tuple[float, list[int]]:
-    """Store ``x`` as a scan would (one photo each), then time the placement."""
+def add(lib: Library, x: np.ndarray, start: int) -> list[int]:
+    """Store ``x`` as a scan would (one photo each); their face ids."""
     model = lib.active_model().id
     ids = []
     for i, v in enumerate(x):
@@ -78,11 +90,22 @@ def add_and_place(lib: Library, x: np.ndarray, start: int) -> tuple[float, list[
             faces=[NewFace((0.0, 0.0, 10.0, 10.0), [[0, 0]] * 5, 0.9, b"j", v)],
         )  # fmt: skip
         ids.append(lib.faces_of_photo(photo)[0].id)
+    return ids
+
+
+def old_choice(lib: Library, ids: list[int], threshold: float) -> tuple[float, np.ndarray]:
+    """The placement before centres were kept: every embedding and every centroid."""
     t = time.perf_counter()
-    summary = cluster.place_if_large(lib)
-    seconds = time.perf_counter() - t
-    print(f"    {summary}", file=sys.stderr)
-    return seconds, ids
+    state = load_state(lib)
+    members = np.flatnonzero((state.cluster > 0) & (state.person == 0))
+    cids, index = np.unique(state.cluster[members], return_inverse=True)
+    cent = normalize(sum_by_label(state.vectors[members], index, len(cids)))
+    q = state.vectors[np.searchsorted(state.ids, ids)]
+    d = sq_dists(q, cent, np.einsum("ij,ij->i", cent, cent))
+    j = np.argmin(d, axis=1)
+    limit = cluster.ClusterParams().trim_ratio * threshold
+    choice = np.where(d[np.arange(len(j)), j] < limit, cids[j], 0)
+    return time.perf_counter() - t, choice
 
 
 def main() -> None:
@@ -105,9 +128,23 @@ def main() -> None:
         build(path, x[old], truth[old])
         print(f"library of {args.faces} faces written in {time.perf_counter() - t:.0f} s")
         lib = Library(path)
+        t = time.perf_counter()
+        group_centres.rebuild(lib)  # as the regroup does at its end
+        keep_s = time.perf_counter() - t
+        n_centres = lib.conn.execute("SELECT COUNT(*) FROM cluster_centres").fetchone()[0]
+        print(f"centres of {n_centres} clusters kept in {keep_s:.1f} s (once per regroup)")
+        lib.close()
+        face_state._vector_cache.clear()  # a new process: nothing in memory
+        lib = Library(path)
+        threshold = lib.active_model().threshold
         sizes = np.bincount(truth[old], minlength=truth.max() + 1)
-        for label, part in (("cold", new[: args.new]), ("warm", new[args.new :])):
-            seconds, ids = add_and_place(lib, x[part], int(part[0]))
+        for label, part in (("first", new[: args.new]), ("second", new[args.new :])):
+            ids = add(lib, x[part], int(part[0]))
+            old_s, old_pick = old_choice(lib, ids, threshold)
+            t = time.perf_counter()
+            summary = cluster.place_if_large(lib)
+            new_s = time.perf_counter() - t
+            print(f"    {summary}", file=sys.stderr)
             got = dict(
                 lib.conn.execute(
                     "SELECT id, IFNULL(cluster_id, 0) FROM faces WHERE id >= ?", (min(ids),)
@@ -115,26 +152,39 @@ def main() -> None:
             )
             placed = np.array([got[i] for i in ids])
             right = placed == np.where(sizes[truth[part]] >= 4, truth[part] + 1, -1)
-            could = sizes[truth[part]] >= 4
             row = {
-                "when": label,
+                "batch": label,
                 "new_faces": len(part),
-                "seconds": round(seconds, 2),
+                "old_seconds": round(old_s, 2),
+                "old_reads": "SQLite" if label == "first" else "memory",
+                "new_seconds": round(new_s, 2),
+                "same_choice": int((placed == old_pick).sum()),
                 "placed": int((placed > 0).sum()),
                 "placed_in_own_identity": int((right & (placed > 0)).sum()),
-                "placeable": int(could.sum()),
+                "placeable": int((sizes[truth[part]] >= 4).sum()),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "load_average": os.getloadavg(),
             }
             rows.append(row)
             print(
-                f"{label:<20} {row['new_faces']} new faces placed in {seconds:.2f} s:"
-                f" {row['placed']} joined a group ({row['placed_in_own_identity']} their own;"
-                f" {row['placeable']} had one), peak RSS {row['peak_rss_mb']} MB",
+                f"{label} {row['new_faces']} new faces: old {old_s:.2f} s (embeddings from"
+                f" {row['old_reads']}), new {new_s:.2f} s; same choice for"
+                f" {row['same_choice']}; {row['placed']} joined a group"
+                f" ({row['placed_in_own_identity']} their own; {row['placeable']} had one);"
+                f" load {row['load_average'][0]:.1f}",
                 flush=True,
             )
         lib.close()
-    out = {"faces": args.faces, "rows": rows, "load_average": [load_start, os.getloadavg()]}
-    print(f"load average at start {load_start}, at end {os.getloadavg()}")
+    out = {
+        "faces": args.faces,
+        "clusters": n_centres,
+        "keep_centres_seconds": round(keep_s, 2),
+        "rows": rows,
+        "cpus": os.cpu_count(),
+        "load_average": [load_start, os.getloadavg()],
+    }
+    print(f"load average at start {load_start}, at end {os.getloadavg()}; peak RSS"
+          f" {rows[-1]['peak_rss_mb']} MB (the old way's vectors)")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cluster_place.json").write_text(json.dumps(out, indent=1))
 

@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from faceapp.engine import oplog, people  # noqa: E402
-from faceapp.engine.library import Library, NewFace  # noqa: E402
+from faceapp.engine.library import Library  # noqa: E402
+from faceapp.engine.library_photos import NewFace  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 

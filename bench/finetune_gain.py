@@ -202,7 +202,8 @@ def embed_cached(
 
 def build_library(path: Path, weights, album_: dict, jpegs: dict, base_vectors: dict, flip: bool):
     """A library with one face per album photo; the confirmed half assigned to people."""
-    from faceapp.engine.library import Library, NewFace
+    from faceapp.engine.library import Library
+    from faceapp.engine.library_photos import NewFace
 
     lib = Library(path)
     model_id = lib.add_model(

@@ -194,7 +194,8 @@ def build_library(path: Path, root: Path, faces: int, per_photo: int = 5) -> dic
     Two identities get exactly 1,000 faces each (for the merge); the rest have
     20-200 faces; about 5% of faces are loners (unknown).
     """
-    from faceapp.engine.library import Library, NewFace
+    from faceapp.engine.library import Library
+    from faceapp.engine.library_photos import NewFace
 
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()

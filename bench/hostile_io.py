@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             TORCH_HOME=str(tmp / "torch"),
         )
         env.pop("FACEAPP_RANDOM_WEIGHTS", None)
-        from faceapp.engine.weights import WeightsError, load_state_dict_file
+        from faceapp.engine.state_dict import load_state_dict_file
+        from faceapp.engine.weights_file import WeightsError
 
         for label, path in build_hostile(tmp).items():
             t0 = time.perf_counter()

@@ -43,9 +43,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+from damaged_library import labels_in  # noqa: E402
+from kill_checks import identity_state  # noqa: E402
+from kill_harness import child_env, choose_photos, place  # noqa: E402
 
-from bench.kill_test import RESULTS, child_env, choose_photos, identity_state, place  # noqa: E402
+RESULTS = REPO / "bench" / "results"
+
+
+def start_scan(folder: Path, lib: Path, env: dict) -> subprocess.Popen:
+    """``faceapp scan`` of ``folder`` into ``lib`` in a child process, output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "faceapp", "scan", str(folder), "--library", str(lib)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def env_for(data_dir: Path) -> dict:
@@ -101,16 +116,6 @@ def integrity(path: Path) -> str:
         conn.close()
 
 
-def labels(path: Path) -> dict:
-    conn = sqlite3.connect(path)
-    try:
-        return dict(
-            conn.execute("SELECT f.id, p.name FROM faces f JOIN people p ON p.id = f.person_id")
-        )
-    finally:
-        conn.close()
-
-
 def name_some(path: Path, env: dict) -> dict:
     """Name the first cluster through the CLI (or, with no cluster, one face)."""
     assert cli(["cluster", "--library", path], env)[0] == 0
@@ -125,7 +130,7 @@ def name_some(path: Path, env: dict) -> dict:
         lib = Library(path, create=False)
         people.create_person(lib, "Anna", [lib.faces()[0].id])
         lib.close()
-    return labels(path)
+    return labels_in(path)
 
 
 class Mount:
@@ -186,7 +191,7 @@ def full_disk(b: Bench, photos: list[Path], attempts: int) -> None:
             ballast.unlink()
             code2, _out2, err2 = cli(["scan", folder, "--library", lib], env)
             # the commands on the full disk may rename Anna: the labelled faces must stay
-            ok = ok and code2 == 0 and integrity(lib) == "ok" and set(labels(lib)) == set(before)
+            ok = ok and code2 == 0 and integrity(lib) == "ok" and set(labels_in(lib)) == set(before)
             b.record("full disk during a scan: one line, nothing lost, rerun", ok, err + err2)
         finally:
             disk.close()
@@ -267,14 +272,7 @@ def deleted_during_scan(b: Bench, photos: list[Path], attempts: int) -> None:
         folder, lib = work / "photos", work / "lib.sqlite"
         place(photos[:30], folder)
         after = b.rng.randint(3, 15)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "faceapp", "scan", str(folder), "--library", str(lib)],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_scan(folder, lib, env)
         deleted = False
         while proc.poll() is None and not deleted:
             try:
@@ -340,7 +338,7 @@ def damage(b: Bench, env: dict, lib: Path, attempts: int) -> None:
         shutil.copy(lib, copy)
         data_env = env_for(work / "data")
         assert cli(["name", "Anna", "Anna B", "--library", copy], data_env)[0] == 0  # a backup
-        before = labels(copy)
+        before = labels_in(copy)
         page = b.rng.randint(2, pages - 1)
         overwrite(copy, page, b.rng)
         code, out, _ = cli(["check", "--library", copy], data_env)
@@ -348,7 +346,7 @@ def damage(b: Bench, env: dict, lib: Path, attempts: int) -> None:
         b.record("random page damaged: `faceapp check` finds it", found, f"page {page}: {out}")
         if found:
             code, out, err = cli(["restore", "--library", copy], data_env)
-            ok = code == 0 and integrity(copy) == "ok" and labels(copy) == before
+            ok = code == 0 and integrity(copy) == "ok" and labels_in(copy) == before
             b.record("damage: `faceapp restore` brings every label back", ok, err)
         last = work / "last.sqlite"
         shutil.copy(lib, last)
@@ -418,7 +416,6 @@ def durable(b: Bench, lib: Path) -> None:
 OPS = textwrap.dedent(
     """
     import hashlib, os, sys
-    from bench.kill_test import identity_state
     from faceapp.engine import album, naming, oplog, people
     from faceapp.engine.library import Library
     path, kill_at = sys.argv[1], int(sys.argv[2])
@@ -638,14 +635,7 @@ def vanishing_files(b: Bench, photos: list[Path], env_dir: Path) -> None:
     folder, lib = work / "photos", work / "lib.sqlite"
     place(photos[:24], folder)
     files = sorted(folder.rglob("*.jpg"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faceapp", "scan", str(folder), "--library", str(lib)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_scan(folder, lib, env)
     while not lib.exists() and proc.poll() is None:
         time.sleep(0.02)
     time.sleep(1.0)

@@ -46,7 +46,7 @@ def make_album(root: Path, n: int) -> dict[str, str]:
 
 
 def make_library(root: Path, names: dict[str, str]):
-    from faceapp.engine import library
+    from faceapp.engine import library, library_photos
     from faceapp.engine.scan_decode import file_hash
 
     lib = library.Library(root.parent / "lib.sqlite", root=root)
@@ -72,7 +72,7 @@ def make_library(root: Path, names: dict[str, str]):
             height=250,
             content_hash=file_hash(root / rel),
             model_id=model,
-            faces=[library.NewFace(BOX, [], 1.0, b"jpeg", vector)],
+            faces=[library_photos.NewFace(BOX, [], 1.0, b"jpeg", vector)],
         )
         with lib.transaction() as c:
             if who not in people:

@@ -79,13 +79,13 @@ def print_json(obj: object) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from faceapp.cli import finetune, maintenance, models, naming, people, scan, tags
+    from faceapp.cli import doctor, finetune, maintenance, models, naming, people, scan, tags
 
     parser = argparse.ArgumentParser(
         prog="faceapp", description="Face Album: find, group and name the people in your photos."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (scan, people, naming, finetune, models, maintenance, tags):
+    for module in (scan, people, naming, finetune, models, maintenance, tags, doctor):
         module.register(sub)
     return parser
 

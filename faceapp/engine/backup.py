@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from faceapp import config
 from faceapp.engine.check import full_check
+from faceapp.engine.files import process_temp_path
 from faceapp.engine.storage import LibraryDamaged, LibraryError, StorageError, explain, is_damage
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def make_backup(lib: Library, reason: str) -> Path:
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now % 1 * 1e6):06d}"
     final = folder / f"{stamp}.{reason}.sqlite"
-    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    tmp = process_temp_path(final)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(lib.path, timeout=10, isolation_level=None)

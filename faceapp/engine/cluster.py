@@ -26,12 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import backup
+from faceapp.engine import backup, group_centres
 from faceapp.engine.cluster_place import PlaceSummary, mark_seen, place_new_faces, seen_through
 from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import DEFAULT_THRESHOLD, ClusterParams, cluster_vectors
 from faceapp.engine.face_state import load_state
 from faceapp.engine.library import Library, LibraryError
+
+LARGE_LIBRARY = 50_000  # faces: from here new faces are placed after a scan, not regrouped
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,14 @@ def _next_cluster_id(lib: Library) -> int:
     row = lib.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'clusters'").fetchone()
     top = lib.conn.execute("SELECT IFNULL(MAX(id), 0) FROM clusters").fetchone()[0]
     return max(int(row[0]) if row else 0, int(top)) + 1
+
+
+def _small_faces(lib: Library, min_px: float) -> np.ndarray:
+    """Ids of the faces too small to group (mean box side under ``min_px``)."""
+    rows = lib.conn.execute(
+        "SELECT id FROM faces WHERE (x2 - x1 + y2 - y1) / 2 < ?", (float(min_px),)
+    ).fetchall()
+    return np.array([r[0] for r in rows], np.int64)
 
 
 def recluster(
@@ -86,13 +96,14 @@ def recluster(
         from faceapp.engine import review  # imports this module
 
         held = review.likely(lib, state)
-    rows = unconf[~held]
+    grouped = ~held & ~np.isin(state.ids[unconf], _small_faces(lib, params.min_face_px))
+    rows = unconf[grouped]
     if progress:
         progress(f"clustering {len(rows)} faces")
     vectors = state.vectors if len(rows) == len(state) else state.vectors[rows]
     result = cluster_vectors(vectors, state.photo[rows], params, threshold=threshold)
-    labels = np.full(len(unconf), -1, np.int64)  # held faces: Unknown, with a suggestion
-    labels[~held] = result.labels
+    labels = np.full(len(unconf), -1, np.int64)  # held faces: Unknown (suggested or small)
+    labels[grouped] = result.labels
     idx = unconf
     with lib.transaction() as c:
         next_id = _next_cluster_id(lib)
@@ -131,7 +142,11 @@ def recluster(
             " (SELECT DISTINCT cluster_id FROM faces WHERE cluster_id IS NOT NULL)"
         )
         people = c.execute("SELECT COUNT(*) FROM people").fetchone()[0]
-    mark_seen(lib, state)
+    mark_seen(lib, int(state.ids.max()) if len(state) else 0)
+    if len(state) >= LARGE_LIBRARY:  # new faces will be placed by these centres
+        if progress:
+            progress("keeping the group centres")
+        group_centres.rebuild(lib)
     n_clusters = len(used)
     unknown = int((new_ids == 0).sum())
     return ClusterSummary(
@@ -142,9 +157,6 @@ def recluster(
         faces=len(state),
         suggested=int(held.sum()),
     )
-
-
-LARGE_LIBRARY = 50_000  # faces: from here new faces are placed after a scan, not regrouped
 
 
 def place_if_large(lib: Library, params: ClusterParams | None = None) -> PlaceSummary | None:

@@ -9,19 +9,28 @@ regroup's trim step would keep it there) and the cluster holds no face of the sa
 photo and the user never took it out of that cluster; otherwise it waits in Unknown
 for the next full regroup. "New" means a face id above the highest one the last
 regroup or placement saw (kept in the library's meta table).
+
+Only the new faces' embeddings are read: the cluster centroids and the people's
+representative faces are kept in the library (:mod:`group_centres`), fresh after
+every merge, move or undo, and the nearest centroid is found with faiss.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from faceapp.engine import group_centres
+from faceapp.engine.birthdays import BEFORE_BIRTH_PAIRS
 from faceapp.engine.clustering import ClusterParams
-from faceapp.engine.face_state import FaceState, load_state
+from faceapp.engine.face_state import FaceState
 from faceapp.engine.library import Library, LibraryError
-from faceapp.engine.vecmath import normalize, sq_dists, sum_by_label
+from faceapp.engine.library_photos import blob_to_matrix
+from faceapp.engine.neighbours import nearest
+from faceapp.engine.person_distances import nearest_people
 
 SEEN_KEY = "clustered_through_face"  # meta: highest face id the last grouping saw
 
@@ -37,9 +46,8 @@ class PlaceSummary:
     seconds: float
 
 
-def mark_seen(lib: Library, state: FaceState) -> None:
-    """Record that every face of ``state`` has been grouped."""
-    top = int(state.ids.max()) if len(state) else 0
+def mark_seen(lib: Library, top: int) -> None:
+    """Record that every face up to id ``top`` has been grouped."""
     lib.set_meta(SEEN_KEY, str(max(top, seen_through(lib))))
 
 
@@ -59,24 +67,60 @@ def new_face_count(lib: Library) -> int:
     )
 
 
+def _new_faces(lib: Library, model_id: int) -> tuple[FaceState, int]:
+    """The unconfirmed, ungrouped faces (present photos) added since the last grouping,
+    and the highest face id seen."""
+    rows = lib.conn.execute(
+        "SELECT f.id, f.photo_id, f.person_id IS NULL AND f.cluster_id IS NULL, e.vector"
+        " FROM faces f JOIN photos p ON p.id = f.photo_id JOIN embeddings e"
+        " ON e.face_id = f.id AND e.model_id = ? WHERE f.id > ? AND p.status = 'ok'"
+        " ORDER BY f.id",
+        (model_id, seen_through(lib)),
+    ).fetchall()
+    top = rows[-1][0] if rows else 0
+    rows = [r for r in rows if r[2]]
+    ids = np.array([r[0] for r in rows], np.int64)
+    zero = np.zeros(len(ids), np.int64)
+    photo = np.array([r[1] for r in rows], np.int64)
+    return FaceState(ids, blob_to_matrix([r[3] for r in rows]), photo, zero, zero), top
+
+
+def _held(lib: Library, new: FaceState, centres: group_centres.Centres) -> np.ndarray:
+    """Which new faces Review would offer as "likely" for a named person, so they wait
+    there (:func:`person_distances.nearest_people` against the kept representatives)."""
+    if not len(new) or not len(centres.rep_ids):
+        return np.zeros(len(new), bool)
+    ids = json.dumps(new.ids.tolist())
+    rejections = lib.conn.execute(  # as library_nearest_people, for the new faces only
+        "SELECT face_id, person_id FROM rejections WHERE face_id IN"
+        " (SELECT value FROM json_each(?)) UNION " + BEFORE_BIRTH_PAIRS + " AND f.id >= ?"
+        # a photo with a face confirmed for a person: its other faces are not them
+        " UNION SELECT n.id, o.person_id FROM faces n JOIN faces o ON o.photo_id = n.photo_id"
+        " WHERE n.id IN (SELECT value FROM json_each(?)) AND o.person_id IS NOT NULL",
+        (ids, int(new.ids[0]), ids),
+    ).fetchall()
+    n, r = len(new), len(centres.rep_ids)
+    state = FaceState(
+        np.concatenate([new.ids, centres.rep_ids]),
+        np.vstack([new.vectors, centres.rep_vectors]),
+        np.concatenate([new.photo, np.full(r, -1, np.int64)]),  # same photo: in rejections
+        np.concatenate([np.zeros(n, np.int64), centres.rep_person]),
+        np.zeros(n + r, np.int64),
+    )
+    person, dist = nearest_people(state, np.array(rejections, np.int64).reshape(-1, 2))
+    from faceapp.engine import review  # imports cluster, which imports this module
+
+    return (person[:n] > 0) & review.is_likely(lib, dist[:n])
+
+
 def _nearest_clusters(
-    state: FaceState, rows: np.ndarray, block: int = 2048
+    centres: group_centres.Centres, vectors: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For ``rows``: the nearest cluster id by unit centroid and the squared distance."""
-    members = np.flatnonzero((state.cluster > 0) & (state.person == 0))
-    best_c = np.zeros(len(rows), np.int64)
-    best_d = np.full(len(rows), np.inf, np.float32)
-    if len(members) == 0 or len(rows) == 0:
-        return best_c, best_d
-    ids, index = np.unique(state.cluster[members], return_inverse=True)
-    cent = normalize(sum_by_label(state.vectors[members], index, len(ids)))
-    c_sq = np.einsum("ij,ij->i", cent, cent)
-    for s in range(0, len(rows), block):
-        d = sq_dists(state.vectors[rows[s : s + block]], cent, c_sq)
-        j = np.argmin(d, axis=1)
-        best_c[s : s + block] = ids[j]
-        best_d[s : s + block] = d[np.arange(len(j)), j]
-    return best_c, best_d
+    """The nearest cluster by unit centroid and the squared distance to it."""
+    if not len(centres.cluster_ids) or not len(vectors):
+        return np.zeros(len(vectors), np.int64), np.full(len(vectors), np.inf, np.float32)
+    index, dist = nearest(centres.centroids, vectors)
+    return centres.cluster_ids[index], dist
 
 
 def place_new_faces(
@@ -88,50 +132,60 @@ def place_new_faces(
     that are in no cluster get a cluster id, in one transaction.
     """
     start = time.perf_counter()
-    if lib.active_model() is None:
+    model = lib.active_model()
+    if model is None:
         raise LibraryError("the library has no active model yet: scan a folder first")
     params = params or ClusterParams()
-    state = load_state(lib)
-    new = np.flatnonzero(
-        (state.person == 0) & (state.cluster == 0) & (state.ids > seen_through(lib))
-    )
-    held = np.zeros(len(new), bool)
-    if len(new) and params.hold_likely and (state.person > 0).any():
-        from faceapp.engine import review  # imports cluster, which imports this module
-
-        unconf = np.flatnonzero(state.person == 0)
-        held = review.likely(lib, state)[np.searchsorted(unconf, new)]
-    rows = new[~held]
-    cluster, dist = _nearest_clusters(state, rows)
+    centres = group_centres.fresh(lib)
+    new, top = _new_faces(lib, model.id)
+    held = _held(lib, new, centres) if params.hold_likely else np.zeros(len(new), bool)
+    rows = np.flatnonzero(~held)
+    cluster, dist = _nearest_clusters(centres, new.vectors[rows])
     # a regroup's trim step keeps members within trim_ratio * threshold of the centroid
     limit = (params.trim_ratio if params.trim_ratio > 0 else 1.0) * threshold
     order = np.argsort(dist, kind="stable")  # of two faces of one photo, the nearer wins
     order = order[dist[order] < limit]
     # the same-photo constraint, against the cluster and among the new faces themselves
-    members = (state.cluster > 0) & np.isin(state.photo, state.photo[rows])
-    taken = set(zip(state.photo[members].tolist(), state.cluster[members].tolist(), strict=True))
-    rejected = {
-        (int(f), int(c))
-        for f, c in lib.conn.execute("SELECT face_id, cluster_id FROM cluster_rejections")
-    }
-    updates: list[tuple[int, int, int]] = []
+    photos = json.dumps(np.unique(new.photo[rows]).tolist())
+    taken = set(
+        lib.conn.execute(
+            "SELECT photo_id, cluster_id FROM faces WHERE cluster_id IS NOT NULL"
+            " AND photo_id IN (SELECT value FROM json_each(?))",
+            (photos,),
+        ).fetchall()
+    )
+    rejected = set(
+        lib.conn.execute(
+            "SELECT face_id, cluster_id FROM cluster_rejections"
+            " WHERE face_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(new.ids.tolist()),),
+        ).fetchall()
+    )
+    updates: list[tuple[int, int]] = []
     for r, c in zip(rows[order].tolist(), cluster[order].tolist(), strict=True):
-        key = (int(state.photo[r]), c)
-        if key in taken or (int(state.ids[r]), c) in rejected:
+        key = (int(new.photo[r]), c)
+        if key in taken or (int(new.ids[r]), c) in rejected:
             continue
         taken.add(key)
-        updates.append((c, int(state.ids[r]), c))
-    with lib.transaction() as conn:  # the user may have named a cluster meanwhile
-        conn.executemany(
-            "UPDATE faces SET cluster_id = ? WHERE id = ? AND person_id IS NULL"
-            " AND cluster_id IS NULL AND EXISTS (SELECT 1 FROM clusters WHERE id = ?)",
-            updates,
+        updates.append((r, c))
+    done = []
+    with lib.transaction() as conn:
+        since = group_centres.last_change(conn)
+        for r, c in updates:  # the user may have named the cluster or the face meanwhile
+            done += [r] * conn.execute(
+                "UPDATE faces SET cluster_id = ? WHERE id = ? AND person_id IS NULL"
+                " AND cluster_id IS NULL AND EXISTS (SELECT 1 FROM clusters WHERE id = ?)",
+                (c, int(new.ids[r]), c),
+            ).rowcount
+        joined = dict(updates)
+        group_centres.joined(
+            conn, since, np.array([joined[r] for r in done], np.int64), new.vectors[done]
         )
-    mark_seen(lib, state)
+    mark_seen(lib, top)
     return PlaceSummary(
         faces=len(new),
-        placed=len(updates),
+        placed=len(done),
         suggested=int(held.sum()),
-        unknown=len(new) - len(updates) - int(held.sum()),
+        unknown=len(new) - len(done) - int(held.sum()),
         seconds=round(time.perf_counter() - start, 3),
     )

@@ -1,4 +1,4 @@
-"""Steps after HDBSCAN: the same-photo constraint, trimming, merging, dissolving
+"""Steps after HDBSCAN: the same-photo constraint, trimming, merging, splitting
 loose clusters, attaching noise, and stable cluster ids across runs. Each works on a
 label array in place and says how many faces it moved."""
 
@@ -141,26 +141,63 @@ def trim_outliers(
     return before - int((labels >= 0).sum())
 
 
-def dissolve_loose_clusters(x: np.ndarray, labels: np.ndarray, max_mean_sq: float) -> int:
+def split_loose_clusters(
+    x: np.ndarray, labels: np.ndarray, max_mean_sq: float, min_size: int
+) -> tuple[int, int]:
     """Clusters whose members sit on average farther than ``max_mean_sq`` (squared L2)
-    from their unit centroid become noise.
+    from their unit centroid are split; only the faces that fit no tight part go.
 
     Faces nobody could recognise (blurred, tiny, half hidden, a hand or a logo taken
     for a face) have embeddings that drift to a common region and form one large,
-    loose "garbage" cluster; a real person's cluster is much tighter. Mixed clusters
-    of look-alikes are loose too. Returns how many faces left.
+    loose "garbage" cluster; a real person's cluster is much tighter. A cluster can
+    also be loose because it is mixed: a person with too few faces for a cluster of
+    their own is hung by HDBSCAN on a look-alike's cluster (traced on an album: 5
+    faces of one person and 3 of another, mean 0.597 against a cut-off of 0.531), and
+    dissolving it would send the right faces to Unknown too. So the members are
+    grouped again by average linkage, cut where the mean squared distance between two
+    parts reaches ``2 * max_mean_sq`` (the pairwise distance of a cluster just at the
+    cohesion limit); parts of at least ``min_size`` faces that are cohesive stay
+    clusters, the rest become noise. Returns (faces sent to noise, parts kept).
     """
     if max_mean_sq <= 0 or labels.max() < 0:
-        return 0
+        return 0, 0
     k = int(labels.max()) + 1
     cent = centroids(x, labels, k)
     members = np.flatnonzero(labels >= 0)
     sq = sq_to_centroid(x, labels, members, cent)
     sums = np.bincount(labels[members], weights=sq, minlength=k)
     mean = sums / np.maximum(np.bincount(labels[members], minlength=k), 1)
-    loose = members[mean[labels[members]] > max_mean_sq]
-    labels[loose] = -1
-    return len(loose)
+    removed = kept = 0
+    next_label = k
+    for c in np.flatnonzero(mean > max_mean_sq):
+        rows = np.flatnonzero(labels == c)
+        labels[rows] = -1
+        for part in _tight_parts(x[rows], 2 * max_mean_sq):
+            if len(part) < min_size or _mean_sq(x[rows[part]]) > max_mean_sq:
+                continue
+            labels[rows[part]] = next_label
+            next_label += 1
+            kept += 1
+        removed += int((labels[rows] < 0).sum())
+    return removed, kept
+
+
+def _tight_parts(x: np.ndarray, max_mean_pair_sq: float) -> list[np.ndarray]:
+    """Groups of rows by average linkage on squared L2, cut at ``max_mean_pair_sq``."""
+    if len(x) < 2:
+        return [np.arange(len(x))]
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
+    tree = linkage(pdist(x.astype(np.float64), "sqeuclidean"), method="average")
+    part = fcluster(tree, max_mean_pair_sq, criterion="distance")
+    return [np.flatnonzero(part == p) for p in np.unique(part)]
+
+
+def _mean_sq(x: np.ndarray) -> float:
+    """Mean squared L2 of the rows to their unit centroid."""
+    c = normalize(x.sum(axis=0, keepdims=True))
+    return float(((x - c) ** 2).sum(axis=1).mean())
 
 
 def merge_close_clusters(

@@ -1,12 +1,8 @@
 """HDBSCAN on unit embeddings and the steps after it (:func:`cluster_vectors`).
 
-A face is confirmed (``faces.person_id``, set only by the user), in an automatic
-cluster (``faces.cluster_id``) or Unknown (HDBSCAN noise). :func:`recluster` groups
-the *unconfirmed* faces only, so re-clustering can never change a confirmed face or a
-name. The confirmed faces act as anchors: an unconfirmed face close to a named
-person's faces (a "likely" suggestion of the review queue, see ``hold_likely``) is
-left in Unknown for that queue instead of forming a new cluster, so after a
-rescan known people come back as suggestions and only the rest is clustered.
+Which faces are clustered, and how confirmed faces anchor the rest, is
+:mod:`faceapp.engine.cluster` (:func:`~faceapp.engine.cluster.recluster`); this module
+only groups the vectors it is given.
 
 The algorithm (:func:`cluster_vectors`):
 
@@ -27,11 +23,14 @@ The algorithm (:func:`cluster_vectors`):
    through one close face, and naming a cluster confirms all of its faces.
 5. Clusters whose unit centroids are under ``merge_ratio`` x threshold apart and
    share no photo merge (one person split by lighting or age).
-6. Loose clusters dissolve (mean squared distance to the centroid over
-   ``cohesion_ratio`` x threshold). Faces nobody could recognise (blurred, tiny,
+6. Loose clusters (mean squared distance to the centroid over ``cohesion_ratio`` x
+   threshold) are split by average linkage; cohesive parts of ``min_cluster_size``
+   faces stay, the rest goes to Unknown. Faces nobody could recognise (blurred, tiny,
    half hidden, a hand or a logo taken for a face) drift to a common region of the
    embedding space: on the scanned LFW library they formed the second largest
-   cluster (421 background faces); no real person's cluster there is that loose.
+   cluster (421 background faces); no real person's cluster there is that loose. A
+   cluster is also loose when a person with too few faces for a cluster of their own
+   was hung on a look-alike's: the split keeps the look-alike's cluster.
 7. Optionally (``attach_ratio``, off by default) noise faces join the nearest
    centroid: on LFW it helps the 158-people set a little and adds wrong faces in
    the full set, where most noise faces are strangers.
@@ -65,10 +64,10 @@ import numpy as np
 
 from faceapp.engine.cluster_steps import (
     attach_noise,
-    dissolve_loose_clusters,
     enforce_cannot_link,
     merge_close_clusters,
     relabel,
+    split_loose_clusters,
     trim_outliers,
 )
 from faceapp.engine.neighbours import knn
@@ -99,11 +98,13 @@ class ClusterParams:
     # under merge_ratio * threshold and they share no photo (0 disables)
     merge_ratio: float = 0.4
     # clusters whose mean squared distance to their unit centroid exceeds
-    # cohesion_ratio * threshold dissolve into Unknown (garbage and mixed clusters)
+    # cohesion_ratio * threshold are split into tight parts; faces that fit none go to
+    # Unknown (garbage clusters go whole, mixed ones keep their main person)
     cohesion_ratio: float = field(
         default=0.4,
         metadata={"help": "Groups looser than this (mean distance to the centre, share of "
-                  "the threshold) go to Unknown: blurred or partial faces (0: off)."},
+                  "the threshold) are split; faces that fit no tight part (blurred or "
+                  "partial faces) go to Unknown (0: off)."},
     )  # fmt: skip
     # noise faces join the nearest cluster when their squared distance to its unit
     # centroid is under attach_ratio * threshold (0 disables: with many strangers
@@ -116,6 +117,15 @@ class ClusterParams:
         default=True,
         metadata={"help": "Faces that Review finds likely to be a named person wait "
                   "there (one click accepts them) instead of forming new groups."},
+    )  # fmt: skip
+    # faces whose box is under this many display px (mean side) stay in their photos
+    # and in Unknown but are not grouped: on the album of bench/album_effort.py the
+    # nearest other face of a face under 20 px was the same person for 6 of 9, from
+    # 20 px on for all 285 (bench/small_faces.py: 30-40 px as good as 80+)
+    min_face_px: float = field(
+        default=20.0,
+        metadata={"help": "Faces smaller than this (pixels) stay in their photos and in "
+                  "Unknown but are not grouped: too small to recognise (0: group all)."},
     )  # fmt: skip
     algorithm: str = "auto"  # "exact" (hdbscan estimator), "knn" (kNN-graph MST), "auto"
     exact_limit: int = 5_000  # "auto" uses the hdbscan estimator up to this many faces
@@ -288,7 +298,9 @@ def cluster_vectors(
     )
     labels = relabel(labels)
     stats["merged"] = merge_close_clusters(x, labels, groups, params.merge_ratio * threshold)
-    stats["dissolved"] = dissolve_loose_clusters(x, labels, params.cohesion_ratio * threshold)
+    stats["dissolved"], stats["split_parts"] = split_loose_clusters(
+        x, labels, params.cohesion_ratio * threshold, params.min_cluster_size
+    )
     labels = relabel(labels)
     stats["attached"] = attach_noise(x, labels, groups, params.attach_ratio * threshold)
     labels = relabel(labels)

@@ -14,6 +14,9 @@ boxes, probabilities and landmarks (tests/engine/test_detect.py checks), but abo
 * the networks run in channels-last memory layout on CPU, where PyTorch's max
   pooling is ~4x faster than in the default layout.
 
+Precision, layout and threads follow the process's
+:class:`~faceapp.engine.inference.InferencePlan` (fp32 on CPU: see there).
+
 On CUDA the original torch resampling is used.
 
 Crops follow facenet-pytorch ``extract_face(img, box, image_size=160,
@@ -25,7 +28,6 @@ in use were made with precisely these crops, so any deviation costs accuracy.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +46,8 @@ from facenet_pytorch.models.utils.detect_face import (
 )
 from PIL import Image
 
+from faceapp.engine import inference
+from faceapp.engine import second_look as second_look_mod
 from faceapp.engine.images import DecodedImage
 
 CROP_SIZE = 160
@@ -59,8 +63,9 @@ CROP_OVERSAMPLE = 1.5
 # Defaults, and why:
 # * min_face_size=20 (px of the detection copy): MTCNN's own default, used for
 #   the reference LFW figures. On a 12 MP photo detected at ~1000 px it means
-#   faces of >= ~80 display px, about the smallest from which FaceNet still
-#   gives usable embeddings; smaller faces would only add noise to the people.
+#   faces of >= ~80 display px; the second look (second_look.py) finds the
+#   smaller ones, down to 80 / 2.5 = 32 px (bench/small_faces.py: recall 0.99
+#   on faces of 40-60 px, where this pass alone finds none).
 # * threshold=0.9 (final ONet probability): MTCNN's stage thresholds
 #   (0.6, 0.7, 0.7) let through ears, necks, blurred fragments and textures at
 #   0.7-0.9. On 2,000 random LFW photos every centre face scored > 0.9 (3 below
@@ -89,25 +94,12 @@ class FaceBox:
         return ((self.box[2] - self.box[0]) + (self.box[3] - self.box[1])) / 2
 
 
-def default_threads() -> int:
-    """Torch threads for the model work: all cores but one.
-
-    The scan decodes photos in another thread; on a 2-core machine two torch
-    threads plus the decoder oversubscribe the CPU, and OpenMP threads that
-    spin while a core is taken made detection up to 10x slower in tests.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
-
-
 class Detector:
     """MTCNN face detector with crop extraction; one per thread.
 
-    ``threads``: torch intra-op threads to use on CPU (global to the process);
-    ``None`` = :func:`default_threads`, ``0`` = leave torch's setting alone.
+    ``plan``: precision, layout and threads (default: :func:`inference.choose`);
+    ``threads``: torch intra-op threads on CPU instead of the plan's (global to the
+    process), ``0`` = leave torch's setting alone.
     ``batch_size`` / ``batch_pixels``: the most photos, and detection-copy
     pixels, per network pass; only same-size copies are batched. On CPU a batch
     of ~0.6 MP is fastest (8 LFW-size images: ~25 % faster than one by one; a
@@ -126,8 +118,12 @@ class Detector:
         batch_size: int | None = None,
         batch_pixels: int | None = None,
         threads: int | None = None,
+        plan: inference.InferencePlan | None = None,
+        second_look: second_look_mod.SecondLook | None = second_look_mod.DEFAULT,
     ) -> None:
-        self.device = torch.device(device)
+        plan = plan or inference.choose(str(torch.device(device)))
+        self.plan = plan if threads is None else inference.with_threads(plan, threads)
+        self.device = torch.device(self.plan.device)
         self.cpu = self.device.type == "cpu"
         # Integral-image resampling pays off on CPU; on CUDA torch's kernels are fast.
         self.use_integral = self.cpu
@@ -135,16 +131,18 @@ class Detector:
         self.threshold = float(threshold)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
+        self.second_look = second_look  # None: faces under min_face_size stay unseen
         self.batch_size = batch_size or (16 if self.cpu else 64)
         self.batch_pixels = batch_pixels or (600_000 if self.cpu else 64_000_000)
-        if self.cpu and threads != 0:
-            torch.set_num_threads(threads or default_threads())
-        self.pnet, self.rnet, self.onet = (net().eval() for net in (PNet, RNet, ONet))
-        for net in (self.pnet, self.rnet, self.onet):
-            net.requires_grad_(False)
-            net.to(self.device)
-            if self.cpu:
-                net.to(memory_format=torch.channels_last)
+        self.plan.apply_threads()
+        self.pnet, self.rnet, self.onet = (
+            self.plan.prepare(net().requires_grad_(False)) for net in (PNet, RNet, ONet)
+        )
+
+    def _run(self, net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One network pass at the plan's precision; outputs in float32 for the box maths."""
+        with self.plan.autocast(self.plan.detect_precision):
+            return tuple(t.float() for t in net(x))
 
     # ------------------------------------------------------------------ detection
 
@@ -152,7 +150,9 @@ class Detector:
         """Faces of each photo (same order), highest probability first.
 
         Runs on each photo's ``small`` copy; photos whose copies have the same
-        size share network passes.
+        size share network passes. Then the second look (:mod:`second_look`)
+        searches a finer decode for smaller faces where the first pyramid level
+        saw something face-like.
         """
         results: list[list[FaceBox]] = [[] for _ in images]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -162,18 +162,33 @@ class Detector:
             per = max(1, min(self.batch_size, self.batch_pixels // (size[0] * size[1])))
             for start in range(0, len(idx), per):
                 chunk = idx[start : start + per]
-                raw = self.detect_raw([images[i].small for i in chunk])
-                for i, (boxes, probs, points) in zip(chunk, raw, strict=True):
+                maps: list[tuple[float, np.ndarray]] = []
+                raw = self.detect_raw([images[i].small for i in chunk], first_level=maps)
+                for k, (i, (boxes, probs, points)) in enumerate(zip(chunk, raw, strict=True)):
                     results[i] = self._to_faces(boxes, probs, points, images[i])
+                    if self.second_look is not None and maps:
+                        level = (maps[0][0], maps[0][1][k])
+                        more = self.second_look.find(self, images[i], level, results[i])
+                        results[i] += [
+                            FaceBox(_float_box(b), pts.astype(np.float32), float(p))
+                            for b, p, pts in zip(*more, strict=True)
+                        ]
+                        results[i].sort(key=lambda f: -f.prob)
         return results
 
     def detect_raw(
-        self, smalls: Sequence[Image.Image]
+        self,
+        smalls: Sequence[Image.Image],
+        *,
+        scales: Sequence[float] | None = None,
+        first_level: list | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """MTCNN on same-size RGB images: per image (boxes[n,4], probs[n], points[n,5,2]).
 
         Coordinates are in pixels of the given images; nothing is filtered
-        beyond MTCNN's stage thresholds.
+        beyond MTCNN's stage thresholds. ``scales``: the pyramid levels to run
+        (default: from ``min_face_size`` down). ``first_level``: a list that
+        receives (scale, PNet face probability [N, h, w]) of the first level.
         """
         if not smalls:
             return []
@@ -181,7 +196,7 @@ class Detector:
         if any(im.size != size for im in smalls):
             raise ValueError("detect_raw needs images of one size")
         with torch.inference_mode():
-            boxes, points, inds = self._cascade(smalls)
+            boxes, points, inds = self._cascade(smalls, scales, first_level)
         out = []
         for b in range(len(smalls)):
             sel = inds == b
@@ -226,7 +241,14 @@ class Detector:
             minl *= self.factor
         return scales
 
-    def _pyramid(self, integral: np.ndarray | None, imgs: torch.Tensor | None, h: int, w: int):
+    def _pyramid(
+        self,
+        integral: np.ndarray | None,
+        imgs: torch.Tensor | None,
+        h: int,
+        w: int,
+        scales: Sequence[float] | None = None,
+    ):
         """Yield (scale, level) for each pyramid scale; levels are (N,3,h,w) float, normalised.
 
         On CPU the area resampling is computed from the integral image, which
@@ -234,7 +256,7 @@ class Detector:
         of 8-bit pixels are exact integers; the average is ``sum / kh / kw`` in
         float32 as in PyTorch's kernel) at a fraction of the cost.
         """
-        for scale in self._pyramid_scales(h, w):
+        for scale in self._pyramid_scales(h, w) if scales is None else scales:
             hs, ws = int(h * scale + 1), int(w * scale + 1)
             if integral is None:
                 level = imresample(imgs, (hs, ws))
@@ -244,10 +266,9 @@ class Detector:
                 band = np.take(integral, h1, axis=2) - np.take(integral, h0, axis=2)
                 sums = np.take(band, w1, axis=3) - np.take(band, w0, axis=3)
                 level = torch.from_numpy(sums.astype(np.float32) / kh[:, None] / kw[None, :])
-                level = level.contiguous(memory_format=torch.channels_last)
-            yield scale, (level - 127.5) * 0.0078125
+            yield scale, self.plan.layout((level - 127.5) * 0.0078125)
 
-    def _cascade(self, smalls: Sequence[Image.Image]):
+    def _cascade(self, smalls: Sequence[Image.Image], scales=None, first_level=None):
         """facenet-pytorch ``detect_face``, stage for stage (see module docstring)."""
         device = self.device
         arr = np.stack([np.asarray(im if im.mode == "RGB" else im.convert("RGB")) for im in smalls])
@@ -262,8 +283,10 @@ class Detector:
         # Stage 1: PNet over the pyramid.
         boxes_l, inds_l, picks_l = [], [], []
         offset = 0
-        for scale, im_data in self._pyramid(integral, imgs, h, w):
-            reg, probs = self.pnet(im_data)
+        for scale, im_data in self._pyramid(integral, imgs, h, w, scales):
+            reg, probs = self._run(self.pnet, im_data)
+            if first_level is not None and not first_level:
+                first_level.append((scale, probs[:, 1].cpu().numpy()))
             boxes_s, inds_s = generateBoundingBox(reg, probs[:, 1], scale, t_p)
             boxes_l.append(boxes_s)
             inds_l.append(inds_s)
@@ -293,7 +316,7 @@ class Detector:
         boxes, image_inds = boxes[keep], image_inds[keep]
         if len(boxes) == 0:
             return empty
-        out = fixed_batch_process(im_data, self.rnet)
+        out = fixed_batch_process(im_data, lambda x: self._run(self.rnet, x))
         score = out[1][:, 1]
         ipass = score > t_r
         boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
@@ -311,7 +334,7 @@ class Detector:
         boxes, image_inds = boxes[keep], image_inds[keep]
         if len(boxes) == 0:
             return empty
-        out = fixed_batch_process(im_data, self.onet)
+        out = fixed_batch_process(im_data, lambda x: self._run(self.onet, x))
         out0 = out[0].permute(1, 0)
         points = out[1].permute(1, 0)
         score = out[2].permute(1, 0)[1, :]
@@ -369,10 +392,7 @@ class Detector:
             kh = (r1 - r0).astype(np.float32)[:, None, :, None]
             kw = (c1 - c0).astype(np.float32)[:, None, None, :]
             data = torch.from_numpy(sums.astype(np.float32) / kh / kw)
-        data = (data - 127.5) * 0.0078125
-        if self.cpu:
-            data = data.contiguous(memory_format=torch.channels_last)
-        return data, keep
+        return self.plan.layout((data - 127.5) * 0.0078125), keep
 
     # ---------------------------------------------------------------------- crops
 
@@ -400,6 +420,10 @@ class Detector:
         for i, r in enumerate(regions):
             out[i] = np.asarray(cut_crop(img, scale, r, image_size))
         return out
+
+
+def _float_box(b: np.ndarray) -> tuple[float, float, float, float]:
+    return float(b[0]), float(b[1]), float(b[2]), float(b[3])
 
 
 def _integral_image(arr: np.ndarray) -> np.ndarray:

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 SHARD = 16  # photos per task: large enough to batch, small enough to retry cheaply
 RETRIES = 3  # a shard whose worker died is run again up to this many times
 BATCH = 4  # photos per detection/embedding batch on a CPU worker (32 on a GPU)
+WORKER_WAIT = 60.0  # seconds a scan waits for a worker to come back before it stops
+CHECK_WAIT = 120.0  # seconds the workers have to answer the path check
 
 
 class DistributedError(LibraryError):
@@ -116,17 +118,24 @@ def check_paths(paths: list[str]) -> None:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     check = ray.remote(num_cpus=0)(unreadable)
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
+    nodes = workers("CPU")
     if not nodes:
         raise DistributedError("the Ray cluster has no worker with CPUs")
-    answers = ray.get(
-        [
-            check.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-            ).remote(paths)
-            for n in nodes
-        ]
-    )
+    asked = [
+        check.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote(paths)
+        for n in nodes
+    ]
+    try:
+        answers = ray.get(asked, timeout=CHECK_WAIT)
+    except Exception as exc:  # a node died or hangs: nothing was scanned yet
+        for ref in asked:
+            ray.cancel(ref, force=True)
+        raise DistributedError(
+            f"the Ray workers did not answer within {CHECK_WAIT:.0f} s"
+            f" ({type(exc).__name__}): is the cluster healthy?"
+        ) from exc
     for node, (host, missing) in zip(nodes, answers, strict=True):
         if missing:
             where = f"{host} ({node.get('NodeManagerAddress', '?')})"
@@ -134,6 +143,13 @@ def check_paths(paths: list[str]) -> None:
                 f"the Ray worker on {where} cannot read {missing[0]}: every worker must see"
                 " the photos at the same path as this machine (mount the folder there)"
             )
+
+
+def workers(resource: str) -> list[dict]:
+    """The alive nodes that can run a shard (at least one ``resource``: CPU or GPU)."""
+    return [
+        n for n in _ray().nodes() if n.get("Alive") and n.get("Resources", {}).get(resource, 0) >= 1
+    ]
 
 
 def _sample(todo: list[tuple[str, Path]], k: int = 3) -> list[str]:
@@ -153,10 +169,13 @@ def scan(
     cancel: Callable[[], bool] | None = None,
     shard: int = SHARD,
     stats: dict | None = None,
+    worker_wait: float = WORKER_WAIT,
 ) -> ScanReport:
     """:func:`pipeline.scan` with decode and analysis on a Ray cluster's workers.
 
     ``stats`` (optional) receives the bytes of results that came back and the shards.
+    When no worker is left for ``worker_wait`` seconds the scan stops with a
+    :class:`DistributedError`; what it stored stays, and the next scan resumes there.
     """
     t0 = time.perf_counter()
     ray = _ray()
@@ -188,12 +207,21 @@ def scan(
             running[task.remote(weights_ref, files, device)] = files
 
     submit()
+    seen_worker = time.monotonic()
     try:
         while running:
             if cancel is not None and cancel():
                 plan.report.cancelled = True
                 break
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            if ready or workers("GPU" if gpus else "CPU"):
+                seen_worker = time.monotonic()
+            elif time.monotonic() - seen_worker > worker_wait:
+                raise DistributedError(
+                    f"no Ray worker left to scan on (none for {worker_wait:.0f} s):"
+                    f" {store.done} of {len(plan.todo)} photos done; scan again to finish"
+                    " (without --ray to scan here)"
+                )
             for ref in ready:
                 files = running.pop(ref)
                 try:

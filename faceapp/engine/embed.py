@@ -10,18 +10,24 @@ Two refinements from FaceNet's evaluation, measured on LFW (bench/lfw_accuracy.p
 weights), so it is on wherever the weights come with a centre; ``flip`` adds the
 embedding of the mirrored crop (+0.0000 with centring, at twice the cost), so it
 is off by default.
+
+Precision and memory layout follow the process's
+:class:`~faceapp.engine.inference.InferencePlan` (bf16 autocast on CPUs with native
+bf16, fp16 on CUDA; bench/inference_variants.py measures both against fp32).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
+from faceapp.engine import inference
 from faceapp.engine.library import Library
 from faceapp.engine.network import forward, preprocess
 
@@ -47,7 +53,10 @@ def load_crops(lib: Library, face_ids: Sequence[int]) -> np.ndarray:
 
 
 class Embedder:
-    """Runs an InceptionResnetV1 in eval mode on one device, in batches."""
+    """Runs an InceptionResnetV1 in eval mode on one device, in batches.
+
+    ``plan``: precision and layout (default: :func:`inference.choose` for ``device``).
+    """
 
     def __init__(
         self,
@@ -58,9 +67,14 @@ class Embedder:
         flip: bool = False,
         centre: np.ndarray | None = None,
         batch_size: int = 64,
+        plan: inference.InferencePlan | None = None,
     ) -> None:
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.plan = plan or inference.choose(str(torch.device(device)))
+        self.device = torch.device(self.plan.device)
+        self.model = self.plan.prepare(model)
+        # The pass on a preprocessed batch; a compiled or quantized form of the same
+        # pass may take its place (bench/inference_variants.py compares them).
+        self.net: Callable[[torch.Tensor], torch.Tensor] = partial(forward, self.model)
         self.preprocess = preprocess
         self.flip = flip
         self.centre = None if centre is None else torch.as_tensor(centre, dtype=torch.float32)
@@ -73,12 +87,13 @@ class Embedder:
             return np.zeros((0, 512), np.float32)
         out = []
         for start in range(0, len(crops), self.batch_size):
-            chunk = np.ascontiguousarray(crops[start : start + self.batch_size])
-            x = preprocess(torch.from_numpy(chunk).permute(0, 3, 1, 2), self.preprocess)
-            x = x.to(self.device)
-            e = forward(self.model, x)
-            if self.flip:
-                e = e + forward(self.model, torch.flip(x, dims=[3]))
+            chunk = torch.from_numpy(np.ascontiguousarray(crops[start : start + self.batch_size]))
+            x = preprocess(chunk.to(self.device).permute(0, 3, 1, 2), self.preprocess)
+            x = self.plan.layout(x)
+            with self.plan.autocast(self.plan.embed_precision):
+                e = self.net(x).float()
+                if self.flip:
+                    e = e + self.net(torch.flip(x, dims=[3])).float()
             e = nn.functional.normalize(e, dim=1).cpu()
             if self.centre is not None:
                 e = nn.functional.normalize(e - self.centre, dim=1)

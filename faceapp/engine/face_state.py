@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine.library import Library, blob_to_matrix
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import blob_to_matrix
 
 _vector_lock = threading.Lock()
 _vector_cache: dict[str, tuple[tuple, np.ndarray, np.ndarray]] = {}

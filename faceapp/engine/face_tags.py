@@ -33,14 +33,11 @@ from PIL import Image
 
 from faceapp.engine import picasa, xmp_faces
 from faceapp.engine.boxes import iou
-from faceapp.engine.images import (
-    PHOTO_FORMATS,
-    DecodedImage,
-    ImageError,
-    _orientation,
-    load_image,
-)
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.image_modes import orientation_of
+from faceapp.engine.image_open import PHOTO_FORMATS, ImageError
+from faceapp.engine.images import DecodedImage, load_image
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.people import _clean_name, _person_by_name
 from faceapp.engine.xmp_faces import Region, XmpError
 
@@ -161,7 +158,7 @@ def file_frame(path: Path) -> FileFrame:
                 w, h = im.size
                 stored = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
             else:
-                orientation, stored = _orientation(im), im.size
+                orientation, stored = orientation_of(im), im.size
     except Exception as exc:  # the scan decoded it; a header re-read failing is rare
         raise XmpError(f"cannot read the photo's metadata ({exc})") from None
     return FileFrame(xmp or None, stored, orientation if 1 <= orientation <= 8 else 1)

@@ -34,7 +34,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -49,7 +49,8 @@ from faceapp.engine.finetune_plan import (
     FinetunePlan,
     plan,
 )
-from faceapp.engine.library import Library, blob_to_matrix
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import blob_to_matrix
 from faceapp.engine.network import STAGES, build_model
 from faceapp.engine.pair_metrics import HeldoutMetrics, balanced_threshold, pair_distances
 from faceapp.engine.progress import Cancelled, VersionProgress, check_cancel, emit
@@ -61,8 +62,9 @@ if TYPE_CHECKING:
 MIN_CALIBRATION_SAME_PAIRS = 10  # fewer held-out same-person pairs: keep the old threshold
 
 
-class _RunFields(TypedDict):
-    """The fields of a FinetuneResult known before training starts."""
+@dataclass
+class RunSetup:
+    """What a fine-tuning run is fixed to before training starts (a part of its result)."""
 
     options: FinetuneOptions
     plan: dict
@@ -71,14 +73,14 @@ class _RunFields(TypedDict):
     base_source: str
     preprocess: str
     flip: bool
-    centre: np.ndarray | None
-    threshold: float
+    centre: np.ndarray | None  # subtracted from embeddings, then renormalised (as the base)
+    threshold: float  # the base version's threshold (accept recalibrates)
     heldout_ids: list[int]
     device: str
 
 
 @dataclass
-class FinetuneResult:
+class FinetuneResult(RunSetup):
     """What ``train`` produced; nothing of it is in the library until ``accept``."""
 
     before: HeldoutMetrics | None
@@ -91,17 +93,6 @@ class FinetuneResult:
     cancelled: bool
     seconds: float
     prepare_seconds: float
-    options: FinetuneOptions
-    plan: dict
-    base_model_id: int
-    base_sha256: str
-    base_source: str
-    preprocess: str
-    flip: bool
-    centre: np.ndarray | None  # subtracted from embeddings, then renormalised (as the base)
-    threshold: float  # the base version's threshold (accept recalibrates)
-    heldout_ids: list[int]
-    device: str
 
     def as_dict(self) -> dict:
         return {
@@ -201,19 +192,19 @@ def _train(
     torch.manual_seed(options.seed)  # dropout, if enabled (train() forks the global RNG)
     model = build_model(state, device)
     cut = STAGES.index(TRAINABLE[options.trainable])
-    fixed: _RunFields = {
-        "options": options,
-        "plan": the_plan.as_dict(),
-        "base_model_id": base_info.id,
-        "base_sha256": base_info.sha256,
-        "base_source": base_info.source,
-        "preprocess": base_info.preprocess,
-        "flip": flip,
-        "centre": None if centre is None else np.asarray(centre, np.float32),
-        "threshold": base_info.threshold,
-        "heldout_ids": list(the_plan.heldout_ids),
-        "device": device,
-    }
+    setup = RunSetup(
+        options=options,
+        plan=the_plan.as_dict(),
+        base_model_id=base_info.id,
+        base_sha256=base_info.sha256,
+        base_source=base_info.source,
+        preprocess=base_info.preprocess,
+        flip=flip,
+        centre=None if centre is None else np.asarray(centre, np.float32),
+        threshold=base_info.threshold,
+        heldout_ids=list(the_plan.heldout_ids),
+        device=device,
+    )
     try:
         train_feats, held_feats = prepare_features(
             lib,
@@ -241,7 +232,7 @@ def _train(
             cancelled=True,
             seconds=seconds,
             prepare_seconds=seconds,
-            **fixed,
+            **vars(setup),
         )
     prepare_seconds = time.perf_counter() - t0
     fit = fit_head(
@@ -270,7 +261,7 @@ def _train(
         cancelled=fit.stopped == "cancelled",
         seconds=time.perf_counter() - t0,
         prepare_seconds=prepare_seconds,
-        **fixed,
+        **vars(setup),
     )
 
 

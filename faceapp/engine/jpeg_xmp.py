@@ -10,10 +10,9 @@ one segment (64 KB; "extended XMP") are refused: a sidecar takes those.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from faceapp.engine.files import fsync_dir
+from faceapp.engine.files import write_atomic
 from faceapp.errors import FaceAppError
 
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -100,33 +99,21 @@ def temp_path(path: Path) -> Path:
 
 
 def replace_file_xmp(path: Path, packet: bytes) -> None:
-    """Write ``packet`` into the JPEG at ``path``: temp file, read back, check, atomic replace.
+    """Write ``packet`` into the JPEG at ``path``: checked, written aside, read back, replaced.
 
     A failure or a kill at any moment leaves either the old file or the new one.
     """
     path = Path(path)
     data = path.read_bytes()
     new = with_xmp(data, packet)
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(new)
-            fh.flush()
-            os.fsync(fh.fileno())
-        back = tmp.read_bytes()
-        old_start = image_data_offset(data)
-        if (
-            read_xmp(back) != packet
-            or back[image_data_offset(back) :] != data[old_start:]
-            or _others(back) != _others(data)
-        ):
-            raise JpegError("the rewritten file did not read back as written")
-        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    old_start = image_data_offset(data)
+    if (
+        read_xmp(new) != packet
+        or new[image_data_offset(new) :] != data[old_start:]
+        or _others(new) != _others(data)
+    ):
+        raise JpegError("the rewritten file would not keep the photo's other data")
+    write_atomic(path, new, temp=temp_path(path), verify=True, keep_mode=True)
 
 
 def _others(data: bytes) -> list[bytes]:

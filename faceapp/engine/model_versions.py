@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from faceapp import config
-from faceapp.engine.files import fsync_dir, sha256_file
+from faceapp.engine.files import process_temp_path, sha256_file, write_atomic
 from faceapp.engine.library import Library, LibraryError, ModelInfo
 from faceapp.engine.orphans import clean_finetune_orphans, models_dir, pid_alive
 from faceapp.engine.progress import Cancelled, VersionProgress, check_cancel, emit
@@ -129,7 +129,7 @@ def model_state_dict(info: ModelInfo) -> dict[str, torch.Tensor]:
     Raises :class:`ModelError` when the file is gone or changed, or when the weights
     found on this machine are not the ones the version was embedded with.
     """
-    from faceapp.engine import weights as weights_mod
+    from faceapp.engine.state_dict import load_state_dict_file
 
     if not info.path:
         found = _find_base(info)
@@ -151,7 +151,7 @@ def model_state_dict(info: ModelInfo) -> dict[str, torch.Tensor]:
             f"the weights file of model version {info.id} changed on disk ({path}); its faces"
             " were embedded with other weights: switch versions with `faceapp models use`"
         )
-    return weights_mod.load_state_dict_file(path)
+    return load_state_dict_file(path)
 
 
 def version_centre(info: ModelInfo) -> np.ndarray | None:
@@ -256,20 +256,6 @@ def register_base(lib: Library, loaded: LoadedWeights) -> ModelInfo:
     return active
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """files.write_atomic, with the temporary named by pid: orphans.py cleans those."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
 def save_weights(state_dict: dict[str, torch.Tensor], metadata: dict) -> tuple[Path, str]:
     """Write a state dict (and a JSON sidecar) atomically; returns (path, sha256 of the file)."""
     import torch
@@ -279,9 +265,10 @@ def save_weights(state_dict: dict[str, torch.Tensor], metadata: dict) -> tuple[P
     data = buf.getvalue()
     sha = hashlib.sha256(data).hexdigest()
     path = models_dir() / f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}-{sha[:12]}.pt"
-    _write_atomically(path, data)
+    write_atomic(path, data, temp=process_temp_path(path))  # orphans.py cleans up after a kill
     meta = {**metadata, "sha256": sha, "file": path.name, "pid": os.getpid()}
-    _write_atomically(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+    sidecar = path.with_suffix(".json")
+    write_atomic(sidecar, json.dumps(meta, indent=1).encode(), temp=process_temp_path(sidecar))
     return path, sha
 
 

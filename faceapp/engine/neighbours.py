@@ -1,4 +1,4 @@
-"""The k-nearest-neighbour graph that clustering builds on, from faiss.
+"""The k-nearest-neighbour graph that clustering builds on, and nearest centroids, from faiss.
 
 Up to ``brute_limit`` faces the search is exact (faiss's flat index: blocked BLAS).
 Above it an inverted file: k-means cells, each face stored in its nearest cell and
@@ -85,3 +85,11 @@ def knn(
     add_preassigned(index, y, np.ascontiguousarray(cells[:, 0]))
     sq, idx = search_preassigned(index, y, k + 1, cells, cell_sq)
     return _finish(idx, sq, k)
+
+
+def nearest(points: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest of ``points`` to each query, exactly: (index, squared L2 distance)."""
+    flat = faiss.IndexFlatL2(points.shape[1])
+    flat.add(np.ascontiguousarray(points, dtype=np.float32))
+    sq, idx = flat.search(np.ascontiguousarray(queries, dtype=np.float32), 1)
+    return idx[:, 0].astype(np.int64), sq[:, 0]

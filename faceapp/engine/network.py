@@ -37,14 +37,6 @@ STAGES = (
     "last_linear",
     "last_bn",
 )
-# trainable choice -> first stage of the part that learns (everything after it learns too)
-TRAINABLE = {
-    "last": "dropout",  # last_linear + last_bn
-    "block8": "block8",
-    "repeat_3": "repeat_3",
-    "mixed_7a": "mixed_7a",
-    "repeat_2": "repeat_2",
-}
 
 
 def preprocess(x: torch.Tensor, mode: str) -> torch.Tensor:

@@ -27,7 +27,8 @@ import sqlite3
 import time
 from dataclasses import dataclass, field, replace
 
-from faceapp.engine.library import Library, inserted_id
+from faceapp.engine.library import Library
+from faceapp.engine.library_schema import inserted_id
 
 OPLOG_KEEP = 1000  # operations kept for undo
 PERSON_SETTINGS = ("birth_date", "cover_face_id")  # people columns Changes.settings may set

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceapp import config
+from faceapp.engine.files import process_temp_writer
 
 if TYPE_CHECKING:
     from faceapp.engine.library import Library
 
 MODELS_DIR = "models"
 STALE_S = 3600.0  # a file this old was not written by a save still under way
-_TMP = re.compile(r"^\..+\.(?P<pid>\d+)\.tmp$")
 
 
 def models_dir() -> Path:
@@ -63,11 +62,10 @@ def clean_finetune_orphans(lib: Library, folder: Path | None = None) -> list[Pat
     removed: list[Path] = []
     writers: dict[str, int] = {}  # weights file name -> pid of a save that left a .tmp
     for tmp in folder.glob(".*.tmp"):
-        m = _TMP.match(tmp.name)
-        pid = int(m["pid"]) if m else None
-        if pid is not None:
-            stem = tmp.name[1:].rsplit(".", 2)[0]  # ".X.json.123.tmp" -> "X.json"
-            writers[Path(stem).with_suffix(".pt").name] = pid
+        writer = process_temp_writer(tmp.name)  # (".X.json.123.tmp" -> "X.json", 123)
+        pid = writer[1] if writer else None
+        if writer is not None:
+            writers[Path(writer[0]).with_suffix(".pt").name] = writer[1]
         if _abandoned(tmp, pid):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)

@@ -124,21 +124,32 @@ def _join_person(
 
     Returns (joined, left out because rejected, left out because of the same photo).
     """
-    photos = _person_photos(c, person_id, exclude={f[0] for f in faces})
+    photos = set(_person_photos(c, person_id, exclude={f[0] for f in faces}))
     rejected = _rejections_of(c, person_id) | before_birth(c, person_id, [f[0] for f in faces])
+    faces = [f for f in faces if f[2] != person_id]
+    return _join(ch, faces, (person_id, None), rejected, photos)
+
+
+def _join(
+    ch: Changes,
+    faces: list[tuple],
+    target: tuple[int | None, int | None],
+    refused_ids: set[int],
+    photos: set[int],
+) -> tuple[int, int, int]:
+    """Faces join ``target`` (person, cluster) unless refused there or their photo is one
+    ``target`` already shows: those go to Unknown. Returns (joined, refused, clashed)."""
     joined = refused = clashed = 0
     for fid, photo, person, cl in faces:
-        if person == person_id:
-            continue
-        if fid in rejected:
+        if fid in refused_ids:
             ch.face(fid, (person, cl), (None, None))
             refused += 1
         elif photo in photos:
             ch.face(fid, (person, cl), (None, None))
             clashed += 1
         else:
-            ch.face(fid, (person, cl), (person_id, None))
-            photos[photo] = fid
+            ch.face(fid, (person, cl), target)
+            photos.add(photo)
             joined += 1
     return joined, refused, clashed
 
@@ -308,18 +319,7 @@ def merge(lib: Library, source: object, target: object) -> OpChanges:
                     "SELECT face_id FROM cluster_rejections WHERE cluster_id = ?", (tid,)
                 )
             }
-            joined = refused = clashed = 0
-            for fid, photo, person, cl in faces:
-                if fid in refused_set:
-                    ch.face(fid, (person, cl), (None, None))
-                    refused += 1
-                elif photo in photos:
-                    ch.face(fid, (person, cl), (None, None))
-                    clashed += 1
-                else:
-                    ch.face(fid, (person, cl), (None, tid))
-                    photos.add(photo)
-                    joined += 1
+            joined, refused, clashed = _join(ch, faces, (None, tid), refused_set, photos)
             for (fid,) in c.execute(
                 "SELECT face_id FROM cluster_rejections WHERE cluster_id = ?", (sid,)
             ).fetchall():

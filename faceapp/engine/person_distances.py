@@ -30,6 +30,22 @@ def _farthest_points(x: np.ndarray, k: int) -> np.ndarray:
     return np.array(chosen, np.int64)
 
 
+def representatives(state: FaceState, max_reps: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(person ids, rows of ``state`` per person): each named person's confirmed faces,
+    at most ``max_reps`` spread-out ones, that distances to the person are measured to."""
+    conf = np.flatnonzero(state.person > 0)
+    order = conf[np.argsort(state.person[conf], kind="stable")]
+    pids, starts = np.unique(state.person[order], return_index=True)
+    bounds = [*starts.tolist(), len(order)]
+    reps: list[np.ndarray] = []
+    for j in range(len(pids)):
+        rows = order[bounds[j] : bounds[j + 1]]
+        if len(rows) > max_reps:
+            rows = rows[_farthest_points(state.vectors[rows], max_reps)]
+        reps.append(rows)
+    return pids, reps
+
+
 class PersonDistances:
     """Squared distances of unconfirmed faces to each person, reused between calls.
 
@@ -54,19 +70,9 @@ class PersonDistances:
             self.keys = {}
             self.model = model
         unconf = np.flatnonzero(state.person == 0)
-        conf = np.flatnonzero(state.person > 0)
         q_ids = state.ids[unconf]
-        order = conf[np.argsort(state.person[conf], kind="stable")]
-        pids, starts = np.unique(state.person[order], return_index=True)
-        bounds = [*starts.tolist(), len(order)]
-        reps: list[np.ndarray] = []
-        keys: list[tuple[int, ...]] = []
-        for j in range(len(pids)):
-            rows = order[bounds[j] : bounds[j + 1]]
-            if len(rows) > self.max_reps:
-                rows = rows[_farthest_points(state.vectors[rows], self.max_reps)]
-            reps.append(rows)
-            keys.append(tuple(sorted(state.ids[rows].tolist())))
+        pids, reps = representatives(state, self.max_reps)
+        keys = [tuple(sorted(state.ids[rows].tolist())) for rows in reps]
         out = np.empty((len(unconf), len(pids)), np.float32)
         # rows already known from the last call, and the faces new since
         if len(self.q_ids):

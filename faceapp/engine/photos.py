@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faceapp.engine.birthdays import age_at
-from faceapp.engine.images import date_taken
 from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.oplog import Changes, OpChanges, commit
+from faceapp.engine.photo_dates import date_taken
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from faceapp import config
-from faceapp.engine import face_tags, scan_decode
+from faceapp.engine import face_tags, gpu_decode, inference, scan_decode
 from faceapp.engine import photos as photos_mod
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.detect import Detector, FaceBox
@@ -32,7 +32,7 @@ from faceapp.engine.scan_decode import Decoded, DecodeStream, decode_file
 from faceapp.engine.scan_plan import ScanReport, plan_scan
 from faceapp.engine.scan_store import ScanProgress, ScanStore
 
-BATCH = 4  # photos per detection/embedding batch
+BATCH = inference.CPU_PHOTO_BATCH  # photos per batch of an analyzer without a plan
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Analyzer:
     ) -> None:
         self.detector = detector
         self.embedder = embedder
+        self.plan = embedder.plan
         self.threshold = threshold  # squared L2 on unit vectors: below means same person
         self.threshold_source = threshold_source
 
@@ -62,13 +63,13 @@ class Analyzer:
     def from_weights(
         cls, loaded: weights_mod.LoadedWeights, device: str = "auto", *, flip: bool = False
     ) -> Analyzer:
-        device = config.resolve_device(device)
-        model = weights_mod.build_model(loaded, device)
+        plan = inference.choose(config.resolve_device(device))
+        model = weights_mod.build_model(loaded, plan.device)
         embedder = Embedder(
-            model, device=device, preprocess=loaded.preprocess, flip=flip, centre=loaded.centre
+            model, preprocess=loaded.preprocess, flip=flip, centre=loaded.centre, plan=plan
         )
         return cls(
-            Detector(device=device),
+            Detector(plan=plan),
             embedder,
             threshold=loaded.threshold,
             threshold_source=loaded.threshold_source,
@@ -117,15 +118,19 @@ def scan(
     *,
     progress: Callable[[ScanProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
-    decode_workers: int = 2,
+    decode_workers: int | None = None,
     only: Container[str] | None = None,
 ) -> ScanReport:
     """Bring the library up to date with the folder; only new or changed files are read.
 
     ``only``: read just these files (relative paths), even unchanged ones the library
     holds as unreadable: "Try again" for the scan problems (see :func:`retry`).
+    Decode workers and photos per batch come from the analyzer's inference plan.
     """
     t0 = time.perf_counter()
+    how: inference.InferencePlan | None = getattr(analyzer, "plan", None)  # doubles have none
+    per_batch = how.photo_batch if how else BATCH
+    decode_workers = decode_workers or (how.decode_workers if how else 2)
     plan = plan_scan(lib, root, only)
     tags = face_tags.TagImporter(lib, analyzer, plan.root, plan.report.tags)
     store = ScanStore(lib, plan, progress=progress, started=t0, tags=tags)
@@ -135,7 +140,8 @@ def scan(
         return sum(d.pixels for d in batch)
 
     store.emit("")
-    stream = DecodeStream(plan.todo, plan.moved_from, workers=decode_workers, held=held)
+    load = gpu_decode.loader(how.device) if how else None
+    stream = DecodeStream(plan.todo, plan.moved_from, workers=decode_workers, held=held, load=load)
     try:
         while stream:
             if cancel is not None and cancel():
@@ -145,9 +151,9 @@ def scan(
             if store.take_move(item.rel, item.size, item.mtime_ns, item.content_hash):
                 continue
             if item.image is None and item.error is None:  # a second copy of a moved photo
-                item = decode_file(plan.on_disk[item.rel], item.rel)  # decoded fine before
+                item = decode_file(plan.on_disk[item.rel], item.rel, load=load)  # read before
             batch.append(item)
-            if len(batch) >= BATCH or not stream or held() >= scan_decode.PREFETCH_PIXELS:
+            if len(batch) >= per_batch or not stream or held() >= scan_decode.PREFETCH_PIXELS:
                 store.store(analyze_batch(analyzer, store.not_stored(batch)))
                 batch = []
         if batch and not plan.report.cancelled:

@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-NODE_STORE = 200_000_000  # object store bytes per node: the model's weights are ~100 MB
+NODE_STORE = 500_000_000  # object store bytes per node: the weights (~100 MB) of a few scans,
+# a killed one's included until Ray frees them (at 200 MB a rerun after a kill waited forever)
 
 
 def _free_port() -> int:
@@ -105,6 +106,12 @@ class LocalCluster:
         proc = self.nodes[1 + index]
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+    def kill_workers(self) -> None:
+        """SIGKILL every worker node still running: a cluster left with its head only."""
+        for index, proc in enumerate(self.nodes[1:]):
+            if proc.poll() is None:
+                self.kill_worker(index)
 
     def __exit__(self, *exc: object) -> None:
         import ray

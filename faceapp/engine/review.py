@@ -190,7 +190,12 @@ def likely(lib: Library, state: FaceState) -> np.ndarray:
     (:func:`faceapp.engine.cluster.recluster`): they wait here for one click instead
     of forming a new group of someone already named."""
     person, dist = library_nearest_people(lib, state)
-    ok = (person > 0) & (dist < REVIEW_RATIO * cluster_mod.model_threshold(lib))
+    return (person > 0) & is_likely(lib, dist)
+
+
+def is_likely(lib: Library, dist: np.ndarray) -> np.ndarray:
+    """Whether a face at squared distance ``dist`` from its nearest person is "likely"."""
+    ok = dist < REVIEW_RATIO * cluster_mod.model_threshold(lib)
     if ok.any():
         ok &= calibrate(lib).confidence(dist) >= LIKELY
     return ok

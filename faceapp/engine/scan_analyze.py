@@ -14,8 +14,9 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from faceapp.engine.images import DecodedImage, file_time
-from faceapp.engine.library import NewFace
+from faceapp.engine.images import DecodedImage
+from faceapp.engine.library_photos import NewFace
+from faceapp.engine.photo_dates import file_time
 from faceapp.engine.scan_decode import Decoded
 
 

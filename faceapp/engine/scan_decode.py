@@ -19,7 +19,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceapp.engine.images import DecodedImage, ImageError, load_image
+from faceapp.engine.image_open import ImageError
+from faceapp.engine.images import DecodedImage, load_image
 
 PREFETCH = 8  # decoded photos kept ahead of the model work
 # ... and no more decoded pixels than this (~450 MB of RGB) waiting for the networks
@@ -63,8 +64,16 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def decode_file(path: Path, rel: str, known_hashes: Container[str] = ()) -> Decoded:
-    """Hash and decode one file; a file whose content the library knows is not decoded."""
+def decode_file(
+    path: Path,
+    rel: str,
+    known_hashes: Container[str] = (),
+    load: Callable[[Path], DecodedImage] | None = None,
+) -> Decoded:
+    """Hash and decode one file; a file whose content the library knows is not decoded.
+
+    ``load``: the decoder, Pillow's when None (on a GPU scan, :func:`gpu_decode.load_image_torch`).
+    """
     try:
         stat = path.stat()
         content = file_hash(path)
@@ -74,7 +83,7 @@ def decode_file(path: Path, rel: str, known_hashes: Container[str] = ()) -> Deco
     if content in known_hashes:
         return item
     try:
-        item.image = load_image(path)
+        item.image = (load or load_image)(path)
     except ImageError as exc:
         item.error = str(exc)
     except Exception as exc:  # a decoder bug must cost one file, not the scan
@@ -178,10 +187,12 @@ class DecodeStream:
         *,
         workers: int = 2,
         held: Callable[[], int] = lambda: 0,
+        load: Callable[[Path], DecodedImage] | None = None,
     ) -> None:
         self._files = iter(files)
         self._known = known_hashes
         self._held = held
+        self._load = load
         self._pool = DecodePool(workers)
         self._pending: deque[tuple[str, Path, _Task]] = deque()
         self._recent: deque[int] = deque(maxlen=PREFETCH)  # pixels of the last photos
@@ -214,7 +225,7 @@ class DecodeStream:
             if nxt is None:
                 return
             rel, path = nxt
-            task = self._pool.submit(decode_file, path, rel, self._known)
+            task = self._pool.submit(decode_file, path, rel, self._known, self._load)
             self._pending.append((rel, path, task))
 
     def next(self) -> Decoded:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceapp.engine.face_tags import TagImport
-from faceapp.engine.images import discover
-from faceapp.engine.library import Library, LibraryError, PhotoState
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import PhotoState
+from faceapp.engine.photo_files import discover
 from faceapp.engine.scan_decode import TIME_LIMIT_PREFIX
 
 NAME_NOT_UTF8 = "the file name is not valid UTF-8; rename the file to scan it"

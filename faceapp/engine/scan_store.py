@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from faceapp.engine.face_tags import TagImporter
-from faceapp.engine.library import Library, PhotoState
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import PhotoState
 from faceapp.engine.scan_analyze import PhotoResult
 from faceapp.engine.scan_decode import Decoded, file_hash
 from faceapp.engine.scan_plan import ScanPlan, ScanReport

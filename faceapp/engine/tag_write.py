@@ -33,6 +33,7 @@ from faceapp.engine.face_tags import (
     sidecars,
     stored_to_display,
 )
+from faceapp.engine.files import write_atomic
 from faceapp.engine.jpeg_xmp import JpegError
 from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.scan_decode import file_hash
@@ -135,22 +136,6 @@ def _writable(path: Path) -> str | None:
     return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = jpeg_xmp.temp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if tmp.read_bytes() != data:
-            raise OSError("the written file did not read back as written")
-        xmp_faces.read(data)  # parses: never leave a sidecar other programs cannot read
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _sidecar_packet(xmp: bytes) -> bytes:
     return (
         b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -225,7 +210,9 @@ def write_tags(
                     )
                     _mark(c, photo.id, bool(regions))
             else:
-                _atomic_write(target, _sidecar_packet(new))
+                packet = _sidecar_packet(new)
+                xmp_faces.read(packet)  # parses: never leave a sidecar other programs cannot read
+                write_atomic(target, packet, temp=jpeg_xmp.temp_path(target), verify=True)
                 with lib.transaction() as c:
                     _mark(c, photo.id, bool(regions))
             report.changes.append(change)

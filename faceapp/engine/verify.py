@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faceapp.engine.images import DecodedImage, ImageError, load_image
+from faceapp.engine.image_open import ImageError
+from faceapp.engine.images import DecodedImage, load_image
 from faceapp.engine.pipeline import AnalyzedFace, Analyzer
 from faceapp.engine.scan_decode import DECODE_TIME_LIMIT, TIME_LIMIT_REASON
 from faceapp.engine.timelimit import TimeLimitExceeded, call_with_time_limit

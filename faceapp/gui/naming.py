@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Slot
-from PySide6.QtWidgets import QMessageBox
 
 from faceapp.gui.dialogs.name import NameDialog
+from faceapp.gui.dialogs.question import ask_yes_no
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.outliers import OutlierCheck, OutlierChecks
 from faceapp.gui.refresh import CONTENT_REVIEW
@@ -264,14 +264,7 @@ class NamingMixin:
 
     def ask(self: MainWindow, title: str, text: str) -> bool:
         """A yes/no question (tests replace this)."""
-        answer = QMessageBox.question(
-            self,
-            title,
-            text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_yes_no(self, title, text)
 
     def reject_selected(self: MainWindow) -> None:
         key = self.current_key

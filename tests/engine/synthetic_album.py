@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceapp.engine.library import Library, NewFace
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import NewFace
 
 DIM = 512
 

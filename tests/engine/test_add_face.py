@@ -13,8 +13,8 @@ from PIL import Image
 from faceapp.cli import main
 from faceapp.engine import add_face, library, model_versions, photos, pipeline
 from faceapp.engine.add_face import AddFaceError
-from faceapp.engine.images import file_time
 from faceapp.engine.library import LibraryError
+from faceapp.engine.photo_dates import file_time
 
 
 @pytest.fixture(scope="module")

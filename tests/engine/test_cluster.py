@@ -12,8 +12,10 @@ from faceapp.engine import (
     cluster,
     cluster_steps,
     clustering,
+    group_centres,
     naming,
     neighbours,
+    oplog,
     people,
     review,
 )
@@ -22,7 +24,8 @@ from faceapp.engine.cluster_metrics import agreement, cluster_scores
 from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import ClusterParams, cluster_vectors
 from faceapp.engine.face_state import FaceState
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.person_distances import PersonDistances, nearest_people
 
 DIM = 512
@@ -528,8 +531,15 @@ def test_loose_clusters_dissolve():
     loose, _ = blobs([12], seed=13, spread=1.5)  # faces with nothing in common
     x = np.concatenate([tight, loose])
     labels = np.repeat([0, 1], 12)
-    assert cluster_steps.dissolve_loose_clusters(x, labels, max_mean_sq=0.5) == 12
+    assert cluster_steps.split_loose_clusters(x, labels, max_mean_sq=0.5, min_size=4) == (12, 0)
     assert (labels[:12] == 0).all() and (labels[12:] == -1).all()
+
+
+def test_a_loose_cluster_of_two_people_splits_in_two():
+    x, truth = blobs([6, 5], seed=14)
+    labels = np.zeros(11, np.int64)
+    assert cluster_steps.split_loose_clusters(x, labels, max_mean_sq=0.5, min_size=4) == (0, 2)
+    assert agreement(labels, truth) == 1.0
 
 
 # -- placing new faces (cluster_place) ---------------------------------------------
@@ -597,9 +607,92 @@ def test_new_faces_near_a_named_person_wait_as_suggestions(tmp_path, monkeypatch
     assert lib.face(new[0]).cluster_id is None and lib.face(new[0]).person_id is None
 
 
+def _kept(lib) -> tuple[dict[int, np.ndarray], list[tuple[int, int]]]:
+    """The kept centres, brought up to date: centroid by cluster, (person, face) pairs."""
+    c = group_centres.fresh(lib)
+    reps = sorted(zip(c.rep_person.tolist(), c.rep_ids.tolist(), strict=True))
+    return dict(zip(c.cluster_ids.tolist(), c.centroids, strict=True)), reps
+
+
+def _assert_kept_centres_fresh(lib) -> None:
+    """The centres updated from the change log equal the ones computed from scratch."""
+    kept, kept_reps = _kept(lib)
+    group_centres.rebuild(lib)
+    full, full_reps = _kept(lib)
+    assert kept.keys() == full.keys()
+    assert all(np.allclose(kept[c], full[c], atol=1e-6) for c in full)
+    assert kept_reps == full_reps
+
+
+def test_kept_centres_follow_every_change_of_membership_and_its_undo(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster, "LARGE_LIBRARY", 10)
+    lib, _ = make_library(tmp_path / "l.sqlite", [14, 12, 10, 9, 8], seed=7)
+    cluster.recluster(lib)  # a large library: the regroup keeps the centres
+    assert lib.get_meta(group_centres.MODEL_KEY) == str(lib.active_model().id)
+    a, b, c, d, e = sorted({f.cluster_id for f in lib.faces() if f.cluster_id})
+    assert set(_kept(lib)[0]) == {a, b, c, d, e}
+    people.merge(lib, ("cluster", a), ("cluster", b))
+    _assert_kept_centres_fresh(lib)
+    assert a not in _kept(lib)[0]
+    anna = naming.name_cluster(lib, c, "Anna").person_id
+    moved = [f.id for f in lib.faces() if f.cluster_id == d][:3]
+    people.move_faces(lib, moved, anna)
+    people.remove_from_cluster(lib, [f.id for f in lib.faces() if f.cluster_id == e][:2], e)
+    people.rename_person(lib, anna, "Anna B")
+    _assert_kept_centres_fresh(lib)
+    assert {p for p, _ in _kept(lib)[1]} == {anna}
+    while oplog.undo(lib) is not None:
+        _assert_kept_centres_fresh(lib)
+    assert set(_kept(lib)[0]) == {a, b, c, d, e} and _kept(lib)[1] == []
+    gone = [f.photo_id for f in lib.faces() if f.cluster_id == b][:3]
+    lib.mark_missing([lib.photo_path(p) for p in gone])
+    _assert_kept_centres_fresh(lib)
+
+
+def test_placement_after_a_merge_and_its_undo_uses_fresh_centroids(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster, "LARGE_LIBRARY", 10)
+    lib, _ = make_library(tmp_path / "l.sqlite", [14, 12, 10], seed=7)
+    cluster.recluster(lib)
+    rng = np.random.default_rng(3)
+    a, b, _ = sorted({f.cluster_id for f in lib.faces() if f.cluster_id})
+    like_a = [_member_vector(lib, a, rng) for _ in range(2)]
+    merged = people.merge(lib, ("cluster", a), ("cluster", b))
+    # a is gone: the face goes to the merged cluster (stale centres would send it to a)
+    first = _add_photo(lib, "n1.jpg", [like_a[0]])
+    assert cluster.place_if_large(lib).placed == 1
+    assert lib.face(first[0]).cluster_id == b
+    assert oplog.undo(lib).description == merged.description
+    # a is back: a face like a's faces joins a again
+    second = _add_photo(lib, "n2.jpg", [like_a[1]])
+    assert cluster.place_if_large(lib).placed == 1
+    assert lib.face(second[0]).cluster_id == a
+    _assert_kept_centres_fresh(lib)
+
+
 def test_a_small_library_is_regrouped_after_a_scan(tmp_path):
     lib, _ = make_library(tmp_path / "l.sqlite", [14, 12], seed=9)
     assert cluster.place_if_large(lib) is None  # never grouped
     cluster.recluster(lib)
     assert cluster.place_if_large(lib) is None  # small: a regroup is quick
     assert cluster.update_groups(lib).clusters == 2
+    # nothing is kept for placing, and no trigger slows its edits down
+    assert (
+        lib.conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
+        == 0
+    )
+
+
+def test_faces_too_small_to_recognise_stay_in_unknown(tmp_path):
+    lib, ident = make_library(tmp_path / "l.sqlite", [8, 8, 6], seed=4)
+    small = [f for f, who in ident.items() if who == 2]
+    lib.conn.executemany(  # the third person's faces are 12 px boxes
+        "UPDATE faces SET x2 = x1 + 12, y2 = y1 + 12 WHERE id = ?", [(f,) for f in small]
+    )
+    lib.conn.commit()
+    summary = recluster(lib)
+    state = labels_state(lib)
+    assert summary.clusters == 2 and summary.suggested == 0
+    assert all(state[f][1] is None for f in small)  # kept, shown in Unknown, not grouped
+    assert None not in {state[f][1] for f in ident if f not in small}
+    assert recluster(lib, ClusterParams(min_face_px=0)).clusters == 3
+    lib.close()

@@ -24,7 +24,8 @@ from faceapp.engine import embed, finetune_plan, network, pair_metrics, training
 from faceapp.engine import finetune as ft
 from faceapp.engine import model_versions as mv
 from faceapp.engine.files import sha256_file
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.progress import VersionProgress
 from faceapp.engine.triplet import (
     batch_hard_triplets,
@@ -380,7 +381,7 @@ def test_accept_switches_and_old_versions_can_be_restored(trained, tmp_path):
     assert sha256_file(path) == info.sha256
     assert json.loads(path.with_suffix(".json").read_text())["sha256"] == info.sha256
     # the scan pipeline loads the active version's file with the weights module's checks
-    from faceapp.engine.weights import load_state_dict_file
+    from faceapp.engine.state_dict import load_state_dict_file
 
     assert set(load_state_dict_file(path)) == set(result.state_dict)
     # ... with the centre training used, so new photos land in the same space

@@ -14,14 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from faceapp.engine.images import (
-    DecodedImage,
-    ImageError,
-    _to_rgb,
-    discover,
-    is_image_path,
-    load_image,
-)
+from faceapp.engine.image_modes import to_rgb
+from faceapp.engine.image_open import ImageError
+from faceapp.engine.images import DecodedImage, load_image
+from faceapp.engine.photo_files import discover, is_image_path
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -213,7 +209,7 @@ def test_mode_PA() -> None:
     im.putpalette([0, 0, 0, 30, 60, 90] + [0] * 762)
     pa = im.convert("PA")
     pa.putpixel((1, 1), (1, 0))
-    rgb = _to_rgb(pa)
+    rgb = to_rgb(pa)
     assert rgb.mode == "RGB"
     assert rgb.getpixel((0, 0)) == (30, 60, 90)
     assert rgb.getpixel((1, 1)) == (255, 255, 255)

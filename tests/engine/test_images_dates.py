@@ -8,7 +8,8 @@ import os
 import pytest
 from PIL import Image
 
-from faceapp.engine.images import date_taken, exif_date, file_time, load_image
+from faceapp.engine.images import load_image
+from faceapp.engine.photo_dates import date_taken, exif_date, file_time
 
 
 def photo(path, original=None, digitized=None, edited=None):

@@ -1,9 +1,19 @@
 import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from faceapp.engine.library import SCHEMA_VERSION, Library, LibraryError, NewFace
+from faceapp.engine import (
+    library_schema,
+)
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
+from faceapp.engine.library_schema import SCHEMA_VERSION
 
 
 def unit(seed: int) -> np.ndarray:
@@ -127,3 +137,79 @@ def test_not_a_library_is_refused(tmp_path):
     (tmp_path / "text.sqlite").write_text("hello, not a database at all" * 100)
     with pytest.raises(LibraryError):
         Library(tmp_path / "text.sqlite")
+
+
+# ----------------------------------------------------------------------------- two processes
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from faceapp.engine.library import Library
+    lib = Library(sys.argv[1])
+    with lib.transaction() as c:
+        c.execute("INSERT INTO meta(key, value) VALUES ('holder', 'yes')")
+        print("holding", flush=True)
+        time.sleep(float(sys.argv[2]))
+    print("released", flush=True)
+    """
+)
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from faceapp.engine.library import Library
+    lib = Library(sys.argv[1])
+    for i in range(int(sys.argv[3])):
+        with lib.transaction() as c:
+            c.execute("INSERT INTO people(name, created_at) VALUES (?, 0)", (f"{sys.argv[2]}{i}",))
+            c.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+    """
+)
+
+
+def hold_write_lock(path: Path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_writer_that_must_wait_waits_then_fails_with_a_clear_message(tmp_path, monkeypatch):
+    path = tmp_path / "lib.sqlite"
+    Library(path).close()
+    holder = hold_write_lock(path, 4.0)
+    try:
+        monkeypatch.setattr(library_schema, "BUSY_TIMEOUT_MS", 1000)
+        lib = Library(path)
+        assert lib.counts()["people"] == 0  # readers are never blocked (WAL)
+        t0 = time.perf_counter()
+        with pytest.raises(LibraryError, match="busy: another process is writing") as err:
+            lib.set_meta("gui", "edit")
+        assert 0.9 < time.perf_counter() - t0 < 3.5
+        assert "\n" not in str(err.value)
+        monkeypatch.setattr(library_schema, "BUSY_TIMEOUT_MS", 20_000)
+        patient = Library(path)
+        t0 = time.perf_counter()
+        patient.set_meta("gui", "edit")  # waits for the holder, then writes
+        assert time.perf_counter() - t0 > 1.0
+    finally:
+        holder.wait(timeout=30)
+    assert patient.get_meta("holder") == "yes" and patient.get_meta("gui") == "edit"
+    assert patient.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    path = tmp_path / "lib.sqlite"
+    Library(path).close()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag, "150"])
+        for tag in ("gui-", "cli-")
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    lib = Library(path)
+    names = {r[0] for r in lib.conn.execute("SELECT name FROM people")}
+    assert names == {f"{t}{i}" for t in ("gui-", "cli-") for i in range(150)}
+    assert lib.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -10,7 +10,8 @@ import pytest
 
 from faceapp.engine import album, naming, oplog, people
 from faceapp.engine.cluster import recluster
-from faceapp.engine.library import Library, NewFace
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.people import PeopleError
 
 DIM = 512

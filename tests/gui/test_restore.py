@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import gc
-import sys
-from pathlib import Path
 
+from damaged_library import built_library, labels_in, overwrite_page
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_library_damage import built_library, labels_in, overwrite_page
 
 from faceapp.engine import backup
 

@@ -88,7 +88,7 @@ def test_photo_view_decodes_heic_upright(tmp_path, lfw_dir):
 def test_conflicts_dialog_lists_and_forgets(qtbot, tmp_path):
     import numpy as np
 
-    from faceapp.engine.library import NewFace
+    from faceapp.engine.library_photos import NewFace
     from faceapp.gui.dialogs.tags import ConflictsDialog
 
     lib = Library(tmp_path / "lib.sqlite", root=tmp_path)

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.gui import workers
+from faceapp.gui.dialogs.question import ask_yes_no
 from faceapp.gui.widgets.scan_panel import format_duration
 
 COLUMNS = ("", "Version", "Threshold", "Held-out VAL", "Held-out accuracy", "Faces", "Status")
@@ -255,14 +255,7 @@ class ModelsDialog(QDialog):
 
     def confirm(self, title: str, text: str) -> bool:
         """A yes/no question (tests replace this)."""
-        answer = QMessageBox.question(
-            self,
-            title,
-            text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_yes_no(self, title, text)
 
     def stop(self) -> None:
         if self.job is not None:

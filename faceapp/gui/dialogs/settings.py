@@ -77,6 +77,7 @@ CLUSTER_LABELS = {
     "hold_likely": "Known people wait in Review",
     "algorithm": "Algorithm",
     "knn": "Neighbours (knn)",
+    "min_face_px": "Smallest face to group (px)",
 }
 CLUSTER_CHOICES = {"selection_method": ["eom", "leaf"], "algorithm": ["auto", "exact", "knn"]}
 CLUSTER_HIDDEN = {"seed", "n_jobs", "exact_limit"}

@@ -6,7 +6,6 @@ from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
     QListView,
     QPushButton,
     QStackedWidget,
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 from faceapp.gui.delegates import FaceDelegate
 from faceapp.gui.models import FaceGridModel
 from faceapp.gui.resources import icon
+from faceapp.gui.views.header import page_with_header
 from faceapp.gui.widgets.elided_label import ElidedLabel
 
 
@@ -128,14 +128,7 @@ class GridPage(QWidget):
         super().__init__(parent)
         self.grid = grid
         self.photos = photos
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        header = QWidget()
-        header.setObjectName("contentHeader")
-        header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        row = QHBoxLayout(header)
-        row.setContentsMargins(24, 16, 20, 14)
+        layout, row = page_with_header(self)
         row.setSpacing(8)
         titles = QVBoxLayout()
         titles.setSpacing(2)
@@ -152,7 +145,6 @@ class GridPage(QWidget):
         self.review_button = QPushButton(icon("review"), "Review")
         for b in (self.reject_button, self.name_button, self.hide_button, self.review_button):
             row.addWidget(b)
-        layout.addWidget(header)
         # A person's page: their faces, or the photos they are in (by date).
         self.tabs = QTabBar()
         self.tabs.setObjectName("pageTabs")

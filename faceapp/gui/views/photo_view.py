@@ -7,7 +7,6 @@ from pathlib import Path
 from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QImage
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QToolButton,
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from faceapp.gui import workers
 from faceapp.gui.resources import icon
+from faceapp.gui.views.header import page_with_header
 from faceapp.gui.widgets.elided_label import ElidedLabel
 from faceapp.gui.widgets.photo_canvas import FaceMark, PhotoCanvas, load_display_image
 
@@ -33,14 +33,7 @@ class PhotoView(QWidget):
         self.face_ids: list[int] = []
         self._job: workers.Job | None = None
         self.loaded = False
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        header = QWidget()
-        header.setObjectName("contentHeader")
-        header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        row = QHBoxLayout(header)
-        row.setContentsMargins(16, 10, 16, 10)
+        layout, row = page_with_header(self, (16, 10, 16, 10))
         self.back = QPushButton(icon("back"), "Back")
         self.back.setToolTip("Back to the faces (Esc)")
         self.back.clicked.connect(self.backRequested)
@@ -78,7 +71,6 @@ class PhotoView(QWidget):
             lambda i, pos: self.faceMenuRequested.emit(self.face_ids[i], pos)
         )
         self.canvas.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        layout.addWidget(header)
         body = QVBoxLayout()
         body.setContentsMargins(16, 16, 16, 16)
         body.addWidget(self.canvas)

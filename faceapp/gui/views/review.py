@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from faceapp.gui.delegates import rounded_image
 from faceapp.gui.resources import icon
 from faceapp.gui.thumbnails import ThumbnailCache, decode_thumbnail
+from faceapp.gui.views.header import page_with_header
 
 
 class FaceImage(QWidget):
@@ -76,14 +77,7 @@ class ReviewView(QWidget):
         self.example_source = None  # callable(person_id) -> list[int]
         self.cluster_face = None  # callable(cluster_id) -> a face id to show
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        header = QWidget()
-        header.setObjectName("contentHeader")
-        header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        hrow = QHBoxLayout(header)
-        hrow.setContentsMargins(24, 16, 20, 14)
+        layout, hrow = page_with_header(self)
         titles = QVBoxLayout()
         titles.setSpacing(2)
         title = QLabel("Review suggestions")
@@ -100,7 +94,6 @@ class ReviewView(QWidget):
         hrow.addLayout(titles, 1)
         hrow.addWidget(self.accept_likely)
         hrow.addWidget(back)
-        layout.addWidget(header)
 
         self.stack = QStackedLayout()
         # The question page.

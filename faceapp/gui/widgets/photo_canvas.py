@@ -52,7 +52,8 @@ def load_display_image(path: Path, max_side: int = MAX_SIDE) -> tuple[QImage, QS
 
 def _decode_with_engine(path: Path, max_side: int, qt_error: str) -> tuple[QImage, QSize]:
     """Formats Qt has no plugin for (HEIC, AVIF): the scan's own decoder, upright."""
-    from faceapp.engine.images import ImageError, load_image
+    from faceapp.engine.image_open import ImageError
+    from faceapp.engine.images import load_image
 
     try:
         decoded = load_image(path, max_side)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from faceapp.engine import face_tags, jpeg_xmp, picasa, xmp_faces
-from faceapp.engine.images import _orient
+from faceapp.engine.image_modes import orient
 
 # digiKam's spelling: struct fields as attributes, nested rdf:Description; both region forms
 DIGIKAM = b"""<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>
@@ -87,7 +87,7 @@ def test_boxes_follow_exif_orientation_as_pillow_rotates(orientation):
     stored = np.zeros((60, 90), np.uint8)
     stored[10:20, 30:50] = 255  # a marked box in the stored image
     shown = np.asarray(
-        _orient(Image.fromarray(stored), orientation)  # the scan's own rotation
+        orient(Image.fromarray(stored), orientation)  # the scan's own rotation
     )
     ys, xs = np.nonzero(shown)
     h, w = shown.shape

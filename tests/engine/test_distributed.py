@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed (make distributed installs it)")
 
-from faceapp.engine import distributed, library, model_versions, pipeline
+from faceapp.engine import check, distributed, library, model_versions, pipeline
 from faceapp.engine.ray_local import LocalCluster
 
 pytestmark = pytest.mark.slow
@@ -97,3 +103,76 @@ def test_a_worker_killed_mid_scan_loses_no_photo_and_stores_none_twice(
         "SELECT COUNT(*) FROM faces GROUP BY photo_id HAVING COUNT(*) > 3"
     ).fetchall()
     assert per_photo == []  # no photo's faces stored twice
+
+
+def _stored_once(lib, root) -> None:
+    """Every photo of the folder stored exactly once, no face twice, the file sound."""
+    paths = [row[0] for row in lib.conn.execute("SELECT path FROM photos WHERE status = 'ok'")]
+    assert sorted(paths) == sorted({p.relative_to(root).as_posix() for p in root.rglob("*.jpg")})
+    twice = lib.conn.execute(
+        "SELECT photo_id FROM faces GROUP BY photo_id, x1, y1, x2, y2 HAVING COUNT(*) > 1"
+    ).fetchall()
+    assert twice == []
+    assert check.full_check(lib.conn) == []
+
+
+def _stored_photos(path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM photos WHERE status = 'ok'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_killed_scanning_process_resumes_where_it_stopped(
+    cluster, tmp_path, lfw_dir, real_weights
+):
+    root = _folder(tmp_path / "photos", lfw_dir, 8)
+    path = tmp_path / "ray.sqlite"
+    lib = library.open_library(root, path)
+    model_versions.register_base(lib, real_weights)
+    command = [sys.executable, "-m", "faceapp", "scan", str(root), "--library", str(path)]
+    head = subprocess.Popen(
+        [*command, "--ray", cluster.address], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    end = time.monotonic() + 600
+    while _stored_photos(path) == 0 and head.poll() is None and time.monotonic() < end:
+        time.sleep(0.02)
+    os.kill(head.pid, signal.SIGKILL)  # the one writer, mid-scan
+    head.wait()
+    before = _stored_photos(path)
+    assert head.returncode == -signal.SIGKILL and 0 < before < 24, head.stderr.read()
+    report = distributed.scan(lib, root, real_weights, cluster.address, shard=4)
+    assert report.errors == [] and report.photos == 24 - before
+    _stored_once(lib, root)
+
+
+def test_a_scan_whose_workers_all_die_stops_with_a_clear_error(
+    cluster, tmp_path, lfw_dir, real_weights
+):
+    root = _folder(tmp_path / "photos", lfw_dir, 4)
+    lib = library.open_library(root, tmp_path / "ray.sqlite")
+    model_versions.register_base(lib, real_weights)
+    killed: list[float] = []
+
+    def kill_all(progress) -> None:
+        if progress.done >= 1 and not killed:
+            killed.append(time.monotonic())
+            cluster.kill_workers()
+
+    with pytest.raises(distributed.DistributedError, match=r"^no Ray worker left.*scan again"):
+        distributed.scan(
+            lib, root, real_weights, cluster.address, shard=1, progress=kill_all, worker_wait=10
+        )
+    assert killed and time.monotonic() - killed[0] < 120  # Ray notices the dead nodes, then 10 s
+    # a cluster left without workers is refused before any work
+    with pytest.raises(distributed.DistributedError, match="no worker with CPUs"):
+        distributed.scan(lib, root, real_weights, cluster.address)
+    # workers back: the next scan finishes what the first one left
+    cluster.add_worker()
+    report = distributed.scan(lib, root, real_weights, cluster.address, shard=4)
+    assert report.errors == [] and 0 < report.photos < 12
+    _stored_once(lib, root)

@@ -22,10 +22,11 @@ from PIL import Image
 from faceapp.cli import main
 from faceapp.cli.terminal import safe
 from faceapp.engine import people
-from faceapp.engine.library import Library, NewFace
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import NewFace
 from faceapp.logsetup import log_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EVIL = "Eve\x1b]0;owned\x07\x1b[2J\n   99  Forged line"
 
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from faceapp.cli import main as cli_main
-from faceapp.engine import jpeg_xmp, library, people, pipeline, tag_write, xmp_faces
+from faceapp.engine import jpeg_xmp, library, library_photos, people, pipeline, tag_write, xmp_faces
 from faceapp.engine.scan_decode import file_hash
 
 BOX = (72.0, 68.0, 178.0, 190.0)  # where the face of a deep-funneled LFW photo is
@@ -60,7 +60,7 @@ def make_library(root: Path, names: dict[str, str]) -> library.Library:
         path = root / rel
         st = path.stat()
         vector = rng.normal(size=512).astype(np.float32)
-        face = library.NewFace(BOX, [], 1.0, b"jpeg", vector / np.linalg.norm(vector))
+        face = library_photos.NewFace(BOX, [], 1.0, b"jpeg", vector / np.linalg.norm(vector))
         pid = lib.store_photo(
             rel,
             size=st.st_size,
@@ -142,7 +142,7 @@ def test_sigkill_while_embedding_leaves_every_photo_old_or_new(tmp_path, lfw_dir
     lib = make_library(root, names)
     before = snapshot(root, names)
     original = {rel: (root / rel).read_bytes() for rel in names}
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     command = [
         sys.executable,
         "-m",

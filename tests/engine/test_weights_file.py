@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from faceapp.engine import state_dict
 from faceapp.engine import weights as W
 from faceapp.engine import weights_file as WF
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_archive_declaring_gigabytes_is_refused_unread(tmp_path):
     path = tmp_path / "bomb.pt"
     path.write_bytes(_zip_with_sizes(buf.getvalue(), {storage: 0xF000_0000}))  # 3.75 GiB
     with pytest.raises(W.WeightsError, match="declares 3,840 MiB of archive members"):
-        W.load_state_dict_file(path)
+        state_dict.load_state_dict_file(path)
 
 
 class _Storage:
@@ -78,7 +79,7 @@ def test_pickle_records_declaring_gigabytes_are_refused(tmp_path):
     path = tmp_path / "records.pt"
     path.write_bytes(out.getvalue())
     with pytest.raises(W.WeightsError, match="declares 8,192 MiB of tensors"):
-        W.load_state_dict_file(path)
+        state_dict.load_state_dict_file(path)
 
 
 def test_huge_sparse_file_is_refused_by_its_size(tmp_path):
@@ -88,7 +89,7 @@ def test_huge_sparse_file_is_refused_by_its_size(tmp_path):
         handle.truncate(3 * 2**30)  # 3 GiB, sparse: costs no disk
     t0 = time.perf_counter()
     with pytest.raises(W.WeightsError, match=r"3,072 MiB, larger than any FaceNet weights file"):
-        W.load_state_dict_file(path)
+        state_dict.load_state_dict_file(path)
     assert time.perf_counter() - t0 < 5  # refused from its size, not read
 
 
@@ -96,7 +97,7 @@ def test_symlink_to_dev_zero_is_refused_unread(tmp_path):
     path = tmp_path / "zero.pt"
     path.symlink_to("/dev/zero")
     with pytest.raises(W.WeightsError, match="not a regular file"):
-        W.load_state_dict_file(path)
+        state_dict.load_state_dict_file(path)
 
 
 def test_fifo_is_refused_without_hanging(tmp_path):
@@ -106,7 +107,7 @@ def test_fifo_is_refused_without_hanging(tmp_path):
 
     def load() -> None:
         try:
-            W.load_state_dict_file(path)
+            state_dict.load_state_dict_file(path)
         except W.WeightsError as exc:
             result.append(exc)
 
@@ -121,7 +122,7 @@ def test_legacy_format_still_loads_and_is_checked(tmp_path, valid_state):
     path = tmp_path / "legacy.pt"
     torch.save(valid_state, path, _use_new_zipfile_serialization=False)
     assert path.read_bytes().startswith(WF.LEGACY_HEADER)
-    loaded = W.load_state_dict_file(path)
+    loaded = state_dict.load_state_dict_file(path)
     assert torch.equal(loaded["last_bn.bias"], valid_state["last_bn.bias"])
     # a storage whose own size header disagrees with its record is refused
     small = tmp_path / "small.pt"
@@ -131,7 +132,7 @@ def test_legacy_format_still_loads_and_is_checked(tmp_path, valid_state):
     assert data.count(header) == 1
     small.write_bytes(data.replace(header, struct.pack("<q", 2**40)))
     with pytest.raises(W.WeightsError, match="declares another size"):
-        W.load_state_dict_file(small)
+        state_dict.load_state_dict_file(small)
 
 
 def test_survey_runs_no_code(tmp_path):
@@ -165,7 +166,7 @@ def test_real_weights_pass_the_limits(valid_state, tmp_path):
     torch.save({**valid_state, "logits.weight": torch.zeros(8631, 512)}, path)  # as VGGFace2
     data = path.read_bytes()
     assert 90 * 2**20 < WF.check_declared_sizes(data, str(path)) < WF.MAX_TENSOR_BYTES
-    assert set(W.load_state_dict_file(path)) == set(W.expected_shapes())
+    assert set(state_dict.load_state_dict_file(path)) == set(state_dict.expected_shapes())
 
 
 def test_cli_refuses_a_fifo_in_one_line_before_loading_torch(tmp_path):

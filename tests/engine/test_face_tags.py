@@ -19,7 +19,7 @@ from PIL import Image
 
 from faceapp.cli import main as cli_main
 from faceapp.engine import album, face_tags, jpeg_xmp, library, model_versions, people, pipeline
-from faceapp.engine.images import _orient
+from faceapp.engine.image_modes import orient
 
 EXIFTOOL = shutil.which("exiftool")
 needs_exiftool = pytest.mark.skipif(
@@ -53,7 +53,7 @@ def composite(lfw_dir: Path, a: str, b: str, k: int = 1) -> Image.Image:
 
 def stored(display: Image.Image, orientation: int) -> Image.Image:
     """The pixels a camera stores for ``display`` shown with EXIF ``orientation``."""
-    return _orient(display, INVERSE[orientation])
+    return orient(display, INVERSE[orientation])
 
 
 def save_jpeg(path: Path, display: Image.Image, orientation: int) -> None:

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from faceapp.engine import verify
-from faceapp.engine.images import ImageError
+from faceapp.engine.image_open import ImageError
 from faceapp.engine.pipeline import Analyzer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

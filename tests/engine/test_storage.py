@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_scan import FakeAnalyzer, new_library, use_test_model
 from PIL import Image
-from test_reliability import FakeAnalyzer, new_library
 
 from faceapp.cli import main
-from faceapp.engine import album, people, pipeline, scan_decode
-from faceapp.engine import library as library_mod
-from faceapp.engine.library import Library, LibraryError, NewFace
+from faceapp.engine import album, library_schema, people, pipeline, scan_decode
+from faceapp.engine.library import Library, LibraryError
+from faceapp.engine.library_photos import NewFace
 from faceapp.engine.storage import explain
 
 
@@ -47,20 +47,33 @@ def fake_analyzer(monkeypatch):
 
     def analyzer_for_library(lib, device="auto", weights_path=None):
         if lib.active_model() is None:
-            lib.set_active_model(
-                lib.add_model(
-                    name="test",
-                    source="random-dev",
-                    origin="test",
-                    sha256="0" * 64,
-                    preprocess="fixed",
-                    threshold=1.0,
-                    threshold_source="test",
-                )
-            )
+            use_test_model(lib)
         return FakeAnalyzer()
 
     monkeypatch.setattr(pipeline, "analyzer_for_library", analyzer_for_library)
+
+
+MOUNT_SOURCE = "faceapp-test-disk-"  # + the pid of the test process that mounted it
+
+
+def unmount_stale_disks() -> None:
+    """Unmount the small disks (and their read-only views) of test runs that were killed.
+
+    A killed run never reaches its teardown; its mounts are known by their source name,
+    which carries the mounting process's id, so a live run's disks are left alone.
+    """
+    for line in Path("/proc/mounts").read_text().splitlines():
+        source, target = line.split()[:2]
+        if not source.startswith(MOUNT_SOURCE):
+            continue
+        pid = int(source.removeprefix(MOUNT_SOURCE))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            target = target.encode().decode("unicode_escape")  # /proc/mounts escapes spaces
+            subprocess.run(["umount", "-l", target], check=False)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 @pytest.fixture
@@ -70,11 +83,15 @@ def small_disk(tmp_path):
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)])
+    unmount_stale_disks()
+    source = f"{MOUNT_SOURCE}{os.getpid()}"
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", source, str(mount)])
     if done.returncode:
         pytest.skip("cannot mount a tmpfs here")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(disk: Path, leave: int = 0) -> Path:
@@ -252,7 +269,7 @@ def test_a_lock_held_by_another_program_is_named(tmp_path, capsys, monkeypatch):
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        monkeypatch.setattr(library_mod, "BUSY_TIMEOUT_MS", 300)
+        monkeypatch.setattr(library_schema, "BUSY_TIMEOUT_MS", 300)
         code, _, err = run_cli(capsys, "people", "--library", path)
         assert code == 1 and "locked by another program" in one_line(err), err
     finally:
@@ -422,7 +439,7 @@ def test_upgrade_merges_duplicate_base_models(tmp_path, monkeypatch):
         c.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     lib.close()
     # the columns of the next step are already there (the file was made by this version)
-    monkeypatch.setitem(library_mod.MIGRATIONS, 2, "SELECT 1")
+    monkeypatch.setitem(library_schema.MIGRATIONS, 2, "SELECT 1")
     upgraded = Library(path)
     assert [m.id for m in upgraded.models()] == [1] and upgraded.active_model().id == 1
 

@@ -1,16 +1,12 @@
-"""A handful of SIGKILLs during scan, clustering and identity operations (bench/kill_test.py
-runs 20+ scan kills and fine-tuning kills)."""
+"""A handful of SIGKILLs during scan, clustering and identity operations (tests/kill_harness.py;
+bench/kill_test.py runs 20+ scan kills and fine-tuning kills)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
+import kill_harness
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench import kill_test
 
 
 @pytest.mark.slow
@@ -24,7 +20,7 @@ def test_killed_commands_never_corrupt_duplicate_or_lose_labels(lfw_root, capsys
         finetune_kills=0,
         seed=1,
     )
-    result = kill_test.run(args)
+    result = kill_harness.run(args)
     total = result["total"]
     log = capsys.readouterr().out
     assert total["kills"] >= 6, log
