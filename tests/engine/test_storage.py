@@ -479,10 +479,10 @@ def test_files_that_vanish_mid_scan_leave_no_error_rows(tmp_path, monkeypatch):
     lib = new_library(tmp_path / "lib.sqlite", folder)
     real_decode = scan_decode.decode_file
 
-    def decode_after_delete(path, rel, known=()):
+    def decode_after_delete(path, rel, *rest):
         if int(path.stem[1:]) >= 5:
             path.unlink(missing_ok=True)
-        return real_decode(path, rel, known)
+        return real_decode(path, rel, *rest)
 
     monkeypatch.setattr(scan_decode, "decode_file", decode_after_delete)
     pipeline.scan(lib, folder, FakeAnalyzer())
