@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_library_damage import built_library, overwrite_page
+from damaged_library import built_library, overwrite_page
 
 from faceapp.engine import backup
 from faceapp.engine.storage import LibraryDamaged, StorageError
