@@ -27,7 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceapp.engine import backup, group_centres
-from faceapp.engine.cluster_place import PlaceSummary, mark_seen, place_new_faces, seen_through
+from faceapp.engine.cluster_place import (
+    PlaceSummary,
+    groupable,
+    mark_seen,
+    place_new_faces,
+    seen_through,
+)
 from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import DEFAULT_THRESHOLD, ClusterParams, cluster_vectors
 from faceapp.engine.face_state import load_state
@@ -59,14 +65,6 @@ def _next_cluster_id(lib: Library) -> int:
     return max(int(row[0]) if row else 0, int(top)) + 1
 
 
-def _small_faces(lib: Library, min_px: float) -> np.ndarray:
-    """Ids of the faces too small to group (mean box side under ``min_px``)."""
-    rows = lib.conn.execute(
-        "SELECT id FROM faces WHERE (x2 - x1 + y2 - y1) / 2 < ?", (float(min_px),)
-    ).fetchall()
-    return np.array([r[0] for r in rows], np.int64)
-
-
 def recluster(
     lib: Library,
     params: ClusterParams | None = None,
@@ -96,7 +94,7 @@ def recluster(
         from faceapp.engine import review  # imports this module
 
         held = review.likely(lib, state)
-    grouped = ~held & ~np.isin(state.ids[unconf], _small_faces(lib, params.min_face_px))
+    grouped = ~held & groupable(lib, state.ids[unconf], params.min_face_px)
     rows = unconf[grouped]
     if progress:
         progress(f"clustering {len(rows)} faces")

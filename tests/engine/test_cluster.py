@@ -696,3 +696,21 @@ def test_faces_too_small_to_recognise_stay_in_unknown(tmp_path):
     assert None not in {state[f][1] for f in ident if f not in small}
     assert recluster(lib, ClusterParams(min_face_px=0)).clusters == 3
     lib.close()
+
+
+def test_placement_leaves_a_face_too_small_to_group_in_unknown(tmp_path, monkeypatch):
+    lib, _ = make_library(tmp_path / "l.sqlite", [14, 12, 10], seed=7)
+    cluster.recluster(lib)
+    a = sorted({f.cluster_id for f in lib.faces() if f.cluster_id})[0]
+    rng = np.random.default_rng(4)
+    tiny = _add_photo(lib, "tiny.jpg", [_member_vector(lib, a, rng)])
+    big = _add_photo(lib, "big.jpg", [_member_vector(lib, a, rng)])
+    lib.conn.execute("UPDATE faces SET x2 = x1 + 12, y2 = y1 + 12 WHERE id = ?", (tiny[0],))
+    lib.conn.commit()
+    monkeypatch.setattr(cluster, "LARGE_LIBRARY", 10)
+    placed = cluster.place_if_large(lib)
+    assert placed.faces == 2 and placed.placed == 1 and placed.unknown == 1
+    assert lib.face(big[0]).cluster_id == a
+    assert lib.face(tiny[0]).cluster_id is None  # as a full regroup leaves it
+    recluster(lib)
+    assert lib.face(tiny[0]).cluster_id is None and lib.face(big[0]).cluster_id == a
