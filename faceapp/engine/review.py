@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceapp.engine import cluster as cluster_mod
-from faceapp.engine import people
+from faceapp.engine import people, small_match
 from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library
 from faceapp.engine.oplog import Changes, OpChanges, commit
@@ -181,6 +181,7 @@ def _nearest(lib: Library) -> tuple[FaceState, np.ndarray, np.ndarray, np.ndarra
     """(state, rows of unconfirmed faces, their nearest allowed person, distance)."""
     state = load_state(lib)
     person, dist = library_nearest_people(lib, state)
+    small_match.apply(lib, state, person, dist)  # small faces: at their own resolution
     return state, np.flatnonzero(state.person == 0), person, dist
 
 

@@ -22,6 +22,21 @@ if TYPE_CHECKING:
 CONTENT_GRID, CONTENT_PHOTO, CONTENT_REVIEW = 0, 1, 2
 
 
+def _measure_small_faces(session: Any, lib: Any) -> None:
+    """Small faces not yet compared at their own resolution are, before Review is
+    read, with the session's analyzer (in the refresh worker). When the network cannot
+    load (the weights banner says why), the queue uses the plain distances."""
+    from faceapp.engine import small_match
+
+    if not small_match.pending(lib):
+        return
+    try:
+        embed = session.analyzer().embedder.embed
+    except Exception:
+        return
+    small_match.update(lib, embed)
+
+
 class RefreshMixin:
     """The main window's refresh state machine (mixed into :class:`MainWindow`)."""
 
@@ -59,6 +74,8 @@ class RefreshMixin:
         if kept is None:
             changes = None
 
+        session = self.session
+
         def work(job: workers.Job) -> tuple:
             from faceapp.engine import album, photos, review
 
@@ -71,6 +88,7 @@ class RefreshMixin:
                 faces = kept  # untouched: the grid stays as it is
             suggestions = None
             if want_suggestions:  # clusters first (one answer names many faces), then faces
+                _measure_small_faces(session, lib)
                 suggestions = [*review.cluster_reviews(lib), *review.review(lib)]
             return serial, lib, key, groups, faces, suggestions, photos.problems(lib)
 
