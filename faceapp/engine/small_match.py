@@ -127,9 +127,15 @@ def _box_sides(lib: Library, face_ids: list[int]) -> dict[int, float]:
     )
 
 
-def degrade(crop: np.ndarray, scale: float) -> np.ndarray:
-    """A 160 px crop shrunk by ``scale`` (< 1) and enlarged back to 160 px."""
-    side = max(4, round(CROP * scale))
+def _side(scale: float) -> int:
+    """The shrunk side of a 160 px crop, to 4 px steps so that small faces of about one
+    size share their degraded copies."""
+    return min(CROP, max(4, 4 * round(CROP * scale / 4)))
+
+
+def degrade(crop: np.ndarray, side: int) -> np.ndarray:
+    """A 160 px crop shrunk to ``side`` px and enlarged back to 160 px (as the scan
+    enlarged the small face's own crop)."""
     if side >= CROP:
         return crop
     im = Image.fromarray(crop).resize((side, side), Image.Resampling.BILINEAR)
@@ -150,15 +156,15 @@ def update(lib: Library, embed: Callable[[np.ndarray], np.ndarray]) -> int:
     faces = sorted({c for _, _, cs in todo for c in cs})
     crops = dict(zip(faces, load_crops(lib, faces), strict=True))
     sides = _box_sides(lib, [f for f, _, _ in todo] + faces)
+    keys = {(c, _side(sides[f] / max(sides[c], 1e-6))) for f, _, cs in todo for c in cs}
+    order = sorted(keys)
+    vectors = embed(np.stack([degrade(crops[c], side) for c, side in order]))
+    vector_of = dict(zip(order, vectors, strict=True))
     row_of = {int(f): i for i, f in enumerate(state.ids)}
-    batch = np.stack(
-        [degrade(crops[c], sides[f] / max(sides[c], 1e-6)) for f, _, cs in todo for c in cs]
-    )
-    vectors = embed(batch)
-    results, k = [], 0
+    results = []
     for f, p, cs in todo:
-        d = ((vectors[k : k + len(cs)] - state.vectors[row_of[f]]) ** 2).sum(axis=1)
-        k += len(cs)
+        mine = np.stack([vector_of[c, _side(sides[f] / max(sides[c], 1e-6))] for c in cs])
+        d = ((mine - state.vectors[row_of[f]]) ** 2).sum(axis=1)
         results.append((f, model.id, p, float(d.min()), json.dumps(list(cs))))
     with lib.transaction() as c:
         c.executemany(

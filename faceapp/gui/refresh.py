@@ -22,21 +22,6 @@ if TYPE_CHECKING:
 CONTENT_GRID, CONTENT_PHOTO, CONTENT_REVIEW = 0, 1, 2
 
 
-def _measure_small_faces(session: Any, lib: Any) -> None:
-    """Small faces not yet compared at their own resolution are, before Review is
-    read, with the session's analyzer (in the refresh worker). When the network cannot
-    load (the weights banner says why), the queue uses the plain distances."""
-    from faceapp.engine import small_match
-
-    if not small_match.pending(lib):
-        return
-    try:
-        embed = session.analyzer().embedder.embed
-    except Exception:
-        return
-    small_match.update(lib, embed)
-
-
 class RefreshMixin:
     """The main window's refresh state machine (mixed into :class:`MainWindow`)."""
 
@@ -48,6 +33,7 @@ class RefreshMixin:
         self._pending_select = None
         self._select_first_after_refresh = False
         self._applying = False
+        self._small_job = None
 
     @Slot()
     @Slot(object)
@@ -74,7 +60,8 @@ class RefreshMixin:
         if kept is None:
             changes = None
 
-        session = self.session
+        if want_suggestions:
+            self._measure_small_faces()
 
         def work(job: workers.Job) -> tuple:
             from faceapp.engine import album, photos, review
@@ -88,12 +75,39 @@ class RefreshMixin:
                 faces = kept  # untouched: the grid stays as it is
             suggestions = None
             if want_suggestions:  # clusters first (one answer names many faces), then faces
-                _measure_small_faces(session, lib)
                 suggestions = [*review.cluster_reviews(lib), *review.review(lib)]
             return serial, lib, key, groups, faces, suggestions, photos.problems(lib)
 
         self._refresh_job = workers.run_in_background(
             work, name="refresh", on_finished=self._apply_refresh, on_failed=self._refresh_failed
+        )
+
+    def _measure_small_faces(self: MainWindow) -> None:
+        """Small faces not yet compared with named people at their own resolution
+        (:mod:`faceapp.engine.small_match`) are, in a worker of its own with the
+        session's analyzer; Review is read again when it measured any. Without a
+        network (the weights banner says why) the queue keeps the plain distances."""
+        lib, session = self.session.lib, self.session
+        if lib is None or self._small_job is not None:
+            return
+
+        def work(_job: workers.Job) -> int:
+            from faceapp.engine import small_match
+
+            if not small_match.pending(lib):
+                return 0
+            return small_match.update(lib, session.analyzer().embedder.embed)
+
+        def finished(measured: int) -> None:
+            self._small_job = None
+            if measured and not self.closed and self.session.lib is lib:
+                self.refresh()
+
+        def failed(_exc: BaseException) -> None:
+            self._small_job = None
+
+        self._small_job = workers.run_in_background(
+            work, name="small faces", on_finished=finished, on_failed=failed
         )
 
     def select_after_refresh(self: MainWindow, key: GroupKey | None) -> None:

@@ -83,7 +83,7 @@ def test_a_small_face_is_suggested_by_its_measurement_at_its_own_resolution(tmp_
     assert small_match.pending(lib) == 2  # both people are candidates
     calls: list[np.ndarray] = []
     assert small_match.update(lib, _embed_like(small_v, calls)) == 2
-    # the crops were shrunk to the small face's scale (14 of 60 px) and enlarged back
+    # each crop shrunk to the small face's scale (14 of 60 px) once, enlarged back
     assert calls[0].shape == (6, 160, 160, 3)
     after = _suggestion(lib, small)
     assert after.person_name == "Anna" and after.distance < 1e-3 and after.label == "likely"
@@ -110,10 +110,10 @@ def test_a_measurement_stops_holding_when_its_faces_leave_the_person(tmp_path):
 def test_degrade_keeps_the_size_and_blurs():
     rng = np.random.default_rng(1)
     crop = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
-    low = small_match.degrade(crop, 14 / 60)
+    low = small_match.degrade(crop, small_match._side(14 / 60))
     assert low.shape == crop.shape and low.dtype == np.uint8
     assert (
         np.abs(np.diff(low.astype(int), axis=1)).mean()
         < np.abs(np.diff(crop.astype(int), axis=1)).mean() / 3
     )
-    assert small_match.degrade(crop, 1.5) is crop
+    assert small_match.degrade(crop, small_match._side(1.5)) is crop
