@@ -36,6 +36,11 @@ SMALL_PX = 20.0  # faces under this mean box side (the default min_face_px) are 
 CANDIDATES = 5  # nearest named people (by the plain distance) measured again
 PER_PERSON = 8  # of each, the confirmed faces nearest the small face
 CROP = 160
+# Confidence of a measured distance: a logistic curve of its own, fitted on LFW small
+# faces (python bench/review_small_lfw.py --fit), as fractions of the threshold. Blurring
+# both sides brings strangers nearer too, so the plain curve would call them "likely".
+SMALL_MID_RATIO = 0.525
+SMALL_SCALE_RATIO = 0.093
 
 
 def _small_rows(lib: Library, state: FaceState) -> np.ndarray:
@@ -175,16 +180,18 @@ def update(lib: Library, embed: Callable[[np.ndarray], np.ndarray]) -> int:
     return len(results)
 
 
-def apply(lib: Library, state: FaceState, person: np.ndarray, dist: np.ndarray) -> None:
+def apply(lib: Library, state: FaceState, person: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """Replace, in place, the nearest person and distance of the small unconfirmed faces
     (``person``/``dist``: one entry per row of ``state`` with person 0) by their
-    measurements at their own resolution, where there are any that still hold."""
+    measurements at their own resolution, where there are any that still hold. Returns
+    which entries were replaced (their confidence follows :data:`SMALL_MID_RATIO`)."""
+    measured = np.zeros(len(person), bool)
     model = lib.active_model()
     if model is None:
-        return
+        return measured
     stored = _stored(lib, model.id)
     if not stored:
-        return
+        return measured
     unconf = np.flatnonzero(state.person == 0)
     pos = {int(state.ids[r]): i for i, r in enumerate(unconf)}
     owner = dict(zip(state.ids.tolist(), state.person.tolist(), strict=True))
@@ -196,4 +203,5 @@ def apply(lib: Library, state: FaceState, person: np.ndarray, dist: np.ndarray) 
         if d < best.get(f, (np.inf, 0))[0]:
             best[f] = (d, p)
     for f, (d, p) in best.items():
-        person[pos[f]], dist[pos[f]] = p, d
+        person[pos[f]], dist[pos[f]], measured[pos[f]] = p, d, True
+    return measured

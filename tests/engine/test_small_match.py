@@ -117,3 +117,23 @@ def test_degrade_keeps_the_size_and_blurs():
         < np.abs(np.diff(crop.astype(int), axis=1)).mean() / 3
     )
     assert small_match.degrade(crop, small_match._side(1.5)) is crop
+
+
+def test_a_measured_distance_has_a_confidence_curve_of_its_own(tmp_path):
+    """Blurred on both sides, strangers come nearer too: a measured 0.6 (threshold 1.1)
+    is "unsure", where the plain curve would call that distance "likely"."""
+    lib, small, small_v, _ids, _pid = _library(tmp_path)
+    other = np.random.default_rng(5).normal(size=512)
+    other = _unit(other - other @ small_v * small_v)
+    at_06 = _unit(0.7 * small_v + np.sqrt(1 - 0.49) * other)  # squared distance 0.6
+
+    def embed(crops: np.ndarray) -> np.ndarray:
+        red = crops[..., 0].mean(axis=(1, 2)) > crops[..., 2].mean(axis=(1, 2))
+        return np.stack([at_06 if r else _unit(-small_v) for r in red])
+
+    small_match.update(lib, embed)
+    s = _suggestion(lib, small)
+    assert s.person_name == "Anna" and abs(s.distance - 0.6) < 1e-3
+    plain = review.lfw_calibration(1.1).confidence(0.6)
+    assert plain >= review.LIKELY and s.label == "unsure"
+    lib.close()
