@@ -99,7 +99,10 @@ def recluster(
     if progress:
         progress(f"clustering {len(rows)} faces")
     vectors = state.vectors if len(rows) == len(state) else state.vectors[rows]
-    result = cluster_vectors(vectors, state.photo[rows], params, threshold=threshold)
+    # the clusters the user has seen keep faces a run on few faces would leave as noise
+    result = cluster_vectors(
+        vectors, state.photo[rows], params, threshold=threshold, seen=state.cluster[rows]
+    )
     labels = np.full(len(unconf), -1, np.int64)  # held faces: Unknown (suggested or small)
     labels[grouped] = result.labels
     idx = unconf

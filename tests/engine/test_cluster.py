@@ -714,3 +714,21 @@ def test_placement_leaves_a_face_too_small_to_group_in_unknown(tmp_path, monkeyp
     assert lib.face(tiny[0]).cluster_id is None  # as a full regroup leaves it
     recluster(lib)
     assert lib.face(tiny[0]).cluster_id is None and lib.face(big[0]).cluster_id == a
+
+
+def test_an_unnamed_cluster_keeps_its_faces_when_the_rest_is_named(tmp_path):
+    lib, ident = make_library(tmp_path / "l.sqlite", [14, 12, 9, 1, 1, 1], seed=3)
+    recluster(lib)
+    before = labels_state(lib)
+    by_size = sorted((g for g in album.groups(lib) if g.kind == "cluster"), key=lambda g: -g.count)
+    last = by_size[2]
+    faces = set(album.group_faces(lib, "cluster", last.id))
+    for g, name in zip(by_size[:2], ("A", "B"), strict=True):
+        naming.name_cluster(lib, g.id, name, leave_out=())
+    # the nine faces are nearly all that is left unconfirmed: HDBSCAN alone finds no
+    # cluster among them; the group the user saw stays, same id, same faces
+    assert recluster(lib).clusters == 1
+    assert set(album.group_faces(lib, "cluster", last.id)) == faces
+    strangers = [f for f, who in ident.items() if who >= 3]
+    assert all(labels_state(lib)[f] == before[f] == (None, None) for f in strangers)
+    check_invariants(lib)
