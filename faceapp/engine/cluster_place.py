@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import group_centres
+from faceapp.engine import group_centres, review
 from faceapp.engine.clustering import ClusterParams
 from faceapp.engine.face_state import FaceState
 from faceapp.engine.library import Library, LibraryError
@@ -98,8 +98,6 @@ def _held(lib: Library, new: FaceState, centres: group_centres.Centres) -> np.nd
         np.zeros(n + r, np.int64),
     )
     person, dist = nearest_people(state, rejection_pairs(lib, new.ids))
-    from faceapp.engine import review  # imports cluster, which imports this module
-
     return (person[:n] > 0) & review.is_likely(lib, dist[:n])
 
 
