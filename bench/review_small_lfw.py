@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from review_lfw import LFW, RESULTS, SCENARIOS, choose, scenario, score, subjects  # noqa: E402
 
-from faceapp.engine import cluster, pipeline, review, small_match  # noqa: E402
+from faceapp.engine import pipeline, review, small_match  # noqa: E402
 from faceapp.engine.library import Library  # noqa: E402
 
 CACHE = RESULTS / "review_small_lfw"
@@ -113,7 +113,7 @@ def main() -> None:
         )
     }
     embed = pipeline.analyzer_for_library(base, device="cpu").embedder.embed
-    threshold = cluster.model_threshold(base)
+    threshold = base.active_threshold()
     base.close()
     big_truth = {f: n for f, n in truth.items() if f not in small}
     small_truth = {f: n for f, n in truth.items() if f in small}

@@ -27,9 +27,9 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from faceapp.engine.birthdays import BEFORE_BIRTH_PAIRS
 from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library
+from faceapp.engine.person_distances import rejection_pairs
 from faceapp.engine.vecmath import sq_dists
 
 SMALL_PX = 20.0  # faces under this mean box side (the default min_face_px) are re-measured
@@ -55,18 +55,10 @@ def _small_rows(lib: Library, state: FaceState) -> np.ndarray:
     return np.flatnonzero((state.person == 0) & np.isin(state.ids, list(small)))
 
 
-def _ruled_out(lib: Library) -> set[tuple[int, int]]:
-    """(face, person) pairs no suggestion may make: "not this person", born after the
-    photo, or a face of the same photo confirmed for that person."""
-    return set(
-        lib.conn.execute(
-            "SELECT face_id, person_id FROM rejections UNION " + BEFORE_BIRTH_PAIRS + " UNION"
-            " SELECT n.id, o.person_id FROM faces n JOIN faces o ON o.photo_id = n.photo_id"
-            " WHERE n.person_id IS NULL AND o.person_id IS NOT NULL"
-            " AND (n.x2 - n.x1 + n.y2 - n.y1) / 2 < ?",
-            (SMALL_PX,),
-        ).fetchall()
-    )
+def _ruled_out(lib: Library, state: FaceState, rows: np.ndarray) -> set[tuple[int, int]]:
+    """(face, person) pairs no suggestion may make for these rows' faces ("not this
+    person", born after the photo, a face of the same photo confirmed for them)."""
+    return {(int(f), int(p)) for f, p in rejection_pairs(lib, state.ids[rows]).tolist()}
 
 
 def _plan(lib: Library, state: FaceState) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -76,7 +68,7 @@ def _plan(lib: Library, state: FaceState) -> list[tuple[int, int, tuple[int, ...
     conf = np.flatnonzero(state.person > 0)
     if not len(rows) or not len(conf):
         return []
-    ruled = _ruled_out(lib)
+    ruled = _ruled_out(lib, state, rows)
     d = sq_dists(state.vectors[rows], state.vectors[conf])
     who = state.person[conf]
     out = []
@@ -195,7 +187,7 @@ def apply(lib: Library, state: FaceState, person: np.ndarray, dist: np.ndarray) 
     unconf = np.flatnonzero(state.person == 0)
     pos = {int(state.ids[r]): i for i, r in enumerate(unconf)}
     owner = dict(zip(state.ids.tolist(), state.person.tolist(), strict=True))
-    ruled = _ruled_out(lib)
+    ruled = _ruled_out(lib, state, _small_rows(lib, state))
     best: dict[int, tuple[float, int]] = {}
     for (f, p), (d, compared) in stored.items():
         if f not in pos or (f, p) in ruled or any(owner.get(c) != p for c in compared):
