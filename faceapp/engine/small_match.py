@@ -61,27 +61,38 @@ def _ruled_out(lib: Library, state: FaceState, rows: np.ndarray) -> set[tuple[in
     return {(int(f), int(p)) for f, p in rejection_pairs(lib, state.ids[rows]).tolist()}
 
 
-def _plan(lib: Library, state: FaceState) -> list[tuple[int, int, tuple[int, ...]]]:
+def _plan(
+    lib: Library, state: FaceState, block: int = 256
+) -> list[tuple[int, int, tuple[int, ...]]]:
     """(face, person, that person's faces to compare) for each small face and each of
-    its CANDIDATES nearest allowed people."""
+    its CANDIDATES nearest allowed people (in blocks of faces: one distance matrix of
+    a block against the confirmed faces, grouped by person)."""
     rows = _small_rows(lib, state)
     conf = np.flatnonzero(state.person > 0)
     if not len(rows) or not len(conf):
         return []
-    ruled = _ruled_out(lib, state, rows)
-    d = sq_dists(state.vectors[rows], state.vectors[conf])
-    who = state.person[conf]
+    conf = conf[np.argsort(state.person[conf], kind="stable")]
+    pids, starts = np.unique(state.person[conf], return_index=True)
+    ends = np.append(starts[1:], len(conf))
+    col = {int(p): j for j, p in enumerate(pids.tolist())}
+    ruled: dict[int, list[int]] = {}
+    for f, p in _ruled_out(lib, state, rows):
+        if p in col:
+            ruled.setdefault(f, []).append(col[p])
     out = []
-    for i, r in enumerate(rows.tolist()):
-        face = int(state.ids[r])
-        best: dict[int, float] = {}
-        for p, x in zip(who.tolist(), d[i].tolist(), strict=True):
-            if (face, p) not in ruled and x < best.get(p, np.inf):
-                best[p] = x
-        for p in sorted(best, key=best.__getitem__)[:CANDIDATES]:
-            mine = np.flatnonzero(who == p)
-            nearest = mine[np.argsort(d[i, mine], kind="stable")[:PER_PERSON]]
-            out.append((face, p, tuple(sorted(int(f) for f in state.ids[conf[nearest]]))))
+    for b in range(0, len(rows), block):
+        chunk = rows[b : b + block]
+        d = sq_dists(state.vectors[chunk], state.vectors[conf])
+        per_person = np.minimum.reduceat(d, starts, axis=1)
+        for i, r in enumerate(chunk.tolist()):
+            face = int(state.ids[r])
+            per_person[i, ruled.get(face, [])] = np.inf
+            near = np.argsort(per_person[i], kind="stable")[:CANDIDATES]
+            for j in near[np.isfinite(per_person[i, near])].tolist():
+                lo, hi = int(starts[j]), int(ends[j])
+                pick = lo + np.argsort(d[i, lo:hi], kind="stable")[:PER_PERSON]
+                compared = tuple(sorted(int(f) for f in state.ids[conf[pick]]))
+                out.append((face, int(pids[j]), compared))
     return out
 
 
