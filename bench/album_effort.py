@@ -15,8 +15,10 @@ The user, in the order the app offers the work:
    removed first (1 action for the selection);
 3. faces the detector missed are drawn and named (1 action each: draw the box,
    type the name, as `add-face ... --to NAME --create`);
-4. review: wrong "likely" suggestions are answered No (1 action each), then "Accept
-   all likely" (1 action), repeated while it still finds likely faces;
+4. review (opening it measures small faces at their own resolution, as the GUI's
+   Review does: engine/small_match.py): wrong "likely" suggestions are answered No
+   (1 action each), then "Accept all likely" (1 action), repeated while it still
+   finds likely faces;
 5. what is left, person by person: the faces are selected and named, a new person
    or an existing one (1 action per person).
 Actions are attributed to the person they concern; the one-click steps that cover

@@ -88,8 +88,8 @@ class RefreshMixin:
         session's analyzer; Review is read again when it measured any. Without a
         network (the weights banner says why) the queue keeps the plain distances."""
         lib, session = self.session.lib, self.session
-        if lib is None or self._small_job is not None:
-            return
+        if lib is None or self._small_job is not None or session.busy:
+            return  # a scan uses the network: measured at the refresh after it
 
         def work(_job: workers.Job) -> int:
             from faceapp.engine import small_match
