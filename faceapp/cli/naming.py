@@ -9,6 +9,7 @@ the networks (add-face, retry) are imported only by the commands that use them.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from faceapp.cli import (
 )
 from faceapp.engine import album, birthdays, naming, people, photos, review
 from faceapp.engine.library import Library
+from faceapp.errors import FaceAppError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -147,13 +149,19 @@ def cmd_add_face(args: argparse.Namespace) -> int:
 
 def measure_small_faces(lib: Library, device: str) -> None:
     """Small faces not yet compared at their own resolution are, before the queue is
-    read (the network is loaded only when there are some)."""
+    read (the network is loaded only when there are some; without it the queue keeps
+    the plain distances, and a warning says why)."""
     from faceapp.engine import small_match
 
     if small_match.pending(lib):
         from faceapp.engine import pipeline
 
-        small_match.update(lib, pipeline.analyzer_for_library(lib, device).embedder.embed)
+        try:
+            embed = pipeline.analyzer_for_library(lib, device).embedder.embed
+        except FaceAppError as exc:
+            echo(f"faceapp: warning: small faces not measured: {exc}", file=sys.stderr)
+            return
+        small_match.update(lib, embed)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
