@@ -26,6 +26,7 @@ from faceapp.gui.jobs import JobsMixin
 from faceapp.gui.library_errors import library_problem, report
 from faceapp.gui.library_watch import LibraryWatch
 from faceapp.gui.operations import OperationsMixin
+from faceapp.gui.outliers import OutlierChecks
 from faceapp.gui.settings import AppSettings
 
 REFRESH_MS = 1000  # how often views refresh from the library while a scan runs
@@ -78,6 +79,9 @@ class LibrarySession(JobsMixin, OperationsMixin, QObject):
         self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self._refresh_during_scan)
         self._refreshed_at: tuple[int, int] = (-1, -1)
+        # the one queue of outlier checks: every naming of a cluster waits for its own
+        self.outlier_checks = OutlierChecks(self)
+        self.clusters_being_named: set[tuple[str, int]] = set()  # (library path, cluster)
 
     # -- state ----------------------------------------------------------------------------
 
