@@ -22,6 +22,7 @@ person out as for any suggestion.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -61,9 +62,13 @@ def _ruled_out(lib: Library, state: FaceState, rows: np.ndarray) -> set[tuple[in
     return {(int(f), int(p)) for f, p in rejection_pairs(lib, state.ids[rows]).tolist()}
 
 
-def _plan(
-    lib: Library, state: FaceState, block: int = 256
-) -> list[tuple[int, int, tuple[int, ...]]]:
+Pair = tuple[int, int, tuple[int, ...]]  # (small face, person, that person's faces compared)
+
+_plan_lock = threading.Lock()
+_plan_cache: dict[str, tuple[tuple, list[Pair]]] = {}  # library path -> (signature, plan)
+
+
+def _plan(lib: Library, state: FaceState, block: int = 256) -> list[Pair]:
     """(face, person, that person's faces to compare) for each small face and each of
     its CANDIDATES nearest allowed people (in blocks of faces: one distance matrix of
     a block against the confirmed faces, grouped by person)."""
@@ -79,10 +84,13 @@ def _plan(
     for f, p in _ruled_out(lib, state, rows):
         if p in col:
             ruled.setdefault(f, []).append(col[p])
+    conf_v = state.vectors[conf]  # once, not per block
+    conf_sq = np.einsum("ij,ij->i", conf_v, conf_v)
+    conf_ids = state.ids[conf]
     out = []
     for b in range(0, len(rows), block):
         chunk = rows[b : b + block]
-        d = sq_dists(state.vectors[chunk], state.vectors[conf])
+        d = sq_dists(state.vectors[chunk], conf_v, conf_sq)
         per_person = np.minimum.reduceat(d, starts, axis=1)
         for i, r in enumerate(chunk.tolist()):
             face = int(state.ids[r])
@@ -91,9 +99,36 @@ def _plan(
             for j in near[np.isfinite(per_person[i, near])].tolist():
                 lo, hi = int(starts[j]), int(ends[j])
                 pick = lo + np.argsort(d[i, lo:hi], kind="stable")[:PER_PERSON]
-                compared = tuple(sorted(int(f) for f in state.ids[conf[pick]]))
+                compared = tuple(sorted(conf_ids[pick].tolist()))
                 out.append((face, int(pids[j]), compared))
     return out
+
+
+def _signature(lib: Library) -> tuple:
+    """Changes whenever the plan may: the model, any labelling operation (names, moves,
+    "not this person", birth dates: all in the oplog), faces added or removed."""
+    q = lib.conn.execute
+    return (
+        lib.get_meta("active_model"),
+        *q("SELECT IFNULL(MAX(id), 0), SUM(state = 'done') FROM oplog").fetchone(),
+        *q("SELECT COUNT(*), IFNULL(MAX(id), 0), IFNULL(SUM(person_id), 0) FROM faces").fetchone(),
+        *q("SELECT COUNT(*) FROM rejections").fetchone(),
+    )
+
+
+def _cached_plan(lib: Library) -> list[Pair]:
+    """:func:`_plan`, computed once per state of the library (a Review refresh asks
+    twice: :func:`pending`, then :func:`update`)."""
+    sig, key = _signature(lib), str(lib.path.resolve())
+    with _plan_lock:
+        hit = _plan_cache.get(key)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+    plan = _plan(lib, load_state(lib))
+    with _plan_lock:
+        _plan_cache.clear()  # one library at a time
+        _plan_cache[key] = (sig, plan)
+    return plan
 
 
 def _stored(lib: Library, model_id: int) -> dict[tuple[int, int], tuple[float, tuple]]:
@@ -106,22 +141,19 @@ def _stored(lib: Library, model_id: int) -> dict[tuple[int, int], tuple[float, t
     }
 
 
-def _to_measure(lib: Library, state: FaceState) -> list[tuple[int, int, tuple[int, ...]]]:
+def to_measure(lib: Library) -> list[Pair]:
+    """The measurements :func:`update` would make: planned ones not stored, or stored
+    against other faces than the person's nearest now (no network needed to ask)."""
     model = lib.active_model()
     if model is None:
         return []
-    owner = dict(zip(state.ids.tolist(), state.person.tolist(), strict=True))
-    have = {  # measurements that still hold: every face compared is still the person's
-        key for key, (_, compared) in _stored(lib, model.id).items()
-        if all(owner.get(c) == key[1] for c in compared)
-    }  # fmt: skip
-    return [(f, p, c) for f, p, c in _plan(lib, state) if (f, p) not in have]
+    stored = _stored(lib, model.id)
+    return [(f, p, c) for f, p, c in _cached_plan(lib) if stored.get((f, p), (0, None))[1] != c]
 
 
 def pending(lib: Library) -> int:
-    """How many (small face, person) measurements :func:`update` would make (no
-    network needed to ask)."""
-    return len(_to_measure(lib, load_state(lib)))
+    """How many (small face, person) measurements :func:`update` would make."""
+    return len(to_measure(lib))
 
 
 def _box_sides(lib: Library, face_ids: list[int]) -> dict[int, float]:
@@ -158,7 +190,7 @@ def update(lib: Library, embed: Callable[[np.ndarray], np.ndarray]) -> int:
 
     model = lib.active_model()
     state = load_state(lib)
-    todo = _to_measure(lib, state)
+    todo = to_measure(lib)
     if model is None or not todo:
         return 0
     faces = sorted({c for _, _, cs in todo for c in cs})

@@ -87,7 +87,8 @@ def test_a_small_face_is_suggested_by_its_measurement_at_its_own_resolution(tmp_
     assert calls[0].shape == (6, 160, 160, 3)
     after = _suggestion(lib, small)
     assert after.person_name == "Anna" and after.distance < 1e-3 and after.label == "likely"
-    assert small_match.pending(lib) == 0 and small_match.update(lib, _embed_like(small_v, [])) == 0
+    assert small_match.pending(lib) == 0
+    assert small_match.update(lib, _embed_like(small_v, [])) == 0
     # "not this person" holds for a measured face as for any other
     # and measured at its resolution, Ben is far: no suggestion is left
     people.reject_suggestion(lib, small, pid["Anna"])
@@ -101,9 +102,32 @@ def test_a_measurement_stops_holding_when_its_faces_leave_the_person(tmp_path):
     assert _suggestion(lib, small).person_name == "Anna"
     people.move_faces(lib, ids["anna"][:1], pid["Ben"])  # one compared face is Ben's now
     assert _suggestion(lib, small) is None  # Anna's measurement no longer holds
-    assert small_match.pending(lib) == 1  # Anna is measured again on the next reading
+    assert small_match.pending(lib) == 2  # Anna again, and Ben, who has a nearer face now
     small_match.update(lib, _embed_like(small_v, []))
     assert _suggestion(lib, small).person_name == "Anna"
+    lib.close()
+
+
+def _add_face(lib, name: str, side: float, colour, v: np.ndarray) -> int:
+    face = NewFace((0.0, 0.0, side, side), [[0, 0]] * 5, 0.9, _jpeg(colour), v)
+    photo = lib.store_photo(
+        f"{name}.jpg", size=1, mtime_ns=1, width=100, height=100, content_hash=name,
+        faces=[face], model_id=lib.active_model().id,
+    )  # fmt: skip
+    return lib.faces_of_photo(photo)[0].id
+
+
+def test_a_measurement_is_made_again_when_the_person_gains_a_nearer_face(tmp_path):
+    lib, small, small_v, _ids, pid = _library(tmp_path)
+    small_match.update(lib, _embed_like(small_v, []))
+    assert small_match.pending(lib) == 0
+    new = _add_face(lib, "anna4", 60.0, RED, small_v)  # Anna's nearest face to it now
+    people.move_faces(lib, [new], pid["Anna"])
+    assert small_match.to_measure(lib) == [
+        (small, pid["Anna"], tuple(sorted([*_ids["anna"], new])))
+    ]
+    small_match.update(lib, _embed_like(small_v, []))
+    assert small_match.pending(lib) == 0
     lib.close()
 
 
