@@ -31,11 +31,15 @@ from PIL import Image
 from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library
 from faceapp.engine.person_distances import rejection_pairs
+from faceapp.engine.progress import emit
 from faceapp.engine.vecmath import sq_dists
 
 SMALL_PX = 20.0  # faces under this mean box side (the default min_face_px) are re-measured
 CANDIDATES = 5  # nearest named people (by the plain distance) measured again
 PER_PERSON = 8  # of each, the confirmed faces nearest the small face
+CHUNK = 128  # small faces measured and kept per transaction (bounded memory, cancel)
+EMBED_BATCH = 256  # degraded crops read and embedded at once
+VECTOR_CACHE = 50_000  # degraded copies' embeddings kept across chunks (2 KiB each)
 CROP = 160
 # Confidence of a measured distance: a logistic curve of its own, fitted on LFW small
 # faces (python bench/review_small_lfw.py --fit), as fractions of the threshold. Blurring
@@ -182,37 +186,91 @@ def degrade(crop: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(im.resize((CROP, CROP), Image.Resampling.BILINEAR))
 
 
-def update(lib: Library, embed: Callable[[np.ndarray], np.ndarray]) -> int:
-    """Measure the small faces not measured yet against their candidate people and
-    keep the results; returns how many (face, person) pairs were measured.
-    ``embed``: the active model's embedder (``Embedder.embed``)."""
+def _measure(
+    lib: Library,
+    state: FaceState,
+    todo: list[Pair],
+    embed: Callable[[np.ndarray], np.ndarray],
+    cancel: Callable[[], bool] | None,
+    vector_of: dict[tuple[int, int], np.ndarray],
+) -> list[tuple[int, int, float, str]] | None:
+    """(face, person, distance, compared as JSON) of these pairs; None when cancelled.
+    Crops are read and embedded EMBED_BATCH at a time; ``vector_of``: degraded copies
+    embedded before, by (face, side), kept for the next chunk."""
     from faceapp.engine.embed import load_crops
 
-    model = lib.active_model()
-    state = load_state(lib)
-    todo = to_measure(lib)
-    if model is None or not todo:
-        return 0
     faces = sorted({c for _, _, cs in todo for c in cs})
-    crops = dict(zip(faces, load_crops(lib, faces), strict=True))
     sides = _box_sides(lib, [f for f, _, _ in todo] + faces)
     keys = {(c, _side(sides[f] / max(sides[c], 1e-6))) for f, _, cs in todo for c in cs}
-    order = sorted(keys)
-    vectors = embed(np.stack([degrade(crops[c], side) for c, side in order]))
-    vector_of = dict(zip(order, vectors, strict=True))
+    order = sorted(keys - vector_of.keys())
+    for b in range(0, len(order), EMBED_BATCH):
+        if cancel is not None and cancel():
+            return None
+        batch = order[b : b + EMBED_BATCH]
+        ids = sorted({c for c, _ in batch})
+        crops = dict(zip(ids, load_crops(lib, ids), strict=True))
+        vectors = embed(np.stack([degrade(crops[c], side) for c, side in batch]))
+        vector_of.update(zip(batch, vectors, strict=True))
     row_of = {int(f): i for i, f in enumerate(state.ids)}
     results = []
     for f, p, cs in todo:
         mine = np.stack([vector_of[c, _side(sides[f] / max(sides[c], 1e-6))] for c in cs])
         d = ((mine - state.vectors[row_of[f]]) ** 2).sum(axis=1)
-        results.append((f, model.id, p, float(d.min()), json.dumps(list(cs))))
-    with lib.transaction() as c:
-        c.executemany(
-            "INSERT OR REPLACE INTO small_matches(face_id, model_id, person_id, distance,"
-            " compared) SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
-            [(*r, r[0]) for r in results],
-        )
-    return len(results)
+        results.append((f, p, float(d.min()), json.dumps(list(cs))))
+    return results
+
+
+def update(
+    lib: Library,
+    embed: Callable[[np.ndarray], np.ndarray],
+    model_id: int,
+    *,
+    todo: list[Pair] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    progress: Callable[[tuple[int, int]], None] | None = None,
+) -> int:
+    """Measure the small faces not measured yet against their candidate people and
+    keep the results; returns how many (face, person) pairs were measured.
+
+    ``embed``: the embedder of model version ``model_id``; nothing is written once the
+    library's active model is another. ``todo``: :func:`to_measure` when the caller
+    has it. Small faces are measured CHUNK at a time, each chunk kept in its own
+    transaction, so memory stays bounded, and ``cancel()`` (polled between batches)
+    loses at most one chunk's work. ``progress((small faces done, of))``."""
+    if _active_id(lib) != model_id:
+        return 0
+    todo = to_measure(lib) if todo is None else todo
+    by_face: dict[int, list[Pair]] = {}
+    for pair in todo:
+        by_face.setdefault(pair[0], []).append(pair)
+    sides = _box_sides(lib, list(by_face))
+    faces = sorted(by_face, key=lambda f: (sides[f], f))  # a chunk of one size shares copies
+    vector_of: dict[tuple[int, int], np.ndarray] = {}
+    state = load_state(lib)
+    done = 0
+    for s in range(0, len(faces), CHUNK):
+        part = [pair for f in faces[s : s + CHUNK] for pair in by_face[f]]
+        if len(vector_of) > VECTOR_CACHE:
+            vector_of.clear()
+        results = _measure(lib, state, part, embed, cancel, vector_of)
+        if results is None:
+            break
+        with lib.transaction() as c:
+            if _active_id(lib) != model_id:  # switched while measuring: another network
+                break
+            c.executemany(
+                "INSERT OR REPLACE INTO small_matches(face_id, model_id, person_id, distance,"
+                " compared) SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
+                [(f, model_id, p, d, cs, f) for f, p, d, cs in results],
+            )
+        done += len(results)
+        emit(progress, (min(s + CHUNK, len(faces)), len(faces)))
+    return done
+
+
+def _active_id(lib: Library) -> int | None:
+    value = lib.get_meta("active_model")
+    return int(value) if value else None
 
 
 def apply(lib: Library, state: FaceState, person: np.ndarray, dist: np.ndarray) -> np.ndarray:

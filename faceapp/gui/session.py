@@ -67,6 +67,7 @@ class LibrarySession(JobsMixin, OperationsMixin, QObject):
         self.open_job: workers.Job | None = None
         self.scan_job: workers.Job | None = None
         self.cluster_job: workers.Job | None = None
+        self.small_job: workers.Job | None = None  # small faces measured for Review
         self.last_progress = None
         self.last_report = None
         self.last_summary = None
@@ -219,6 +220,7 @@ class LibrarySession(JobsMixin, OperationsMixin, QObject):
                 on_failed=lambda exc: self.message.emit(f"No backup was made: {exc}"),
             )
         self.cancel_scan()
+        self.cancel_small_faces()
         for job in (self.scan_job, self.cluster_job):
             if job is not None:
                 job.cancel()
