@@ -89,6 +89,8 @@ def main() -> None:
             default=float("nan"),
         )
         photo_bytes = sum(p.stat().st_size for p in root.rglob("*.jpg"))
+        remote.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        library_bytes = Path(remote.path).stat().st_size
     row = {
         "photos": report.photos,
         "faces_local": local_report.faces,
@@ -102,6 +104,9 @@ def main() -> None:
         "result_bytes_per_photo": round(stats["result_bytes"] / max(report.photos, 1)),
         "result_bytes_per_face": round(stats["result_bytes"] / max(report.faces, 1)),
         "photo_file_bytes_per_photo": round(photo_bytes / max(report.photos, 1)),
+        "library_bytes_per_face": round(library_bytes / max(report.faces, 1)),
+        "store_seconds": round(stats["store_seconds"], 2),
+        "writer_photos_per_second": round(report.photos / max(stats["store_seconds"], 1e-9), 1),
         "errors": len(report.errors),
         "load_average_start_end": [load_start, os.getloadavg()],
     }
@@ -114,6 +119,11 @@ def main() -> None:
         f"bytes back to the writer: {row['result_bytes_per_photo']} per photo,"
         f" {row['result_bytes_per_face']} per face (photo files: "
         f"{row['photo_file_bytes_per_photo']} bytes each, read by the workers from the mount)"
+    )
+    print(
+        f"the writer (store stage alone, one transaction per photo):"
+        f" {row['writer_photos_per_second']} photos/s; library file"
+        f" {row['library_bytes_per_face']} bytes per face"
     )
     print(f"load average at start {load_start}, at end {os.getloadavg()}")
     RESULTS.mkdir(exist_ok=True)

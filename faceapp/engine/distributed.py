@@ -171,9 +171,11 @@ def scan(
     device = "cuda" if gpus else "cpu"
     resource = "GPU" if gpus else "CPU"
     slots = max(2, int(2 * ray.cluster_resources().get(resource, 1)))
+    # a GPU task takes its node's CPUs per GPU, to decode ahead of the GPU
+    cpus = min((_cpus_per_gpu(n) for n in workers("GPU")), default=1) if gpus else 1
     tracker = _tracker(ray)
     shares = Shares(
-        _submitter(ray, loaded, device, tracker),
+        _submitter(ray, loaded, device, cpus, tracker),
         lambda running: _ask(ray, tracker.seen.remote(running)),
         work.batch_size(device),
         floor=time_floor,
@@ -182,6 +184,7 @@ def scan(
     for i in range(0, len(plan.todo), shard):
         shares.add([(rel, str(path)) for rel, path in plan.todo[i : i + shard]])
     received = 0
+    writing = 0.0  # seconds in the store stage: the one writer's share of the time
 
     def cancel_task(ref) -> None:
         ray.cancel(ref, force=True)  # kills the worker process: a hung one too
@@ -225,7 +228,9 @@ def scan(
                         shares.again(run.share, elsewhere, done.where, NOT_MOUNTED, store=False),
                     )
                 moved = {rel for rel, _ in elsewhere}
+                t = time.perf_counter()
                 _store(store, [r for r in done.results if r.rel not in moved])
+                writing += time.perf_counter() - t
             _give_up(store, shares.overdue(alive, cancel_task))
     finally:
         shares.cancel_all(cancel_task)
@@ -237,6 +242,7 @@ def scan(
             result_bytes=received,
             shards=shares.submitted,
             sent_again=shares.sent_again,
+            store_seconds=writing,
             device=device,
         )
     return store.finish()
@@ -263,12 +269,17 @@ def _ask(ray, ref) -> dict:
         return {}
 
 
-def _submitter(ray, loaded: weights_mod.LoadedWeights, device: str, tracker):
+def _cpus_per_gpu(node: dict) -> int:
+    res = node.get("Resources", {})
+    return max(1, int(res.get("CPU", 1) // max(res.get("GPU", 1), 1)))
+
+
+def _submitter(ray, loaded: weights_mod.LoadedWeights, device: str, cpus: int, tracker):
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(work.analyze_files)
     options = {
-        "num_cpus": 1,
+        "num_cpus": cpus,
         "num_gpus": 1 if device == "cuda" else 0,
         "max_retries": RETRIES,
         "retry_exceptions": False,
@@ -280,7 +291,7 @@ def _submitter(ray, loaded: weights_mod.LoadedWeights, device: str, tracker):
         if node is not None:  # kept away from a worker: to another (any if that one dies)
             where["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
         return task.options(**options, **where).remote(
-            weights_ref, share.files, device, tracker, key
+            weights_ref, share.files, device, tracker, key, cpus
         )
 
     return submit

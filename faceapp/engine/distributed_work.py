@@ -13,16 +13,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from faceapp.engine import gpu_decode, inference
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.scan_analyze import PhotoResult, analyze_batch
 from faceapp.engine.scan_decode import DecodeStream
 
-BATCH = 4  # photos per detection/embedding batch on a CPU worker
-GPU_BATCH = 32  # ... and on a GPU worker
-
 
 def batch_size(device: str) -> int:
-    return GPU_BATCH if device == "cuda" else BATCH
+    """Photos per detection/embedding batch, as in a local scan on ``device``."""
+    return inference.CUDA_PHOTO_BATCH if device == "cuda" else inference.CPU_PHOTO_BATCH
 
 
 @dataclass(frozen=True)
@@ -71,12 +70,16 @@ class Tracker:
 _analyzers: dict[tuple[str, str], object] = {}  # per worker process: built once
 
 
-def _analyzer(loaded: weights_mod.LoadedWeights, device: str):
+def _analyzer(loaded: weights_mod.LoadedWeights, device: str, cpus: int):
     key = (loaded.sha256, device)
     if key not in _analyzers:
         from faceapp.engine.pipeline import Analyzer
 
         _analyzers[key] = Analyzer.from_weights(loaded, device)
+    # the task's CPUs, not the node's (which its plan counts): one task runs per CPU
+    import torch
+
+    torch.set_num_threads(cpus)
     return _analyzers[key]
 
 
@@ -86,8 +89,10 @@ def analyze_files(
     device: str = "cpu",
     tracker=None,
     key: int = 0,
+    cpus: int = 1,
 ) -> ShardDone:
-    """Decode and analyze a shard of ``(rel, path)`` files (on a worker).
+    """Decode and analyze a shard of ``(rel, path)`` files (on a worker, ``cpus`` of its
+    CPUs; on a GPU worker JPEGs are decoded by the GPU, as in a local scan there).
 
     Reports to ``tracker`` (an actor handle) -1 while the model is built, then the
     photos done after each batch.
@@ -99,10 +104,15 @@ def analyze_files(
             tracker.report.remote(key, where, done)
 
     report(-1)
-    analyzer = _analyzer(loaded, device)
+    analyzer = _analyzer(loaded, device, cpus)
     report(0)
     t0 = time.monotonic()
-    stream = DecodeStream([(rel, Path(p)) for rel, p in files], (), workers=2)
+    stream = DecodeStream(
+        [(rel, Path(p)) for rel, p in files],
+        (),
+        workers=max(2, cpus - 1),
+        load=gpu_decode.loader(device),
+    )
     out: list[PhotoResult] = []
     batch = []
     try:
