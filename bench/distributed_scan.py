@@ -5,7 +5,8 @@
 
 Needs Ray (make distributed). On this 2-core machine the cluster cannot be faster
 than the local scan: the figure that matters is that the results are the same and
-how many bytes each photo sends back to the writer. Writes
+how many bytes each photo sends back to the writer, how fast the one writer stores
+(the store stage alone) and how large the library file is per face. Writes
 bench/results/distributed_scan.json.
 """
 
