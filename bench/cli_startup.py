@@ -15,7 +15,6 @@ Figures are noisy on a shared machine: compare rows of one run, not across runs.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -26,10 +25,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(REPO / "tests"))
+from small_library import small_library  # noqa: E402
+
 GOAL_S = 0.5
 COMMANDS = (
     "people",
@@ -53,47 +54,13 @@ def build_library(path: Path, people: int = 12, per_person: int = 8, seed: int =
     """
     from faceapp.engine import album
     from faceapp.engine.cluster import recluster
-    from faceapp.engine.library import Library
-    from faceapp.engine.library_photos import NewFace
     from faceapp.engine.naming import name_cluster
 
     rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.new("RGB", (160, 160), (128, 100, 90)).save(buf, format="JPEG")
-    crop = buf.getvalue()
-    lib = Library(path, root=path.parent)
-    model = lib.add_model(
-        name="bench base",
-        source="casia-webface",
-        origin="bench",
-        sha256="0" * 64,
-        preprocess="fixed",
-        threshold=1.1,
-        threshold_source="bench",
-    )
-    lib.set_active_model(model)
-    centres = rng.normal(size=(people, 512))
-    for p in range(people):
-        for k in range(per_person):
-            v = centres[p] + 0.15 * rng.normal(size=512)
-            lib.store_photo(
-                f"p{p:02d}_{k}.jpg",
-                size=1,
-                mtime_ns=1,
-                width=640,
-                height=480,
-                content_hash=f"{p}-{k}",
-                model_id=model,
-                faces=[
-                    NewFace(
-                        box=(10.0, 10.0, 110.0, 130.0),
-                        landmarks=[[0.0, 0.0]] * 5,
-                        prob=0.99,
-                        crop_jpeg=crop,
-                        embedding=(v / np.linalg.norm(v)).astype(np.float32),
-                    )
-                ],
-            )
+    centres = np.repeat(rng.normal(size=(people, 512)), per_person, axis=0)
+    vectors = centres + 0.15 * rng.normal(size=centres.shape)
+    names = [f"p{p:02d}_{k}.jpg" for p in range(people) for k in range(per_person)]
+    lib = small_library(path, vectors / np.linalg.norm(vectors, axis=1, keepdims=True), names)
     recluster(lib)
     clusters = [g for g in album.groups(lib) if g.kind == "cluster"]
     anna = name_cluster(lib, clusters[0].id, "Anna").person_id

@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faceapp.engine import cluster, people, pipeline, review  # noqa: E402
+from faceapp.engine import people, pipeline, review  # noqa: E402
 from faceapp.engine.face_state import load_state  # noqa: E402
 from faceapp.engine.library import Library  # noqa: E402
 from faceapp.engine.person_distances import library_nearest_people  # noqa: E402
@@ -140,7 +140,7 @@ def main() -> None:
     base = Library(src)
     base.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     truth = subjects(base)
-    threshold = cluster.model_threshold(base)
+    threshold = base.active_threshold()
     base.close()
     out: dict = {"threshold": threshold, "faces": len(truth), "scenarios": []}
     if args.fit:

@@ -6,11 +6,18 @@ figure is a real ``pipeline.scan`` into a fresh library (decoding overlapped wit
 the networks); the split comes from timing each stage alone on the same files.
 
     python bench/throughput.py [--lfw-count 1000] [--large-count 200] [--device auto]
+        [--splits 1x1,1x2,2x1]
+
+``--splits``: also scan each set with other splits of the cores, written
+``AxT`` (A photo batches analysed at once, T torch threads each), side by side
+in the same run; the default is the inference plan's split alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import os
 import random
@@ -94,6 +101,14 @@ def end_to_end(analyzer: pipeline.Analyzer, loaded, folder: Path, tmp: Path) -> 
     }
 
 
+def with_split(analyzer: pipeline.Analyzer, split: str) -> pipeline.Analyzer:
+    """The analyzer with ``AxT``: A batches analysed at once, T torch threads each."""
+    workers, threads = (int(n) for n in split.split("x"))
+    other = copy.copy(analyzer)
+    other.plan = dataclasses.replace(analyzer.plan, analyze_workers=workers, torch_threads=threads)
+    return other
+
+
 def link_folder(paths: list[Path], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for p in paths:
@@ -109,6 +124,7 @@ def main() -> None:
     ap.add_argument("--large-count", type=int, default=200)
     ap.add_argument("--stage-sample", type=int, default=40, help="photos timed per stage")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--splits", default="", help="other core splits to compare, e.g. 1x1,1x2")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "faceapp-bench")
     args = ap.parse_args()
     from faceapp.engine.weights import resolve_weights
@@ -120,22 +136,36 @@ def main() -> None:
         "large_12mp": args.cache / f"large{args.large_count}",
     }
     make_large_photos(sets["large_12mp"], args.large_count)
+    plan = analyzer.plan
+    splits = [f"{plan.analyze_workers}x{plan.torch_threads}"]
+    splits += [s for s in (args.splits.split(",") if args.splits else []) if s not in splits]
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, folder in sets.items():
+            for k, split in enumerate(splits):  # sets in turn, splits side by side
+                variant = with_split(analyzer, split)
+                variant.plan.apply_threads()
+                (where := Path(tmp) / f"{name}-{k}").mkdir()
+                row = end_to_end(variant, loaded, folder, where)
+                rows[name if k == 0 else f"{name} {split}"] = row | {"split": split}
+            plan.apply_threads()
             sample = sorted(folder.iterdir())[: args.stage_sample]
-            rows[name] = end_to_end(analyzer, loaded, folder, Path(tmp)) | {
-                f"{k}_s": v for k, v in stage_times(analyzer, sample).items()
-            }
+            rows[name] |= {f"{k}_s": v for k, v in stage_times(analyzer, sample).items()}
     import torch
 
     meta = {"device": str(analyzer.embedder.device), "torch_threads": torch.get_num_threads()}
-    print(f"device {meta['device']}, {meta['torch_threads']} torch threads, {os.cpu_count()} cpus")
+    meta |= {"analyze_workers": plan.analyze_workers, "cpus": os.cpu_count()}
+    print(
+        f"device {meta['device']}, {plan.analyze_workers} batches analysed at once,"
+        f" {meta['torch_threads']} torch thread(s) each, {os.cpu_count()} cpus;"
+        " stage times (decode/detect/embed) one photo at a time, plan's split only"
+    )
     cols = ["photos", "faces", "seconds", "photos_per_s", "faces_per_s"]
     cols += ["decode_s", "detect_s", "embed_s"]
-    print(f"{'set':<12}" + "".join(f"{c:>14}" for c in cols))
+    print(f"{'set':<18}" + "".join(f"{c:>14}" for c in cols))
     for name, row in rows.items():
-        print(f"{name:<12}" + "".join(f"{row[c]:>14.3f}" for c in cols))
+        cells = (f"{row[c]:>14.3f}" if c in row else " " * 14 for c in cols)
+        print(f"{name:<18}" + "".join(cells))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "throughput.json").write_text(json.dumps({"meta": meta, "sets": rows}, indent=2))
 

@@ -39,7 +39,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     echo(f"detector (MTCNN): {plan['detect_precision']}, {layout}")
     threads = plan["torch_threads"] or "torch's default"
     echo(
-        f"threads: {threads} torch, {plan['decode_workers']} decode workers;"
+        f"threads: {plan['analyze_workers']} analysing, {threads} torch each,"
+        f" {plan['decode_workers']} decode workers;"
         f" {plan['photo_batch']} photos per batch"
     )
     echo(f"why: {plan['reason']}")

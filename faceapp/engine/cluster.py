@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import backup, group_centres
+from faceapp.engine import backup, group_centres, review
 from faceapp.engine.cluster_place import PlaceSummary, mark_seen, place_new_faces, seen_through
 from faceapp.engine.cluster_steps import match_cluster_ids
-from faceapp.engine.clustering import DEFAULT_THRESHOLD, ClusterParams, cluster_vectors
+from faceapp.engine.clustering import ClusterParams, cluster_vectors
 from faceapp.engine.face_state import load_state
 from faceapp.engine.library import Library, LibraryError
 
@@ -46,11 +46,6 @@ class ClusterSummary:
     seconds: float
     faces: int = 0
     suggested: int = 0  # of the unknown: held back as suggestions for a named person
-
-
-def model_threshold(lib: Library) -> float:
-    model = lib.active_model()
-    return float(model.threshold) if model is not None else DEFAULT_THRESHOLD
 
 
 def _next_cluster_id(lib: Library) -> int:
@@ -86,15 +81,13 @@ def recluster(
     if progress:
         progress("loading embeddings")
     params = params or ClusterParams()
-    threshold = model_threshold(lib)
+    threshold = lib.active_threshold()
     state = load_state(lib)
     unconf = np.flatnonzero(state.person == 0)
     held = np.zeros(len(unconf), bool)
     if params.hold_likely and (state.person > 0).any():
         if progress:
             progress("comparing with named people")
-        from faceapp.engine import review  # imports this module
-
         held = review.likely(lib, state)
     grouped = ~held & ~np.isin(state.ids[unconf], _small_faces(lib, params.min_face_px))
     rows = unconf[grouped]
@@ -169,7 +162,7 @@ def place_if_large(lib: Library, params: ClusterParams | None = None) -> PlaceSu
     ).fetchone()[0]
     if faces < LARGE_LIBRARY:
         return None
-    return place_new_faces(lib, params, threshold=model_threshold(lib))
+    return place_new_faces(lib, params, threshold=lib.active_threshold())
 
 
 def update_groups(

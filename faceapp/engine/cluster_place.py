@@ -23,14 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import group_centres
-from faceapp.engine.birthdays import BEFORE_BIRTH_PAIRS
+from faceapp.engine import group_centres, review
 from faceapp.engine.clustering import ClusterParams
 from faceapp.engine.face_state import FaceState
 from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.library_photos import blob_to_matrix
 from faceapp.engine.neighbours import nearest
-from faceapp.engine.person_distances import nearest_people
+from faceapp.engine.person_distances import nearest_people, rejection_pairs
 
 SEEN_KEY = "clustered_through_face"  # meta: highest face id the last grouping saw
 
@@ -90,15 +89,6 @@ def _held(lib: Library, new: FaceState, centres: group_centres.Centres) -> np.nd
     there (:func:`person_distances.nearest_people` against the kept representatives)."""
     if not len(new) or not len(centres.rep_ids):
         return np.zeros(len(new), bool)
-    ids = json.dumps(new.ids.tolist())
-    rejections = lib.conn.execute(  # as library_nearest_people, for the new faces only
-        "SELECT face_id, person_id FROM rejections WHERE face_id IN"
-        " (SELECT value FROM json_each(?)) UNION " + BEFORE_BIRTH_PAIRS + " AND f.id >= ?"
-        # a photo with a face confirmed for a person: its other faces are not them
-        " UNION SELECT n.id, o.person_id FROM faces n JOIN faces o ON o.photo_id = n.photo_id"
-        " WHERE n.id IN (SELECT value FROM json_each(?)) AND o.person_id IS NOT NULL",
-        (ids, int(new.ids[0]), ids),
-    ).fetchall()
     n, r = len(new), len(centres.rep_ids)
     state = FaceState(
         np.concatenate([new.ids, centres.rep_ids]),
@@ -107,9 +97,7 @@ def _held(lib: Library, new: FaceState, centres: group_centres.Centres) -> np.nd
         np.concatenate([np.zeros(n, np.int64), centres.rep_person]),
         np.zeros(n + r, np.int64),
     )
-    person, dist = nearest_people(state, np.array(rejections, np.int64).reshape(-1, 2))
-    from faceapp.engine import review  # imports cluster, which imports this module
-
+    person, dist = nearest_people(state, rejection_pairs(lib, new.ids))
     return (person[:n] > 0) & review.is_likely(lib, dist[:n])
 
 

@@ -70,10 +70,9 @@ from faceapp.engine.cluster_steps import (
     split_loose_clusters,
     trim_outliers,
 )
+from faceapp.engine.library import DEFAULT_THRESHOLD
 from faceapp.engine.neighbours import knn
 from faceapp.engine.vecmath import normalize, one_blas_thread, sq_dists, sum_by_label
-
-DEFAULT_THRESHOLD = 1.1  # squared L2; only used when no model threshold is known
 
 
 @dataclass(frozen=True)

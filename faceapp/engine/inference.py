@@ -11,8 +11,12 @@ and the measurements behind them (bench/inference_variants.py, README):
   fp32 keeps its boxes identical to facenet-pytorch's (tests/engine/test_detect.py).
   Channels-last layout is kept there (max pooling is ~4x faster in it).
 * CUDA: fp16 autocast for both networks, large batches, more CPU decode workers.
-* Threads: on CPU, one torch thread per core but one, the rest decode (measured:
-  two torch threads next to a decoding thread on two cores oversubscribe the CPU).
+* Threads: on CPU, photo batches are analysed on several threads at once
+  (:mod:`scan_parallel`), one per core up to :data:`CPU_ANALYZE_WORKERS`, each pass
+  on the cores left per thread. Measured on 2 cores (bench/throughput.py, 12 MP
+  set): two batches on one torch thread each 1.8x one batch on one thread; one
+  batch on two torch threads 1.25x. Decoding (JPEG draft mode, ~10 ms a 12 MP
+  photo) needs no core of its own.
 
 ``FACEAPP_PRECISION=fp32`` (or ``bf16``, ``fp16``; default ``auto``) overrides the
 precision, e.g. to rule it out when comparing results across machines.
@@ -37,6 +41,9 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # (cache); a GPU needs many to be busy.
 CPU_PHOTO_BATCH = 4
 CUDA_PHOTO_BATCH = 32
+# Batches analysed at once on CPU, at most: past a few, Python's share of MTCNN (box
+# maths between the network passes) holds the GIL long enough to serialise threads.
+CPU_ANALYZE_WORKERS = 4
 
 
 class PrecisionError(FaceAppError, ValueError):
@@ -53,6 +60,7 @@ class InferencePlan:
     channels_last: bool
     torch_threads: int  # 0: leave torch's setting alone
     decode_workers: int
+    analyze_workers: int  # photo batches analysed at once in a scan
     photo_batch: int
     reason: str
 
@@ -136,6 +144,7 @@ def choose(device: str = "cpu", precision: str | None = None) -> InferencePlan:
             channels_last=False,
             torch_threads=0,
             decode_workers=max(2, n - 1),
+            analyze_workers=1,
             photo_batch=CUDA_PHOTO_BATCH,
             reason=f"{why}; {max(2, n - 1)} CPU decode workers feed the GPU",
         )
@@ -148,7 +157,8 @@ def choose(device: str = "cpu", precision: str | None = None) -> InferencePlan:
         embed, why = asked, f"{ENV_PRECISION}={asked} forces {asked}"
     if embed == "fp16":
         raise PrecisionError(f"{ENV_PRECISION}=fp16 is for CUDA; on CPU use fp32 or bf16")
-    threads = max(1, n - 1)
+    workers = min(n, CPU_ANALYZE_WORKERS)
+    threads = max(1, n // workers)
     return InferencePlan(
         device=device,
         embed_precision=embed,
@@ -156,9 +166,10 @@ def choose(device: str = "cpu", precision: str | None = None) -> InferencePlan:
         channels_last=True,
         torch_threads=threads,
         decode_workers=2,
+        analyze_workers=workers,
         photo_batch=CPU_PHOTO_BATCH,
-        reason=f"{why}; MTCNN fp32; channels-last; {threads} torch thread(s) on {n} core(s),"
-        " decoding on the others",
+        reason=f"{why}; MTCNN fp32; channels-last; {workers} photo batch(es) analysed at once"
+        f" on {n} core(s), {threads} torch thread(s) each",
     )
 
 

@@ -33,6 +33,7 @@ from faceapp.engine.orphans import clean_finetune_orphans
 from faceapp.engine.storage import LibraryDamaged, LibraryError, StorageError, explain, is_damage
 
 LAST_LIBRARY_FILE = "last_library"  # in the data dir: the library commands default to
+DEFAULT_THRESHOLD = 1.1  # squared L2; only used when no model threshold is known
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,11 @@ class Library(PhotoRows):
     def active_model(self) -> ModelInfo | None:
         value = self.get_meta("active_model")
         return self.model(int(value)) if value else None
+
+    def active_threshold(self) -> float:
+        """The active version's calibrated threshold: grouping, Review and naming cut at it."""
+        model = self.active_model()
+        return float(model.threshold) if model is not None else DEFAULT_THRESHOLD
 
     def set_active_model(self, model_id: int) -> None:
         """Switch versions; refuses a version whose embeddings are not complete."""

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import cluster as cluster_mod
 from faceapp.engine import people
 from faceapp.engine.album import PeopleError, cluster_exists, get_person
 from faceapp.engine.face_state import load_state
@@ -109,7 +108,7 @@ def cluster_outliers(lib: Library, cluster_id: int) -> list[int]:
     others = total[None, :] - x
     others /= np.maximum(np.linalg.norm(others, axis=1, keepdims=True), 1e-12)
     d = ((x - others) ** 2).sum(axis=1)
-    limit = OUTLIER_RATIO * cluster_mod.model_threshold(lib)
+    limit = OUTLIER_RATIO * lib.active_threshold()
     out = np.flatnonzero(d > limit)
     # never all of them: at least half the group must fit for "the group" to mean anything
     out = out[np.argsort(-d[out], kind="stable")][: (len(rows) - 1) // 2]

@@ -3,6 +3,7 @@ belong to, cached per library so the suggestion queue stays interactive."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -171,15 +172,29 @@ def nearest_people(
     return best_p, v
 
 
+def rejection_pairs(lib: Library, face_ids: np.ndarray | None = None) -> np.ndarray:
+    """[face_id, person_id] rows of the people a face must not be suggested for: "not this
+    person" marks and people born after the photo was taken, of every face or only of
+    ``face_ids``. For given faces also the people confirmed on another face of the same
+    photo: a whole library's state holds those faces, :func:`nearest_people` sees them."""
+    if face_ids is None:
+        sql = "SELECT face_id, person_id FROM rejections UNION " + BEFORE_BIRTH_PAIRS
+    else:
+        some = " IN (SELECT value FROM json_each(:ids))"
+        sql = (
+            "SELECT face_id, person_id FROM rejections WHERE face_id" + some
+            + " UNION " + BEFORE_BIRTH_PAIRS + " AND f.id" + some
+            + " UNION SELECT n.id, o.person_id FROM faces n JOIN faces o"
+            " ON o.photo_id = n.photo_id WHERE n.id" + some + " AND o.person_id IS NOT NULL"
+        )  # fmt: skip
+    ids = json.dumps([] if face_ids is None else face_ids.tolist())
+    return np.array(lib.conn.execute(sql, {"ids": ids}).fetchall(), np.int64).reshape(-1, 2)
+
+
 def library_nearest_people(lib: Library, state: FaceState) -> tuple[np.ndarray, np.ndarray]:
     """:func:`nearest_people` for a library's state, with the library's rejections and a
     per-library :class:`PersonDistances` cache shared by re-clustering and suggestions."""
-    rejections = np.array(  # "not this person", and people born after the photo was taken
-        lib.conn.execute(
-            "SELECT face_id, person_id FROM rejections UNION " + BEFORE_BIRTH_PAIRS
-        ).fetchall(),
-        np.int64,
-    ).reshape(-1, 2)
+    rejections = rejection_pairs(lib)
     key = str(lib.path.resolve())
     with _person_lock:
         if key not in _person_caches:  # one library at a time: the columns are large

@@ -27,8 +27,9 @@ from faceapp.engine.embed import Embedder
 from faceapp.engine.images import DecodedImage, load_image
 from faceapp.engine.library import Library
 from faceapp.engine.model_versions import active_weights
-from faceapp.engine.scan_analyze import analyze_batch
+from faceapp.engine.scan_analyze import PhotoResult, analyze_batch
 from faceapp.engine.scan_decode import Decoded, DecodeStream, decode_file
+from faceapp.engine.scan_parallel import AnalysisPool
 from faceapp.engine.scan_plan import ScanReport, plan_scan
 from faceapp.engine.scan_store import ScanProgress, ScanStore
 
@@ -134,10 +135,18 @@ def scan(
     plan = plan_scan(lib, root, only)
     tags = face_tags.TagImporter(lib, analyzer, plan.root, plan.report.tags)
     store = ScanStore(lib, plan, progress=progress, started=t0, tags=tags)
+    pool: AnalysisPool[list[PhotoResult]] = AnalysisPool(
+        lambda b: analyze_batch(analyzer, b), how.analyze_workers if how else 1
+    )
     batch: list[Decoded] = []
 
     def held() -> int:
-        return sum(d.pixels for d in batch)
+        return sum(d.pixels for d in batch) + pool.pixels()
+
+    def analyze(items: list[Decoded]) -> None:
+        if pool.full:  # the oldest batch is stored before another one starts
+            store.store(pool.take())
+        pool.put(store.not_stored(items))
 
     store.emit("")
     load = gpu_decode.loader(how.device) if how else None
@@ -154,12 +163,15 @@ def scan(
                 item = decode_file(plan.on_disk[item.rel], item.rel, load=load)  # read before
             batch.append(item)
             if len(batch) >= per_batch or not stream or held() >= scan_decode.PREFETCH_PIXELS:
-                store.store(analyze_batch(analyzer, store.not_stored(batch)))
+                analyze(batch)
                 batch = []
         if batch and not plan.report.cancelled:
-            store.store(analyze_batch(analyzer, store.not_stored(batch)))
+            analyze(batch)
+        for results in pool.drain():  # analysed already, also when cancelled: kept
+            store.store(results)
     finally:
         stream.close()
+        pool.close()
     if not plan.report.cancelled:
         photos_mod.fill_missing_dates(lib, plan.root)  # photos stored before dates were kept
     return store.finish()

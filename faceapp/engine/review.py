@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import cluster as cluster_mod
 from faceapp.engine import people
 from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library
@@ -147,7 +146,7 @@ def lfw_calibration(threshold: float) -> Calibration:
 def calibrate(lib: Library) -> Calibration:
     """The confidence curve for this library (its users' answers, else LFW's); cached
     until the labels change."""
-    threshold = cluster_mod.model_threshold(lib)
+    threshold = lib.active_threshold()
     fallback = lfw_calibration(threshold)
     q = lib.conn.execute
     sig = (
@@ -195,7 +194,7 @@ def likely(lib: Library, state: FaceState) -> np.ndarray:
 
 def is_likely(lib: Library, dist: np.ndarray) -> np.ndarray:
     """Whether a face at squared distance ``dist`` from its nearest person is "likely"."""
-    ok = dist < REVIEW_RATIO * cluster_mod.model_threshold(lib)
+    ok = dist < REVIEW_RATIO * lib.active_threshold()
     if ok.any():
         ok &= calibrate(lib).confidence(dist) >= LIKELY
     return ok
@@ -208,7 +207,7 @@ def review(
     allowed person, most uncertain first (then by face id). ``calibration``: another
     curve than :func:`calibrate`'s (benchmarks compare them)."""
     state, rows, person, dist = _nearest(lib)
-    threshold = cluster_mod.model_threshold(lib)
+    threshold = lib.active_threshold()
     ok = np.flatnonzero((person > 0) & (dist < REVIEW_RATIO * threshold))
     conf = (calibration or calibrate(lib)).confidence(dist[ok])
     order = np.lexsort((state.ids[rows[ok]], np.abs(conf - 0.5)))
@@ -266,7 +265,7 @@ def cluster_reviews(lib: Library) -> list[ClusterReview]:
     for one person, largest first. Yes: :func:`naming.name_cluster` with that person
     (outliers go to review); No: :func:`naming.reject_cluster` (remembered)."""
     state, rows, person, dist = _nearest(lib)
-    threshold = cluster_mod.model_threshold(lib)
+    threshold = lib.active_threshold()
     cal = calibrate(lib)
     names = dict(lib.conn.execute("SELECT id, name FROM people").fetchall())
     cl = state.cluster[rows]

@@ -270,6 +270,17 @@ def fit_head(
     def snapshot() -> dict[str, torch.Tensor]:
         return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
+    def report(
+        epoch: int,
+        step: int,
+        steps: int,
+        loss: float | None,
+        heldout: HeldoutMetrics | None,
+        eta: float | None,
+    ) -> None:
+        took = time.perf_counter() - t0
+        emit(progress, TrainProgress("train", epoch, epochs, step, steps, loss, heldout, took, eta))
+
     before = evaluate()
     best_score = before.score if before is not None else -math.inf
     best_state = snapshot()
@@ -281,12 +292,7 @@ def fit_head(
     t_train = time.perf_counter()
     steps_done = 0
     latest = before
-    emit(
-        progress,
-        TrainProgress(
-            "train", 0, epochs, 0, steps_estimate, None, before, time.perf_counter() - t0, None
-        ),
-    )
+    report(0, 0, steps_estimate, None, before, None)
     for epoch in range(1, epochs + 1):
         t_epoch = time.perf_counter()
         batches = pk_batches(train_labels, options.people_per_batch, options.faces_per_person, rng)
@@ -316,20 +322,7 @@ def fit_head(
             steps_done += 1
             per_step = (time.perf_counter() - t_train) / steps_done
             eta = per_step * ((epochs - epoch) * len(batches) + len(batches) - step)
-            emit(
-                progress,
-                TrainProgress(
-                    "train",
-                    epoch,
-                    epochs,
-                    step,
-                    len(batches),
-                    float(np.mean(losses)),
-                    latest,
-                    time.perf_counter() - t0,
-                    eta,
-                ),
-            )
+            report(epoch, step, len(batches), float(np.mean(losses)), latest, eta)
         if cancelled and not losses:
             stopped = "cancelled"
             break
@@ -353,20 +346,7 @@ def fit_head(
         else:
             bad_epochs += 1
         remaining = (time.perf_counter() - t_train) / epoch * (epochs - epoch)
-        emit(
-            progress,
-            TrainProgress(
-                "train",
-                epoch,
-                epochs,
-                len(batches),
-                len(batches),
-                history[-1].loss,
-                metrics,
-                time.perf_counter() - t0,
-                remaining,
-            ),
-        )
+        report(epoch, len(batches), len(batches), history[-1].loss, metrics, remaining)
         if cancelled:
             stopped = "cancelled"
             break

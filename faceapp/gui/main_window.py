@@ -3,9 +3,9 @@
 It wires views to the :class:`~faceapp.gui.session.LibrarySession`; it holds no
 engine logic. Every identity change goes through the session (and so into the
 engine's op log, whose undo state the Undo/Redo actions show); every long task
-runs in a worker. The window's ideas live in
-their own modules: actions (declared once), refreshing, naming, the photo view
-and the tools, mixed in here.
+runs in a worker. The window's ideas live in their own modules: actions (declared
+once), menus (built from them), refreshing, naming, the photo view and the tools,
+mixed in here.
 """
 
 from __future__ import annotations
@@ -21,12 +21,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QMenu,
     QPushButton,
-    QSizePolicy,
     QSplitter,
     QStackedWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -36,10 +33,11 @@ from faceapp.gui.dialogs import help as help_dialogs
 from faceapp.gui.dialogs import restore
 from faceapp.gui.dialogs.error import error_box
 from faceapp.gui.groups import GroupKey, GroupKind
+from faceapp.gui.menus import MenusMixin
 from faceapp.gui.models import FaceGridModel, SidebarModel
 from faceapp.gui.naming import NamingMixin
 from faceapp.gui.photos import PhotoMixin
-from faceapp.gui.refresh import CONTENT_GRID, CONTENT_PHOTO, RefreshMixin
+from faceapp.gui.refresh import CONTENT_GRID, RefreshMixin
 from faceapp.gui.resources import icon
 from faceapp.gui.session import LibrarySession
 from faceapp.gui.settings import AppSettings, RecentLibrary
@@ -57,7 +55,7 @@ from faceapp.gui.widgets.scan_panel import ScanPanel
 PAGE_WELCOME, PAGE_LIBRARY = 0, 1
 
 
-class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow):
+class MainWindow(MenusMixin, RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow):
     refreshed = Signal()  # the views show the library's current state
     photos_loaded = Signal()  # the photo grid shows the photos asked for
     face_added = Signal(int)  # a face drawn by hand was stored
@@ -161,40 +159,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
         status.addPermanentWidget(self.problems_button)
         status.addPermanentWidget(self.counts_label)
         status.addPermanentWidget(self.weights_widget)
-
-    def _named_action(self, name: str) -> Any:
-        return self.actions_by_name.get(name) or getattr(self, name.lstrip("@"))
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        for title, names in actions.MENUS:
-            menu = bar.addMenu(title)
-            for name in names:
-                if name == "-":
-                    menu.addSeparator()
-                elif name == "@recent":
-                    self.recent_menu = menu.addMenu("Open &Recent")
-                    self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-                else:
-                    menu.addAction(self._named_action(name))
-
-    def _build_toolbar(self) -> None:
-        tb = QToolBar("Main")
-        tb.setObjectName("mainToolBar")
-        tb.setMovable(False)
-        tb.setIconSize(QSize(20, 20))
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for name in actions.TOOLBAR:
-            if name == "-":
-                tb.addSeparator()
-            elif name == "~":
-                spacer = QWidget()
-                spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-                tb.addWidget(spacer)
-            else:
-                tb.addAction(self._named_action(name))
-        self.addToolBar(tb)
-        self.toolbar = tb
 
     def _connect(self) -> None:
         s = self.session
@@ -312,15 +276,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
             return None
         return self.session.open_library_file(Path(item.library))
 
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        items = self.settings.recent()
-        for item in items:
-            act = self.recent_menu.addAction(icon("folder"), item.folder)
-            act.triggered.connect(lambda _=False, it=item: self.open_recent(it))
-        if not items:
-            self.recent_menu.addAction("No recent libraries").setEnabled(False)
-
     @Slot(object)
     def _on_library_opened(self, lib: Any) -> None:
         self.thumbs.set_library(lib)
@@ -397,41 +352,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
             self.scan_panel.hide()
         self._update_actions()
 
-    def context(self) -> actions.Context:
-        """What the window shows now, for the actions' rules."""
-        key = self.current_key
-        group = self.sidebar_model.group(key) if key is not None else None
-        return actions.Context(
-            has_lib=self.session.lib is not None,
-            busy=self.session.busy,
-            scanning=self.session.scanning,
-            kind=key.kind if group is not None else None,
-            hidden=bool(getattr(group, "hidden", False)),
-            faces_selected=bool(self.grid.selectionModel().selectedIndexes()),
-            box_selected=self.selected_box_face() is not None,
-            photo_shown=self.content.currentIndex() == CONTENT_PHOTO,
-        )
-
-    def _update_actions(self) -> None:
-        ctx = self.context()
-        actions.update_actions(self.actions_by_name, ctx)
-        page = self.grid_page
-        page.hide_button.setEnabled(self.act_hide.isEnabled())
-        page.reject_button.setEnabled(self.act_reject.isEnabled())
-        page.hide_button.setText("Show" if ctx.hidden else "Hide")
-        page.hide_button.setIcon(icon("show" if ctx.hidden else "hidden"))
-        kind = ctx.kind
-        loose = kind is GroupKind.UNKNOWN  # no group name here: the selected faces are named
-        page.name_button.setEnabled(self.act_name.isEnabled())
-        page.name_button.setText(
-            "Name Selected…" if loose else kind.name_text if kind is not None else "Name…"
-        )
-        page.name_button.setToolTip("Select faces, then name them" if loose else "")
-        page.reject_button.setText(kind.reject_text if kind is not None else "Not This Person")
-        page.name_button.setVisible(kind is not None and (kind.can_name or loose))
-        page.hide_button.setVisible(kind is not None and kind.can_hide)
-        page.reject_button.setVisible(kind is not None and kind.can_reject)
-
     # -- view --------------------------------------------------------------------------------
 
     def zoom(self, step: int) -> None:
@@ -452,42 +372,6 @@ class MainWindow(RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, QMainWindow)
     def toggle_sidebar(self) -> None:
         self.sidebar_panel.setVisible(not self.sidebar_panel.isVisible())
         self.act_sidebar.setChecked(self.sidebar_panel.isVisible())
-
-    # -- context menus -------------------------------------------------------------------------
-
-    def exec_menu(self, menu: QMenu, pos: Any) -> None:
-        """Show a context menu at a global position (tests replace this)."""
-        menu.exec(pos)
-
-    def _sidebar_menu(self, pos: Any) -> None:
-        index = self.sidebar.indexAt(pos)
-        key = self.sidebar_model.key_at(index)
-        if key is None:
-            return
-        self.sidebar.select_key(key)
-        menu = QMenu(self)
-        if key.kind.can_name:
-            menu.addAction(self.act_name)
-            menu.addAction(self.act_merge)
-            menu.addAction(self.act_hide)
-            menu.addSeparator()
-        menu.addAction(self.act_review)
-        menu.exec(self.sidebar.viewport().mapToGlobal(pos))
-
-    def _grid_menu(self, pos: Any) -> None:
-        index = self.grid.indexAt(pos)
-        if not index.isValid():
-            return
-        menu = QMenu(self)
-        fid = self.grid_model.face_at(index.row())
-        menu.addAction(icon("photo"), "Show Photo", lambda: self.show_photo(fid))
-        menu.addSeparator()
-        menu.addAction(self.act_move)
-        menu.addAction(self.act_reject)
-        menu.addSeparator()
-        menu.addAction(icon("verify"), "Verify as Photo A", lambda: self.verify_face(0))
-        menu.addAction(icon("verify"), "Verify as Photo B", lambda: self.verify_face(1))
-        menu.exec(self.grid.viewport().mapToGlobal(pos))
 
     # -- messages --------------------------------------------------------------------------------
 

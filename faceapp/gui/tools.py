@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 from faceapp.gui.dialogs import tags as tags_dialogs
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.verify import VerifyDialog
-from faceapp.gui.session import weights_label
+from faceapp.gui.jobs import weights_label
 
 if TYPE_CHECKING:
     from faceapp.gui.main_window import MainWindow

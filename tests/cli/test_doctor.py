@@ -20,6 +20,7 @@ def test_doctor_json_has_the_fields(capsys, monkeypatch) -> None:
     plan = info["plan"]
     assert plan["embed_precision"] in ("fp32", "bf16", "fp16")
     assert plan["torch_threads"] >= 0 and plan["decode_workers"] >= 1
+    assert plan["analyze_workers"] >= 1
     assert plan["reason"] and info["forced_precision"] is None
 
 

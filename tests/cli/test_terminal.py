@@ -6,7 +6,6 @@ terminal, and a newline must not forge a report line. JSON stays valid JSON.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -18,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from small_library import small_library
 
 from faceapp.cli import main
 from faceapp.cli.terminal import safe
 from faceapp.engine import people
 from faceapp.engine.library import Library
-from faceapp.engine.library_photos import NewFace
 from faceapp.logsetup import log_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,41 +37,10 @@ def test_safe_escapes_controls_and_keeps_names():
 
 
 def _library(path: Path, photo: str, name: str, faces: int = 1) -> Path:
-    """A real library: ``faces`` photos with one face each, the first named ``name``."""
-    buf = io.BytesIO()
-    Image.new("RGB", (160, 160), "gray").save(buf, format="JPEG")
-    lib = Library(path, root=path.parent)
-    model = lib.add_model(
-        name="test",
-        source="casia-webface",
-        origin="test",
-        sha256="0" * 64,
-        preprocess="fixed",
-        threshold=1.1,
-        threshold_source="test",
-    )
-    lib.set_active_model(model)
-    for i in range(faces):
-        vector = np.zeros(512, np.float32)
-        vector[i] = 1.0
-        lib.store_photo(
-            photo if i == 0 else f"other{i}.jpg",
-            size=1,
-            mtime_ns=1,
-            width=160,
-            height=160,
-            content_hash=str(i),
-            model_id=model,
-            faces=[
-                NewFace(
-                    box=(1.0, 1.0, 100.0, 100.0),
-                    landmarks=[[0.0, 0.0]] * 5,
-                    prob=0.99,
-                    crop_jpeg=buf.getvalue(),
-                    embedding=vector,
-                )
-            ],
-        )
+    """A real library: ``faces`` photos with one face each, the first (``photo``) named
+    ``name``."""
+    names = [photo] + [f"other{i}.jpg" for i in range(1, faces)]
+    lib = small_library(path, np.eye(faces, 512, dtype=np.float32), names)
     people.create_person(lib, name, [lib.faces()[0].id])
     lib.close()
     return path

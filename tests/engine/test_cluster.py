@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from faceapp.engine import (
     album,
+    birthdays,
     cluster,
     cluster_steps,
     clustering,
@@ -17,6 +18,7 @@ from faceapp.engine import (
     neighbours,
     oplog,
     people,
+    person_distances,
     review,
 )
 from faceapp.engine.cluster import recluster
@@ -545,7 +547,7 @@ def test_a_loose_cluster_of_two_people_splits_in_two():
 # -- placing new faces (cluster_place) ---------------------------------------------
 
 
-def _add_photo(lib, name: str, vectors: list[np.ndarray]) -> list[int]:
+def _add_photo(lib, name: str, vectors: list[np.ndarray], taken_at: str | None = None) -> list[int]:
     faces = [
         NewFace((10.0 + 100 * k, 0.0, 60.0 + 100 * k, 50.0), [[0, 0]] * 5, 0.99, b"j", v)
         for k, v in enumerate(vectors)
@@ -553,7 +555,7 @@ def _add_photo(lib, name: str, vectors: list[np.ndarray]) -> list[int]:
     model = lib.active_model().id
     photo = lib.store_photo(
         name, size=1, mtime_ns=1, width=300, height=100, content_hash=name, faces=faces,
-        model_id=model,
+        model_id=model, taken_at=taken_at,
     )  # fmt: skip
     return [f.id for f in lib.faces_of_photo(photo)]
 
@@ -605,6 +607,29 @@ def test_new_faces_near_a_named_person_wait_as_suggestions(tmp_path, monkeypatch
     placed = cluster.place_if_large(lib)
     assert placed.suggested == 1 and placed.placed == 0
     assert lib.face(new[0]).cluster_id is None and lib.face(new[0]).person_id is None
+
+
+def test_rejection_pairs_of_the_library_and_of_some_faces(tmp_path):
+    """Placement and Review refuse the same people: "not this person", born after the
+    photo, and (asked for some faces) a person confirmed elsewhere in the photo."""
+    lib, _ = make_library(tmp_path / "l.sqlite", [3], seed=9)
+    v = _unit(np.random.default_rng(3).normal(size=(5, DIM)))
+    anna, beside = _add_photo(lib, "pair.jpg", [v[0], v[1]])
+    (old,) = _add_photo(lib, "old.jpg", [v[2]], taken_at="2000-06-01 12:00:00")
+    (refused,) = _add_photo(lib, "refused.jpg", [v[3]])
+    (ben,) = _add_photo(lib, "ben.jpg", [v[4]], taken_at="2010-06-01 12:00:00")
+    a = people.create_person(lib, "Anna", [anna]).person_id
+    b = people.create_person(lib, "Ben", [ben]).person_id
+    people.reject_faces(lib, [refused], a)
+    birthdays.set_birth_date(lib, b, "2005-01-01")
+
+    def pairs(face_ids=None) -> set[tuple[int, int]]:
+        ids = None if face_ids is None else np.array(face_ids, np.int64)
+        return {(int(f), int(p)) for f, p in person_distances.rejection_pairs(lib, ids)}
+
+    assert pairs() == {(refused, a), (old, b)}
+    assert pairs([beside, old]) == {(beside, a), (old, b)}
+    assert pairs([refused]) == {(refused, a)}
 
 
 def _kept(lib) -> tuple[dict[int, np.ndarray], list[tuple[int, int]]]:

@@ -34,7 +34,16 @@ def test_auto_follows_what_the_cpu_offers(monkeypatch, native: bool, expected: s
     plan = inference.choose("cpu")
     assert plan.embed_precision == expected
     assert plan.detect_precision == "fp32"  # MTCNN gains nothing from bf16 (measured)
-    assert plan.torch_threads == max(1, inference.cores() - 1)
+
+
+@pytest.mark.parametrize(("cores", "workers", "threads"), [(1, 1, 1), (2, 2, 1), (16, 4, 4)])
+def test_cpu_cores_are_shared_between_batches_analysed_at_once(
+    monkeypatch, cores: int, workers: int, threads: int
+) -> None:
+    monkeypatch.setattr(inference, "cores", lambda: cores)
+    plan = inference.choose("cpu")
+    assert (plan.analyze_workers, plan.torch_threads) == (workers, threads)
+    assert f"{workers} photo batch(es) analysed at once" in plan.reason
 
 
 def test_cuda_plan_is_fp16_and_batched(monkeypatch) -> None:

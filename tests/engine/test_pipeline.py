@@ -1,5 +1,7 @@
 """End-to-end: scan a folder of real LFW faces into a library."""
 
+import copy
+import dataclasses
 import shutil
 import zlib
 
@@ -45,6 +47,13 @@ def add_bad_files(root):
     return {"bad/truncated.jpg", "bad/empty.jpg", "bad/notes.jpg", "bad/huge.png"}
 
 
+def with_plan(analyzer, **changes):
+    """The analyzer with another inference plan (batch size, analysis threads)."""
+    other = copy.copy(analyzer)
+    other.plan = dataclasses.replace(analyzer.plan, **changes)
+    return other
+
+
 def scan(folder, analyzer, real_weights, **kw):
     lib = library.open_library(folder)
     model_versions.register_base(lib, real_weights)
@@ -79,6 +88,25 @@ def test_scan_finds_every_subject_and_separates_people(folder, analyzer, real_we
     assert np.median(d[~same]) > threshold
 
 
+def test_batches_analysed_at_once_store_what_one_at_a_time_stores(
+    folder, analyzer, real_weights, tmp_path
+):
+    """Two analysis threads (the plan on a 2-core machine) against one: the library
+    ends the same, photo for photo and face for face, in the same order."""
+    results = {}
+    for workers in (1, 2):
+        one = with_plan(analyzer, analyze_workers=workers, photo_batch=2)
+        root = tmp_path / f"w{workers}"
+        shutil.copytree(folder, root)
+        lib, report = scan(root, one, real_weights)
+        assert report.photos == len(PEOPLE) * PER_PERSON and report.errors == []
+        ids, vectors = lib.embeddings()
+        faces = {f.id: f for f in lib.faces()}
+        results[workers] = ([(faces[i].photo_path, faces[i].box) for i in ids], vectors)
+    assert results[1][0] == results[2][0]
+    np.testing.assert_allclose(results[1][1], results[2][1], atol=1e-5)
+
+
 def test_rescan_touches_only_new_or_changed_files(folder, analyzer, real_weights):
     _, first = scan(folder, analyzer, real_weights)
     _, again = scan(folder, analyzer, real_weights)
@@ -99,8 +127,9 @@ def test_bad_files_are_reported_and_skipped(folder, analyzer, real_weights):
 
 def test_cancelled_scan_resumes_where_it_stopped(folder, analyzer, real_weights):
     seen = []
+    one_by_one = with_plan(analyzer, photo_batch=1, analyze_workers=2)
     lib, report = scan(
-        folder, analyzer, real_weights, progress=seen.append, cancel=lambda: len(seen) > 2
+        folder, one_by_one, real_weights, progress=seen.append, cancel=lambda: len(seen) > 2
     )
     assert report.cancelled
     stored = lib.counts()["photos"]

@@ -100,16 +100,25 @@ def test_review_clusters_and_likely_faces(qtbot, window, scanned_library, monkey
     assert not window.errors, window.errors
 
 
-def test_faces_that_do_not_fit_are_shown_apart_and_left_out(
-    qtbot, window, scanned_library, monkeypatch
-):
-    from faceapp.engine import naming
-
+@pytest.fixture
+def largest_cluster(qtbot, window, scanned_library) -> list[int]:
+    """The faces of the scanned library's largest cluster, open and selected in the
+    window."""
     _folder, library = scanned_library
     open_and_wait(qtbot, window, library=library)
     cluster = max(groups(window, "cluster"), key=lambda g: g.count)
     key = GroupKey(GroupKind.CLUSTER, cluster.id)
-    faces = window.session.group_faces(key)
+    window.sidebar.select_key(key)
+    qtbot.waitUntil(lambda: window.current_key == key)
+    return window.session.group_faces(key)
+
+
+def test_faces_that_do_not_fit_are_shown_apart_and_left_out(
+    qtbot, window, largest_cluster, monkeypatch
+):
+    from faceapp.engine import naming
+
+    faces = largest_cluster
     odd = faces[-2:]  # the engine's outlier test, pinned to two known faces for the check
     monkeypatch.setattr(naming, "cluster_outliers", lambda lib, cid: list(odd))
     seen = []
@@ -120,8 +129,6 @@ def test_faces_that_do_not_fit_are_shown_apart_and_left_out(
         return NameDialog.DialogCode.Accepted
 
     monkeypatch.setattr(NameDialog, "exec", fake_exec)
-    window.sidebar.select_key(key)
-    qtbot.waitUntil(lambda: window.current_key == key)
     window.act_name.trigger()
     qtbot.waitUntil(lambda: person(window, "Fits") is not None)
     assert seen[-1].apart_count == 2
@@ -150,15 +157,11 @@ def _slow_outlier_check(monkeypatch, odd: list[int]):
 
 
 def test_the_name_dialog_opens_at_once_and_checks_the_group_in_a_worker(
-    qtbot, window, scanned_library, monkeypatch
+    qtbot, window, largest_cluster, monkeypatch
 ):
     import threading
 
-    _folder, library = scanned_library
-    open_and_wait(qtbot, window, library=library)
-    cluster = max(groups(window, "cluster"), key=lambda g: g.count)
-    key = GroupKey(GroupKind.CLUSTER, cluster.id)
-    faces = window.session.group_faces(key)
+    faces = largest_cluster
     gate, threads = _slow_outlier_check(monkeypatch, faces[-1:])
     seen = []
 
@@ -176,8 +179,6 @@ def test_the_name_dialog_opens_at_once_and_checks_the_group_in_a_worker(
         return NameDialog.DialogCode.Accepted
 
     monkeypatch.setattr(NameDialog, "exec", fake_exec)
-    window.sidebar.select_key(key)
-    qtbot.waitUntil(lambda: window.current_key == key)
     window.act_name.trigger()
     qtbot.waitUntil(lambda: person(window, "Checked") is not None)
     assert seen[0] == (True, True, ["Checking that every face fits this group…"])

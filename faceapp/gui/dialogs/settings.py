@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp import config
+from faceapp.engine.library import DEFAULT_THRESHOLD
 from faceapp.gui import workers
 from faceapp.gui.settings import AppSettings
 
@@ -171,7 +172,7 @@ class SettingsDialog(QDialog):
         self.threshold.setRange(0.05, 4.0)
         self.threshold.setSingleStep(0.01)
         self.threshold.setDecimals(3)
-        default_thr = model_threshold[0] if model_threshold else 1.1
+        default_thr = model_threshold[0] if model_threshold else DEFAULT_THRESHOLD
         self.threshold.setValue(settings.threshold or default_thr)
         self.own_threshold.setChecked(settings.threshold is not None)
         self.threshold.setEnabled(settings.threshold is not None)
