@@ -28,7 +28,7 @@ from faceapp.engine import distributed_work as work
 from faceapp.engine import face_tags
 from faceapp.engine import photos as photos_mod
 from faceapp.engine import weights as weights_mod
-from faceapp.engine.distributed_shares import RETRIES, TIME_FLOOR, GivenUp, Shares
+from faceapp.engine.distributed_shares import RETRIES, TIME_FLOOR, GivenUp, Running, Shares
 from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.scan_analyze import PhotoResult
 from faceapp.engine.scan_decode import timed_out
@@ -91,27 +91,35 @@ def check_paths(paths: list[str]) -> None:
         ).remote(paths)
         for n in nodes
     ]
+    end = time.monotonic() + CHECK_WAIT
     try:
-        answers = ray.get(asked, timeout=CHECK_WAIT)
-    except Exception as exc:  # a node died or hangs: nothing was scanned yet
-        for ref in asked:
-            ray.cancel(ref, force=True)
-        raise DistributedError(
-            f"the Ray workers did not answer within {CHECK_WAIT:.0f} s"
-            f" ({type(exc).__name__}): is the cluster healthy?"
-        ) from exc
-    for node, (host, missing) in zip(nodes, answers, strict=True):
-        if missing:
-            where = f"{host} ({node.get('NodeManagerAddress', '?')}, node {node['NodeID'][:8]})"
-            more = (
-                f" (and {len(missing) - 1} more of {len(paths)} checked)"
-                if len(missing) > 1
-                else ""
-            )
-            raise DistributedError(
-                f"the Ray worker on {where} cannot read {missing[0]}{more}: every worker must"
-                " see the photos at the same path as this machine (mount the folder there)"
-            )
+        for node, ref in zip(nodes, asked, strict=True):
+            try:
+                host, missing = ray.get(ref, timeout=max(0.0, end - time.monotonic()))
+            except Exception as exc:
+                if not _alive(node["NodeID"]):
+                    continue  # lost since it was listed (Ray notices after some seconds)
+                raise DistributedError(
+                    f"the Ray workers did not answer within {CHECK_WAIT:.0f} s"
+                    f" ({type(exc).__name__}): is the cluster healthy?"
+                ) from exc
+            if missing:
+                where = f"{host} ({node.get('NodeManagerAddress', '?')}, node {node['NodeID'][:8]})"
+                more = f" (and {len(missing) - 1} more of {len(paths)})" if len(missing) > 1 else ""
+                raise DistributedError(
+                    f"the Ray worker on {where} cannot read {missing[0]}{more}: every worker"
+                    " must see the photos at the same path as this machine (mount the folder"
+                    " there)"
+                )
+    finally:
+        for ref in ray.wait(asked, num_returns=len(asked), timeout=0)[1]:
+            ray.cancel(ref, force=True)  # those that did not answer
+    if not workers("CPU"):
+        raise DistributedError("the Ray cluster has no worker with CPUs")
+
+
+def _alive(node_id: str) -> bool:
+    return any(n["NodeID"] == node_id and n.get("Alive") for n in _ray().nodes())
 
 
 def workers(resource: str) -> list[dict]:
@@ -190,14 +198,19 @@ def scan(
         ray.cancel(ref, force=True)  # kills the worker process: a hung one too
 
     seen_worker = time.monotonic()
+    alive: list[str] = []
+    looked = 0.0
     try:
         while shares:
             if cancel is not None and cancel():
                 plan.report.cancelled = True
                 break
-            alive = [n["NodeID"] for n in workers(resource)]
+            if time.monotonic() - looked >= 1.0:  # the node list, once a second at most
+                alive, looked = [n["NodeID"] for n in workers(resource)], time.monotonic()
             shares.start(slots, alive)
-            ready, _ = ray.wait(list(shares.running), num_returns=1, timeout=1.0)
+            ready, rest = ray.wait(list(shares.running), num_returns=1, timeout=1.0)
+            if ready and rest:  # and all others already done
+                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             if ready or alive:
                 seen_worker = time.monotonic()
             elif time.monotonic() - seen_worker > worker_wait:
@@ -216,20 +229,9 @@ def scan(
                     continue
                 run = shares.finished(ref, done)
                 received += _result_bytes(done.results)
-                # a worker that cannot open what this machine can lacks the mount
-                elsewhere = [
-                    f
-                    for f in run.share.files
-                    if f[0] in done.unreadable and os.access(f[1], os.R_OK)
-                ]
-                if elsewhere:
-                    _give_up(
-                        store,
-                        shares.again(run.share, elsewhere, done.where, NOT_MOUNTED, store=False),
-                    )
-                moved = {rel for rel, _ in elsewhere}
+                elsewhere = _not_mounted(store, shares, run, done)
                 t = time.perf_counter()
-                _store(store, [r for r in done.results if r.rel not in moved])
+                _store(store, [r for r in done.results if r.rel not in elsewhere])
                 writing += time.perf_counter() - t
             _give_up(store, shares.overdue(alive, cancel_task))
     finally:
@@ -295,6 +297,15 @@ def _submitter(ray, loaded: weights_mod.LoadedWeights, device: str, cpus: int, t
         )
 
     return submit
+
+
+def _not_mounted(store: ScanStore, shares: Shares, run: Running, done: work.ShardDone) -> set[str]:
+    """Send the photos the worker could not open, but this machine can, to another
+    worker (that one lacks the mount); the names of those sent."""
+    files = [f for f in run.share.files if f[0] in done.unreadable and os.access(f[1], os.R_OK)]
+    if files:
+        _give_up(store, shares.again(run.share, files, done.where, NOT_MOUNTED, store=False))
+    return {rel for rel, _ in files}
 
 
 def _give_up(store: ScanStore, given: list[GivenUp]) -> None:

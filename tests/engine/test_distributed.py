@@ -241,6 +241,7 @@ def test_a_killed_scanning_process_resumes_where_it_stopped(
     end = time.monotonic() + 600
     while _stored_photos(path) == 0 and head.poll() is None and time.monotonic() < end:
         time.sleep(0.02)
+    assert head.poll() is None, head.stderr.read().decode()
     os.kill(head.pid, signal.SIGKILL)  # the one writer, mid-scan
     head.wait()
     before = _stored_photos(path)
