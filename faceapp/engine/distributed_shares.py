@@ -6,7 +6,7 @@ progress to a :class:`distributed_work.Tracker`; a share that makes none for lon
 than its limit is cancelled (its worker process killed). The photos of the batch it
 was stuck on go again one by one, away from that worker, so the stuck photo is
 found and the others are stored; the rest of the share goes again as it was. A
-photo given up :data:`RETRIES` times is reported with the reason. A photo a worker
+photo given up once more after :data:`RETRIES` retries is reported with the reason. A photo a worker
 cannot open while this machine can (that worker lacks the mount) goes elsewhere
 the same way.
 
@@ -26,7 +26,7 @@ from typing import Any
 from faceapp.engine.distributed_work import ShardDone, Where
 from faceapp.engine.scan_decode import TIME_LIMIT_PREFIX
 
-RETRIES = 3  # a photo given up on (stuck, unreadable on its worker) goes again this often
+RETRIES = 3  # a photo given up on (stuck, unreadable on its worker) is sent again this often
 TIME_FLOOR = 300.0  # seconds a share may go without finishing a batch, at least
 FACTOR = 10.0  # ... and at least this many times the measured time of a batch
 SETUP_LIMIT = 600.0  # seconds a worker may take to build its model
@@ -181,7 +181,7 @@ class Shares:
         self, share: Share, files: list[tuple[str, str]], where: Where, reason: str, *, store: bool
     ) -> list[GivenUp]:
         """Send ``files`` of ``share`` again, away from ``where``, or give them up once
-        given up :data:`RETRIES` times (``reason`` names the workers as ``{workers}``)."""
+        given up after :data:`RETRIES` retries (``reason`` names the workers as ``{workers}``)."""
         avoid = share.avoid if where in share.avoid else (*share.avoid, where)
         tries = share.tries + 1
         if tries > self.retries:
