@@ -180,8 +180,9 @@ class Shares:
     def again(
         self, share: Share, files: list[tuple[str, str]], where: Where, reason: str, *, store: bool
     ) -> list[GivenUp]:
-        """Send ``files`` of ``share`` again, away from ``where``, or give them up once
-        given up after :data:`RETRIES` retries (``reason`` names the workers as ``{workers}``)."""
+        """Send ``files`` of ``share`` again, away from ``where``, or give them up when
+        they were sent again :data:`RETRIES` times already (``reason`` names the workers
+        as ``{workers}``)."""
         avoid = share.avoid if where in share.avoid else (*share.avoid, where)
         tries = share.tries + 1
         if tries > self.retries:
