@@ -31,7 +31,7 @@ from faceapp.engine import weights as weights_mod
 from faceapp.engine.distributed_shares import RETRIES, TIME_FLOOR, GivenUp, Running, Shares
 from faceapp.engine.library import Library, LibraryError
 from faceapp.engine.scan_analyze import PhotoResult
-from faceapp.engine.scan_decode import timed_out
+from faceapp.engine.scan_decode import DECODE_TIME_LIMIT, timed_out
 from faceapp.engine.scan_plan import ScanReport, plan_scan
 from faceapp.engine.scan_store import ScanProgress, ScanStore
 
@@ -156,6 +156,7 @@ def scan(
     worker_wait: float = WORKER_WAIT,
     time_floor: float = TIME_FLOOR,
     retries: int = RETRIES,
+    decode_limit: float = DECODE_TIME_LIMIT,
 ) -> ScanReport:
     """:func:`pipeline.scan` with decode and analysis on a Ray cluster's workers.
 
@@ -163,7 +164,8 @@ def scan(
     When no worker is left for ``worker_wait`` seconds the scan stops with a
     :class:`DistributedError`; what it stored stays, and the next scan resumes there.
     A shard without progress for ``time_floor`` seconds (more when the workers are
-    slow per photo) is given up; a photo given up ``retries`` times is reported.
+    slow per photo) is given up; a photo given up ``retries`` times is reported. A
+    worker gives a file up after ``decode_limit`` seconds (below ``time_floor``).
     """
     t0 = time.perf_counter()
     ray = _ray()
@@ -183,7 +185,7 @@ def scan(
     cpus = min((_cpus_per_gpu(n) for n in workers("GPU")), default=1) if gpus else 1
     tracker = _tracker(ray)
     shares = Shares(
-        _submitter(ray, loaded, device, cpus, tracker),
+        _submitter(ray, loaded, device, cpus, tracker, decode_limit),
         lambda running: _ask(ray, tracker.seen.remote(running)),
         work.batch_size(device),
         floor=time_floor,
@@ -229,7 +231,8 @@ def scan(
                     continue
                 run = shares.finished(ref, done)
                 received += _result_bytes(done.results)
-                elsewhere = _not_mounted(store, shares, run, done)
+                elsewhere = _not_mounted(store, shares, run, done) | set(done.timed_out)
+                _give_up(store, shares.decode_timed_out(run, done, decode_limit))
                 t = time.perf_counter()
                 _store(store, [r for r in done.results if r.rel not in elsewhere])
                 writing += time.perf_counter() - t
@@ -276,7 +279,9 @@ def _cpus_per_gpu(node: dict) -> int:
     return max(1, int(res.get("CPU", 1) // max(res.get("GPU", 1), 1)))
 
 
-def _submitter(ray, loaded: weights_mod.LoadedWeights, device: str, cpus: int, tracker):
+def _submitter(
+    ray, loaded: weights_mod.LoadedWeights, device: str, cpus: int, tracker, decode_limit: float
+):
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(work.analyze_files)
@@ -293,7 +298,7 @@ def _submitter(ray, loaded: weights_mod.LoadedWeights, device: str, cpus: int, t
         if node is not None:  # kept away from a worker: to another (any if that one dies)
             where["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
         return task.options(**options, **where).remote(
-            weights_ref, share.files, device, tracker, key, cpus
+            weights_ref, share.files, device, tracker, key, cpus, decode_limit
         )
 
     return submit

@@ -7,7 +7,8 @@ than its limit is cancelled (its worker process killed). The photos of the batch
 was stuck on go again one by one, away from that worker, so the stuck photo is
 found and the others are stored; the rest of the share goes again as it was. A
 photo given up once more after :data:`RETRIES` retries is reported with the reason. A photo a worker
-cannot open while this machine can (that worker lacks the mount) goes elsewhere
+cannot open while this machine can (that worker lacks the mount), and a photo a
+worker gave up after its own time limit per file (a read that hangs), go elsewhere
 the same way.
 
 The limit per batch is :data:`FACTOR` times the measured seconds per photo of the
@@ -193,6 +194,19 @@ class Shares:
         self.waiting.appendleft(Share(files, tries, avoid))
         self.sent_again += len(files)
         return []
+
+    def decode_timed_out(self, run: Running, done: ShardDone, limit: float) -> list[GivenUp]:
+        """Send the photos ``done``'s worker gave up after ``limit`` seconds of reading to
+        another worker (that worker's mount may have stopped answering); after the
+        retries they are given up, to be stored with the workers named."""
+        files = [f for f in run.share.files if f[0] in set(done.timed_out)]
+        if not files:
+            return []
+        reason = (
+            f"{TIME_LIMIT_PREFIX} {limit:.0f} s to read and decode on the Ray worker{{s}}"
+            " {workers}; skipped (damaged file?)"
+        )
+        return self.again(run.share, files, done.where, reason, store=True)
 
     def cancel_all(self, cancel: Any) -> None:
         for ref in self.running:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceapp.engine import gpu_decode, inference
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.scan_analyze import PhotoResult, analyze_batch
-from faceapp.engine.scan_decode import DecodeStream
+from faceapp.engine.scan_decode import DECODE_TIME_LIMIT, DecodeStream
 
 
 def batch_size(device: str) -> int:
@@ -44,12 +44,15 @@ def here() -> Where:
 @dataclass
 class ShardDone:
     """A shard's answer: where it ran, one result per file, the files this worker could
-    not open (not the photos' fault when the head can), its analysis seconds."""
+    not open (not the photos' fault when the head can), its analysis seconds, and the
+    files it gave up after its time limit per file (perhaps this worker's mount, not
+    the photo: the head tries them on another worker before it stores them)."""
 
     where: Where
     results: list[PhotoResult]
     unreadable: list[str]
     seconds: float
+    timed_out: list[str] = field(default_factory=list)
 
 
 class Tracker:
@@ -90,9 +93,11 @@ def analyze_files(
     tracker=None,
     key: int = 0,
     cpus: int = 1,
+    decode_limit: float = DECODE_TIME_LIMIT,
 ) -> ShardDone:
     """Decode and analyze a shard of ``(rel, path)`` files (on a worker, ``cpus`` of its
-    CPUs; on a GPU worker JPEGs are decoded by the GPU, as in a local scan there).
+    CPUs; on a GPU worker JPEGs are decoded by the GPU, as in a local scan there), each
+    file given up after ``decode_limit`` seconds.
 
     Reports to ``tracker`` (an actor handle) -1 while the model is built, then the
     photos done after each batch.
@@ -112,6 +117,7 @@ def analyze_files(
         (),
         workers=max(2, cpus - 1),
         load=gpu_decode.loader(device),
+        limit=decode_limit,
     )
     out: list[PhotoResult] = []
     batch = []
@@ -124,9 +130,10 @@ def analyze_files(
                 report(len(out))
     finally:
         stream.close()
-    failed = {r.rel for r in out if r.error is not None}
+    # not os.access on a timed-out file: on a mount that stopped answering it hangs too
+    failed = {r.rel for r in out if r.error is not None} - set(stream.timed_out)
     unreadable = [rel for rel, p in files if rel in failed and not os.access(p, os.R_OK)]
-    return ShardDone(where, out, unreadable, time.monotonic() - t0)
+    return ShardDone(where, out, unreadable, time.monotonic() - t0, stream.timed_out)
 
 
 def unreadable(paths: list[str]) -> tuple[str, list[str]]:

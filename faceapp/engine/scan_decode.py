@@ -178,7 +178,9 @@ class DecodeStream:
     """Files decoded in order, a bounded number of photos and pixels ahead.
 
     ``held`` tells how many decoded pixels the consumer holds (the batch it is
-    filling); they count against :data:`PREFETCH_PIXELS` too.
+    filling); they count against :data:`PREFETCH_PIXELS` too. ``limit``: seconds a
+    file may take (:data:`DECODE_TIME_LIMIT` when None); :attr:`timed_out` lists the
+    files given up after it.
     """
 
     def __init__(
@@ -189,8 +191,11 @@ class DecodeStream:
         workers: int = 2,
         held: Callable[[], int] = lambda: 0,
         load: Callable[[Path], DecodedImage] | None = None,
+        limit: float | None = None,
     ) -> None:
         self._files = iter(files)
+        self._limit = DECODE_TIME_LIMIT if limit is None else limit  # seconds per file
+        self.timed_out: list[str] = []  # the files given up after that limit
         self._known = known_hashes
         self._held = held
         self._load = load
@@ -232,7 +237,10 @@ class DecodeStream:
     def next(self) -> Decoded:
         """The next file, decoded, given up after the time limit, or failed."""
         rel, path, task = self._pending.popleft()
-        item = self._pool.result(task, DECODE_TIME_LIMIT) or timed_out(path, rel)
+        item = self._pool.result(task, self._limit)
+        if item is None:
+            item = timed_out(path, rel, TIME_LIMIT_REASON.format(self._limit))
+            self.timed_out.append(rel)
         self._recent.append(item.pixels)
         self._refill()
         return item

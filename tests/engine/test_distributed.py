@@ -160,12 +160,14 @@ def test_a_photo_whose_read_hangs_is_given_up_and_the_rest_stored_once(
         stats=stats,
         time_floor=20,
         retries=1,
+        decode_limit=5,  # the worker's own limit per file (120 s), below the floor as then
     )
     assert [path for path, _ in report.errors] == [rel]
     reason = report.errors[0][1]
     workers = r"\S+ \([\d.]+, node \w{8}\)"
     assert re.fullmatch(
-        rf"took longer than \d+ s on the Ray workers {workers}, {workers}; skipped",
+        rf"took longer than 5 s to read and decode on the Ray workers {workers}, {workers};"
+        r" skipped \(damaged file\?\)",
         reason,
     ), reason
     assert lib.photo_errors() == [(rel, reason)]  # a later scan does not wait for it again

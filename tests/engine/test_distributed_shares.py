@@ -3,10 +3,12 @@ bookkeeping alone, without Ray; test_distributed.py runs it on a real cluster)."
 
 from __future__ import annotations
 
+import os
 import time
 
 from faceapp.engine.distributed_shares import Shares
 from faceapp.engine.distributed_work import ShardDone, Where
+from faceapp.engine.scan_decode import DecodeStream
 
 A = Where("a" * 16, "host-a (10.0.0.1, node aaaaaaaa)")
 B = Where("b" * 16, "host-b (10.0.0.2, node bbbbbbbb)")
@@ -88,3 +90,32 @@ def test_progress_a_dead_worker_or_a_queued_share_is_never_counted_as_stuck():
     assert cluster.cancelled == []
     assert shares.finished(0, ShardDone(A, [], [], 4.0)).key == 0
     assert shares.limit(shares.running[1]) == 600.0  # still building its model: setup limit
+
+
+def test_a_read_that_hangs_on_a_worker_is_reported_apart_and_tried_on_another_first(tmp_path):
+    # the worker's decode stream gives a blocked read up after its limit and lists it
+    stuck = tmp_path / "p1.jpg"
+    os.mkfifo(stuck)  # opening it blocks, as a read from a mount that stopped answering
+    stream = DecodeStream([("p1.jpg", stuck)], (), limit=0.2)
+    item = stream.next()
+    stream.close()
+    assert stream.timed_out == ["p1.jpg"]
+    assert item.error == "took longer than 0 s to read and decode; skipped (damaged file?)"
+    # the head does not store it after that one worker: it goes to another alone
+    cluster = Cluster()
+    shares = Shares(cluster.submit, cluster.tracker, batch=4, floor=0.05, retries=1)
+    shares.add(_files(3))
+    shares.start(slots=2, alive=[A.node, B.node])
+    run = shares.finished(0, ShardDone(A, [], [], 1.0, ["p1.jpg"]))
+    assert shares.decode_timed_out(run, ShardDone(A, [], [], 1.0, ["p1.jpg"]), 120) == []
+    shares.start(slots=2, alive=[A.node, B.node])
+    assert cluster.started[1:] == [(["p1.jpg"], B.node)]
+    # timed out there too: given up, to be stored, with both workers named
+    done = ShardDone(B, [], [], 1.0, ["p1.jpg"])
+    (given,) = shares.decode_timed_out(shares.finished(1, done), done, 120)
+    assert given.store and given.files == [("p1.jpg", "/photos/p1.jpg")]
+    assert given.reason == (
+        f"took longer than 120 s to read and decode on the Ray workers {A.name}, {B.name};"
+        " skipped (damaged file?)"
+    )
+    assert not shares
