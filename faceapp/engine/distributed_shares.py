@@ -165,8 +165,9 @@ class Shares:
 
     def _stuck(self, run: Running, where: Where, limit: float) -> list[GivenUp]:
         files = run.share.files
-        if run.done < 0:  # the worker, not a photo: all of it again, elsewhere
-            reason = f"the Ray worker{{s}} {{workers}} took longer than {limit:.0f} s to get ready"
+        if run.done < 0 or run.done >= len(files):  # the worker, not a photo: all again
+            what = "to get ready" if run.done < 0 else "to hand the results back"
+            reason = f"the Ray worker{{s}} {{workers}} took longer than {limit:.0f} s {what}"
             return self.again(run.share, files, where, reason, store=False)
         suspects = files[run.done : run.done + self.batch]
         rest = files[: run.done] + files[run.done + self.batch :]

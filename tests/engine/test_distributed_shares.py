@@ -119,3 +119,19 @@ def test_a_read_that_hangs_on_a_worker_is_reported_apart_and_tried_on_another_fi
         " skipped (damaged file?)"
     )
     assert not shares
+
+
+def test_a_share_that_hangs_after_its_last_batch_goes_elsewhere_then_is_reported():
+    cluster = Cluster()
+    shares = Shares(cluster.submit, cluster.tracker, batch=4, floor=0.05, retries=1)
+    shares.add(_files(4))
+    shares.start(slots=2, alive=[A.node, B.node])
+    assert _stall(shares, cluster, 0, A, 4) == []  # every photo done, no answer
+    shares.start(slots=2, alive=[A.node, B.node])
+    assert cluster.started[1:] == [([f"p{i}.jpg" for i in range(4)], B.node)]
+    (given,) = _stall(shares, cluster, 1, B, 4)  # not sent again forever
+    assert not given.store and given.files == _files(4)
+    assert given.reason == (
+        f"the Ray workers {A.name}, {B.name} took longer than 0 s to hand the results back"
+    )
+    assert not shares
