@@ -224,6 +224,9 @@ def scan(
             for ref in ready:
                 try:
                     done = ray.get(ref)
+                except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError) as e:
+                    _give_up(store, shares.crashed(ref, type(e).__name__))  # photo by photo
+                    continue
                 except Exception as exc:  # retried RETRIES times; the next scan tries again
                     files = shares.finished(ref, None).share.files
                     reason = f"the Ray worker failed ({type(exc).__name__}); try again"

@@ -179,16 +179,35 @@ class Shares:
             out.extend(self.again(run.share, [f], where, reason, store=True))
         return out
 
+    def crashed(self, ref: Any, error: str) -> list[GivenUp]:
+        """The task ``ref`` whose worker process died on every Ray retry (``error``: a
+        decoder crash, an out-of-memory kill): its photos go again one by one, so the
+        one that kills workers is found, and given up to be stored after the retries."""
+        seen = self.tracker([run.key for run in self.running.values()])
+        run = self.running.pop(ref)
+        where = seen.get(run.key, (run.where, -1))[0]  # its last try's worker, when known
+        reason = f"the Ray worker{{s}} {{workers}} crashed reading it ({error}); skipped"
+        out: list[GivenUp] = []
+        for f in run.share.files:
+            out.extend(self.again(run.share, [f], where, reason, store=True))
+        return out
+
     def again(
-        self, share: Share, files: list[tuple[str, str]], where: Where, reason: str, *, store: bool
+        self,
+        share: Share,
+        files: list[tuple[str, str]],
+        where: Where | None,
+        reason: str,
+        *,
+        store: bool,
     ) -> list[GivenUp]:
-        """Send ``files`` of ``share`` again, away from ``where``, or give them up when
-        they were sent again :data:`RETRIES` times already (``reason`` names the workers
-        as ``{workers}``)."""
-        avoid = share.avoid if where in share.avoid else (*share.avoid, where)
+        """Send ``files`` of ``share`` again, away from ``where`` (None: not known), or
+        give them up when they were sent again :data:`RETRIES` times already
+        (``reason`` names the workers as ``{workers}``)."""
+        avoid = share.avoid if where is None or where in share.avoid else (*share.avoid, where)
         tries = share.tries + 1
         if tries > self.retries:
-            names = ", ".join(w.name for w in avoid)
+            names = ", ".join(w.name for w in avoid) or "that ran it"
             return [
                 GivenUp(files, reason.format(s="s" if len(avoid) > 1 else "", workers=names), store)
             ]

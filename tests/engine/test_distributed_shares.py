@@ -135,3 +135,25 @@ def test_a_share_that_hangs_after_its_last_batch_goes_elsewhere_then_is_reported
         f"the Ray workers {A.name}, {B.name} took longer than 0 s to hand the results back"
     )
     assert not shares
+
+
+def test_a_photo_that_crashes_its_workers_is_found_and_the_rest_of_its_share_go_on():
+    cluster = Cluster()
+    shares = Shares(cluster.submit, cluster.tracker, batch=4, floor=60, retries=1)
+    shares.add(_files(3))
+    shares.start(slots=2, alive=[A.node, B.node])
+    cluster.reports[0] = (A, 0)
+    # its worker process died on every Ray retry (a decoder crash, an out-of-memory kill)
+    assert shares.crashed(0, "WorkerCrashedError") == []
+    shares.start(slots=4, alive=[A.node, B.node])
+    assert sorted(cluster.started[1:]) == [([f"p{i}.jpg"], B.node) for i in range(3)]
+    assert shares.sent_again == 3
+    for key in (1, 3):  # p0 and p2 are fine alone
+        shares.finished(key, ShardDone(B, [], [], 1.0))
+    cluster.reports[2] = (B, 0)
+    (given,) = shares.crashed(2, "OutOfMemoryError")  # p1 crashes there too
+    assert given.store and given.files == [("p1.jpg", "/photos/p1.jpg")]
+    assert given.reason == (
+        f"the Ray workers {A.name}, {B.name} crashed reading it (OutOfMemoryError); skipped"
+    )
+    assert not shares
