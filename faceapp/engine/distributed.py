@@ -199,6 +199,9 @@ def scan(
     def cancel_task(ref) -> None:
         ray.cancel(ref, force=True)  # kills the worker process: a hung one too
 
+    def is_ready(ref) -> bool:
+        return bool(ray.wait([ref], timeout=0)[0])
+
     seen_worker = time.monotonic()
     alive: list[str] = []
     looked = 0.0
@@ -239,7 +242,7 @@ def scan(
                 t = time.perf_counter()
                 _store(store, [r for r in done.results if r.rel not in elsewhere])
                 writing += time.perf_counter() - t
-            _give_up(store, shares.overdue(alive, cancel_task))
+            _give_up(store, shares.overdue(alive, cancel_task, is_ready))
     finally:
         shares.cancel_all(cancel_task)
         ray.kill(tracker)

@@ -135,10 +135,18 @@ class Shares:
         per_photo = self._seconds / self._photos if self._photos else 0.0
         return max(self.floor, FACTOR * per_photo * self.batch)
 
-    def overdue(self, alive: list[str], cancel: Any, every: float = 1.0) -> list[GivenUp]:
+    def overdue(
+        self,
+        alive: list[str],
+        cancel: Any,
+        ready: Any = lambda ref: False,
+        every: float = 1.0,
+    ) -> list[GivenUp]:
         """Give up the shares without progress for longer than their limit.
 
-        Asks the tracker at most every ``every`` seconds; ``cancel(ref)`` kills a task.
+        Asks the tracker at most every ``every`` seconds; ``cancel(ref)`` kills a task;
+        a task whose result is ``ready(ref)`` (it finished since the last wait) is left
+        to be collected, never cancelled.
         """
         now = time.monotonic()
         if now - self._last_look < every or not self.running:
@@ -156,7 +164,7 @@ class Shares:
                 run.where, run.done, run.since = where, done, now  # a dead node: Ray retries
                 continue
             limit = self.limit(run)
-            if now - run.since <= limit:
+            if now - run.since <= limit or ready(ref):
                 continue
             cancel(ref)
             del self.running[ref]

@@ -157,3 +157,19 @@ def test_a_photo_that_crashes_its_workers_is_found_and_the_rest_of_its_share_go_
         f"the Ray workers {A.name}, {B.name} crashed reading it (OutOfMemoryError); skipped"
     )
     assert not shares
+
+
+def test_a_share_that_finished_meanwhile_is_never_cancelled_as_stuck():
+    cluster = Cluster()
+    shares = Shares(cluster.submit, cluster.tracker, batch=4, floor=0.05, retries=1)
+    shares.add(_files(4))
+    shares.start(slots=2, alive=[A.node, B.node])
+    cluster.reports[0] = (A, 0)
+    alive = [A.node, B.node]
+    assert shares.overdue(alive, cluster.cancelled.append, every=0) == []
+    time.sleep(0.1)  # past its limit without a report, but its result is in
+    assert shares.overdue(alive, cluster.cancelled.append, lambda ref: True, every=0) == []
+    assert cluster.cancelled == [] and cluster.started == [
+        (["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg"], None)
+    ]
+    assert shares.finished(0, ShardDone(A, [], [], 1.0)).key == 0 and not shares
