@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from faceapp.gui.main_window import MainWindow
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 class NamingMixin:
     """The main window's identity operations (mixed into :class:`MainWindow`)."""
 
@@ -71,7 +67,8 @@ class NamingMixin:
             f"Who is this? ({group.count} faces)" if group else "Who is this?",
             current=(group.name or "") if is_person and group else "",
             names=[n for n in self._names() if not (is_person and group and n == group.name)],
-            avatar=self.thumbs.get(avatar) if avatar is not None else None,
+            avatar=avatar,
+            thumbnails=self.thumbs,
             checking=check is not None,
             parent=self,
         )
@@ -103,9 +100,8 @@ class NamingMixin:
             "Name and birth date",
             current=name,
             names=[n for n in self._names() if n != name],
-            avatar=self.thumbs.get(group.avatar_face_id)
-            if group and group.avatar_face_id
-            else None,
+            avatar=group.avatar_face_id if group else None,
+            thumbnails=self.thumbs,
             birth_date=born,
             parent=self,
         )
@@ -187,12 +183,17 @@ class NamingMixin:
         """Name faces: type a new name (a new person) or pick one named before."""
         if not face_ids or self.session.lib is None:
             return
+        who = (
+            "Who is this?"
+            if len(face_ids) == 1
+            else f"Who is in the {len(face_ids)} selected faces?"
+        )
         dialog = NameDialog(
             "Name Faces",
-            f"Who is in the {plural(len(face_ids), 'selected face')}? Type a new name or "
-            "one you named before.",
+            f"{who} Type a new name or one you named before.",
             names=self._names(),
-            avatar=self.thumbs.get(face_ids[0]),
+            avatar=face_ids[0],
+            thumbnails=self.thumbs,
             ok_text="Name",
             new_note="A new person “{}” will be made from these faces.",
             parent=self,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPoint, Qt, Slot
 from PySide6.QtWidgets import QMenu
 
+from faceapp.engine.storage import LibraryError
 from faceapp.gui import workers
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.refresh import CONTENT_GRID, CONTENT_PHOTO
@@ -39,23 +40,39 @@ class PhotoMixin:
         path = self.session.photo_file(row.photo_path)
         if path is None:
             return
-        names = self.sidebar_model.person_names()
-        marks = []
-        for f in lib.faces_of_photo(row.photo_id):
-            if f.person_id is not None:
-                label = GroupKind.PERSON.title(f.person_id, names.get(f.person_id))
-            elif f.cluster_id is not None:
-                label = GroupKind.CLUSTER.title(f.cluster_id)
-            else:
-                label = GroupKind.UNKNOWN.title(None)
-            marks.append((f.id, FaceMark(f.box, label, f.person_id is not None)))
-        self.photo_view.show_photo(path, marks, face_id)
+        self.photo_view.show_photo(path, self._photo_marks(row.photo_id), face_id)
         seq = self._photo_sequence
         at = seq.index(face_id) if face_id in seq else -1
         self.photo_view.set_position(at, len(seq))
         self.content.setCurrentIndex(CONTENT_PHOTO)
         self.photo_view.canvas.setFocus()
         self._update_actions()
+
+    def _photo_marks(self: MainWindow, photo_id: int) -> list[tuple[int, FaceMark]]:
+        """Each face of a photo with its box and the name of its group, as now."""
+        names = self.sidebar_model.person_names()
+        marks = []
+        for f in self.session.lib.faces_of_photo(photo_id):
+            if f.person_id is not None:
+                label = GroupKind.PERSON.title(f.person_id, names.get(f.person_id))
+            elif f.cluster_id is not None:
+                label = GroupKind.CLUSTER.title(f.cluster_id)
+            else:
+                label = "Unknown"
+            marks.append((f.id, FaceMark(f.box, label, f.person_id is not None)))
+        return marks
+
+    def update_photo_marks(self: MainWindow) -> None:
+        """After a change (naming a box, an undo): the shown photo's labels follow it."""
+        lib = self.session.lib
+        ids = self.photo_view.face_ids
+        if lib is None or not ids or self.content.currentIndex() != CONTENT_PHOTO:
+            return
+        try:
+            photo_id = lib.face(ids[0]).photo_id
+        except LibraryError:  # the face is gone (a rescan removed the photo)
+            return
+        self.photo_view.set_marks(self._photo_marks(photo_id))
 
     def show_grid(self: MainWindow) -> None:
         self.content.setCurrentIndex(CONTENT_GRID)

@@ -139,6 +139,7 @@ class RefreshMixin:
             f"{people:,} {'person' if people == 1 else 'people'}"
         )
         self.show_problem_count(problems)
+        self.update_photo_marks()
         if suggestions is not None and self.content.currentIndex() == CONTENT_REVIEW:
             self.review_view.set_suggestions(suggestions)
         self._update_actions()

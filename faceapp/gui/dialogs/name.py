@@ -15,11 +15,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp.gui.thumbnails import ThumbnailCache
 from faceapp.gui.views.review import FaceImage
 
 
 class NameDialog(QDialog):
-    """One line edit; existing names complete, so typing "An" offers "Anna"."""
+    """One line edit; existing names complete, so typing "An" offers "Anna".
+
+    ``avatar``: the face shown beside it, read from ``thumbnails`` (when the
+    thumbnail is not decoded yet, it appears as soon as it is)."""
 
     def __init__(
         self,
@@ -28,7 +32,8 @@ class NameDialog(QDialog):
         *,
         current: str = "",
         names: list[str] | None = None,
-        avatar: QImage | None = None,
+        avatar: int | None = None,
+        thumbnails: ThumbnailCache | None = None,
         ok_text: str = "Save",
         require_existing: bool = False,
         new_note: str = "",
@@ -47,9 +52,14 @@ class NameDialog(QDialog):
         layout.setSpacing(12)
         row = QHBoxLayout()
         row.setSpacing(14)
-        face = FaceImage(64, circle=True)
-        face.set_image(avatar)
-        row.addWidget(face, 0, Qt.AlignmentFlag.AlignTop)
+        self.face = FaceImage(64, circle=True)
+        self.avatar = avatar
+        if avatar is not None and thumbnails is not None:
+            self.face.set_image(thumbnails.get(avatar))
+            if self.face.image is None:
+                thumbnails.ready.connect(self._thumbnails_ready)
+            self.thumbnails = thumbnails
+        row.addWidget(self.face, 0, Qt.AlignmentFlag.AlignTop)
         col = QVBoxLayout()
         label = QLabel(prompt)
         label.setWordWrap(True)
@@ -106,6 +116,10 @@ class NameDialog(QDialog):
         self.note.setMinimumHeight(2 * self.note.fontMetrics().lineSpacing())
         self._update()
         self.adjustSize()
+
+    def _thumbnails_ready(self, ids: list[int]) -> None:
+        if self.avatar in ids and self.face.image is None:
+            self.face.set_image(self.thumbnails.peek(self.avatar))
 
     def set_apart(self, apart: list[QImage | None]) -> None:
         """The check's answer: the faces that go to Review instead (none: nothing shown)."""

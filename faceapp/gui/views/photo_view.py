@@ -99,6 +99,15 @@ class PhotoView(QWidget):
             on_failed=lambda exc, p=target: self._on_failed(p, exc),
         )
 
+    def set_marks(self, faces: list[tuple[int, FaceMark]]) -> None:
+        """New labels for the photo shown (the photo stays; the selected box too)."""
+        chosen = self.selected_face()
+        self.face_ids = [fid for fid, _ in faces]
+        selected = self.face_ids.index(chosen) if chosen in self.face_ids else None
+        self.canvas.set_faces([m for _, m in faces], selected)
+        n = len(faces)
+        self.subtitle.setText(f"{n} {'face' if n == 1 else 'faces'}  ·  {self.path}")
+
     def _on_loaded(self, path: Path, result: tuple[QImage, QSize]) -> None:
         if path != self.path:
             return
