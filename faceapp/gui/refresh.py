@@ -166,7 +166,11 @@ class RefreshMixin:
         group = self.sidebar_model.group(key) if key is not None else None
         if group is None:
             self.grid_model.set_faces([], None)
-            if self.session.scanning:
+            self.grid_page.set_tabs(False)
+            search = self.sidebar_model.filter_text
+            if search and self.sidebar_model.first_group_row() < 0:
+                self.grid_page.set_header("Nobody found", f"No person’s name contains “{search}”")
+            elif self.session.scanning:
                 self.grid_page.set_header("Scanning…", "Faces appear here as they are found")
             else:
                 self.grid_page.set_header("No faces yet", "Open a folder with photos of people")

@@ -123,3 +123,27 @@ def test_drawing_a_box_adds_a_missed_face(qtbot, window, scanned_library, monkey
     assert window.session.lib.face(new_face).photo_id == window.session.lib.face(face).photo_id
     assert len(window.photo_view.face_ids) == before + 1
     assert not window.errors, window.errors
+
+
+def test_searching_shows_the_first_person_found_or_says_nobody(qtbot, window, scanned_library):
+    """Typing in the search field hid the group shown and left "No faces yet / Open a
+    folder" on screen: the first person found is shown, or a line says nobody matched."""
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    a = sorted(groups(window, "cluster"), key=lambda g: -g.count)[0]
+    assert window.apply_name(GroupKey(GroupKind.CLUSTER, a.id), "Annika Strand")
+    qtbot.waitUntil(lambda: person(window, "Annika Strand") is not None and not window.refreshing)
+    other = groups(window, "cluster")[0]
+    window.sidebar.select_key(GroupKey(GroupKind.CLUSTER, other.id))
+    annika = GroupKey(GroupKind.PERSON, person(window, "Annika Strand").id)
+    qtbot.keyClicks(window.sidebar_panel.search, "strand")
+    qtbot.waitUntil(lambda: window.current_key == annika)
+    assert window.grid_page.title.text() == "Annika Strand"
+    assert window.grid_model.rowCount() == person(window, "Annika Strand").count
+    qtbot.keyClicks(window.sidebar_panel.search, "xyz")
+    qtbot.waitUntil(lambda: window.grid_page.title.text() == "Nobody found")
+    assert window.grid_page.subtitle.text() == "No person’s name contains “strandxyz”"
+    assert not window.grid_page.tabs.isVisible()
+    window.sidebar_panel.search.clear()
+    assert window.sidebar_model.first_group_row() >= 0
+    assert not window.errors, window.errors
