@@ -169,6 +169,7 @@ class PhotoMixin:
         self.grid_page.set_header(" & ".join(names), "Photos they are in together")
         self.grid_page.set_tabs(True, self.grid_page.PHOTOS, faces=False)
         self.content.setCurrentIndex(CONTENT_GRID)
+        self._update_actions()
         self.load_photos([k.id for k in keys])
 
     def make_cover(self: MainWindow) -> None:

@@ -67,6 +67,9 @@ def test_person_photos_birth_date_together_and_cover(qtbot, window, scanned_libr
     assert page.title.text() in ("Ann & Bob", "Bob & Ann")
     assert page.tabs.currentIndex() == page.PHOTOS and not page.tabs.isTabEnabled(page.FACES)
     assert grid.count() == 0  # LFW photos of two people show one of them
+    # Rename / Hide / Not This Person would act on one of them only: not offered here.
+    buttons = (page.name_button, page.hide_button, page.reject_button)
+    assert not any(b.isVisible() for b in buttons)
 
     # Make a face Ann's cover: the sidebar shows it.
     window.sidebar.select_key(ann)
