@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp.engine import birthdays
 from faceapp.gui.thumbnails import ThumbnailCache
 from faceapp.gui.views.review import FaceImage
 
@@ -113,6 +114,8 @@ class NameDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.edit.textChanged.connect(self._update)
+        if self.birth is not None:
+            self.birth.textChanged.connect(self._update)
         self.note.setMinimumHeight(2 * self.note.fontMetrics().lineSpacing())
         self._update()
         self.adjustSize()
@@ -165,13 +168,26 @@ class NameDialog(QDialog):
     def _update(self) -> None:
         match = self.existing()
         ok = bool(match) if self.require_existing else bool(self.name())
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
-        if self.require_existing:
+        bad_date = self._bad_birth_date()
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok and not bad_date)
+        if bad_date:  # said here, while the dialog is open, not after it closed
+            self.note.setText(bad_date)
+        elif self.require_existing:
             self.note.setText("" if match or not self.name() else "No person has this name.")
         elif match:
             self.note.setText(f"“{match}” already exists: these faces will join that person.")
         else:
             self.note.setText(self.new_note.format(self.name()) if self.name() else "")
+
+    def _bad_birth_date(self) -> str:
+        """Why the birth date typed is not a date ("" when empty or fine)."""
+        if not self.birth_date():
+            return ""
+        try:
+            birthdays.parse_date(self.birth_date())
+        except birthdays.BirthdayError:
+            return "The birth date is not a date: type it as YYYY-MM-DD, e.g. 2010-05-03."
+        return ""
 
     def birth_date(self) -> str:
         return self.birth.text().strip() if self.birth is not None else ""
