@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMenu
 
 from faceapp.engine.storage import LibraryError
 from faceapp.gui import workers
+from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.refresh import CONTENT_GRID, CONTENT_PHOTO
 from faceapp.gui.resources import icon
@@ -103,12 +104,27 @@ class PhotoMixin:
             self.statusBar().showMessage("Drag a box around the face the scan missed.", 8000)
 
     def add_face_box(self: MainWindow, box: tuple) -> None:
-        """Crop and embed the drawn box in a worker (the engine's add_face), then name it."""
+        """Ask who the drawn face is, then crop and embed it in a worker (the engine's
+        add_face) and name it. Asked first, so that a box drawn by mistake and cancelled
+        leaves nothing behind."""
         lib, path = self.session.lib, self.photo_view.path
         self.act_add_face.setChecked(False)
         self.toggle_add_face()
         if lib is None or path is None:
             return
+        dialog = NameDialog(
+            "Add a Missed Face",
+            "Who is this? Type a new name or one you named before.",
+            names=self._names(),
+            ok_text="Add",
+            new_note="A new person “{}” will be made from this face.",
+            parent=self,
+        )
+        dialog.face.set_image(self.photo_view.canvas.crop(box))
+        if dialog.exec() != NameDialog.DialogCode.Accepted:
+            self.statusBar().showMessage("No face added.", 4000)
+            return
+        name = dialog.name()
         session = self.session
 
         def work(job: workers.Job) -> int:
@@ -120,7 +136,7 @@ class PhotoMixin:
             self.face_added.emit(face_id)
             self.refresh()
             self.show_photo(face_id)
-            self.name_faces_dialog([face_id])
+            self.name_faces([face_id], name)
 
         self.statusBar().showMessage("Adding the face…", 8000)
         workers.run_in_background(

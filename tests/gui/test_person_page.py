@@ -109,15 +109,34 @@ def test_drawing_a_box_adds_a_missed_face(qtbot, window, scanned_library, monkey
         int(target.left() + target.width() * 0.3), int(target.top() + target.height() * 0.3)
     )
 
+    def draw() -> None:
+        qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
+        qtbot.mouseMove(canvas, end)
+        qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
+
+    # Asked before anything is added: a box drawn by mistake and cancelled leaves no face.
+    shown: list = []
+
+    def cancel(dialog: NameDialog) -> int:
+        shown.append(dialog.face.image)
+        return NameDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(NameDialog, "exec", cancel)
+    faces_before = len(window.session.lib.faces())
+    draw()
+    assert shown and shown[0] is not None and not shown[0].isNull()  # the drawn part
+    qtbot.wait(300)
+    assert len(window.session.lib.faces()) == faces_before
+    assert len(window.photo_view.face_ids) == before
+    window.act_add_face.trigger()
+
     def fake_exec(dialog: NameDialog) -> int:
         dialog.edit.setText("Drawn Face")
         return NameDialog.DialogCode.Accepted
 
     monkeypatch.setattr(NameDialog, "exec", fake_exec)
     with qtbot.waitSignal(window.face_added, timeout=120_000) as added:
-        qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
-        qtbot.mouseMove(canvas, end)
-        qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
+        draw()
     new_face = added.args[0]
     assert not canvas.drawing
     qtbot.waitUntil(lambda: person(window, "Drawn Face") is not None)
