@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPoint, Qt, Slot
 from PySide6.QtWidgets import QMenu
 
+from faceapp.engine.boxes import iou
 from faceapp.engine.storage import LibraryError
 from faceapp.gui import workers
 from faceapp.gui.dialogs.name import NameDialog
@@ -111,6 +112,9 @@ class PhotoMixin:
         self.act_add_face.setChecked(False)
         self.toggle_add_face()
         if lib is None or path is None:
+            return
+        if any(iou(mark.box, box) > 0.5 for mark in self.photo_view.canvas.faces()):
+            self.show_error("Add a Missed Face", "That face is marked already: click its box.")
             return
         dialog = NameDialog(
             "Add a Missed Face",

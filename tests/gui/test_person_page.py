@@ -146,6 +146,19 @@ def test_drawing_a_box_adds_a_missed_face(qtbot, window, scanned_library, monkey
     assert len(window.photo_view.face_ids) == before + 1
     assert not window.errors, window.errors
 
+    # A box drawn over a face found already: said at once, nothing asked or added.
+    rect = canvas.face_rect(window.photo_view.face_ids.index(face))
+    start, end = rect.topLeft().toPoint(), rect.bottomRight().toPoint()
+    shown.clear()
+    monkeypatch.setattr(NameDialog, "exec", cancel)
+    window.act_add_face.trigger()
+    draw()
+    assert window.errors[-1] == (
+        "Add a Missed Face",
+        "That face is marked already: click its box.",
+    )
+    assert not shown and len(window.photo_view.face_ids) == before + 1
+
 
 def test_searching_shows_the_first_person_found_or_says_nobody(qtbot, window, scanned_library):
     """Typing in the search field hid the group shown and left "No faces yet / Open a
