@@ -15,8 +15,10 @@ The user, in the order the app offers the work:
    removed first (1 action for the selection);
 3. faces the detector missed are drawn and named (1 action each: draw the box,
    type the name, as `add-face ... --to NAME --create`);
-4. review: wrong "likely" suggestions are answered No (1 action each), then "Accept
-   all likely" (1 action), repeated while it still finds likely faces;
+4. review (opening it measures small faces at their own resolution, as the GUI's
+   Review does: engine/small_match.py): wrong "likely" suggestions are answered No
+   (1 action each), then "Accept all likely" (1 action), repeated while it still
+   finds likely faces;
 5. what is left, person by person: the faces are selected and named, a new person
    or an existing one (1 action per person).
 Actions are attributed to the person they concern; the one-click steps that cover
@@ -44,7 +46,15 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faceapp.engine import add_face, album, naming, people, pipeline, review  # noqa: E402
+from faceapp.engine import (  # noqa: E402
+    add_face,
+    album,
+    naming,
+    people,
+    pipeline,
+    review,
+    small_match,
+)
 from faceapp.engine.cluster import recluster  # noqa: E402
 from faceapp.engine.grouping import LEVELS, grouping_params  # noqa: E402
 from faceapp.engine.library import Library  # noqa: E402
@@ -174,6 +184,7 @@ class User:
         self.truth: dict[int, str | None] = {}
         self.undetected: list[tuple[str, dict]] = []
         self.outlier_stats: Counter[str] = Counter()
+        self.small_stats: Counter[str] = Counter()  # "likely" suggestions of small faces
         self.count = Counter(f["name"] for p in photos for f in p["faces"])
         self._match_faces()
 
@@ -234,10 +245,18 @@ class User:
             self.act("name group", name)
 
     def review(self) -> None:
+        embedder = self.analyzer_factory().embedder
         for _ in range(5):
+            # what opening Review does: small faces measured at their own resolution
+            small_match.update(self.lib, embedder.embed)
             likely = [s for s in review.review(self.lib) if s.label == "likely"]
             if not likely:
                 return
+            small = self.small_faces()
+            for s in likely:
+                if s.face_id in small:
+                    right = self.truth.get(s.face_id) == s.person_name
+                    self.small_stats["likely right" if right else "likely wrong"] += 1
             for s in likely:
                 if self.truth.get(s.face_id) != s.person_name:
                     people.reject_suggestion(self.lib, s.face_id, s.person_id)
@@ -245,6 +264,12 @@ class User:
             if any(self.truth.get(s.face_id) == s.person_name for s in likely):
                 review.accept_likely(self.lib)
                 self.act("accept all likely", None)
+
+    def small_faces(self) -> set[int]:
+        rows = self.lib.conn.execute(
+            "SELECT id FROM faces WHERE (x2 - x1 + y2 - y1) / 2 < ?", (small_match.SMALL_PX,)
+        )
+        return {r[0] for r in rows}
 
     def draw_missed(self) -> list[str]:
         """Add the faces the detector missed; returns those that could not be added."""
@@ -322,6 +347,8 @@ def run(seed_copy: Path, photos: list[dict], grouping: int = 0) -> dict:
         "actions_per_face_overall": round(all_actions / sum(user.count.values()), 4),
         "floor_per_face_recurring": round((len(recurring) + rec_drawn) / rec_faces, 4),
         "outliers": dict(user.outlier_stats),
+        "small_faces": len(user.small_faces() & {f for f, n in user.truth.items() if n}),
+        "small_likely": dict(user.small_stats),
         "impossible_to_label": failed,
         "labelled_right": right,
         "labelled_wrong": wrong,
@@ -382,6 +409,12 @@ def main() -> None:
         f"groups named: {o.get('faces_in_named_groups', 0)} faces, "
         f"{o.get('intruders', 0)} of someone else; flagged as not fitting: "
         f"{o.get('flagged', 0)} ({o.get('flagged_intruders', 0)} of them someone else)"
+    )
+    sl = result["small_likely"]
+    print(
+        f"faces under {small_match.SMALL_PX:.0f} px: {result['small_faces']}; accepted as likely "
+        f"(measured at their resolution): {sl.get('likely right', 0)} right, "
+        f"{sl.get('likely wrong', 0)} wrong"
     )
     print(f"faces impossible to label:          {len(result['impossible_to_label'])}")
     print(

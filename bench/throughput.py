@@ -105,7 +105,7 @@ def with_split(analyzer: pipeline.Analyzer, split: str) -> pipeline.Analyzer:
     """The analyzer with ``AxT``: A batches analysed at once, T torch threads each."""
     workers, threads = (int(n) for n in split.split("x"))
     other = copy.copy(analyzer)
-    other.plan = dataclasses.replace(analyzer.plan, analyze_workers=workers, torch_threads=threads)
+    other.plan = dataclasses.replace(analyzer.plan, analyze_workers=workers, scan_threads=threads)
     return other
 
 
@@ -137,28 +137,26 @@ def main() -> None:
     }
     make_large_photos(sets["large_12mp"], args.large_count)
     plan = analyzer.plan
-    splits = [f"{plan.analyze_workers}x{plan.torch_threads}"]
+    splits = [f"{plan.analyze_workers}x{plan.scan_threads or plan.torch_threads}"]
     splits += [s for s in (args.splits.split(",") if args.splits else []) if s not in splits]
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, folder in sets.items():
             for k, split in enumerate(splits):  # sets in turn, splits side by side
                 variant = with_split(analyzer, split)
-                variant.plan.apply_threads()
                 (where := Path(tmp) / f"{name}-{k}").mkdir()
                 row = end_to_end(variant, loaded, folder, where)
                 rows[name if k == 0 else f"{name} {split}"] = row | {"split": split}
-            plan.apply_threads()
             sample = sorted(folder.iterdir())[: args.stage_sample]
             rows[name] |= {f"{k}_s": v for k, v in stage_times(analyzer, sample).items()}
     import torch
 
     meta = {"device": str(analyzer.embedder.device), "torch_threads": torch.get_num_threads()}
-    meta |= {"analyze_workers": plan.analyze_workers, "cpus": os.cpu_count()}
+    meta |= {"split": splits[0], "cpus": os.cpu_count()}
     print(
-        f"device {meta['device']}, {plan.analyze_workers} batches analysed at once,"
-        f" {meta['torch_threads']} torch thread(s) each, {os.cpu_count()} cpus;"
-        " stage times (decode/detect/embed) one photo at a time, plan's split only"
+        f"device {meta['device']}, scan split {splits[0]} (batches at once x torch threads),"
+        f" {os.cpu_count()} cpus; stage times (decode/detect/embed) one photo at a time"
+        f" on {meta['torch_threads']} torch thread(s)"
     )
     cols = ["photos", "faces", "seconds", "photos_per_s", "faces_per_s"]
     cols += ["decode_s", "detect_s", "embed_s"]

@@ -39,7 +39,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     echo(f"detector (MTCNN): {plan['detect_precision']}, {layout}")
     threads = plan["torch_threads"] or "torch's default"
     echo(
-        f"threads: {plan['analyze_workers']} analysing, {threads} torch each,"
+        f"threads: a scan analyses {plan['analyze_workers']} batch(es) at once,"
+        f" {plan['scan_threads'] or threads} torch each; otherwise {threads} torch;"
         f" {plan['decode_workers']} decode workers;"
         f" {plan['photo_batch']} photos per batch"
     )

@@ -9,6 +9,7 @@ the networks (add-face, retry) are imported only by the commands that use them.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from faceapp.cli import (
 )
 from faceapp.engine import album, birthdays, naming, people, photos, review
 from faceapp.engine.library import Library
+from faceapp.errors import FaceAppError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,9 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help='"Is this X?" with a confidence, "likely" or "unsure"; clusters that look like X',
     )
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_common(p, cmd_review)
 
     p = sub.add_parser("accept-likely", help='confirm every "likely" suggestion (one undo step)')
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_common(p, cmd_accept_likely)
 
     p = sub.add_parser("reject-cluster", help='"no" to "this cluster looks like PERSON"')
@@ -143,8 +147,26 @@ def cmd_add_face(args: argparse.Namespace) -> int:
     return _out(args, text, **extra)
 
 
+def measure_small_faces(lib: Library, device: str) -> None:
+    """Small faces not yet compared at their own resolution are, before the queue is
+    read (the network is loaded only when there are some; without it the queue keeps
+    the plain distances, and a warning says why)."""
+    from faceapp.engine import small_match
+
+    if small_match.pending(lib):
+        from faceapp.engine import pipeline
+
+        try:
+            embed = pipeline.analyzer_for_library(lib, device).embedder.embed
+        except FaceAppError as exc:
+            echo(f"faceapp: warning: small faces not measured: {exc}", file=sys.stderr)
+            return
+        small_match.update(lib, embed)
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     lib = open_for_edits(args)
+    measure_small_faces(lib, args.device)
     items = review.review(lib, limit=args.limit)
     clusters = review.cluster_reviews(lib)
     cal = review.calibrate(lib)
@@ -194,6 +216,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 def cmd_accept_likely(args: argparse.Namespace) -> int:
     lib = open_for_edits(args)
+    measure_small_faces(lib, args.device)
     changes = review.accept_likely(lib)
     if changes is None:
         return _out(args, "No likely suggestions", accepted=0)

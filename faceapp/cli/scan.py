@@ -27,6 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="decode, detect and embed on a Ray cluster (auto, HOST:PORT, ray://HOST:10001);"
         " the workers must see the folder at the same path",
     )
+    p.add_argument(
+        "--ray-time-limit",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="with --ray: give a worker's share up after this long without progress and send"
+        " it elsewhere (default 300; longer when photos take long)",
+    )
     add_library_option(p)
     add_json_option(p)
     p.set_defaults(handler=cmd_scan)
@@ -90,13 +98,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     folder = args.folder.expanduser()
     if not folder.is_dir():
         raise CLIError(f"{folder} is not a folder", 2)
+    if args.ray_time_limit is not None and (not args.ray or args.ray_time_limit <= 0):
+        raise CLIError("--ray-time-limit takes a number of seconds above 0, with --ray", 2)
     lib = library.open_library(folder, args.library)
     show = _terminal_progress if sys.stderr.isatty() else None
     if args.ray:
         from faceapp.engine import distributed
 
         loaded = model_versions.active_weights(lib, args.weights)
-        report = distributed.scan(lib, folder, loaded, args.ray, progress=show)
+        limit = {"time_floor": args.ray_time_limit} if args.ray_time_limit else {}
+        report = distributed.scan(lib, folder, loaded, args.ray, progress=show, **limit)
     else:
         analyzer = pipeline.analyzer_for_library(lib, args.device, args.weights)
         report = pipeline.scan(lib, folder, analyzer, progress=show)

@@ -27,7 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceapp.engine import backup, group_centres, review
-from faceapp.engine.cluster_place import PlaceSummary, mark_seen, place_new_faces, seen_through
+from faceapp.engine.cluster_place import (
+    PlaceSummary,
+    groupable,
+    mark_seen,
+    place_new_faces,
+    seen_through,
+)
 from faceapp.engine.cluster_steps import match_cluster_ids
 from faceapp.engine.clustering import ClusterParams, cluster_vectors
 from faceapp.engine.face_state import load_state
@@ -52,14 +58,6 @@ def _next_cluster_id(lib: Library) -> int:
     row = lib.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'clusters'").fetchone()
     top = lib.conn.execute("SELECT IFNULL(MAX(id), 0) FROM clusters").fetchone()[0]
     return max(int(row[0]) if row else 0, int(top)) + 1
-
-
-def _small_faces(lib: Library, min_px: float) -> np.ndarray:
-    """Ids of the faces too small to group (mean box side under ``min_px``)."""
-    rows = lib.conn.execute(
-        "SELECT id FROM faces WHERE (x2 - x1 + y2 - y1) / 2 < ?", (float(min_px),)
-    ).fetchall()
-    return np.array([r[0] for r in rows], np.int64)
 
 
 def recluster(
@@ -89,12 +87,15 @@ def recluster(
         if progress:
             progress("comparing with named people")
         held = review.likely(lib, state)
-    grouped = ~held & ~np.isin(state.ids[unconf], _small_faces(lib, params.min_face_px))
+    grouped = ~held & groupable(lib, state.ids[unconf], params.min_face_px)
     rows = unconf[grouped]
     if progress:
         progress(f"clustering {len(rows)} faces")
     vectors = state.vectors if len(rows) == len(state) else state.vectors[rows]
-    result = cluster_vectors(vectors, state.photo[rows], params, threshold=threshold)
+    # the clusters the user has seen keep faces a run on few faces would leave as noise
+    result = cluster_vectors(
+        vectors, state.photo[rows], params, threshold=threshold, seen=state.cluster[rows]
+    )
     labels = np.full(len(unconf), -1, np.int64)  # held faces: Unknown (suggested or small)
     labels[grouped] = result.labels
     idx = unconf

@@ -4,7 +4,8 @@ After a scan adds a few thousand faces to a library of a million, a full regroup
 would take minutes. Each new unconfirmed face instead goes where a regroup would
 most likely put it: to a named person's suggestions when the review queue finds it
 "likely" to be them (as :func:`cluster.recluster` holds it), else into the nearest
-cluster when it is within the trim distance of that cluster's centroid (``trim_ratio``: a
+cluster when it is big enough to group (:func:`groupable`, as a regroup decides) and
+within the trim distance of that cluster's centroid (``trim_ratio``: a
 regroup's trim step would keep it there) and the cluster holds no face of the same
 photo and the user never took it out of that cluster; otherwise it waits in Unknown
 for the next full regroup. "New" means a face id above the highest one the last
@@ -64,6 +65,19 @@ def new_face_count(lib: Library) -> int:
             (seen_through(lib),),
         ).fetchone()[0]
     )
+
+
+def groupable(lib: Library, face_ids: np.ndarray, min_px: float) -> np.ndarray:
+    """Which of ``face_ids`` may join a group: the box's mean side is at least
+    ``min_px`` (:attr:`ClusterParams.min_face_px`). The one rule of a full regroup and
+    of placement: smaller faces stay in their photos and in Unknown."""
+    if not len(face_ids):
+        return np.zeros(0, bool)
+    rows = lib.conn.execute(  # from the lowest id on: placement reads only the new faces
+        "SELECT id FROM faces WHERE id >= ? AND (x2 - x1 + y2 - y1) / 2 < ?",
+        (int(np.min(face_ids)), float(min_px)),
+    ).fetchall()
+    return ~np.isin(face_ids, np.array([r[0] for r in rows], np.int64))
 
 
 def _new_faces(lib: Library, model_id: int) -> tuple[FaceState, int]:
@@ -127,7 +141,7 @@ def place_new_faces(
     centres = group_centres.fresh(lib)
     new, top = _new_faces(lib, model.id)
     held = _held(lib, new, centres) if params.hold_likely else np.zeros(len(new), bool)
-    rows = np.flatnonzero(~held)
+    rows = np.flatnonzero(~held & groupable(lib, new.ids, params.min_face_px))
     cluster, dist = _nearest_clusters(centres, new.vectors[rows])
     # a regroup's trim step keeps members within trim_ratio * threshold of the centroid
     limit = (params.trim_ratio if params.trim_ratio > 0 else 1.0) * threshold

@@ -31,7 +31,12 @@ The algorithm (:func:`cluster_vectors`):
    cluster (421 background faces); no real person's cluster there is that loose. A
    cluster is also loose when a person with too few faces for a cluster of their own
    was hung on a look-alike's: the split keeps the look-alike's cluster.
-7. Optionally (``attach_ratio``, off by default) noise faces join the nearest
+7. A regroup passes each face's cluster before (``seen``): faces HDBSCAN left as
+   noise stay in the cluster the user saw them in when they still make one by the
+   rules above (:func:`~faceapp.engine.cluster_steps.keep_seen_clusters`). HDBSCAN
+   never returns its whole input as one cluster, so once the other people of a
+   small library were named, the last unnamed group vanished at the next rescan.
+8. Optionally (``attach_ratio``, off by default) noise faces join the nearest
    centroid: on LFW it helps the 158-people set a little and adds wrong faces in
    the full set, where most noise faces are strangers.
 
@@ -65,6 +70,7 @@ import numpy as np
 from faceapp.engine.cluster_steps import (
     attach_noise,
     enforce_cannot_link,
+    keep_seen_clusters,
     merge_close_clusters,
     relabel,
     split_loose_clusters,
@@ -262,8 +268,11 @@ def cluster_vectors(
     groups: np.ndarray | None = None,
     params: ClusterParams | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    seen: np.ndarray | None = None,
 ) -> ClusterResult:
-    """Cluster unit embeddings; ``groups`` (photo ids) are cannot-link sets.
+    """Cluster unit embeddings; ``groups`` (photo ids) are cannot-link sets; ``seen``:
+    each face's cluster before (0: none), kept where HDBSCAN leaves its faces as
+    noise but they still make a cluster (:func:`keep_seen_clusters`).
 
     ``threshold`` is the model's verification threshold (squared L2 on unit
     vectors); the noise-attachment and merge steps are fractions of it.
@@ -301,6 +310,12 @@ def cluster_vectors(
         x, labels, params.cohesion_ratio * threshold, params.min_cluster_size
     )
     labels = relabel(labels)
+    if seen is not None:
+        stats["kept_seen"] = keep_seen_clusters(
+            x, labels, np.asarray(seen, np.int64), groups, params.trim_ratio * threshold,
+            params.cohesion_ratio * threshold, params.min_cluster_size,
+        )  # fmt: skip
+        labels = relabel(labels)
     stats["attached"] = attach_noise(x, labels, groups, params.attach_ratio * threshold)
     labels = relabel(labels)
     stats["post_s"] = time.perf_counter() - t

@@ -11,12 +11,13 @@ and the measurements behind them (bench/inference_variants.py, README):
   fp32 keeps its boxes identical to facenet-pytorch's (tests/engine/test_detect.py).
   Channels-last layout is kept there (max pooling is ~4x faster in it).
 * CUDA: fp16 autocast for both networks, large batches, more CPU decode workers.
-* Threads: on CPU, photo batches are analysed on several threads at once
+* Threads: on CPU, a scan analyses photo batches on several threads at once
   (:mod:`scan_parallel`), one per core up to :data:`CPU_ANALYZE_WORKERS`, each pass
-  on the cores left per thread. Measured on 2 cores (bench/throughput.py, 12 MP
-  set): two batches on one torch thread each 1.8x one batch on one thread; one
-  batch on two torch threads 1.25x. Decoding (JPEG draft mode, ~10 ms a 12 MP
-  photo) needs no core of its own.
+  on the cores left per thread (:meth:`InferencePlan.scanning`); one pass at a time
+  (verify, re-embedding) runs on one torch thread per core but one. Measured on 2
+  cores (bench/throughput.py, 12 MP set): two batches on one torch thread each 1.8x
+  one batch on one thread; one batch on two torch threads 1.25x. Decoding (JPEG
+  draft mode, ~10 ms a 12 MP photo) needs no core of its own.
 
 ``FACEAPP_PRECISION=fp32`` (or ``bf16``, ``fp16``; default ``auto``) overrides the
 precision, e.g. to rule it out when comparing results across machines.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -60,7 +62,8 @@ class InferencePlan:
     channels_last: bool
     torch_threads: int  # 0: leave torch's setting alone
     decode_workers: int
-    analyze_workers: int  # photo batches analysed at once in a scan
+    analyze_workers: int  # photo batches analysed at once in a scan ...
+    scan_threads: int  # ... each on this many torch threads (0: torch_threads)
     photo_batch: int
     reason: str
 
@@ -89,6 +92,21 @@ class InferencePlan:
         """Set torch's intra-op threads (process-wide) as planned, on CPU."""
         if self.cpu and self.torch_threads > 0:
             torch.set_num_threads(self.torch_threads)
+
+    @contextlib.contextmanager
+    def scanning(self) -> Iterator[None]:
+        """Torch threads split between the batches a scan analyses at once, for the
+        scan's length only: verify, re-embedding and the rest run one network pass at
+        a time and keep every thread the plan gives them."""
+        if not (self.cpu and self.scan_threads > 0):
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.scan_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +163,7 @@ def choose(device: str = "cpu", precision: str | None = None) -> InferencePlan:
             torch_threads=0,
             decode_workers=max(2, n - 1),
             analyze_workers=1,
+            scan_threads=0,
             photo_batch=CUDA_PHOTO_BATCH,
             reason=f"{why}; {max(2, n - 1)} CPU decode workers feed the GPU",
         )
@@ -158,7 +177,7 @@ def choose(device: str = "cpu", precision: str | None = None) -> InferencePlan:
     if embed == "fp16":
         raise PrecisionError(f"{ENV_PRECISION}=fp16 is for CUDA; on CPU use fp32 or bf16")
     workers = min(n, CPU_ANALYZE_WORKERS)
-    threads = max(1, n // workers)
+    threads, per_batch = max(1, n - 1), max(1, n // workers)
     return InferencePlan(
         device=device,
         embed_precision=embed,
@@ -167,9 +186,11 @@ def choose(device: str = "cpu", precision: str | None = None) -> InferencePlan:
         torch_threads=threads,
         decode_workers=2,
         analyze_workers=workers,
+        scan_threads=per_batch,
         photo_batch=CPU_PHOTO_BATCH,
-        reason=f"{why}; MTCNN fp32; channels-last; {workers} photo batch(es) analysed at once"
-        f" on {n} core(s), {threads} torch thread(s) each",
+        reason=f"{why}; MTCNN fp32; channels-last; a scan analyses {workers} photo batch(es)"
+        f" at once on {n} core(s), {per_batch} torch thread(s) each; {threads} torch"
+        " thread(s) for one pass at a time",
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from faceapp.engine.files import fsync_dir
 from faceapp.engine.storage import LibraryError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 10_000
 
 SCHEMA = """
@@ -112,6 +112,19 @@ CREATE TABLE oplog (                        -- identity operations, for undo/red
 );
 """
 
+SMALL_MATCHES = """
+CREATE TABLE IF NOT EXISTS small_matches (  -- small faces measured at their own resolution
+    face_id   INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    model_id  INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    distance  REAL NOT NULL,                 -- squared L2 to the nearest degraded face
+    compared  TEXT NOT NULL,                 -- JSON: the person's faces it was measured to
+    PRIMARY KEY (face_id, model_id, person_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS small_matches_person ON small_matches(person_id);
+"""
+SCHEMA += SMALL_MATCHES
+
 # Migrations from version N to N+1, applied in order after a backup.
 MIGRATIONS: dict[int, str] = {
     # One row per base model: two processes registering it at once made two. Their
@@ -137,6 +150,7 @@ MIGRATIONS: dict[int, str] = {
     " ALTER TABLE people ADD COLUMN birth_date TEXT;"
     " ALTER TABLE people ADD COLUMN cover_face_id INTEGER"
     " REFERENCES faces(id) ON DELETE SET NULL",
+    3: SMALL_MATCHES,
 }
 
 

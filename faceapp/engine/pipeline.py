@@ -10,6 +10,7 @@ library's faces are embedded with is resolved by :mod:`model_versions`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Collection, Container
 from dataclasses import dataclass
@@ -151,27 +152,28 @@ def scan(
     store.emit("")
     load = gpu_decode.loader(how.device) if how else None
     stream = DecodeStream(plan.todo, plan.moved_from, workers=decode_workers, held=held, load=load)
-    try:
-        while stream:
-            if cancel is not None and cancel():
-                plan.report.cancelled = True
-                break
-            item = stream.next()
-            if store.take_move(item.rel, item.size, item.mtime_ns, item.content_hash):
-                continue
-            if item.image is None and item.error is None:  # a second copy of a moved photo
-                item = decode_file(plan.on_disk[item.rel], item.rel, load=load)  # read before
-            batch.append(item)
-            if len(batch) >= per_batch or not stream or held() >= scan_decode.PREFETCH_PIXELS:
+    with how.scanning() if how else contextlib.nullcontext():
+        try:
+            while stream:
+                if cancel is not None and cancel():
+                    plan.report.cancelled = True
+                    break
+                item = stream.next()
+                if store.take_move(item.rel, item.size, item.mtime_ns, item.content_hash):
+                    continue
+                if item.image is None and item.error is None:  # a second copy of a moved photo
+                    item = decode_file(plan.on_disk[item.rel], item.rel, load=load)  # read before
+                batch.append(item)
+                if len(batch) >= per_batch or not stream or held() >= scan_decode.PREFETCH_PIXELS:
+                    analyze(batch)
+                    batch = []
+            if batch and not plan.report.cancelled:
                 analyze(batch)
-                batch = []
-        if batch and not plan.report.cancelled:
-            analyze(batch)
-        for results in pool.drain():  # analysed already, also when cancelled: kept
-            store.store(results)
-    finally:
-        stream.close()
-        pool.close()
+            for results in pool.drain():  # analysed already, also when cancelled: kept
+                store.store(results)
+        finally:
+            stream.close()
+            pool.close()
     if not plan.report.cancelled:
         photos_mod.fill_missing_dates(lib, plan.root)  # photos stored before dates were kept
     return store.finish()

@@ -26,6 +26,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def own_mounts_possible() -> bool:
+    """Can a worker node get a mount namespace of its own here (Linux, as root)?"""
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("nsenter"):
+        return False
+    try:
+        return subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
 class LocalCluster:
     """``with LocalCluster(workers=2) as c: distributed.scan(..., c.address)``."""
 
@@ -38,8 +48,8 @@ class LocalCluster:
         self.nodes: list[subprocess.Popen] = []
         self._ray = Path(sys.executable).with_name("ray")
 
-    def _start(self, *args: str) -> subprocess.Popen:
-        cmd = [str(self._ray), "start", "--block", "--disable-usage-stats", *args]
+    def _start(self, *args: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
+        cmd = [*prefix, str(self._ray), "start", "--block", "--disable-usage-stats", *args]
         env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
         proc = subprocess.Popen(
             cmd,
@@ -73,15 +83,36 @@ class LocalCluster:
         for _ in range(self.workers):
             self.add_worker()
 
-    def add_worker(self) -> None:
-        alive = len(self._alive())
+    def add_worker(self, own_mounts: bool = False) -> str:
+        """Start a worker node; its Ray node id. ``own_mounts``: in a mount namespace of
+        its own (Linux, root), so that :meth:`unmount` can take a folder from it alone."""
+        before = {n["NodeID"] for n in self._alive()}
         self._start(
             f"--address={self.address}",
             "--node-ip-address=127.0.0.1",
             f"--num-cpus={self.cpus}",
             f"--object-store-memory={NODE_STORE}",
+            prefix=("unshare", "--mount", "--propagation", "private") if own_mounts else (),
         )
-        self._wait_nodes(alive + 1)
+        self._wait_nodes(len(before) + 1)
+        return next(n["NodeID"] for n in self._alive() if n["NodeID"] not in before)
+
+    def unmount(self, index: int, folder: Path) -> None:
+        """Worker node ``index`` (started with ``own_mounts``) sees ``folder`` empty from
+        now on, as a machine whose mount of it is gone; the others still see it."""
+        pid = str(self.nodes[1 + index].pid)
+        mount = ["nsenter", "--target", pid, "--mount", "mount", "-t", "tmpfs", "none"]
+        subprocess.run([*mount, str(folder)], check=True, capture_output=True)
+
+    def stop_worker(self, index: int) -> None:
+        """Stop worker node ``index`` as ``ray stop`` would, once Ray counts it gone."""
+        alive = len(self._alive())
+        proc = self.nodes[1 + index]
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        end = time.monotonic() + 120
+        while len(self._alive()) >= alive and time.monotonic() < end:
+            time.sleep(0.5)
 
     def _alive(self) -> list[dict]:
         import ray

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import people
+from faceapp.engine import people, small_match
 from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library
 from faceapp.engine.oplog import Changes, OpChanges, commit
@@ -176,11 +176,30 @@ def calibrate(lib: Library) -> Calibration:
     return result
 
 
-def _nearest(lib: Library) -> tuple[FaceState, np.ndarray, np.ndarray, np.ndarray]:
-    """(state, rows of unconfirmed faces, their nearest allowed person, distance)."""
+def _nearest(lib: Library) -> tuple[FaceState, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(state, rows of unconfirmed faces, their nearest allowed person, distance, whether
+    the distance was measured at the face's own resolution (small faces))."""
     state = load_state(lib)
     person, dist = library_nearest_people(lib, state)
-    return state, np.flatnonzero(state.person == 0), person, dist
+    measured = small_match.apply(lib, state, person, dist)
+    return state, np.flatnonzero(state.person == 0), person, dist, measured
+
+
+def small_calibration(threshold: float) -> Calibration:
+    """The curve of distances measured at a small face's own resolution (LFW fit)."""
+    mid, scale = small_match.SMALL_MID_RATIO, small_match.SMALL_SCALE_RATIO
+    return Calibration(mid * threshold, scale * threshold, "lfw-small")
+
+
+def _confidence(
+    lib: Library, dist: np.ndarray, measured: np.ndarray, calibration: Calibration | None
+) -> np.ndarray:
+    """Confidence of each distance by its own curve: plain or measured small."""
+    plain = (calibration or calibrate(lib)).confidence(dist)
+    if not measured.any():
+        return plain
+    small = small_calibration(lib.active_threshold()).confidence(dist)
+    return np.where(measured, small, plain)
 
 
 def likely(lib: Library, state: FaceState) -> np.ndarray:
@@ -206,10 +225,10 @@ def review(
     """Suggestions for every unconfirmed face under the threshold from its nearest
     allowed person, most uncertain first (then by face id). ``calibration``: another
     curve than :func:`calibrate`'s (benchmarks compare them)."""
-    state, rows, person, dist = _nearest(lib)
+    state, rows, person, dist, measured = _nearest(lib)
     threshold = lib.active_threshold()
     ok = np.flatnonzero((person > 0) & (dist < REVIEW_RATIO * threshold))
-    conf = (calibration or calibrate(lib)).confidence(dist[ok])
+    conf = _confidence(lib, dist[ok], measured[ok], calibration)
     order = np.lexsort((state.ids[rows[ok]], np.abs(conf - 0.5)))
     if limit is not None:
         order = order[: max(int(limit), 0)]
@@ -264,9 +283,8 @@ def cluster_reviews(lib: Library) -> list[ClusterReview]:
     """Unnamed clusters of which at least ``CLUSTER_SHARE`` of the faces are suggested
     for one person, largest first. Yes: :func:`naming.name_cluster` with that person
     (outliers go to review); No: :func:`naming.reject_cluster` (remembered)."""
-    state, rows, person, dist = _nearest(lib)
+    state, rows, person, dist, measured = _nearest(lib)
     threshold = lib.active_threshold()
-    cal = calibrate(lib)
     names = dict(lib.conn.execute("SELECT id, name FROM people").fetchall())
     cl = state.cluster[rows]
     out = []
@@ -280,7 +298,8 @@ def cluster_reviews(lib: Library) -> list[ClusterReview]:
         pid, matching = int(pids[best]), int(counts[best])
         if matching < CLUSTER_SHARE * len(mine) or pid not in names:
             continue
-        conf = float(np.median(cal.confidence(dist[near][person[near] == pid])))
+        theirs = near[person[near] == pid]
+        conf = float(np.median(_confidence(lib, dist[theirs], measured[theirs], None)))
         out.append(ClusterReview(int(cid), pid, names[pid], matching, len(mine), conf))
     out.sort(key=lambda s: (-s.count, s.cluster_id))
     return out

@@ -91,14 +91,15 @@ def decode_file(
     return item
 
 
-def timed_out(path: Path, rel: str) -> Decoded:
-    """The record of a file given up after :data:`DECODE_TIME_LIMIT`."""
+def timed_out(path: Path, rel: str, reason: str | None = None) -> Decoded:
+    """The record of a file given up after :data:`DECODE_TIME_LIMIT` (or ``reason``)."""
     try:
         stat = path.stat()
         size, mtime_ns = stat.st_size, stat.st_mtime_ns
     except OSError:
         size, mtime_ns = 0, 0
-    return Decoded(rel, size, mtime_ns, "", error=TIME_LIMIT_REASON.format(DECODE_TIME_LIMIT))
+    reason = reason or TIME_LIMIT_REASON.format(DECODE_TIME_LIMIT)
+    return Decoded(rel, size, mtime_ns, "", error=reason)
 
 
 class _Task:

@@ -32,8 +32,9 @@ class AnalysisPool(Generic[T]):
 
     @property
     def full(self) -> bool:
-        """Is every worker busy (take a result before putting another batch)?"""
-        return len(self._running) >= self._workers
+        """Take a result before putting another batch? One batch more than the
+        workers waits its turn, so a worker done before the oldest batch goes on."""
+        return len(self._running) > self._workers
 
     def pixels(self) -> int:
         """Decoded pixels held by the batches in flight (they count against the

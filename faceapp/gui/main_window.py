@@ -77,7 +77,6 @@ class MainWindow(MenusMixin, RefreshMixin, NamingMixin, PhotoMixin, ToolsMixin, 
         self.sidebar_model = SidebarModel(self.thumbs, self)
         self.grid_model = FaceGridModel(self.thumbs, self)
         self._init_refresh()
-        self._init_naming()
         self.closed = False
         self._regroup_pending = False  # a grouping change waits for the scan to end
         self.verify_dialog: Any = None

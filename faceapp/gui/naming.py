@@ -15,7 +15,7 @@ from PySide6.QtCore import Slot
 from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.dialogs.question import ask_yes_no
 from faceapp.gui.groups import GroupKey, GroupKind
-from faceapp.gui.outliers import OutlierCheck, OutlierChecks
+from faceapp.gui.outliers import OutlierCheck
 from faceapp.gui.refresh import CONTENT_REVIEW
 
 if TYPE_CHECKING:
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
 class NamingMixin:
     """The main window's identity operations (mixed into :class:`MainWindow`)."""
-
-    def _init_naming(self: MainWindow) -> None:
-        self.outlier_checks = OutlierChecks(self)
-        self._clusters_being_named: set[int] = set()
 
     def _name_of(self: MainWindow, key: GroupKey) -> str:
         group = self.sidebar_model.group(key)
@@ -61,7 +57,7 @@ class NamingMixin:
         group = self.sidebar_model.group(key)
         avatar = getattr(group, "avatar_face_id", None)
         is_person = key.kind.is_person
-        check = None if is_person else self.outlier_checks.start(self.session.lib, key.id)
+        check = None if is_person else self.session.outlier_checks.start(self.session.lib, key.id)
         dialog = NameDialog(
             "Rename Person" if is_person else "Name This Person",
             f"Who is this? ({group.count} faces)" if group else "Who is this?",
@@ -144,27 +140,18 @@ class NamingMixin:
     def _after_check(
         self: MainWindow,
         cluster_id: int,
-        act: Callable[[list[int] | None], Any],
+        act: Callable[[list[int]], Any],
         check: OutlierCheck | None = None,
     ) -> bool:
-        """``act(faces that do not fit)`` once the cluster's outlier check (``check``,
-        else a new one) has answered in its worker: one naming per cluster at a time,
-        and only while the same library is open. False: not started."""
-        lib = self.session.lib
-        if lib is None or cluster_id in self._clusters_being_named:
-            return False
-        self._clusters_being_named.add(cluster_id)
-        check = check or self.outlier_checks.start(lib, cluster_id)
-        if not check.delivered:
+        """``act(faces that do not fit)`` once the cluster's outlier check has answered
+        in its worker (:meth:`LibrarySession.after_outlier_check`, the one path of every
+        naming of a cluster), while this window is open. False: not started."""
+        started = self.session.after_outlier_check(
+            cluster_id, lambda out: None if self.closed else act(out), check
+        )
+        if started is not None and not started.delivered:
             self.statusBar().showMessage("Checking that every face fits the group…", 4000)
-
-        def run(out: list[int] | None) -> None:
-            self._clusters_being_named.discard(cluster_id)
-            if self.session.lib is lib and not self.closed:
-                act(out)
-
-        check.then(run)
-        return True
+        return started is not None
 
     def _name_cluster(
         self: MainWindow, key: GroupKey, name: str, leave_out: list[int] | None

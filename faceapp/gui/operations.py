@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.library_errors import report
+from faceapp.gui.outliers import OutlierCheck, OutlierChecks
 
 if TYPE_CHECKING:
     from faceapp.gui.session import LibrarySession
@@ -102,7 +103,9 @@ class OperationsMixin:
             self.changed.emit()
 
     def name_group(self: LibrarySession, key: GroupKey, name: str) -> Any:
-        """Rename a person, or name a cluster (its faces that do not fit go to review)."""
+        """Rename a person (returns the OpChanges), or name a cluster once its outlier
+        check has answered in a worker (returns the pending check; its faces that do
+        not fit go to review)."""
         from faceapp.engine import people
 
         name = name.strip()
@@ -145,11 +148,16 @@ class OperationsMixin:
         self: LibrarySession, suggestion: Any, accept: bool, leave_out: list[int] | None = None
     ) -> Any:
         """Yes or No to a face or cluster suggestion; ``leave_out``: the faces of a
-        cluster that do not fit it (by default the engine looks for them)."""
+        cluster that do not fit it (None: Yes waits for the outlier check, in a worker,
+        and returns it)."""
         from faceapp.engine import naming, people
 
         if hasattr(suggestion, "cluster_id"):  # "Cluster 7 looks like Anna"
             cid, pid = suggestion.cluster_id, suggestion.person_id
+            if accept and leave_out is None:  # the check first, in a worker
+                return self.after_outlier_check(
+                    cid, lambda out: self.answer_suggestion(suggestion, True, out)
+                )
             if accept:
                 return self.run_operation(
                     "Suggestion",
@@ -176,11 +184,52 @@ class OperationsMixin:
     def name_cluster(
         self: LibrarySession, cluster_id: int, name: str, leave_out: list[int] | None
     ) -> Any:
-        """Name a cluster, confirming only the faces that fit; ``leave_out`` (by default
-        the engine's outliers) go to review."""
+        """Name a cluster, confirming only the faces that fit; ``leave_out`` go to review
+        (None: the outlier check runs first, in a worker, and the pending check is
+        returned; the cluster is named when it answers)."""
         from faceapp.engine import naming
 
+        if leave_out is None:
+            return self.after_outlier_check(
+                cluster_id, lambda out: self.name_cluster(cluster_id, name, out)
+            )
         return self.run_operation(
             "Name",
             lambda lib: naming.name_cluster(lib, cluster_id, name, leave_out=leave_out).changes,
         )
+
+    @property
+    def outlier_checks(self: LibrarySession) -> OutlierChecks:
+        """The one queue of outlier checks: every naming of a cluster waits for its own."""
+        if getattr(self, "_outlier_checks", None) is None:
+            self._outlier_checks = OutlierChecks(self)
+            self._clusters_being_named: set[int] = set()
+        return self._outlier_checks
+
+    def after_outlier_check(
+        self: LibrarySession,
+        cluster_id: int,
+        act: Callable[[list[int]], Any],
+        check: OutlierCheck | None = None,
+    ) -> OutlierCheck | None:
+        """``act(faces that do not fit)`` once the cluster's outlier check (``check``,
+        else a new one) has answered in its worker, never on this thread; one naming
+        per cluster at a time, and only while the same library is open. A failed
+        check is reported and nothing is named. None: not started."""
+        lib, checks = self.lib, self.outlier_checks
+        if lib is None or cluster_id in self._clusters_being_named:
+            return None
+        self._clusters_being_named.add(cluster_id)
+        check = check or checks.start(lib, cluster_id)
+
+        def run(out: list[int] | None) -> None:
+            self._clusters_being_named.discard(cluster_id)
+            if self.lib is not lib:
+                return
+            if out is None:
+                report(self, "Name", check.error or RuntimeError("the check failed"))
+            else:
+                act(out)
+
+        check.then(run)
+        return check

@@ -33,10 +33,11 @@ class OutlierCheck(QObject):
         self.finished = False
         self.delivered = False
         self.result: list[int] | None = None
+        self.error: BaseException | None = None  # why the check failed
 
     def then(self, fn: Callable[[list[int] | None], Any]) -> None:
         """Call ``fn(face ids)`` once this check and every check started before it are
-        done (None: the check failed; the engine then checks again while naming)."""
+        done (None: the check failed, ``error`` says why)."""
         if self.delivered:
             fn(self.result)
         else:
@@ -63,13 +64,17 @@ class OutlierChecks(QObject):
             work,
             name="outliers",
             on_finished=lambda ids: self._finish(check, ids),
-            on_failed=lambda _exc: self._finish(check, None),
+            on_failed=lambda exc: self._failed(check, exc),
         )
         return check
 
     @property
     def running(self) -> bool:
         return bool(self._queue)
+
+    def _failed(self, check: OutlierCheck, exc: BaseException) -> None:
+        check.error = exc
+        self._finish(check, None)
 
     def _finish(self, check: OutlierCheck, result: list[int] | None) -> None:
         check.result, check.finished = result, True

@@ -157,3 +157,16 @@ def test_problems_lists_unreadable_files(album, cli):
     ]
     code, out, _ = cli("problems", as_json=False)
     assert "broken.jpg: the file is empty" in out
+
+
+def test_review_without_the_network_keeps_the_plain_distances_for_small_faces(album, cli):
+    """A small face is measured with the network before the queue is read; when the
+    network cannot load, `review` says so in one line and still answers."""
+    lib = album.lib
+    people.create_person(lib, "Anna", album.faces_of(0)[:2])
+    small = album.faces_of(0)[2]
+    lib.conn.execute("UPDATE faces SET x2 = x1 + 14, y2 = y1 + 14 WHERE id = ?", (small,))
+    lib.conn.commit()
+    code, data, err = cli("review")
+    assert code == 0 and small in {s["face"] for s in data["suggestions"]}
+    assert err.count("\n") == 1 and "warning: small faces not measured" in err

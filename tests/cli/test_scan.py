@@ -87,3 +87,14 @@ def test_scan_cluster_and_edits_never_write_the_photo_folder_nor_go_online(
     capsys.readouterr()
     assert tree_state(root) == original
     assert attempts == []
+
+
+def test_a_ray_time_limit_without_ray_or_not_above_zero_is_refused(tmp_path, capsys):
+    from faceapp.cli import main
+
+    for args in (["--ray-time-limit", "60"], ["--ray", "auto", "--ray-time-limit", "0"]):
+        assert main(["scan", str(tmp_path), *args, "--library", str(tmp_path / "l.sqlite")]) == 2
+        assert "--ray-time-limit takes a number of seconds above 0, with --ray" in (
+            capsys.readouterr().err
+        )
+    assert not (tmp_path / "l.sqlite").exists()  # refused before anything was opened

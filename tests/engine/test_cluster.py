@@ -721,3 +721,39 @@ def test_faces_too_small_to_recognise_stay_in_unknown(tmp_path):
     assert None not in {state[f][1] for f in ident if f not in small}
     assert recluster(lib, ClusterParams(min_face_px=0)).clusters == 3
     lib.close()
+
+
+def test_placement_leaves_a_face_too_small_to_group_in_unknown(tmp_path, monkeypatch):
+    lib, _ = make_library(tmp_path / "l.sqlite", [14, 12, 10], seed=7)
+    cluster.recluster(lib)
+    a = sorted({f.cluster_id for f in lib.faces() if f.cluster_id})[0]
+    rng = np.random.default_rng(4)
+    tiny = _add_photo(lib, "tiny.jpg", [_member_vector(lib, a, rng)])
+    big = _add_photo(lib, "big.jpg", [_member_vector(lib, a, rng)])
+    lib.conn.execute("UPDATE faces SET x2 = x1 + 12, y2 = y1 + 12 WHERE id = ?", (tiny[0],))
+    lib.conn.commit()
+    monkeypatch.setattr(cluster, "LARGE_LIBRARY", 10)
+    placed = cluster.place_if_large(lib)
+    assert placed.faces == 2 and placed.placed == 1 and placed.unknown == 1
+    assert lib.face(big[0]).cluster_id == a
+    assert lib.face(tiny[0]).cluster_id is None  # as a full regroup leaves it
+    recluster(lib)
+    assert lib.face(tiny[0]).cluster_id is None and lib.face(big[0]).cluster_id == a
+
+
+def test_an_unnamed_cluster_keeps_its_faces_when_the_rest_is_named(tmp_path):
+    lib, ident = make_library(tmp_path / "l.sqlite", [14, 12, 9, 1, 1, 1], seed=3)
+    recluster(lib)
+    before = labels_state(lib)
+    by_size = sorted((g for g in album.groups(lib) if g.kind == "cluster"), key=lambda g: -g.count)
+    last = by_size[2]
+    faces = set(album.group_faces(lib, "cluster", last.id))
+    for g, name in zip(by_size[:2], ("A", "B"), strict=True):
+        naming.name_cluster(lib, g.id, name, leave_out=())
+    # the nine faces are nearly all that is left unconfirmed: HDBSCAN alone finds no
+    # cluster among them; the group the user saw stays, same id, same faces
+    assert recluster(lib).clusters == 1
+    assert set(album.group_faces(lib, "cluster", last.id)) == faces
+    strangers = [f for f, who in ident.items() if who >= 3]
+    assert all(labels_state(lib)[f] == before[f] == (None, None) for f in strangers)
+    check_invariants(lib)

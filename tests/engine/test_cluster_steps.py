@@ -58,3 +58,65 @@ def test_faces_that_fit_no_part_all_leave(embedded) -> None:
     max_mean_sq = ClusterParams().cohesion_ratio * threshold
     assert split_loose_clusters(x[pick], labels, max_mean_sq, min_size=4) == (4, 0)
     assert (labels == -1).all()
+
+
+@pytest.mark.slow
+def test_an_unnamed_group_stays_when_the_others_are_named_and_it_is_regrouped(
+    lfw_dir: Path, real_weights, tmp_path: Path
+) -> None:
+    """A small library: once two people are named, the unconfirmed faces are one person
+    (and a few strangers). HDBSCAN alone left them all as noise, so the group the user
+    had seen vanished on the next regroup (a rescan); it stays, with the same id."""
+    import shutil
+
+    from faceapp.engine import album, cluster, library, model_versions, naming
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    people = (("Colin_Powell", 10), ("Donald_Rumsfeld", 10), ("Tony_Blair", 9))
+    strangers = ("Aaron_Eckhart", "Abdullah_Gul", "Adam_Sandler")
+    for name, count in (*people, *((s, 1) for s in strangers)):
+        for path in sorted((lfw_dir / name).glob("*.jpg"))[:count]:
+            shutil.copy(path, root / path.name)
+    lib = library.open_library(root)
+    model_versions.register_base(lib, real_weights)
+    pipeline.scan(lib, root, pipeline.Analyzer.from_weights(real_weights, "cpu"))
+    cluster.recluster(lib)
+
+    def clusters() -> dict[int, set[str]]:
+        out: dict[int, set[str]] = {}
+        for f in lib.faces():
+            if f.cluster_id:
+                out.setdefault(f.cluster_id, set()).add(f.photo_path.rsplit("_", 1)[0])
+        return out
+
+    before = clusters()
+    blair = next(c for c, names in before.items() if names == {"Tony_Blair"})
+    blair_faces = set(album.group_faces(lib, "cluster", blair))
+    assert len(blair_faces) >= 8
+    for cid, names in before.items():
+        if cid != blair:
+            naming.name_cluster(lib, cid, names.pop(), leave_out=())
+    summary = cluster.recluster(lib)  # what a rescan does in a small library
+    assert summary.clusters == 1
+    assert set(album.group_faces(lib, "cluster", blair)) == blair_faces
+    lib.close()
+
+
+def test_only_noise_faces_of_a_seen_cluster_are_kept_and_by_the_cluster_rules() -> None:
+    from faceapp.engine.cluster_steps import keep_seen_clusters
+
+    rng = np.random.default_rng(0)
+    centre = rng.normal(size=64)
+    x = np.stack([centre + rng.normal(size=64) * 0.1 for _ in range(7)])
+    x = np.vstack([x, rng.normal(size=(1, 64))])  # a stranger that was in the group
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = np.array([-1, -1, -1, -1, -1, 0, 0, -1])  # 5, 6: put in a cluster by the run
+    seen = np.array([3, 3, 3, 3, 3, 3, 3, 3])
+    photos = np.array([0, 1, 2, 3, 3, 5, 6, 7])  # 3 and 4: one photo
+    kept = keep_seen_clusters(x, labels, seen, photos, 0.75 * 1.1, 0.4 * 1.1, min_size=3)
+    assert kept == 4 and labels[5] == labels[6] == 0  # the run's cluster is left alone
+    assert len(set(labels[[0, 1, 2]])) == 1 and labels[0] == 1
+    assert sorted(labels[[3, 4]].tolist())[0] == -1  # one face per photo
+    assert labels[7] == -1  # the stranger is trimmed
+    assert keep_seen_clusters(x, labels, np.zeros(8, np.int64), photos, 1, 1, 3) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -17,9 +18,13 @@ import pytest
 pytest.importorskip("ray", reason="Ray is not installed (make distributed installs it)")
 
 from faceapp.engine import check, distributed, library, model_versions, pipeline
-from faceapp.engine.ray_local import LocalCluster
+from faceapp.engine.ray_local import LocalCluster, own_mounts_possible
 
 pytestmark = pytest.mark.slow
+own_mounts = pytest.mark.skipif(
+    not own_mounts_possible(),
+    reason="a worker node with mounts of its own needs Linux, root, unshare and nsenter",
+)
 
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Gerhard_Schroeder"]
 
@@ -77,6 +82,101 @@ def test_ray_scan_stores_the_same_faces_and_embeddings_as_a_local_scan(
 def test_workers_that_cannot_read_the_photos_are_named_before_any_work(cluster, tmp_path):
     with pytest.raises(distributed.DistributedError, match=r"cannot read .*same path"):
         distributed.check_paths([str(tmp_path / "not-mounted-here.jpg")])
+
+
+def _library(root, path, weights):
+    lib = library.open_library(root, path)
+    model_versions.register_base(lib, weights)
+    return lib
+
+
+@own_mounts
+def test_a_worker_without_the_photo_folder_is_named_before_any_work(
+    cluster, tmp_path, lfw_dir, real_weights
+):
+    root = _folder(tmp_path / "photos", lfw_dir, 2)
+    lib = _library(root, tmp_path / "ray.sqlite", real_weights)
+    node = cluster.add_worker(own_mounts=True)
+    index = len(cluster.nodes) - 2
+    try:
+        cluster.unmount(index, root)  # the folder is not mounted on that machine
+        with pytest.raises(distributed.DistributedError) as caught:
+            distributed.scan(lib, root, real_weights, cluster.address)
+    finally:
+        cluster.stop_worker(index)
+    message = str(caught.value)
+    assert re.match(rf"^the Ray worker on .*node {node[:8]}\) cannot read {root}/", message)
+    assert message.endswith("at the same path as this machine (mount the folder there)")
+    assert lib.conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 0
+
+
+@own_mounts
+def test_photos_a_worker_cannot_open_go_to_the_workers_that_can(
+    cluster, tmp_path, lfw_dir, real_weights
+):
+    root = _folder(tmp_path / "photos", lfw_dir, 4)
+    lib = _library(root, tmp_path / "ray.sqlite", real_weights)
+    cluster.add_worker(own_mounts=True)
+    index = len(cluster.nodes) - 2
+    gone: list[bool] = []
+
+    def lose_mount(progress) -> None:  # after the path check: the mount drops there
+        if not gone:
+            gone.append(True)
+            cluster.unmount(index, root)
+
+    stats: dict = {}
+    try:
+        report = distributed.scan(
+            lib, root, real_weights, cluster.address, shard=1, progress=lose_mount, stats=stats
+        )
+    finally:
+        cluster.stop_worker(index)
+    assert gone and stats["sent_again"] > 0  # that worker got photos and gave them back
+    assert report.errors == [] and report.photos == 12
+    _stored_once(lib, root)
+
+
+def test_a_photo_whose_read_hangs_is_given_up_and_the_rest_stored_once(
+    cluster, tmp_path, lfw_dir, real_weights
+):
+    root = _folder(tmp_path / "photos", lfw_dir, 4)
+    lib = _library(root, tmp_path / "ray.sqlite", real_weights)
+    stuck = sorted((root / PEOPLE[1]).glob("*.jpg"))[1]
+    rel = stuck.relative_to(root).as_posix()
+
+    def hang(progress) -> None:  # after the plan: reading it now blocks, as a dead mount
+        if not stuck.is_fifo():
+            stuck.unlink()
+            os.mkfifo(stuck)
+
+    stats: dict = {}
+    report = distributed.scan(
+        lib,
+        root,
+        real_weights,
+        cluster.address,
+        progress=hang,
+        stats=stats,
+        time_floor=20,
+        retries=1,
+    )
+    assert [path for path, _ in report.errors] == [rel]
+    reason = report.errors[0][1]
+    workers = r"\S+ \([\d.]+, node \w{8}\)"
+    assert re.fullmatch(
+        rf"took longer than \d+ s on the Ray workers {workers}, {workers}; skipped",
+        reason,
+    ), reason
+    assert lib.photo_errors() == [(rel, reason)]  # a later scan does not wait for it again
+    assert report.photos == 11 and stats["sent_again"] >= 2
+    paths = [row[0] for row in lib.conn.execute("SELECT path FROM photos WHERE status = 'ok'")]
+    expected = {p.relative_to(root).as_posix() for p in root.rglob("*.jpg") if p.is_file()}
+    assert sorted(paths) == sorted(expected) and len(expected) == 11
+    twice = lib.conn.execute(
+        "SELECT photo_id FROM faces GROUP BY photo_id, x1, y1, x2, y2 HAVING COUNT(*) > 1"
+    ).fetchall()
+    assert twice == []
 
 
 def test_a_worker_killed_mid_scan_loses_no_photo_and_stores_none_twice(
@@ -141,6 +241,7 @@ def test_a_killed_scanning_process_resumes_where_it_stopped(
     end = time.monotonic() + 600
     while _stored_photos(path) == 0 and head.poll() is None and time.monotonic() < end:
         time.sleep(0.02)
+    assert head.poll() is None, head.stderr.read().decode()
     os.kill(head.pid, signal.SIGKILL)  # the one writer, mid-scan
     head.wait()
     before = _stored_photos(path)

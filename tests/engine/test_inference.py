@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from faceapp.engine import inference
 from faceapp.engine.embed import Embedder
@@ -36,14 +37,36 @@ def test_auto_follows_what_the_cpu_offers(monkeypatch, native: bool, expected: s
     assert plan.detect_precision == "fp32"  # MTCNN gains nothing from bf16 (measured)
 
 
-@pytest.mark.parametrize(("cores", "workers", "threads"), [(1, 1, 1), (2, 2, 1), (16, 4, 4)])
-def test_cpu_cores_are_shared_between_batches_analysed_at_once(
-    monkeypatch, cores: int, workers: int, threads: int
+@pytest.mark.parametrize(
+    ("cores", "workers", "per_batch", "threads"), [(1, 1, 1, 1), (2, 2, 1, 1), (16, 4, 4, 15)]
+)
+def test_cpu_cores_are_shared_between_batches_a_scan_analyses_at_once(
+    monkeypatch, cores: int, workers: int, per_batch: int, threads: int
 ) -> None:
     monkeypatch.setattr(inference, "cores", lambda: cores)
     plan = inference.choose("cpu")
-    assert (plan.analyze_workers, plan.torch_threads) == (workers, threads)
-    assert f"{workers} photo batch(es) analysed at once" in plan.reason
+    assert (plan.analyze_workers, plan.scan_threads, plan.torch_threads) == (
+        workers,
+        per_batch,
+        threads,
+    )
+    assert f"a scan analyses {workers} photo batch(es) at once" in plan.reason
+
+
+def test_the_scan_split_of_threads_lasts_only_as_long_as_the_scan() -> None:
+    plan = inference.with_threads(inference.choose("cpu"), 2)
+    plan = dataclasses.replace(plan, scan_threads=1)
+    before = torch.get_num_threads()
+    try:
+        plan.apply_threads()
+        with plan.scanning():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), plan.scanning():
+            raise RuntimeError("a scan that fails gives the threads back too")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_cuda_plan_is_fp16_and_batched(monkeypatch) -> None:

@@ -209,3 +209,35 @@ def test_naming_before_the_check_answers_waits_for_it(qtbot, window, scanned_lib
         window.act_undo.text()
     )
     assert not window.errors, window.errors
+
+
+def test_programmatic_naming_checks_the_group_in_a_worker_too(
+    qtbot, window, scanned_library, monkeypatch
+):
+    """session.name_group and Yes to a cluster suggestion take the window's path: the
+    check runs in a worker, never on the GUI thread, and the odd face is left out."""
+    import threading
+
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    a, b = sorted(groups(window, "cluster"), key=lambda g: -g.count)[:2]
+    faces_a = window.session.group_faces(GroupKey(GroupKind.CLUSTER, a.id))
+    gate, threads = _slow_outlier_check(monkeypatch, faces_a[-1:])
+    pending = window.session.name_group(GroupKey(GroupKind.CLUSTER, a.id), "Programmatic")
+    assert pending is not None and person(window, "Programmatic") is None  # not yet
+    gate.set()
+    qtbot.waitUntil(lambda: person(window, "Programmatic") is not None)
+    anna = GroupKey(GroupKind.PERSON, person(window, "Programmatic").id)
+    assert set(window.session.group_faces(anna)) == set(faces_a[:-1])
+    # Yes to "Cluster b looks like Programmatic", asked without the odd faces known
+    from faceapp.engine.review import ClusterReview
+
+    faces_b = window.session.group_faces(GroupKey(GroupKind.CLUSTER, b.id))
+    gate_b, threads_b = _slow_outlier_check(monkeypatch, faces_b[-1:])
+    gate_b.set()
+    question = ClusterReview(b.id, anna.id, "Programmatic", len(faces_b), len(faces_b), 0.9)
+    assert window.session.answer_suggestion(question, True) is not None
+    qtbot.waitUntil(lambda: set(faces_b[:-1]) <= set(window.session.group_faces(anna)))
+    assert faces_b[-1] not in window.session.group_faces(anna)
+    assert threads and threads_b and threading.main_thread() not in threads + threads_b
+    assert not window.errors, window.errors

@@ -1,0 +1,139 @@
+"""Small faces measured against named people at their own resolution (small_match)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from faceapp.engine import people, review, small_match
+from faceapp.engine.library import Library
+from faceapp.engine.library_photos import NewFace
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _jpeg(colour: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (160, 160), colour).save(out, "JPEG")
+    return out.getvalue()
+
+
+RED, BLUE = (200, 30, 30), (30, 30, 200)
+
+
+def _library(tmp_path):
+    """Anna (red crops) and Ben (blue crops), three 60 px faces each, and one unconfirmed
+    14 px face whose plain embedding lies nearer Ben."""
+    rng = np.random.default_rng(0)
+    anna, ben = _unit(rng.normal(size=512)), _unit(rng.normal(size=512))
+    lib = Library(tmp_path / "l.sqlite")
+    model = lib.add_model(
+        name="t", source="t", origin="t", sha256="0", preprocess="fixed",
+        threshold=1.1, threshold_source="t",
+    )  # fmt: skip
+    ids: dict[str, list[int]] = {"anna": [], "ben": []}
+    for k in range(6):
+        who, centre, colour = ("anna", anna, RED) if k < 3 else ("ben", ben, BLUE)
+        v = _unit(centre + rng.normal(size=512) * 0.02)
+        face = NewFace((0.0, 0.0, 60.0, 60.0), [[0, 0]] * 5, 0.99, _jpeg(colour), v)
+        photo = lib.store_photo(
+            f"{k}.jpg", size=1, mtime_ns=1, width=100, height=100, content_hash=str(k),
+            faces=[face], model_id=model,
+        )  # fmt: skip
+        ids[who] += [f.id for f in lib.faces_of_photo(photo)]
+    small_v = _unit(0.3 * anna + 0.7 * ben + rng.normal(size=512) * 0.05)
+    tiny = NewFace((0.0, 0.0, 14.0, 14.0), [[0, 0]] * 5, 0.9, _jpeg((90, 90, 90)), small_v)
+    photo = lib.store_photo(
+        "small.jpg", size=1, mtime_ns=1, width=100, height=100, content_hash="s",
+        faces=[tiny], model_id=model,
+    )  # fmt: skip
+    small = lib.faces_of_photo(photo)[0].id
+    lib.set_active_model(model)
+    people.create_person(lib, "Anna", ids["anna"])
+    people.create_person(lib, "Ben", ids["ben"])
+    pid = dict(lib.conn.execute("SELECT name, id FROM people").fetchall())
+    return lib, small, small_v, ids, pid
+
+
+def _embed_like(small_v: np.ndarray, calls: list[np.ndarray]):
+    """An embedder under test: a reddish crop (Anna's, degraded) embeds next to the
+    small face, anything else far from it."""
+    far = _unit(-small_v)
+
+    def embed(crops: np.ndarray) -> np.ndarray:
+        calls.append(crops)
+        red = crops[..., 0].mean(axis=(1, 2)) > crops[..., 2].mean(axis=(1, 2))
+        return np.stack([small_v if r else far for r in red]).astype(np.float32)
+
+    return embed
+
+
+def _suggestion(lib, face_id):
+    return next((s for s in review.review(lib) if s.face_id == face_id), None)
+
+
+def test_a_small_face_is_suggested_by_its_measurement_at_its_own_resolution(tmp_path):
+    lib, small, small_v, _ids, pid = _library(tmp_path)
+    before = _suggestion(lib, small)
+    assert before is not None and before.person_name == "Ben"  # the plain distance
+    assert small_match.pending(lib) == 2  # both people are candidates
+    calls: list[np.ndarray] = []
+    assert small_match.update(lib, _embed_like(small_v, calls)) == 2
+    # each crop shrunk to the small face's scale (14 of 60 px) once, enlarged back
+    assert calls[0].shape == (6, 160, 160, 3)
+    after = _suggestion(lib, small)
+    assert after.person_name == "Anna" and after.distance < 1e-3 and after.label == "likely"
+    assert small_match.pending(lib) == 0 and small_match.update(lib, _embed_like(small_v, [])) == 0
+    # "not this person" holds for a measured face as for any other
+    # and measured at its resolution, Ben is far: no suggestion is left
+    people.reject_suggestion(lib, small, pid["Anna"])
+    assert _suggestion(lib, small) is None
+    lib.close()
+
+
+def test_a_measurement_stops_holding_when_its_faces_leave_the_person(tmp_path):
+    lib, small, small_v, ids, pid = _library(tmp_path)
+    small_match.update(lib, _embed_like(small_v, []))
+    assert _suggestion(lib, small).person_name == "Anna"
+    people.move_faces(lib, ids["anna"][:1], pid["Ben"])  # one compared face is Ben's now
+    assert _suggestion(lib, small) is None  # Anna's measurement no longer holds
+    assert small_match.pending(lib) == 1  # Anna is measured again on the next reading
+    small_match.update(lib, _embed_like(small_v, []))
+    assert _suggestion(lib, small).person_name == "Anna"
+    lib.close()
+
+
+def test_degrade_keeps_the_size_and_blurs():
+    rng = np.random.default_rng(1)
+    crop = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    low = small_match.degrade(crop, small_match._side(14 / 60))
+    assert low.shape == crop.shape and low.dtype == np.uint8
+    assert (
+        np.abs(np.diff(low.astype(int), axis=1)).mean()
+        < np.abs(np.diff(crop.astype(int), axis=1)).mean() / 3
+    )
+    assert small_match.degrade(crop, small_match._side(1.5)) is crop
+
+
+def test_a_measured_distance_has_a_confidence_curve_of_its_own(tmp_path):
+    """Blurred on both sides, strangers come nearer too: a measured 0.6 (threshold 1.1)
+    is "unsure", where the plain curve would call that distance "likely"."""
+    lib, small, small_v, _ids, _pid = _library(tmp_path)
+    other = np.random.default_rng(5).normal(size=512)
+    other = _unit(other - other @ small_v * small_v)
+    at_06 = _unit(0.7 * small_v + np.sqrt(1 - 0.49) * other)  # squared distance 0.6
+
+    def embed(crops: np.ndarray) -> np.ndarray:
+        red = crops[..., 0].mean(axis=(1, 2)) > crops[..., 2].mean(axis=(1, 2))
+        return np.stack([at_06 if r else _unit(-small_v) for r in red])
+
+    small_match.update(lib, embed)
+    s = _suggestion(lib, small)
+    assert s.person_name == "Anna" and abs(s.distance - 0.6) < 1e-3
+    plain = review.lfw_calibration(1.1).confidence(0.6)
+    assert plain >= review.LIKELY and s.label == "unsure"
+    lib.close()
