@@ -42,7 +42,10 @@ class PhotoMixin:
         path = self.session.photo_file(row.photo_path)
         if path is None:
             return
-        self.photo_view.show_photo(path, self._photo_marks(row.photo_id), face_id)
+        from faceapp.engine import photos
+
+        taken = photos.photo(lib, row.photo_id).taken_at
+        self.photo_view.show_photo(path, self._photo_marks(row.photo_id), face_id, taken)
         seq = self._photo_sequence
         at = seq.index(face_id) if face_id in seq else -1
         self.photo_view.set_position(at, len(seq))

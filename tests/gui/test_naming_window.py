@@ -205,6 +205,10 @@ def test_a_box_named_in_the_photo_view_shows_its_new_name(
         return marks[window.photo_view.face_ids.index(face)].label
 
     assert label() == f"Cluster {cluster.id}"
+    from faceapp.engine import photos
+
+    taken = photos.photo(window.session.lib, window.session.lib.face(face).photo_id).taken_at
+    assert f"taken {taken[:10]}" in window.photo_view.subtitle.text()  # when, beside where
     seen: list = []
 
     def fake_exec(dialog: NameDialog) -> int:
