@@ -60,7 +60,9 @@ class NamingMixin:
         check = None if is_person else self.session.outlier_checks.start(self.session.lib, key.id)
         dialog = NameDialog(
             "Rename Person" if is_person else "Name This Person",
-            f"Who is this? ({group.count} faces)" if group else "Who is this?",
+            f"Who is this? ({group.count} {'face' if group.count == 1 else 'faces'})"
+            if group
+            else "Who is this?",
             current=(group.name or "") if is_person and group else "",
             names=[n for n in self._names() if not (is_person and group and n == group.name)],
             avatar=avatar,

@@ -222,6 +222,15 @@ def test_a_box_named_in_the_photo_view_shows_its_new_name(
     qtbot.waitUntil(lambda: label() == "Named On The Photo")
     assert seen == ["Who is this? Type a new name or one you named before."]
     assert window.photo_view.selected_face() == face
+
+    # F2 on the box renames that person of one face: "(1 face)", not "(1 faces)".
+    def look_and_cancel(dialog: NameDialog) -> int:
+        seen.append(dialog.findChildren(type(dialog.note))[0].text())
+        return NameDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(NameDialog, "exec", look_and_cancel)
+    qtbot.keyClick(window.photo_view.canvas, Qt.Key.Key_F2)
+    assert seen[-1] == "Who is this? (1 face)"
     window.act_undo.trigger()
     qtbot.waitUntil(lambda: label() == f"Cluster {cluster.id}")
     assert not window.errors, window.errors
