@@ -16,7 +16,7 @@ from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.dialogs.question import ask_yes_no
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.outliers import OutlierCheck
-from faceapp.gui.refresh import CONTENT_REVIEW
+from faceapp.gui.refresh import CONTENT_GRID, CONTENT_REVIEW
 
 if TYPE_CHECKING:
     from faceapp.gui.main_window import MainWindow
@@ -191,7 +191,10 @@ class NamingMixin:
             self.name_faces(face_ids, dialog.name())
 
     def name_faces(self: MainWindow, face_ids: list[int], name: str) -> bool:
-        """The faces join the person called ``name``, made new when nobody has that name."""
+        """The faces join the person called ``name``, made new when nobody has that name.
+
+        The new person is shown, except from Unknown faces and Review: there the user
+        names one person seen once after another, so the window stays where it is."""
         name = " ".join(name.split())
         if not name or not face_ids:
             return False
@@ -199,10 +202,16 @@ class NamingMixin:
         if existing is not None:
             return self.request_move(face_ids, existing)
         changes = self.session.name_faces(face_ids, name)
+        in_unknown = (
+            self.content.currentIndex() == CONTENT_GRID
+            and self.current_key is not None
+            and self.current_key.kind is GroupKind.UNKNOWN
+        )
         if (
             changes is not None
             and changes.person_id is not None
             and self.content.currentIndex() != CONTENT_REVIEW
+            and not in_unknown
         ):
             self.select_after_refresh(GroupKey(GroupKind.PERSON, changes.person_id))
             self.refresh()

@@ -94,6 +94,10 @@ def test_unknown_faces_can_be_named(qtbot, window, scanned_library, monkeypatch)
     qtbot.waitUntil(lambda: person(window, "Seen Once") is not None)
     pid = person(window, "Seen Once").id
     assert window.session.group_faces(GroupKey(GroupKind.PERSON, pid)) == loose
+    # Unknown faces stay on screen for the next person seen once; the named face left it.
+    qtbot.waitUntil(lambda: not window.refreshing)
+    assert window.current_key == unknown or window.sidebar_model.group(unknown) is None
+    assert window.grid_model.row_of(loose[0]) < 0
     assert not window.errors, window.errors
 
 
