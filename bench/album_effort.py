@@ -248,7 +248,7 @@ class User:
         embedder = self.analyzer_factory().embedder
         for _ in range(5):
             # what opening Review does: small faces measured at their own resolution
-            small_match.update(self.lib, embedder.embed)
+            small_match.update(self.lib, embedder.embed, self.lib.active_model().id)
             likely = [s for s in review.review(self.lib) if s.label == "likely"]
             if not likely:
                 return

@@ -122,7 +122,7 @@ def main() -> None:
         d_all, ok_all = [], []
         for share, confirm in SCENARIOS:
             lib, _named = scenario(fresh(src, 0), big_truth, share, confirm, 0)
-            small_match.update(lib, embed)
+            small_match.update(lib, embed, lib.active_model().id)
             items = [s for s in review.review(lib) if s.face_id in small]
             d_all += [s.distance for s in items]
             ok_all += [small_truth.get(s.face_id) == s.person_name for s in items]
@@ -149,7 +149,7 @@ def main() -> None:
             for kind in ("plain", "measured"):
                 if kind == "measured":
                     t = time.perf_counter()
-                    pairs = small_match.update(lib, embed)
+                    pairs = small_match.update(lib, embed, lib.active_model().id)
                     took = time.perf_counter() - t
                 items = [s for s in review.review(lib) if s.face_id in small]
                 s = score(items, small_truth, lib, named)

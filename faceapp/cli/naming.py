@@ -153,7 +153,9 @@ def measure_small_faces(lib: Library, device: str) -> None:
     the plain distances, and a warning says why)."""
     from faceapp.engine import small_match
 
-    if small_match.pending(lib):
+    todo = small_match.to_measure(lib)
+    model = lib.active_model()
+    if todo and model is not None:
         from faceapp.engine import pipeline
 
         try:
@@ -161,7 +163,7 @@ def measure_small_faces(lib: Library, device: str) -> None:
         except FaceAppError as exc:
             echo(f"faceapp: warning: small faces not measured: {exc}", file=sys.stderr)
             return
-        small_match.update(lib, embed)
+        small_match.update(lib, embed, model.id, todo=todo)
 
 
 def cmd_review(args: argparse.Namespace) -> int:

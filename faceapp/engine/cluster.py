@@ -92,9 +92,9 @@ def recluster(
     if progress:
         progress(f"clustering {len(rows)} faces")
     vectors = state.vectors if len(rows) == len(state) else state.vectors[rows]
-    # the clusters the user has seen keep faces a run on few faces would leave as noise
+    # a cluster of the last grouping keeps faces a run on few faces would leave as noise
     result = cluster_vectors(
-        vectors, state.photo[rows], params, threshold=threshold, seen=state.cluster[rows]
+        vectors, state.photo[rows], params, threshold=threshold, before=state.cluster[rows]
     )
     labels = np.full(len(unconf), -1, np.int64)  # held faces: Unknown (suggested or small)
     labels[grouped] = result.labels

@@ -182,36 +182,41 @@ def split_loose_clusters(
     return removed, kept
 
 
-def keep_seen_clusters(
+def keep_previous_clusters(
     x: np.ndarray,
     labels: np.ndarray,
-    seen: np.ndarray,
+    before: np.ndarray,
     groups: np.ndarray,
     max_sq: float,
     max_mean_sq: float,
     min_size: int,
 ) -> int:
-    """Faces left as noise stay together in the cluster they were in before (``seen``:
-    the old cluster id per row, 0 for none) when they still make a cluster by the
-    rules of a new one: one face per photo, none farther than ``max_sq`` from the
-    centroid, cohesive (``max_mean_sq``), at least ``min_size`` faces.
+    """Faces of a cluster the new run left wholly as noise stay together in it
+    (``before``: each row's cluster at the last grouping, 0 for none) when they still
+    make a cluster by the rules of a new one: one face per photo, none farther than
+    ``max_sq`` from the centroid, cohesive (``max_mean_sq``), at least ``min_size``
+    faces.
 
     HDBSCAN never returns the whole input as one cluster (``allow_single_cluster``
     off, right for a library of many people), so in a small library whose other
     people were named, the last unnamed person's faces were all noise after a
-    rescan and the group the user had seen vanished. Faces the new run put into a
-    cluster stay there. Returns how many faces were kept in their old cluster.
+    rescan and the group the user had seen vanished. An old cluster some of whose
+    faces the new run put into a cluster keeps nothing: its noise faces beside that
+    cluster would be a second group of one person. Returns how many faces were kept.
     """
-    rows = np.flatnonzero((labels < 0) & (seen > 0))
+    taken = np.unique(before[(labels >= 0) & (before > 0)])
+    rows = np.flatnonzero((labels < 0) & (before > 0) & ~np.isin(before, taken))
     if len(rows) < min_size:
         return 0
     xs = x[rows]
-    part = np.unique(seen[rows], return_inverse=True)[1].astype(np.int64).ravel()
+    part = np.unique(before[rows], return_inverse=True)[1].astype(np.int64).ravel()
     enforce_cannot_link(xs, part, groups[rows])
     trim_outliers(xs, part, max_sq, min_size)
     part = relabel(part)
     split_loose_clusters(xs, part, max_mean_sq, min_size)
     part = relabel(part)
+    if part.max() < 0:  # every face trimmed or split off
+        return 0
     sizes = np.bincount(part[part >= 0], minlength=int(part.max()) + 1)
     keep = (part >= 0) & (sizes[np.maximum(part, 0)] >= min_size)
     labels[rows[keep]] = int(labels.max()) + 1 + part[keep]

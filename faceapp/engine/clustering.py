@@ -31,9 +31,10 @@ The algorithm (:func:`cluster_vectors`):
    cluster (421 background faces); no real person's cluster there is that loose. A
    cluster is also loose when a person with too few faces for a cluster of their own
    was hung on a look-alike's: the split keeps the look-alike's cluster.
-7. A regroup passes each face's cluster before (``seen``): faces HDBSCAN left as
-   noise stay in the cluster the user saw them in when they still make one by the
-   rules above (:func:`~faceapp.engine.cluster_steps.keep_seen_clusters`). HDBSCAN
+7. A regroup passes each face's cluster at the last grouping (``before``): when
+   HDBSCAN left every face of an old cluster as noise, they stay in it if they still
+   make a cluster by the rules above
+   (:func:`~faceapp.engine.cluster_steps.keep_previous_clusters`). HDBSCAN
    never returns its whole input as one cluster, so once the other people of a
    small library were named, the last unnamed group vanished at the next rescan.
 8. Optionally (``attach_ratio``, off by default) noise faces join the nearest
@@ -70,7 +71,7 @@ import numpy as np
 from faceapp.engine.cluster_steps import (
     attach_noise,
     enforce_cannot_link,
-    keep_seen_clusters,
+    keep_previous_clusters,
     merge_close_clusters,
     relabel,
     split_loose_clusters,
@@ -268,11 +269,11 @@ def cluster_vectors(
     groups: np.ndarray | None = None,
     params: ClusterParams | None = None,
     threshold: float = DEFAULT_THRESHOLD,
-    seen: np.ndarray | None = None,
+    before: np.ndarray | None = None,
 ) -> ClusterResult:
-    """Cluster unit embeddings; ``groups`` (photo ids) are cannot-link sets; ``seen``:
-    each face's cluster before (0: none), kept where HDBSCAN leaves its faces as
-    noise but they still make a cluster (:func:`keep_seen_clusters`).
+    """Cluster unit embeddings; ``groups`` (photo ids) are cannot-link sets; ``before``:
+    each face's cluster at the last grouping (0: none), kept where HDBSCAN leaves all
+    its faces as noise but they still make a cluster (:func:`keep_previous_clusters`).
 
     ``threshold`` is the model's verification threshold (squared L2 on unit
     vectors); the noise-attachment and merge steps are fractions of it.
@@ -310,9 +311,9 @@ def cluster_vectors(
         x, labels, params.cohesion_ratio * threshold, params.min_cluster_size
     )
     labels = relabel(labels)
-    if seen is not None:
-        stats["kept_seen"] = keep_seen_clusters(
-            x, labels, np.asarray(seen, np.int64), groups, params.trim_ratio * threshold,
+    if before is not None:
+        stats["kept_previous"] = keep_previous_clusters(
+            x, labels, np.asarray(before, np.int64), groups, params.trim_ratio * threshold,
             params.cohesion_ratio * threshold, params.min_cluster_size,
         )  # fmt: skip
         labels = relabel(labels)

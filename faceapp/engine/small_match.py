@@ -22,6 +22,7 @@ person out as for any suggestion.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -30,11 +31,15 @@ from PIL import Image
 from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library
 from faceapp.engine.person_distances import rejection_pairs
+from faceapp.engine.progress import emit
 from faceapp.engine.vecmath import sq_dists
 
 SMALL_PX = 20.0  # faces under this mean box side (the default min_face_px) are re-measured
 CANDIDATES = 5  # nearest named people (by the plain distance) measured again
 PER_PERSON = 8  # of each, the confirmed faces nearest the small face
+CHUNK = 128  # small faces measured and kept per transaction (bounded memory, cancel)
+EMBED_BATCH = 256  # degraded crops read and embedded at once
+VECTOR_CACHE = 50_000  # degraded copies' embeddings kept across chunks (2 KiB each)
 CROP = 160
 # Confidence of a measured distance: a logistic curve of its own, fitted on LFW small
 # faces (python bench/review_small_lfw.py --fit), as fractions of the threshold. Blurring
@@ -61,9 +66,13 @@ def _ruled_out(lib: Library, state: FaceState, rows: np.ndarray) -> set[tuple[in
     return {(int(f), int(p)) for f, p in rejection_pairs(lib, state.ids[rows]).tolist()}
 
 
-def _plan(
-    lib: Library, state: FaceState, block: int = 256
-) -> list[tuple[int, int, tuple[int, ...]]]:
+Pair = tuple[int, int, tuple[int, ...]]  # (small face, person, that person's faces compared)
+
+_plan_lock = threading.Lock()
+_plan_cache: dict[str, tuple[tuple, list[Pair]]] = {}  # library path -> (signature, plan)
+
+
+def _plan(lib: Library, state: FaceState, block: int = 256) -> list[Pair]:
     """(face, person, that person's faces to compare) for each small face and each of
     its CANDIDATES nearest allowed people (in blocks of faces: one distance matrix of
     a block against the confirmed faces, grouped by person)."""
@@ -79,10 +88,13 @@ def _plan(
     for f, p in _ruled_out(lib, state, rows):
         if p in col:
             ruled.setdefault(f, []).append(col[p])
+    conf_v = state.vectors[conf]  # once, not per block
+    conf_sq = np.einsum("ij,ij->i", conf_v, conf_v)
+    conf_ids = state.ids[conf]
     out = []
     for b in range(0, len(rows), block):
         chunk = rows[b : b + block]
-        d = sq_dists(state.vectors[chunk], state.vectors[conf])
+        d = sq_dists(state.vectors[chunk], conf_v, conf_sq)
         per_person = np.minimum.reduceat(d, starts, axis=1)
         for i, r in enumerate(chunk.tolist()):
             face = int(state.ids[r])
@@ -91,9 +103,36 @@ def _plan(
             for j in near[np.isfinite(per_person[i, near])].tolist():
                 lo, hi = int(starts[j]), int(ends[j])
                 pick = lo + np.argsort(d[i, lo:hi], kind="stable")[:PER_PERSON]
-                compared = tuple(sorted(int(f) for f in state.ids[conf[pick]]))
+                compared = tuple(sorted(conf_ids[pick].tolist()))
                 out.append((face, int(pids[j]), compared))
     return out
+
+
+def _signature(lib: Library) -> tuple:
+    """Changes whenever the plan may: the model, any labelling operation (names, moves,
+    "not this person", birth dates: all in the oplog), faces added or removed."""
+    q = lib.conn.execute
+    return (
+        lib.get_meta("active_model"),
+        *q("SELECT IFNULL(MAX(id), 0), SUM(state = 'done') FROM oplog").fetchone(),
+        *q("SELECT COUNT(*), IFNULL(MAX(id), 0), IFNULL(SUM(person_id), 0) FROM faces").fetchone(),
+        *q("SELECT COUNT(*) FROM rejections").fetchone(),
+    )
+
+
+def _cached_plan(lib: Library) -> list[Pair]:
+    """:func:`_plan`, computed once per state of the library (a Review refresh asks
+    twice: :func:`pending`, then :func:`update`)."""
+    sig, key = _signature(lib), str(lib.path.resolve())
+    with _plan_lock:
+        hit = _plan_cache.get(key)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+    plan = _plan(lib, load_state(lib))
+    with _plan_lock:
+        _plan_cache.clear()  # one library at a time
+        _plan_cache[key] = (sig, plan)
+    return plan
 
 
 def _stored(lib: Library, model_id: int) -> dict[tuple[int, int], tuple[float, tuple]]:
@@ -106,22 +145,19 @@ def _stored(lib: Library, model_id: int) -> dict[tuple[int, int], tuple[float, t
     }
 
 
-def _to_measure(lib: Library, state: FaceState) -> list[tuple[int, int, tuple[int, ...]]]:
+def to_measure(lib: Library) -> list[Pair]:
+    """The measurements :func:`update` would make: planned ones not stored, or stored
+    against other faces than the person's nearest now (no network needed to ask)."""
     model = lib.active_model()
     if model is None:
         return []
-    owner = dict(zip(state.ids.tolist(), state.person.tolist(), strict=True))
-    have = {  # measurements that still hold: every face compared is still the person's
-        key for key, (_, compared) in _stored(lib, model.id).items()
-        if all(owner.get(c) == key[1] for c in compared)
-    }  # fmt: skip
-    return [(f, p, c) for f, p, c in _plan(lib, state) if (f, p) not in have]
+    stored = _stored(lib, model.id)
+    return [(f, p, c) for f, p, c in _cached_plan(lib) if stored.get((f, p), (0, None))[1] != c]
 
 
 def pending(lib: Library) -> int:
-    """How many (small face, person) measurements :func:`update` would make (no
-    network needed to ask)."""
-    return len(_to_measure(lib, load_state(lib)))
+    """How many (small face, person) measurements :func:`update` would make."""
+    return len(to_measure(lib))
 
 
 def _box_sides(lib: Library, face_ids: list[int]) -> dict[int, float]:
@@ -150,37 +186,91 @@ def degrade(crop: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(im.resize((CROP, CROP), Image.Resampling.BILINEAR))
 
 
-def update(lib: Library, embed: Callable[[np.ndarray], np.ndarray]) -> int:
-    """Measure the small faces not measured yet against their candidate people and
-    keep the results; returns how many (face, person) pairs were measured.
-    ``embed``: the active model's embedder (``Embedder.embed``)."""
+def _measure(
+    lib: Library,
+    state: FaceState,
+    todo: list[Pair],
+    embed: Callable[[np.ndarray], np.ndarray],
+    cancel: Callable[[], bool] | None,
+    vector_of: dict[tuple[int, int], np.ndarray],
+) -> list[tuple[int, int, float, str]] | None:
+    """(face, person, distance, compared as JSON) of these pairs; None when cancelled.
+    Crops are read and embedded EMBED_BATCH at a time; ``vector_of``: degraded copies
+    embedded before, by (face, side), kept for the next chunk."""
     from faceapp.engine.embed import load_crops
 
-    model = lib.active_model()
-    state = load_state(lib)
-    todo = _to_measure(lib, state)
-    if model is None or not todo:
-        return 0
     faces = sorted({c for _, _, cs in todo for c in cs})
-    crops = dict(zip(faces, load_crops(lib, faces), strict=True))
     sides = _box_sides(lib, [f for f, _, _ in todo] + faces)
     keys = {(c, _side(sides[f] / max(sides[c], 1e-6))) for f, _, cs in todo for c in cs}
-    order = sorted(keys)
-    vectors = embed(np.stack([degrade(crops[c], side) for c, side in order]))
-    vector_of = dict(zip(order, vectors, strict=True))
+    order = sorted(keys - vector_of.keys())
+    for b in range(0, len(order), EMBED_BATCH):
+        if cancel is not None and cancel():
+            return None
+        batch = order[b : b + EMBED_BATCH]
+        ids = sorted({c for c, _ in batch})
+        crops = dict(zip(ids, load_crops(lib, ids), strict=True))
+        vectors = embed(np.stack([degrade(crops[c], side) for c, side in batch]))
+        vector_of.update(zip(batch, vectors, strict=True))
     row_of = {int(f): i for i, f in enumerate(state.ids)}
     results = []
     for f, p, cs in todo:
         mine = np.stack([vector_of[c, _side(sides[f] / max(sides[c], 1e-6))] for c in cs])
         d = ((mine - state.vectors[row_of[f]]) ** 2).sum(axis=1)
-        results.append((f, model.id, p, float(d.min()), json.dumps(list(cs))))
-    with lib.transaction() as c:
-        c.executemany(
-            "INSERT OR REPLACE INTO small_matches(face_id, model_id, person_id, distance,"
-            " compared) SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
-            [(*r, r[0]) for r in results],
-        )
-    return len(results)
+        results.append((f, p, float(d.min()), json.dumps(list(cs))))
+    return results
+
+
+def update(
+    lib: Library,
+    embed: Callable[[np.ndarray], np.ndarray],
+    model_id: int,
+    *,
+    todo: list[Pair] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    progress: Callable[[tuple[int, int]], None] | None = None,
+) -> int:
+    """Measure the small faces not measured yet against their candidate people and
+    keep the results; returns how many (face, person) pairs were measured.
+
+    ``embed``: the embedder of model version ``model_id``; nothing is written once the
+    library's active model is another. ``todo``: :func:`to_measure` when the caller
+    has it. Small faces are measured CHUNK at a time, each chunk kept in its own
+    transaction, so memory stays bounded, and ``cancel()`` (polled between batches)
+    loses at most one chunk's work. ``progress((small faces done, of))``."""
+    if _active_id(lib) != model_id:
+        return 0
+    todo = to_measure(lib) if todo is None else todo
+    by_face: dict[int, list[Pair]] = {}
+    for pair in todo:
+        by_face.setdefault(pair[0], []).append(pair)
+    sides = _box_sides(lib, list(by_face))
+    faces = sorted(by_face, key=lambda f: (sides[f], f))  # a chunk of one size shares copies
+    vector_of: dict[tuple[int, int], np.ndarray] = {}
+    state = load_state(lib)
+    done = 0
+    for s in range(0, len(faces), CHUNK):
+        part = [pair for f in faces[s : s + CHUNK] for pair in by_face[f]]
+        if len(vector_of) > VECTOR_CACHE:
+            vector_of.clear()
+        results = _measure(lib, state, part, embed, cancel, vector_of)
+        if results is None:
+            break
+        with lib.transaction() as c:
+            if _active_id(lib) != model_id:  # switched while measuring: another network
+                break
+            c.executemany(
+                "INSERT OR REPLACE INTO small_matches(face_id, model_id, person_id, distance,"
+                " compared) SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
+                [(f, model_id, p, d, cs, f) for f, p, d, cs in results],
+            )
+        done += len(results)
+        emit(progress, (min(s + CHUNK, len(faces)), len(faces)))
+    return done
+
+
+def _active_id(lib: Library) -> int | None:
+    value = lib.get_meta("active_model")
+    return int(value) if value else None
 
 
 def apply(lib: Library, state: FaceState, person: np.ndarray, dist: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ the workers so the window appears before torch has loaded.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -92,15 +93,16 @@ class JobsMixin:
         else:
             self.error.emit("Weights", f"Could not load the face recognition weights:\n{exc}")
 
-    def analyzer(self: LibrarySession) -> Any:
-        """The shared analyzer for the open library (or plain weights without one).
+    def analyzer(self: LibrarySession, lib: Any = None) -> Any:
+        """The shared analyzer for ``lib`` (default: the open library; plain weights
+        without one).
 
         Called from worker threads; built once per library, model version,
         device and weights file, because building it loads the networks.
         """
         from faceapp.engine import pipeline, weights
 
-        lib = self.lib
+        lib = self.lib if lib is None else lib
         device = self.settings.device
         user = self.settings.weights_path
         active = lib.active_model() if lib is not None else None
@@ -135,6 +137,7 @@ class JobsMixin:
         from faceapp.engine import pipeline
 
         lib, root = self.lib, self.folder
+        self.cancel_small_faces()  # one user of the network at a time
 
         def work(job: workers.Job) -> Any:
             analyzer = self.analyzer()
@@ -155,6 +158,61 @@ class JobsMixin:
         self._refresh_timer.start()
         workers.start(job)
         return job
+
+    # -- small faces ---------------------------------------------------------------------
+
+    @property
+    def measuring(self: LibrarySession) -> bool:
+        return self.small_job is not None
+
+    def measure_small_faces(
+        self: LibrarySession, measured: Callable[[int], None]
+    ) -> workers.Job | None:
+        """Small faces not yet compared with named people at their own resolution
+        (:mod:`faceapp.engine.small_match`) are, in a worker with this library's own
+        network; ``measured(pairs)`` follows. Not while a scan or regroup runs (the
+        refresh after it measures); a scan, closing the library or quitting cancel it
+        (the chunks measured so far are kept)."""
+        lib = self.lib
+        if lib is None or self.busy or self.measuring:
+            return None
+
+        def work(job: workers.Job) -> int:
+            from faceapp.engine import small_match
+
+            todo = small_match.to_measure(lib)
+            model = lib.active_model()
+            if not todo or model is None or job.is_cancelled():
+                return 0
+            embed = self.analyzer(lib).embedder.embed  # may be slow: the networks load
+            run = dict(todo=todo, cancel=job.is_cancelled, progress=job.report)
+            return small_match.update(lib, embed, model.id, **run)
+
+        def progress(value: tuple[int, int]) -> None:
+            if self.small_job is job:
+                self.message.emit(
+                    f"Comparing small faces with named people: {value[0]} of {value[1]}"
+                )
+
+        def finished(pairs: int) -> None:
+            if self.small_job is job:
+                self.small_job = None
+            measured(pairs)
+
+        def failed(_exc: BaseException) -> None:  # logged; the queue keeps plain distances
+            if self.small_job is job:
+                self.small_job = None
+
+        job = workers.run_in_background(
+            work, name="small faces", on_finished=finished, on_failed=failed, on_progress=progress
+        )
+        self.small_job = job
+        return job
+
+    def cancel_small_faces(self: LibrarySession) -> None:
+        if self.small_job is not None:
+            self.small_job.cancel()
+            self.small_job = None
 
     def cancel_scan(self: LibrarySession) -> None:
         if self.scan_job is not None:

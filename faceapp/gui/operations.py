@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.library_errors import report
-from faceapp.gui.outliers import OutlierCheck, OutlierChecks
+from faceapp.gui.outliers import OutlierCheck
 
 if TYPE_CHECKING:
     from faceapp.gui.session import LibrarySession
@@ -198,14 +198,6 @@ class OperationsMixin:
             lambda lib: naming.name_cluster(lib, cluster_id, name, leave_out=leave_out).changes,
         )
 
-    @property
-    def outlier_checks(self: LibrarySession) -> OutlierChecks:
-        """The one queue of outlier checks: every naming of a cluster waits for its own."""
-        if getattr(self, "_outlier_checks", None) is None:
-            self._outlier_checks = OutlierChecks(self)
-            self._clusters_being_named: set[int] = set()
-        return self._outlier_checks
-
     def after_outlier_check(
         self: LibrarySession,
         cluster_id: int,
@@ -216,14 +208,17 @@ class OperationsMixin:
         else a new one) has answered in its worker, never on this thread; one naming
         per cluster at a time, and only while the same library is open. A failed
         check is reported and nothing is named. None: not started."""
-        lib, checks = self.lib, self.outlier_checks
-        if lib is None or cluster_id in self._clusters_being_named:
+        lib = self.lib
+        if lib is None:
             return None
-        self._clusters_being_named.add(cluster_id)
-        check = check or checks.start(lib, cluster_id)
+        key = (str(lib.path), cluster_id)  # a cluster of the same id in another library
+        if key in self.clusters_being_named:
+            return None
+        self.clusters_being_named.add(key)
+        check = check or self.outlier_checks.start(lib, cluster_id)
 
         def run(out: list[int] | None) -> None:
-            self._clusters_being_named.discard(cluster_id)
+            self.clusters_being_named.discard(key)
             if self.lib is not lib:
                 return
             if out is None:

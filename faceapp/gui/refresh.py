@@ -33,7 +33,6 @@ class RefreshMixin:
         self._pending_select = None
         self._select_first_after_refresh = False
         self._applying = False
-        self._small_job = None
 
     @Slot()
     @Slot(object)
@@ -83,32 +82,16 @@ class RefreshMixin:
         )
 
     def _measure_small_faces(self: MainWindow) -> None:
-        """Small faces not yet compared with named people at their own resolution
-        (:mod:`faceapp.engine.small_match`) are, in a worker of its own with the
-        session's analyzer; Review is read again when it measured any. Without a
-        network (the weights banner says why) the queue keeps the plain distances."""
-        lib, session = self.session.lib, self.session
-        if lib is None or self._small_job is not None or session.busy:
-            return  # a scan uses the network: measured at the refresh after it
+        """Small faces are measured at their own resolution in the session's worker;
+        Review is read again when it measured any. Without a network (the weights
+        banner says why) the queue keeps the plain distances."""
+        lib = self.session.lib
 
-        def work(_job: workers.Job) -> int:
-            from faceapp.engine import small_match
-
-            if not small_match.pending(lib):
-                return 0
-            return small_match.update(lib, session.analyzer().embedder.embed)
-
-        def finished(measured: int) -> None:
-            self._small_job = None
-            if measured and not self.closed and self.session.lib is lib:
+        def measured(pairs: int) -> None:
+            if pairs and not self.closed and self.session.lib is lib:
                 self.refresh()
 
-        def failed(_exc: BaseException) -> None:
-            self._small_job = None
-
-        self._small_job = workers.run_in_background(
-            work, name="small faces", on_finished=finished, on_failed=failed
-        )
+        self.session.measure_small_faces(measured)
 
     def select_after_refresh(self: MainWindow, key: GroupKey | None) -> None:
         """Select ``key`` once the next library read shows it (after an operation)."""

@@ -26,6 +26,7 @@ from faceapp.gui.jobs import JobsMixin
 from faceapp.gui.library_errors import library_problem, report
 from faceapp.gui.library_watch import LibraryWatch
 from faceapp.gui.operations import OperationsMixin
+from faceapp.gui.outliers import OutlierChecks
 from faceapp.gui.settings import AppSettings
 
 REFRESH_MS = 1000  # how often views refresh from the library while a scan runs
@@ -66,6 +67,7 @@ class LibrarySession(JobsMixin, OperationsMixin, QObject):
         self.open_job: workers.Job | None = None
         self.scan_job: workers.Job | None = None
         self.cluster_job: workers.Job | None = None
+        self.small_job: workers.Job | None = None  # small faces measured for Review
         self.last_progress = None
         self.last_report = None
         self.last_summary = None
@@ -78,6 +80,9 @@ class LibrarySession(JobsMixin, OperationsMixin, QObject):
         self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self._refresh_during_scan)
         self._refreshed_at: tuple[int, int] = (-1, -1)
+        # the one queue of outlier checks: every naming of a cluster waits for its own
+        self.outlier_checks = OutlierChecks(self)
+        self.clusters_being_named: set[tuple[str, int]] = set()  # (library path, cluster)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -215,6 +220,7 @@ class LibrarySession(JobsMixin, OperationsMixin, QObject):
                 on_failed=lambda exc: self.message.emit(f"No backup was made: {exc}"),
             )
         self.cancel_scan()
+        self.cancel_small_faces()
         for job in (self.scan_job, self.cluster_job):
             if job is not None:
                 job.cancel()

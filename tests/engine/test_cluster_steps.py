@@ -103,20 +103,35 @@ def test_an_unnamed_group_stays_when_the_others_are_named_and_it_is_regrouped(
     lib.close()
 
 
-def test_only_noise_faces_of_a_seen_cluster_are_kept_and_by_the_cluster_rules() -> None:
-    from faceapp.engine.cluster_steps import keep_seen_clusters
+def test_a_previous_cluster_left_wholly_as_noise_is_kept_by_the_cluster_rules() -> None:
+    from faceapp.engine.cluster_steps import keep_previous_clusters
 
     rng = np.random.default_rng(0)
     centre = rng.normal(size=64)
     x = np.stack([centre + rng.normal(size=64) * 0.1 for _ in range(7)])
     x = np.vstack([x, rng.normal(size=(1, 64))])  # a stranger that was in the group
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    labels = np.array([-1, -1, -1, -1, -1, 0, 0, -1])  # 5, 6: put in a cluster by the run
-    seen = np.array([3, 3, 3, 3, 3, 3, 3, 3])
+    labels = np.array([0, 0, 0, -1, -1, -1, -1, -1])  # 0-2: another person's cluster
+    before = np.array([0, 0, 0, 3, 3, 3, 3, 3])
+    before[:3] = 9
     photos = np.array([0, 1, 2, 3, 3, 5, 6, 7])  # 3 and 4: one photo
-    kept = keep_seen_clusters(x, labels, seen, photos, 0.75 * 1.1, 0.4 * 1.1, min_size=3)
-    assert kept == 4 and labels[5] == labels[6] == 0  # the run's cluster is left alone
-    assert len(set(labels[[0, 1, 2]])) == 1 and labels[0] == 1
-    assert sorted(labels[[3, 4]].tolist())[0] == -1  # one face per photo
+    kept = keep_previous_clusters(x, labels, before, photos, 0.75 * 1.1, 0.4 * 1.1, min_size=3)
+    assert kept == 3 and labels[5] == labels[6] == 1
+    assert sorted(labels[[3, 4]].tolist()) == [-1, 1]  # one face per photo
     assert labels[7] == -1  # the stranger is trimmed
-    assert keep_seen_clusters(x, labels, np.zeros(8, np.int64), photos, 1, 1, 3) == 0
+    assert keep_previous_clusters(x, labels, np.zeros(8, np.int64), photos, 1, 1, 3) == 0
+
+
+def test_a_previous_cluster_partly_in_a_new_one_does_not_split_its_person() -> None:
+    """Some of an old cluster's faces in a new cluster, the rest noise: the rest stays
+    Unknown instead of making a second group of the same person beside it."""
+    from faceapp.engine.cluster_steps import keep_previous_clusters
+
+    rng = np.random.default_rng(0)
+    centre = rng.normal(size=64)
+    x = np.stack([centre + rng.normal(size=64) * 0.1 for _ in range(7)])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = np.array([-1, -1, -1, -1, -1, 0, 0])  # 5, 6: put in a cluster by the run
+    before = np.full(7, 3)
+    kept = keep_previous_clusters(x, labels, before, np.arange(7), 0.75 * 1.1, 0.4 * 1.1, 3)
+    assert kept == 0 and labels.tolist() == [-1, -1, -1, -1, -1, 0, 0]

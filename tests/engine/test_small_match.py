@@ -82,12 +82,15 @@ def test_a_small_face_is_suggested_by_its_measurement_at_its_own_resolution(tmp_
     assert before is not None and before.person_name == "Ben"  # the plain distance
     assert small_match.pending(lib) == 2  # both people are candidates
     calls: list[np.ndarray] = []
-    assert small_match.update(lib, _embed_like(small_v, calls)) == 2
+    assert small_match.update(lib, _embed_like(small_v, calls), lib.active_model().id) == 2
     # each crop shrunk to the small face's scale (14 of 60 px) once, enlarged back
     assert calls[0].shape == (6, 160, 160, 3)
     after = _suggestion(lib, small)
     assert after.person_name == "Anna" and after.distance < 1e-3 and after.label == "likely"
-    assert small_match.pending(lib) == 0 and small_match.update(lib, _embed_like(small_v, [])) == 0
+    assert (
+        small_match.pending(lib) == 0
+        and small_match.update(lib, _embed_like(small_v, []), lib.active_model().id) == 0
+    )
     # "not this person" holds for a measured face as for any other
     # and measured at its resolution, Ben is far: no suggestion is left
     people.reject_suggestion(lib, small, pid["Anna"])
@@ -97,13 +100,72 @@ def test_a_small_face_is_suggested_by_its_measurement_at_its_own_resolution(tmp_
 
 def test_a_measurement_stops_holding_when_its_faces_leave_the_person(tmp_path):
     lib, small, small_v, ids, pid = _library(tmp_path)
-    small_match.update(lib, _embed_like(small_v, []))
+    small_match.update(lib, _embed_like(small_v, []), lib.active_model().id)
     assert _suggestion(lib, small).person_name == "Anna"
     people.move_faces(lib, ids["anna"][:1], pid["Ben"])  # one compared face is Ben's now
     assert _suggestion(lib, small) is None  # Anna's measurement no longer holds
-    assert small_match.pending(lib) == 1  # Anna is measured again on the next reading
-    small_match.update(lib, _embed_like(small_v, []))
+    assert small_match.pending(lib) == 2  # Anna again, and Ben, who has a nearer face now
+    small_match.update(lib, _embed_like(small_v, []), lib.active_model().id)
     assert _suggestion(lib, small).person_name == "Anna"
+    lib.close()
+
+
+def _add_face(lib, name: str, side: float, colour, v: np.ndarray) -> int:
+    face = NewFace((0.0, 0.0, side, side), [[0, 0]] * 5, 0.9, _jpeg(colour), v)
+    photo = lib.store_photo(
+        f"{name}.jpg", size=1, mtime_ns=1, width=100, height=100, content_hash=name,
+        faces=[face], model_id=lib.active_model().id,
+    )  # fmt: skip
+    return lib.faces_of_photo(photo)[0].id
+
+
+def test_a_measurement_is_made_again_when_the_person_gains_a_nearer_face(tmp_path):
+    lib, small, small_v, _ids, pid = _library(tmp_path)
+    model = lib.active_model().id
+    small_match.update(lib, _embed_like(small_v, []), model)
+    assert small_match.pending(lib) == 0
+    new = _add_face(lib, "anna4", 60.0, RED, small_v)  # Anna's nearest face to it now
+    people.move_faces(lib, [new], pid["Anna"])
+    assert small_match.to_measure(lib) == [
+        (small, pid["Anna"], tuple(sorted([*_ids["anna"], new])))
+    ]
+    small_match.update(lib, _embed_like(small_v, []), model)
+    assert small_match.pending(lib) == 0
+    lib.close()
+
+
+def test_update_keeps_each_chunk_and_stops_when_cancelled(tmp_path, monkeypatch):
+    lib, small, small_v, _ids, _pid = _library(tmp_path)
+    other = _add_face(lib, "small2", 15.0, (90, 90, 90), small_v)
+    monkeypatch.setattr(small_match, "CHUNK", 1)
+    progress: list[tuple[int, int]] = []
+    done = small_match.update(
+        lib, _embed_like(small_v, []), lib.active_model().id,
+        cancel=lambda: bool(progress), progress=progress.append,
+    )  # fmt: skip
+    assert done == 2 and progress == [(1, 2)]  # the first face's two people, then stopped
+    kept = {r[0] for r in lib.conn.execute("SELECT face_id FROM small_matches")}
+    assert kept == {min(small, other)}
+    assert small_match.pending(lib) == 2  # the other face is measured next time
+    lib.close()
+
+
+def test_update_writes_nothing_for_another_model_than_the_active_one(tmp_path):
+    lib, _small, small_v, _ids, _pid = _library(tmp_path)
+    model = lib.active_model().id
+    other = lib.add_model(
+        name="u", source="u", origin="u", sha256="1", preprocess="fixed",
+        threshold=1.1, threshold_source="u",
+    )  # fmt: skip
+    assert small_match.update(lib, _embed_like(small_v, []), other) == 0
+    embed = _embed_like(small_v, [])
+
+    def switching(crops: np.ndarray) -> np.ndarray:  # the user switches while it measures
+        lib.set_meta("active_model", str(other))
+        return embed(crops)
+
+    assert small_match.update(lib, switching, model) == 0
+    assert lib.conn.execute("SELECT COUNT(*) FROM small_matches").fetchone()[0] == 0
     lib.close()
 
 
@@ -131,7 +193,7 @@ def test_a_measured_distance_has_a_confidence_curve_of_its_own(tmp_path):
         red = crops[..., 0].mean(axis=(1, 2)) > crops[..., 2].mean(axis=(1, 2))
         return np.stack([at_06 if r else _unit(-small_v) for r in red])
 
-    small_match.update(lib, embed)
+    small_match.update(lib, embed, lib.active_model().id)
     s = _suggestion(lib, small)
     assert s.person_name == "Anna" and abs(s.distance - 0.6) < 1e-3
     plain = review.lfw_calibration(1.1).confidence(0.6)

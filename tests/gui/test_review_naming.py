@@ -241,3 +241,30 @@ def test_programmatic_naming_checks_the_group_in_a_worker_too(
     assert faces_b[-1] not in window.session.group_faces(anna)
     assert threads and threads_b and threading.main_thread() not in threads + threads_b
     assert not window.errors, window.errors
+
+
+def test_a_cluster_of_the_same_id_in_another_library_can_be_named_at_once(
+    qtbot, window, scanned_library, monkeypatch, tmp_path
+):
+    """A naming still waiting for its check in the library closed does not hold back
+    the cluster with the same id in the library opened next, nor name anything there."""
+    import shutil
+
+    _folder, library = scanned_library
+    other = tmp_path / "other.sqlite"
+    shutil.copy2(library, other)
+    open_and_wait(qtbot, window, library=library)
+    a = max(groups(window, "cluster"), key=lambda g: g.count)
+    key = GroupKey(GroupKind.CLUSTER, a.id)
+    faces = window.session.group_faces(key)
+    gate, _threads = _slow_outlier_check(monkeypatch, [])
+    assert window.session.name_group(key, "First Library") is not None
+    open_and_wait(qtbot, window, library=other)
+    assert window.session.name_group(key, "Second Library") is not None
+    gate.set()
+    qtbot.waitUntil(lambda: person(window, "Second Library") is not None and not window.refreshing)
+    assert set(
+        window.session.group_faces(GroupKey(GroupKind.PERSON, person(window, "Second Library").id))
+    ) == set(faces)
+    assert person(window, "First Library") is None  # its library is no longer open
+    assert not window.errors, window.errors
