@@ -171,7 +171,8 @@ def test_a_photo_whose_read_hangs_is_given_up_and_the_rest_stored_once(
         reason,
     ), reason
     assert lib.photo_errors() == [(rel, reason)]  # a later scan does not wait for it again
-    assert report.photos == 11 and stats["sent_again"] >= 2
+    # the worker gave that file up itself: it alone went to the other worker, once
+    assert report.photos == 11 and stats["sent_again"] == 1
     paths = [row[0] for row in lib.conn.execute("SELECT path FROM photos WHERE status = 'ok'")]
     expected = {p.relative_to(root).as_posix() for p in root.rglob("*.jpg") if p.is_file()}
     assert sorted(paths) == sorted(expected) and len(expected) == 11
