@@ -9,7 +9,8 @@ found and the others are stored; the rest of the share goes again as it was. A
 photo given up once more after :data:`RETRIES` retries is reported with the reason. A photo a worker
 cannot open while this machine can (that worker lacks the mount), and a photo a
 worker gave up after its own time limit per file (a read that hangs), go elsewhere
-the same way.
+the same way. A worker that hung on no photo (building its model, or after its
+last batch) gets no new share while other workers are alive.
 
 The limit per batch is :data:`FACTOR` times the measured seconds per photo of the
 workers, never under the floor (:data:`TIME_FLOOR`, larger than a worker's own
@@ -89,6 +90,7 @@ class Shares:
         self._last_look = 0.0
         self.submitted = 0  # tasks started, retries included
         self.sent_again = 0  # photos sent again after being given up on
+        self.stalled: set[str] = set()  # nodes whose worker hung on no photo: kept clear
 
     def add(self, files: list[tuple[str, str]]) -> None:
         self.waiting.append(Share(files))
@@ -107,11 +109,10 @@ class Shares:
             self.submitted += 1
 
     def _node_for(self, share: Share, alive: list[str]) -> str | None:
-        if not share.avoid:
-            return None
+        """Any node (None), or the least busy of those the share is not kept from."""
         avoided = {w.node for w in share.avoid}
-        others = [n for n in alive if n not in avoided]
-        if not others:
+        others = [n for n in alive if n not in avoided | self.stalled]
+        if not (avoided | self.stalled) or not others:
             return None
         load = {n: 0 for n in others}
         for run in self.running.values():
@@ -175,6 +176,7 @@ class Shares:
         files = run.share.files
         if run.done < 0 or run.done >= len(files):  # the worker, not a photo: all again
             what = "to get ready" if run.done < 0 else "to hand the results back"
+            self.stalled.add(where.node)  # new shares go to the other workers
             reason = f"the Ray worker{{s}} {{workers}} took longer than {limit:.0f} s {what}"
             return self.again(run.share, files, where, reason, store=False)
         suspects = files[run.done : run.done + self.batch]

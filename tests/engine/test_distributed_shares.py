@@ -137,6 +137,20 @@ def test_a_share_that_hangs_after_its_last_batch_goes_elsewhere_then_is_reported
     assert not shares
 
 
+def test_new_shares_keep_clear_of_a_worker_that_hung_on_no_photo():
+    cluster = Cluster()
+    shares = Shares(cluster.submit, cluster.tracker, batch=4, floor=0.05, retries=1)
+    shares.add(_files(4))
+    shares.start(slots=1, alive=[A.node, B.node])
+    assert _stall(shares, cluster, 0, A, 4) == []  # A hung after its last batch
+    shares.add(_files(2))
+    shares.start(slots=2, alive=[A.node, B.node])
+    assert [node for _, node in cluster.started[1:]] == [B.node, B.node]
+    shares.add(_files(1))  # when only A is left, it is used
+    shares.start(slots=3, alive=[A.node])
+    assert cluster.started[-1] == (["p0.jpg"], None)
+
+
 def test_a_photo_that_crashes_its_workers_is_found_and_the_rest_of_its_share_go_on():
     cluster = Cluster()
     shares = Shares(cluster.submit, cluster.tracker, batch=4, floor=60, retries=1)
