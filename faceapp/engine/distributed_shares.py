@@ -10,7 +10,9 @@ photo given up once more after :data:`RETRIES` retries is reported with the reas
 cannot open while this machine can (that worker lacks the mount), and a photo a
 worker gave up after its own time limit per file (a read that hangs), go elsewhere
 the same way. A worker that hung on no photo (building its model, or after its
-last batch) gets no new share while other workers are alive.
+last batch) gets no new share while other workers are alive. A share whose worker
+process died on every Ray retry (a decoder crash, an out-of-memory kill) goes again
+photo by photo, so the photo that kills workers is found.
 
 The limit per batch is :data:`FACTOR` times the measured seconds per photo of the
 workers, never under the floor (:data:`TIME_FLOOR`, larger than a worker's own
@@ -49,6 +51,7 @@ class Running:
     key: int  # the tracker's name for it
     where: Where | None = None  # None until the task reports in (it may be queued)
     done: int = -1  # photos finished; -1 while the worker builds its model
+    attempt: str = ""  # which of Ray's tries reported (a retry starts over)
     since: float = field(default_factory=time.monotonic)  # when it last made progress
 
 
@@ -157,12 +160,14 @@ class Shares:
         nodes = set(alive)
         out: list[GivenUp] = []
         for ref, run in list(self.running.items()):
-            where, done = seen.get(run.key, (None, -1))
+            where, done, attempt = seen.get(run.key, (None, -1, ""))
             if where is None:
                 run.since = now  # not started yet: waits for a free worker
                 continue
-            if (where, done) != (run.where, run.done) or where.node not in nodes:
-                run.where, run.done, run.since = where, done, now  # a dead node: Ray retries
+            if (where, done, attempt) != (run.where, run.done, run.attempt) or (
+                where.node not in nodes  # a dead node: Ray retries
+            ):
+                run.where, run.done, run.attempt, run.since = where, done, attempt, now
                 continue
             limit = self.limit(run)
             if now - run.since <= limit or ready(ref):

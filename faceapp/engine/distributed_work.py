@@ -56,15 +56,19 @@ class ShardDone:
 
 
 class Tracker:
-    """Where each running shard is and how far it got: tasks report, the head reads."""
+    """Where each running shard is and how far it got: tasks report, the head reads.
+
+    A report names the attempt (Ray's retry of a shard has the same key): a retry that
+    starts over where a dead attempt had got to is still seen to start over.
+    """
 
     def __init__(self) -> None:
-        self._seen: dict[int, tuple[Where, int]] = {}
+        self._seen: dict[int, tuple[Where, int, str]] = {}
 
-    def report(self, key: int, where: Where, done: int) -> None:
-        self._seen[key] = (where, done)
+    def report(self, key: int, where: Where, done: int, attempt: str = "") -> None:
+        self._seen[key] = (where, done, attempt)
 
-    def seen(self, running: list[int]) -> dict[int, tuple[Where, int]]:
+    def seen(self, running: list[int]) -> dict[int, tuple[Where, int, str]]:
         """The last reports of the ``running`` shards (the others are forgotten)."""
         self._seen = {k: self._seen[k] for k in running if k in self._seen}
         return self._seen
@@ -102,11 +106,14 @@ def analyze_files(
     Reports to ``tracker`` (an actor handle) -1 while the model is built, then the
     photos done after each batch.
     """
+    import ray
+
     where = here()
+    attempt = ray.get_runtime_context().get_worker_id()  # a retry runs in another process
 
     def report(done: int) -> None:
         if tracker is not None:
-            tracker.report.remote(key, where, done)
+            tracker.report.remote(key, where, done, attempt)
 
     report(-1)
     analyzer = _analyzer(loaded, device, cpus)

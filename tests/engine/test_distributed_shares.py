@@ -20,14 +20,15 @@ class Cluster:
     def __init__(self) -> None:
         self.started: list[tuple[list[str], str | None]] = []
         self.reports: dict[int, tuple[Where, int]] = {}
+        self.attempts: dict[int, str] = {}  # Ray's try of each task, "1" unless set
         self.cancelled: list[int] = []
 
     def submit(self, share, key: int, node: str | None) -> int:
         self.started.append(([rel for rel, _ in share.files], node))
         return key
 
-    def tracker(self, keys: list[int]) -> dict[int, tuple[Where, int]]:
-        return {k: self.reports[k] for k in keys if k in self.reports}
+    def tracker(self, keys: list[int]) -> dict[int, tuple[Where, int, str]]:
+        return {k: (*self.reports[k], self.attempts.get(k, "1")) for k in keys if k in self.reports}
 
 
 def _files(n: int) -> list[tuple[str, str]]:
@@ -187,3 +188,19 @@ def test_a_share_that_finished_meanwhile_is_never_cancelled_as_stuck():
         (["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg"], None)
     ]
     assert shares.finished(0, ShardDone(A, [], [], 1.0)).key == 0 and not shares
+
+
+def test_a_ray_retry_that_starts_over_is_timed_from_its_own_start():
+    cluster = Cluster()
+    shares = Shares(cluster.submit, cluster.tracker, batch=4, floor=1.0, retries=1)
+    shares.add(_files(8))
+    shares.start(slots=1, alive=[A.node, B.node])
+    alive = [A.node, B.node]
+    cluster.reports[0] = (A, 4)
+    assert shares.overdue(alive, cluster.cancelled.append, every=0) == []
+    time.sleep(0.8)  # the try's worker process dies; Ray's retry gets as far on A
+    cluster.attempts[0] = "2"
+    assert shares.overdue(alive, cluster.cancelled.append, every=0) == []
+    time.sleep(0.4)  # past the first try's limit, within the retry's own
+    assert shares.overdue(alive, cluster.cancelled.append, every=0) == []
+    assert cluster.cancelled == []
