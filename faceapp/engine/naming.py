@@ -26,6 +26,8 @@ from faceapp.engine.face_state import load_state
 from faceapp.engine.library import Library
 from faceapp.engine.oplog import Changes, OpChanges, commit
 
+NAMING_KINDS = ("name", "merge")  # the op log kinds of name_cluster
+
 # A face of a cluster is an outlier when its squared distance to the unit centroid of
 # the other *fitting* members is over OUTLIER_RATIO x the model's threshold: the faces
 # found not to fit are left out of the centre and the check runs again until nothing
@@ -181,6 +183,29 @@ def name_cluster(
         )
         changes = commit(c, "name" if created else "merge", text, ch, person_id=pid)
         return NameResult(changes, pid, pname, created, joined, tuple(sorted(f[0] for f in stray)))
+
+
+def set_apart(lib: Library) -> set[tuple[int, int]]:
+    """(face, person) pairs of faces a cluster's naming left out as not fitting that
+    person: review offers them as "unsure" at most, since the user was told they may
+    not be this person.
+
+    Read from the op log (the operation's own record: an undone naming sets nothing
+    apart; the last ``oplog.OPLOG_KEEP`` operations are kept).
+    """
+    out: set[tuple[int, int]] = set()
+    marks = ",".join("?" * len(NAMING_KINDS))
+    rows = lib.conn.execute(
+        f"SELECT payload FROM oplog WHERE state = 'done' AND kind IN ({marks})", NAMING_KINDS
+    ).fetchall()
+    for (payload,) in rows:
+        faces = Changes.from_json(payload).faces
+        pids = {f[3] for f in faces if f[3] is not None}
+        if len(pids) != 1:
+            continue
+        pid = pids.pop()
+        out.update((f[0], pid) for f in faces if f[2] is not None and f[3:5] == [None, None])
+    return out
 
 
 def reject_cluster(lib: Library, cluster_id: int, person_id: int) -> OpChanges:

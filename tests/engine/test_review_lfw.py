@@ -1,5 +1,6 @@
-"""The naming check on real faces (FaceNet embeddings of LFW): two faces of someone
-else in a group are both set apart."""
+"""The naming check and the review queue on real faces (FaceNet embeddings of LFW):
+two faces of someone else in a group are both set apart, a face set apart is never
+"likely" for that person, near-certain "no" cluster questions are not asked."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceapp.engine import naming, pipeline
+from faceapp.engine import naming, oplog, pipeline, review
+from faceapp.engine.face_state import load_state
 from faceapp.engine.library import Library
 from faceapp.engine.library_photos import NewFace
 
@@ -70,3 +72,59 @@ def test_both_faces_of_someone_else_in_a_group_are_set_apart(embedded, tmp_path)
     result = naming.name_cluster(lib, 3, "Junichiro Koizumi")
     assert sorted(result.to_review) == roh and result.moved == 8
     lib.close()
+
+
+def test_a_face_set_apart_is_never_likely_for_that_person(embedded, tmp_path):
+    vec, threshold = embedded
+    group = vec[MAIN] + vec[INTRUDER][1:2]
+    lib, ids = library(tmp_path, threshold, group, [3] * len(group))
+    roh = ids[8]
+    # the name dialog set Roh's face apart; the group is named Koizumi
+    naming.name_cluster(lib, 3, "Junichiro Koizumi", leave_out=[roh])
+    (item,) = review.review(lib)
+    assert item.face_id == roh and item.person_name == "Junichiro Koizumi"
+    assert item.confidence >= review.LIKELY  # the distance alone says "likely"
+    assert item.label == "unsure"  # but the user was told it may not be him
+    assert review.accept_likely(lib) is None
+    state = load_state(lib)
+    assert not review.likely(lib, state).any()  # regrouping does not hold it back either
+    # read from the library: the same after a restart; undoing the naming forgets it
+    lib.close()
+    lib = Library(tmp_path / "lib.sqlite")
+    assert review.review(lib)[0].label == "unsure"
+    oplog.undo(lib)
+    assert naming.set_apart(lib) == set()
+    lib.close()
+
+
+def koizumi_named_from_three(embedded, tmp_path):
+    """Koizumi named from 3 faces; his other 5 in cluster 1, Roh's 4 farthest in cluster 2."""
+    vec, threshold = embedded
+    far = vec[INTRUDER][2:] + vec[INTRUDER][:1]
+    lib, ids = library(tmp_path, threshold, vec[MAIN] + far, [0] * 3 + [1] * 5 + [2] * 4)
+    naming.move_to_name(lib, ids[:3], "Junichiro Koizumi", create=True)
+    return lib
+
+
+def test_a_near_certain_no_is_not_asked(embedded, tmp_path):
+    lib = koizumi_named_from_three(embedded, tmp_path)
+    asked = {c.cluster_id: c for c in review.cluster_reviews(lib)}
+    assert asked[1].confidence > 0.9
+    assert asked[1].text == "5 faces of Cluster 1 look like Junichiro Koizumi"
+    assert 2 not in asked  # Roh's group: confidence under the floor
+    lib.close()
+
+
+def test_the_queue_starts_at_the_likely_unsure_boundary(embedded, tmp_path):
+    lib = koizumi_named_from_three(embedded, tmp_path)
+    queue = review.review(lib)
+    assert {s.label for s in queue} == {"likely", "unsure"}
+    gaps = [abs(s.confidence - review.LIKELY) for s in queue]
+    assert gaps == sorted(gaps)
+    lib.close()
+
+
+def test_one_face_looks_like():
+    one = review.ClusterReview(9, 1, "Kofi Annan", 1, 3, 0.5)
+    assert one.text == "1 face of Cluster 9 looks like Kofi Annan"
+    assert review.ClusterReview(9, 1, "Kofi Annan", 6, 6, 0.5).text.startswith("6 faces of")
