@@ -175,7 +175,7 @@ def name_cluster(
             ch.rej_add.append([fid, pid])
         people._drop_cluster(c, ch, cluster_id)
         verb = "Named" if created else "Merged"
-        into = f"cluster {cluster_id} {pname}" if created else f"cluster {cluster_id} into {pname}"
+        into = f"cluster {cluster_id} {'as' if created else 'into'} {pname}"
         review = f"; {people._plural(len(stray), 'face')} to review" if stray else ""
         text = (
             f"{verb} {into} ({people._plural(joined, 'face')})"
