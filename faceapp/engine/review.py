@@ -218,11 +218,16 @@ def likely(lib: Library, state: FaceState) -> np.ndarray:
     of forming a new group of someone already named."""
     person, dist = library_nearest_people(lib, state)
     ok = (person > 0) & is_likely(lib, dist)
-    apart = naming.set_apart(lib)
-    if apart and ok.any():
-        ids = state.ids[state.person == 0]
-        ok &= [(int(f), int(p)) not in apart for f, p in zip(ids, person, strict=True)]
+    if ok.any():
+        ok &= ~_set_apart(lib, state.ids[state.person == 0], person)
     return ok
+
+
+def _set_apart(lib: Library, face_ids: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """Whether each face was set apart from that person (:func:`naming.set_apart`)."""
+    apart = naming.set_apart(lib)
+    pairs = zip(face_ids.tolist(), person.tolist(), strict=True)
+    return np.array([pair in apart for pair in pairs], bool)
 
 
 def is_likely(lib: Library, dist: np.ndarray) -> np.ndarray:
@@ -292,17 +297,20 @@ def accept_likely(lib: Library) -> OpChanges | None:
 
 def cluster_reviews(lib: Library) -> list[ClusterReview]:
     """Unnamed clusters of which at least ``CLUSTER_SHARE`` of the faces are suggested
-    for one person, at a confidence of at least ``CLUSTER_FLOOR``, largest first.
-    Yes: :func:`naming.name_cluster` with that person (outliers go to review); No:
+    for one person, at a confidence of at least ``CLUSTER_FLOOR``, largest first (a
+    face set apart from that person by naming does not count for them). Yes:
+    :func:`naming.name_cluster` with that person (outliers go to review); No:
     :func:`naming.reject_cluster` (remembered)."""
     state, rows, person, dist, measured = _nearest(lib)
     threshold = lib.active_threshold()
     names = dict(lib.conn.execute("SELECT id, name FROM people").fetchall())
+    counts_for = ~_set_apart(lib, state.ids[rows], person)
     cl = state.cluster[rows]
     out = []
     for cid in np.unique(cl[cl > 0]):
         mine = np.flatnonzero(cl == cid)
-        near = mine[(person[mine] > 0) & (dist[mine] < REVIEW_RATIO * threshold)]
+        ok = (person[mine] > 0) & (dist[mine] < REVIEW_RATIO * threshold) & counts_for[mine]
+        near = mine[ok]
         if len(near) == 0:
             continue
         pids, counts = np.unique(person[near], return_counts=True)

@@ -97,6 +97,20 @@ def test_a_face_set_apart_is_never_likely_for_that_person(embedded, tmp_path):
     lib.close()
 
 
+def test_faces_set_apart_do_not_make_their_group_look_like_the_person(embedded, tmp_path):
+    vec, threshold = embedded
+    group = vec[MAIN] + vec[INTRUDER][:2]
+    lib, ids = library(tmp_path, threshold, group, [3] * len(group))
+    roh = ids[8:]
+    naming.name_cluster(lib, 3, "Junichiro Koizumi", leave_out=roh)
+    # a regroup puts Roh's two faces together: not "2 faces of Cluster 5 look like Koizumi"
+    lib.conn.execute("INSERT INTO clusters(id, created_at) VALUES (5, 0)")
+    lib.conn.executemany("UPDATE faces SET cluster_id = 5 WHERE id = ?", [(f,) for f in roh])
+    assert {s.face_id for s in review.review(lib)} == set(roh)  # still asked one by one
+    assert review.cluster_reviews(lib) == []
+    lib.close()
+
+
 def koizumi_named_from_three(embedded, tmp_path):
     """Koizumi named from 3 faces; his other 5 in cluster 1, Roh's 4 farthest in cluster 2."""
     vec, threshold = embedded
