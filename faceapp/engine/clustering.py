@@ -73,6 +73,7 @@ from faceapp.engine.cluster_steps import (
     enforce_cannot_link,
     keep_previous_clusters,
     merge_close_clusters,
+    pair_noise,
     relabel,
     split_loose_clusters,
     trim_outliers,
@@ -116,6 +117,14 @@ class ClusterParams:
     # centroid is under attach_ratio * threshold (0 disables: with many strangers
     # in a library it adds more wrong faces than right ones)
     attach_ratio: float = 0.0
+    # noise faces among each other's two nearest faces, on average under pair_ratio *
+    # threshold (squared L2) apart, form groups of 2-3 (0 disables): people with too few
+    # faces for min_cluster_size, without a smaller minimum splitting people with many
+    pair_ratio: float = field(
+        default=0.6,
+        metadata={"help": "Two or three unsorted faces that are each other's nearest and "
+                  "this close (share of the threshold) form a small group (0: off)."},
+    )  # fmt: skip
     # recluster(): an unconfirmed face that the review queue offers as "likely" for a
     # named person (review.likely) waits there instead of being clustered, so known
     # people do not come back as new clusters after a rescan
@@ -317,6 +326,8 @@ def cluster_vectors(
             params.cohesion_ratio * threshold, params.min_cluster_size,
         )  # fmt: skip
         labels = relabel(labels)
+    stats["paired"] = pair_noise(x, labels, groups, params.pair_ratio * threshold, threshold)
+    labels = relabel(labels)
     stats["attached"] = attach_noise(x, labels, groups, params.attach_ratio * threshold)
     labels = relabel(labels)
     stats["post_s"] = time.perf_counter() - t
