@@ -146,7 +146,7 @@ def main() -> int:
 
     def synced() -> None:
         """Library reads run in a worker: wait until the views show the latest state."""
-        wait(lambda: not window.refreshing and not window.outlier_checks.running, 120)
+        wait(lambda: not window.refreshing and not window.session.outlier_checks.running, 120)
         wait(lambda: window.thumbs.pending() == 0, 20)
 
     def shot(name: str, widget=None) -> None:
@@ -259,6 +259,7 @@ def main() -> int:
         def show_and_shoot(dialog: NameDialog) -> int:
             dialog.show()
             dialog.edit.setText("Aunt Maria")
+            wait(lambda: dialog.face.image is not None, 20)  # the face, once decoded
             shot("13-name-faces", dialog)
             dialog.close()
             return NameDialog.DialogCode.Rejected

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -138,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, exc.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:  # the reader stopped early (faceapp people | head): no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush
+        return 141
     except (sqlite3.Error, OSError) as exc:  # the disk or the file, not a bug: say which
         message = _storage_message(exc, args)
         if message is None:

@@ -257,8 +257,10 @@ def cmd_photos(args: argparse.Namespace) -> int:
         echo("no photos")
     for p in found:
         who = ", ".join(
-            (f.name or "?") + (f" ({f.age})" if f.age is not None else "") for f in p.faces
+            f.name + (f" ({f.age})" if f.age is not None else "") for f in p.faces if f.name
         )
+        unnamed = sum(1 for f in p.faces if not f.name)
+        who += f" + {unnamed} unnamed" if unnamed else ""  # not "Anna, ?, ?, ?"
         echo(f"{(p.taken_at or '')[:10]:<10}  {p.path}  {who}")
     return 0
 

@@ -54,6 +54,8 @@ def add_face(lib: Library, analyzer: Analyzer, photo_path: Path | str, box: Sequ
     y1, y2 = sorted(float(v) for v in (box[1], box[3]))
     for other in lib.faces_of_photo(photo_id):
         if iou(other.box, (x1, y1, x2, y2)) > 0.5:
-            raise AddFaceError(f"that face is already there (face {other.id})")
+            raise AddFaceError(
+                "that face is already marked on this photo: click its box to name it"
+            )
     decoded = load_image(Path(lib.root or "") / lib.photo_path(photo_id))
     return lib.add_face(photo_id, face_from_box(analyzer, decoded, (x1, y1, x2, y2)), model.id)

@@ -15,7 +15,9 @@ person's nearest confirmed face), a logistic curve ``1 / (1 + exp((d - mid) / sc
   ``python bench/review_lfw.py --fit``.
 
 A suggestion at confidence >= ``LIKELY`` is "likely" (one click accepts them all);
-below it "unsure". The queue lists the most uncertain first (confidence nearest 0.5).
+below it "unsure", and so is a face that naming this person's cluster left out as not
+fitting (:func:`naming.set_apart`). The queue lists the most uncertain first: confidence
+nearest the likely/unsure boundary.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.engine import people, small_match
+from faceapp.engine import naming, people, small_match
 from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library
 from faceapp.engine.oplog import Changes, OpChanges, commit
@@ -45,6 +47,11 @@ CAL_BAND = (0.4, 1.0)
 MAX_CALIBRATION_FACES = 3000  # confirmed faces sampled for the fit (cost is quadratic)
 # a cluster is proposed as a person when at least this share of its faces point to them
 CLUSTER_SHARE = 0.5
+# ... and the median confidence of those faces is at least CLUSTER_FLOOR: under it the
+# answer is a near-certain no. python bench/review_questions.py (album_effort's album):
+# the 65 questions whose answer is yes had 0.19-0.9999, 4 of the 6 whose answer is no
+# 0.009-0.05 (the others 0.51, 0.86); in a 64-photo trial album, 8 "no" had 0.004-0.023.
+CLUSTER_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -68,10 +75,11 @@ class ReviewItem:
     person_name: str
     distance: float
     confidence: float
+    set_apart: bool = False  # naming this person's cluster left the face out as not fitting
 
     @property
     def label(self) -> str:
-        return "likely" if self.confidence >= LIKELY else "unsure"
+        return "likely" if self.confidence >= LIKELY and not self.set_apart else "unsure"
 
 
 @dataclass(frozen=True)
@@ -87,9 +95,10 @@ class ClusterReview:
 
     @property
     def text(self) -> str:
+        verb = "looks" if self.matching == 1 else "look"
         return (
             f"{people._plural(self.matching, 'face')} of Cluster {self.cluster_id}"
-            f" look like {self.person_name}"
+            f" {verb} like {self.person_name}"
         )
 
 
@@ -208,7 +217,17 @@ def likely(lib: Library, state: FaceState) -> np.ndarray:
     (:func:`faceapp.engine.cluster.recluster`): they wait here for one click instead
     of forming a new group of someone already named."""
     person, dist = library_nearest_people(lib, state)
-    return (person > 0) & is_likely(lib, dist)
+    ok = (person > 0) & is_likely(lib, dist)
+    if ok.any():
+        ok &= ~_set_apart(lib, state.ids[state.person == 0], person)
+    return ok
+
+
+def _set_apart(lib: Library, face_ids: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """Whether each face was set apart from that person (:func:`naming.set_apart`)."""
+    apart = naming.set_apart(lib)
+    pairs = zip(face_ids.tolist(), person.tolist(), strict=True)
+    return np.array([pair in apart for pair in pairs], bool)
 
 
 def is_likely(lib: Library, dist: np.ndarray) -> np.ndarray:
@@ -223,27 +242,24 @@ def review(
     lib: Library, limit: int | None = None, calibration: Calibration | None = None
 ) -> list[ReviewItem]:
     """Suggestions for every unconfirmed face under the threshold from its nearest
-    allowed person, most uncertain first (then by face id). ``calibration``: another
-    curve than :func:`calibrate`'s (benchmarks compare them)."""
+    allowed person, most uncertain first (nearest ``LIKELY``, then by face id).
+    ``calibration``: another curve than :func:`calibrate`'s (benchmarks compare them)."""
     state, rows, person, dist, measured = _nearest(lib)
     threshold = lib.active_threshold()
     ok = np.flatnonzero((person > 0) & (dist < REVIEW_RATIO * threshold))
     conf = _confidence(lib, dist[ok], measured[ok], calibration)
-    order = np.lexsort((state.ids[rows[ok]], np.abs(conf - 0.5)))
+    order = np.lexsort((state.ids[rows[ok]], np.abs(conf - LIKELY)))
     if limit is not None:
         order = order[: max(int(limit), 0)]
     names = dict(lib.conn.execute("SELECT id, name FROM people").fetchall())
-    return [
-        ReviewItem(
-            int(state.ids[rows[ok[i]]]),
-            int(person[ok[i]]),
-            names[int(person[ok[i]])],
-            round(float(dist[ok[i]]), 4),
-            float(conf[i]),
-        )
-        for i in order
-        if int(person[ok[i]]) in names
-    ]
+    apart = naming.set_apart(lib)
+    out = []
+    for i in order:
+        fid, pid = int(state.ids[rows[ok[i]]]), int(person[ok[i]])
+        if pid in names:
+            d, c = round(float(dist[ok[i]]), 4), float(conf[i])
+            out.append(ReviewItem(fid, pid, names[pid], d, c, (fid, pid) in apart))
+    return out
 
 
 def accept_likely(lib: Library) -> OpChanges | None:
@@ -281,16 +297,20 @@ def accept_likely(lib: Library) -> OpChanges | None:
 
 def cluster_reviews(lib: Library) -> list[ClusterReview]:
     """Unnamed clusters of which at least ``CLUSTER_SHARE`` of the faces are suggested
-    for one person, largest first. Yes: :func:`naming.name_cluster` with that person
-    (outliers go to review); No: :func:`naming.reject_cluster` (remembered)."""
+    for one person, at a confidence of at least ``CLUSTER_FLOOR``, largest first (a
+    face set apart from that person by naming does not count for them). Yes:
+    :func:`naming.name_cluster` with that person (outliers go to review); No:
+    :func:`naming.reject_cluster` (remembered)."""
     state, rows, person, dist, measured = _nearest(lib)
     threshold = lib.active_threshold()
     names = dict(lib.conn.execute("SELECT id, name FROM people").fetchall())
+    counts_for = ~_set_apart(lib, state.ids[rows], person)
     cl = state.cluster[rows]
     out = []
     for cid in np.unique(cl[cl > 0]):
         mine = np.flatnonzero(cl == cid)
-        near = mine[(person[mine] > 0) & (dist[mine] < REVIEW_RATIO * threshold)]
+        ok = (person[mine] > 0) & (dist[mine] < REVIEW_RATIO * threshold) & counts_for[mine]
+        near = mine[ok]
         if len(near) == 0:
             continue
         pids, counts = np.unique(person[near], return_counts=True)
@@ -300,6 +320,8 @@ def cluster_reviews(lib: Library) -> list[ClusterReview]:
             continue
         theirs = near[person[near] == pid]
         conf = float(np.median(_confidence(lib, dist[theirs], measured[theirs], None)))
+        if conf < CLUSTER_FLOOR:
+            continue  # a near-certain "no" is not worth asking
         out.append(ClusterReview(int(cid), pid, names[pid], matching, len(mine), conf))
     out.sort(key=lambda s: (-s.count, s.cluster_id))
     return out

@@ -110,12 +110,14 @@ def _plan(lib: Library, state: FaceState, block: int = 256) -> list[Pair]:
 
 def _signature(lib: Library) -> tuple:
     """Changes whenever the plan may: the model, any labelling operation (names, moves,
-    "not this person", birth dates: all in the oplog), faces added or removed."""
+    "not this person", birth dates: all in the oplog), faces added or removed, photos
+    gone missing or back (their faces leave or rejoin the library's state)."""
     q = lib.conn.execute
     return (
         lib.get_meta("active_model"),
         *q("SELECT IFNULL(MAX(id), 0), SUM(state = 'done') FROM oplog").fetchone(),
         *q("SELECT COUNT(*), IFNULL(MAX(id), 0), IFNULL(SUM(person_id), 0) FROM faces").fetchone(),
+        *q("SELECT COUNT(*), IFNULL(SUM(id), 0) FROM photos WHERE status = 'ok'").fetchone(),
         *q("SELECT COUNT(*) FROM rejections").fetchone(),
     )
 
@@ -201,6 +203,11 @@ def _measure(
 
     faces = sorted({c for _, _, cs in todo for c in cs})
     sides = _box_sides(lib, [f for f, _, _ in todo] + faces)
+    row_of = {int(f): i for i, f in enumerate(state.ids)}
+    # a face deleted or gone missing since the plan: its pairs are left, not measured
+    todo = [
+        (f, p, cs) for f, p, cs in todo if f in row_of and f in sides and set(cs) <= sides.keys()
+    ]
     keys = {(c, _side(sides[f] / max(sides[c], 1e-6))) for f, _, cs in todo for c in cs}
     order = sorted(keys - vector_of.keys())
     for b in range(0, len(order), EMBED_BATCH):
@@ -211,7 +218,6 @@ def _measure(
         crops = dict(zip(ids, load_crops(lib, ids), strict=True))
         vectors = embed(np.stack([degrade(crops[c], side) for c, side in batch]))
         vector_of.update(zip(batch, vectors, strict=True))
-    row_of = {int(f): i for i, f in enumerate(state.ids)}
     results = []
     for f, p, cs in todo:
         mine = np.stack([vector_of[c, _side(sides[f] / max(sides[c], 1e-6))] for c in cs])
@@ -244,7 +250,8 @@ def update(
     for pair in todo:
         by_face.setdefault(pair[0], []).append(pair)
     sides = _box_sides(lib, list(by_face))
-    faces = sorted(by_face, key=lambda f: (sides[f], f))  # a chunk of one size shares copies
+    faces = sorted(by_face.keys() & sides.keys(), key=lambda f: (sides[f], f))  # a chunk of
+    # one size shares its degraded copies; a face deleted since the plan is left out
     vector_of: dict[tuple[int, int], np.ndarray] = {}
     state = load_state(lib)
     done = 0
@@ -255,7 +262,7 @@ def update(
         results = _measure(lib, state, part, embed, cancel, vector_of)
         if results is None:
             break
-        with lib.transaction() as c:
+        with lib.transaction(durable=False) as c:  # derived data: not a user's edit
             if _active_id(lib) != model_id:  # switched while measuring: another network
                 break
             c.executemany(

@@ -454,15 +454,30 @@ def update_actions(actions: dict[str, QAction], context: Context) -> None:
             action.setText(spec.text(context))
 
 
+# Qt's first key code of the media and launcher keys (Back, Open, Close, Exit, Zoom In…).
+FIRST_MEDIA_KEY = Qt.Key.Key_Back.value
+
+
+def keys_text(sequences: list[QKeySequence]) -> str:
+    """ "Ctrl+O" for the help: the keys a keyboard has. A platform's standard bindings add
+    media keys (Open, Close, Exit, Zoom In), which read like a second name of the action."""
+    shown = []
+    for seq in sequences:
+        combo = seq[0]
+        media = combo.key().value >= FIRST_MEDIA_KEY
+        if media and combo.keyboardModifiers() == Qt.KeyboardModifier.NoModifier:
+            continue
+        shown.append(seq.toString(QKeySequence.SequenceFormat.NativeText))
+    return " / ".join(shown)
+
+
 def shortcut_rows() -> list[tuple[str, str]]:
     """(keys, what) for the Keyboard Shortcuts help, read from the declarations."""
     rows = []
     for spec in ACTIONS:
         if spec.shortcut is None:
             continue
-        keys = " / ".join(
-            s.toString(QKeySequence.SequenceFormat.NativeText) for s in key_sequences(spec.shortcut)
-        )
+        keys = keys_text(key_sequences(spec.shortcut))
         text = spec.text(Context()) if callable(spec.text) else spec.text
         rows.append((keys, text.replace("&", "").rstrip("…")))
     rows.append(("Ctrl+Z / Ctrl+Y", "Undo / redo"))

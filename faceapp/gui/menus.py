@@ -100,9 +100,11 @@ class MenusMixin:
         )
         page.name_button.setToolTip("Select faces, then name them" if loose else "")
         page.reject_button.setText(kind.reject_text if kind is not None else "Not This Person")
-        page.name_button.setVisible(kind is not None and (kind.can_name or loose))
-        page.hide_button.setVisible(kind is not None and kind.can_hide)
-        page.reject_button.setVisible(kind is not None and kind.can_reject)
+        # several people's photos together: the buttons would act on one of them only
+        one = kind is not None and len(self.sidebar.selected_people()) < 2
+        page.name_button.setVisible(one and (kind.can_name or loose))
+        page.hide_button.setVisible(one and kind.can_hide)
+        page.reject_button.setVisible(one and kind.can_reject)
 
     # -- context menus -------------------------------------------------------------------------
 

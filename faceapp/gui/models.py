@@ -129,6 +129,10 @@ class SidebarModel(QAbstractListModel):
         self._index_avatars()
         self.endResetModel()
 
+    @property
+    def filter_text(self) -> str:
+        return self._filter
+
     def _shown(self, group: object) -> bool:
         if not self._filter:
             return True

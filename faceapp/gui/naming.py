@@ -16,14 +16,10 @@ from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.dialogs.question import ask_yes_no
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.outliers import OutlierCheck
-from faceapp.gui.refresh import CONTENT_REVIEW
+from faceapp.gui.refresh import CONTENT_GRID, CONTENT_REVIEW
 
 if TYPE_CHECKING:
     from faceapp.gui.main_window import MainWindow
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 class NamingMixin:
@@ -64,10 +60,13 @@ class NamingMixin:
         check = None if is_person else self.session.outlier_checks.start(self.session.lib, key.id)
         dialog = NameDialog(
             "Rename Person" if is_person else "Name This Person",
-            f"Who is this? ({group.count} faces)" if group else "Who is this?",
+            f"Who is this? ({group.count} {'face' if group.count == 1 else 'faces'})"
+            if group
+            else "Who is this?",
             current=(group.name or "") if is_person and group else "",
             names=[n for n in self._names() if not (is_person and group and n == group.name)],
-            avatar=self.thumbs.get(avatar) if avatar is not None else None,
+            avatar=avatar,
+            thumbnails=self.thumbs,
             checking=check is not None,
             parent=self,
         )
@@ -99,9 +98,8 @@ class NamingMixin:
             "Name and birth date",
             current=name,
             names=[n for n in self._names() if n != name],
-            avatar=self.thumbs.get(group.avatar_face_id)
-            if group and group.avatar_face_id
-            else None,
+            avatar=group.avatar_face_id if group else None,
+            thumbnails=self.thumbs,
             birth_date=born,
             parent=self,
         )
@@ -174,12 +172,17 @@ class NamingMixin:
         """Name faces: type a new name (a new person) or pick one named before."""
         if not face_ids or self.session.lib is None:
             return
+        who = (
+            "Who is this?"
+            if len(face_ids) == 1
+            else f"Who is in the {len(face_ids)} selected faces?"
+        )
         dialog = NameDialog(
             "Name Faces",
-            f"Who is in the {plural(len(face_ids), 'selected face')}? Type a new name or "
-            "one you named before.",
+            f"{who} Type a new name or one you named before.",
             names=self._names(),
-            avatar=self.thumbs.get(face_ids[0]),
+            avatar=face_ids[0],
+            thumbnails=self.thumbs,
             ok_text="Name",
             new_note="A new person “{}” will be made from these faces.",
             parent=self,
@@ -188,7 +191,10 @@ class NamingMixin:
             self.name_faces(face_ids, dialog.name())
 
     def name_faces(self: MainWindow, face_ids: list[int], name: str) -> bool:
-        """The faces join the person called ``name``, made new when nobody has that name."""
+        """The faces join the person called ``name``, made new when nobody has that name.
+
+        The new person is shown, except from Unknown faces and Review: there the user
+        names one person seen once after another, so the window stays where it is."""
         name = " ".join(name.split())
         if not name or not face_ids:
             return False
@@ -196,10 +202,16 @@ class NamingMixin:
         if existing is not None:
             return self.request_move(face_ids, existing)
         changes = self.session.name_faces(face_ids, name)
+        in_unknown = (
+            self.content.currentIndex() == CONTENT_GRID
+            and self.current_key is not None
+            and self.current_key.kind is GroupKind.UNKNOWN
+        )
         if (
             changes is not None
             and changes.person_id is not None
             and self.content.currentIndex() != CONTENT_REVIEW
+            and not in_unknown
         ):
             self.select_after_refresh(GroupKey(GroupKind.PERSON, changes.person_id))
             self.refresh()

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPoint, Qt, Slot
 from PySide6.QtWidgets import QMenu
 
+from faceapp.engine.boxes import iou
+from faceapp.engine.storage import LibraryError
 from faceapp.gui import workers
+from faceapp.gui.dialogs.name import NameDialog
 from faceapp.gui.groups import GroupKey, GroupKind
 from faceapp.gui.refresh import CONTENT_GRID, CONTENT_PHOTO
 from faceapp.gui.resources import icon
@@ -39,23 +42,42 @@ class PhotoMixin:
         path = self.session.photo_file(row.photo_path)
         if path is None:
             return
-        names = self.sidebar_model.person_names()
-        marks = []
-        for f in lib.faces_of_photo(row.photo_id):
-            if f.person_id is not None:
-                label = GroupKind.PERSON.title(f.person_id, names.get(f.person_id))
-            elif f.cluster_id is not None:
-                label = GroupKind.CLUSTER.title(f.cluster_id)
-            else:
-                label = GroupKind.UNKNOWN.title(None)
-            marks.append((f.id, FaceMark(f.box, label, f.person_id is not None)))
-        self.photo_view.show_photo(path, marks, face_id)
+        from faceapp.engine import photos
+
+        taken = photos.photo(lib, row.photo_id).taken_at
+        self.photo_view.show_photo(path, self._photo_marks(row.photo_id), face_id, taken)
         seq = self._photo_sequence
         at = seq.index(face_id) if face_id in seq else -1
         self.photo_view.set_position(at, len(seq))
         self.content.setCurrentIndex(CONTENT_PHOTO)
         self.photo_view.canvas.setFocus()
         self._update_actions()
+
+    def _photo_marks(self: MainWindow, photo_id: int) -> list[tuple[int, FaceMark]]:
+        """Each face of a photo with its box and the name of its group, as now."""
+        names = self.sidebar_model.person_names()
+        marks = []
+        for f in self.session.lib.faces_of_photo(photo_id):
+            if f.person_id is not None:
+                label = GroupKind.PERSON.title(f.person_id, names.get(f.person_id))
+            elif f.cluster_id is not None:
+                label = GroupKind.CLUSTER.title(f.cluster_id)
+            else:
+                label = "Unknown"
+            marks.append((f.id, FaceMark(f.box, label, f.person_id is not None)))
+        return marks
+
+    def update_photo_marks(self: MainWindow) -> None:
+        """After a change (naming a box, an undo): the shown photo's labels follow it."""
+        lib = self.session.lib
+        ids = self.photo_view.face_ids
+        if lib is None or not ids or self.content.currentIndex() != CONTENT_PHOTO:
+            return
+        try:
+            photo_id = lib.face(ids[0]).photo_id
+        except LibraryError:  # the face is gone (a rescan removed the photo)
+            return
+        self.photo_view.set_marks(self._photo_marks(photo_id))
 
     def show_grid(self: MainWindow) -> None:
         self.content.setCurrentIndex(CONTENT_GRID)
@@ -86,12 +108,30 @@ class PhotoMixin:
             self.statusBar().showMessage("Drag a box around the face the scan missed.", 8000)
 
     def add_face_box(self: MainWindow, box: tuple) -> None:
-        """Crop and embed the drawn box in a worker (the engine's add_face), then name it."""
+        """Ask who the drawn face is, then crop and embed it in a worker (the engine's
+        add_face) and name it. Asked first, so that a box drawn by mistake and cancelled
+        leaves nothing behind."""
         lib, path = self.session.lib, self.photo_view.path
         self.act_add_face.setChecked(False)
         self.toggle_add_face()
         if lib is None or path is None:
             return
+        if any(iou(mark.box, box) > 0.5 for mark in self.photo_view.canvas.faces()):
+            self.show_error("Add a Missed Face", "That face is marked already: click its box.")
+            return
+        dialog = NameDialog(
+            "Add a Missed Face",
+            "Who is this? Type a new name or one you named before.",
+            names=self._names(),
+            ok_text="Add",
+            new_note="A new person “{}” will be made from this face.",
+            parent=self,
+        )
+        dialog.face.set_image(self.photo_view.canvas.crop(box))
+        if dialog.exec() != NameDialog.DialogCode.Accepted:
+            self.statusBar().showMessage("No face added.", 4000)
+            return
+        name = dialog.name()
         session = self.session
 
         def work(job: workers.Job) -> int:
@@ -103,7 +143,7 @@ class PhotoMixin:
             self.face_added.emit(face_id)
             self.refresh()
             self.show_photo(face_id)
-            self.name_faces_dialog([face_id])
+            self.name_faces([face_id], name)
 
         self.statusBar().showMessage("Adding the face…", 8000)
         workers.run_in_background(
@@ -152,6 +192,7 @@ class PhotoMixin:
         self.grid_page.set_header(" & ".join(names), "Photos they are in together")
         self.grid_page.set_tabs(True, self.grid_page.PHOTOS, faces=False)
         self.content.setCurrentIndex(CONTENT_GRID)
+        self._update_actions()
         self.load_photos([k.id for k in keys])
 
     def make_cover(self: MainWindow) -> None:

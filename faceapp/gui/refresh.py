@@ -154,6 +154,7 @@ class RefreshMixin:
             f"{people:,} {'person' if people == 1 else 'people'}"
         )
         self.show_problem_count(problems)
+        self.update_photo_marks()
         if suggestions is not None and self.content.currentIndex() == CONTENT_REVIEW:
             self.review_view.set_suggestions(suggestions)
         self._update_actions()
@@ -180,7 +181,11 @@ class RefreshMixin:
         group = self.sidebar_model.group(key) if key is not None else None
         if group is None:
             self.grid_model.set_faces([], None)
-            if self.session.scanning:
+            self.grid_page.set_tabs(False)
+            search = self.sidebar_model.filter_text
+            if search and self.sidebar_model.first_group_row() < 0:
+                self.grid_page.set_header("Nobody found", f"No person’s name contains “{search}”")
+            elif self.session.scanning:
                 self.grid_page.set_header("Scanning…", "Faces appear here as they are found")
             else:
                 self.grid_page.set_header("No faces yet", "Open a folder with photos of people")

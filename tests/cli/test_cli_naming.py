@@ -120,6 +120,8 @@ def test_photos_birthday_cover(album, cli):
     people.move_faces(lib, [together[0]], a)
     code, data, _ = cli("photos", "--person", "Anna", "--person", "Bo")
     assert code == 0 and len(data["photos"]) == 0  # Bo in the new photo is not named yet
+    code, out, _ = cli("photos", "--person", "Anna", as_json=False)
+    assert out.splitlines()[-1].endswith("  Anna + 1 unnamed")  # not "Anna, ?"
     people.move_faces(lib, [together[1]], album_mod.parse_group_ref(lib, "Bo")[1])
     code, data, _ = cli("photos", "--person", "Anna", "--person", "Bo")
     (photo,) = data["photos"]

@@ -207,3 +207,25 @@ def test_scan_report_is_escaped_and_quiet(tmp_path, lfw_dir, real_weights):
     )
     assert done.stderr == ""  # Pillow's "Corrupt EXIF data" went to the log
     assert "Corrupt EXIF data" in (data / "logs" / "faceapp.log").read_text()
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path):
+    """`faceapp faces | head -1` prints its first line and no traceback."""
+    # more lines than a pipe holds, so the writer meets the closed pipe for sure
+    n = 2500
+    vectors = np.random.default_rng(0).normal(size=(n, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = ["first.jpg"] + [f"photo_{i:05d}_with_a_long_name.jpg" for i in range(1, n)]
+    lib = tmp_path / "lib.sqlite"
+    small_library(lib, vectors, names).close()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        f"{sys.executable} -m faceapp faces --library {lib} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.stdout.splitlines() and "first.jpg" in done.stdout.splitlines()[0]
+    assert done.stderr == ""

@@ -25,7 +25,7 @@ def test_operations_return_their_exact_change_set(lib):
     assert (
         named.kind == "name"
         and named.action == "do"
-        and named.description.startswith(f"Named cluster {c1.id} Anna")
+        and named.description.startswith(f"Named cluster {c1.id} as Anna")
     )
     assert named.person_id is not None and named.people == {named.person_id}
     assert named.faces == faces1 and named.clusters == {c1.id} and not named.unknown

@@ -72,7 +72,8 @@ def test_review_reaches_the_threshold_labels_and_orders_by_uncertainty(album):
     assert items[ids[0]].label == "likely" and items[ids[2]].label == "unsure"
     assert items[ids[0]].confidence > items[ids[1]].confidence > items[ids[2]].confidence
     queue = review.review(lib)
-    gaps = [abs(s.confidence - 0.5) for s in queue]
+    # most uncertain first: nearest the likely/unsure boundary, not 50%
+    gaps = [abs(s.confidence - review.LIKELY) for s in queue]
     assert gaps == sorted(gaps)
     assert len(review.review(lib, limit=2)) == 2
 

@@ -169,6 +169,24 @@ def test_update_writes_nothing_for_another_model_than_the_active_one(tmp_path):
     lib.close()
 
 
+def test_photos_gone_missing_change_the_plan_and_break_nothing(tmp_path):
+    """A rescan that finds a compared face's photo deleted plans anew; a small face whose
+    own photo went missing after the plan is left out of the measuring, not a crash."""
+    lib, _small, small_v, _ids, pid = _library(tmp_path)
+    model = lib.active_model().id
+    planned = small_match.to_measure(lib)
+    assert len(planned) == 2
+    lib.mark_missing(["0.jpg"])  # one of Anna's faces
+    assert [len(cs) for f, p, cs in planned if p == pid["Anna"]] == [3]
+    replanned = small_match.to_measure(lib)
+    assert [len(cs) for f, p, cs in replanned if p == pid["Anna"]] == [2]
+    lib.mark_missing(["small.jpg"])  # the small face itself, after the plan
+    lib.edited = False  # (naming Anna and Ben above was the user's edit)
+    assert small_match.update(lib, _embed_like(small_v, []), model, todo=replanned) == 0
+    assert not lib.edited  # derived data only: no after-edits backup for it
+    lib.close()
+
+
 def test_degrade_keeps_the_size_and_blurs():
     rng = np.random.default_rng(1)
     crop = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)

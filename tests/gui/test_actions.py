@@ -225,3 +225,14 @@ def test_keyboard_help_lists_the_declared_shortcuts(window):
     html = shortcuts_html()
     for keys in ("Ctrl+Z / Ctrl+Y", "F2", "Ctrl+M", "Ctrl+Shift+A", "Ctrl+E"):
         assert keys in html, keys
+
+
+def test_the_shortcuts_help_lists_keyboard_keys_only():
+    """On X11 the standard bindings add media keys: the help read "Ctrl+O / Open",
+    "Ctrl+W / Close", "Ctrl++ / Zoom In". It shows the keys a keyboard has."""
+    media = [QKeySequence(Qt.Key.Key_Open), QKeySequence(Qt.Key.Key_ZoomIn)]
+    assert actions.keys_text([QKeySequence("Ctrl+O"), *media]) == "Ctrl+O"
+    kept = [QKeySequence("Del"), QKeySequence("Ctrl+D"), QKeySequence("Left"), QKeySequence("F5")]
+    assert actions.keys_text(kept) == "Del / Ctrl+D / Left / F5"
+    rows = {what: keys for keys, what in actions.shortcut_rows()}
+    assert rows["Open Photo Folder"] == "Ctrl+O"

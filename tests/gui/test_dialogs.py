@@ -107,3 +107,23 @@ def test_grouping_slider_moves_the_internals_and_regroups_by_itself(qtbot, windo
     assert dialog.grouping.value() == 0
     assert dialog.cluster_values() == {} and ClusterParams().trim_ratio == trim.value()
     assert not window.errors, window.errors
+
+
+def test_a_birth_date_that_is_no_date_is_said_in_the_dialog(qtbot):
+    """Typing 16/06/1970 closed Edit Person and then showed an error: the dialog says it
+    and Save waits for a date."""
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from faceapp.gui.dialogs.name import NameDialog
+
+    dialog = NameDialog("Edit Person", "Name and birth date", current="Anna", birth_date="")
+    qtbot.addWidget(dialog)
+    save = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert save.isEnabled() and dialog.note.text() == ""
+    dialog.birth.setText("16/06/1970")
+    assert not save.isEnabled()
+    assert "YYYY-MM-DD" in dialog.note.text()
+    dialog.birth.setText("1970-06-16")
+    assert save.isEnabled() and dialog.note.text() == ""
+    dialog.birth.clear()  # no birth date is fine too
+    assert save.isEnabled()

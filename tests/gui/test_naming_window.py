@@ -94,6 +94,10 @@ def test_unknown_faces_can_be_named(qtbot, window, scanned_library, monkeypatch)
     qtbot.waitUntil(lambda: person(window, "Seen Once") is not None)
     pid = person(window, "Seen Once").id
     assert window.session.group_faces(GroupKey(GroupKind.PERSON, pid)) == loose
+    # Unknown faces stay on screen for the next person seen once; the named face left it.
+    qtbot.waitUntil(lambda: not window.refreshing)
+    assert window.current_key == unknown or window.sidebar_model.group(unknown) is None
+    assert window.grid_model.row_of(loose[0]) < 0
     assert not window.errors, window.errors
 
 
@@ -185,3 +189,52 @@ def test_a_second_window_sees_the_first_windows_changes(qtbot, window, scanned_l
     assert second.sidebar_model.group(GroupKey(GroupKind.CLUSTER, cluster.id)) is None
     assert not window.errors, window.errors
     second.session.close_library()
+
+
+def test_a_box_named_in_the_photo_view_shows_its_new_name(
+    qtbot, window, scanned_library, monkeypatch
+):
+    """The photo stays open while a box is named: its label follows (and follows undo),
+    and the naming dialog shows the face, even one whose thumbnail was not decoded yet."""
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    cluster = groups(window, "cluster")[0]
+    face = window.session.group_faces(GroupKey(GroupKind.CLUSTER, cluster.id))[0]
+    window.thumbs.invalidate([face])
+    window.show_photo(face)
+    qtbot.waitUntil(lambda: window.photo_view.loaded, timeout=10_000)
+
+    def label() -> str:
+        marks = window.photo_view.canvas.faces()
+        return marks[window.photo_view.face_ids.index(face)].label
+
+    assert label() == f"Cluster {cluster.id}"
+    from faceapp.engine import photos
+
+    taken = photos.photo(window.session.lib, window.session.lib.face(face).photo_id).taken_at
+    assert f"taken {taken[:10]}" in window.photo_view.subtitle.text()  # when, beside where
+    seen: list = []
+
+    def fake_exec(dialog: NameDialog) -> int:
+        qtbot.waitUntil(lambda: dialog.face.image is not None)
+        seen.append(dialog.findChildren(type(dialog.note))[0].text())
+        dialog.edit.setText("Named On The Photo")
+        return NameDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(NameDialog, "exec", fake_exec)
+    window.name_faces_dialog([face])
+    qtbot.waitUntil(lambda: label() == "Named On The Photo")
+    assert seen == ["Who is this? Type a new name or one you named before."]
+    assert window.photo_view.selected_face() == face
+
+    # F2 on the box renames that person of one face: "(1 face)", not "(1 faces)".
+    def look_and_cancel(dialog: NameDialog) -> int:
+        seen.append(dialog.findChildren(type(dialog.note))[0].text())
+        return NameDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(NameDialog, "exec", look_and_cancel)
+    qtbot.keyClick(window.photo_view.canvas, Qt.Key.Key_F2)
+    assert seen[-1] == "Who is this? (1 face)"
+    window.act_undo.trigger()
+    qtbot.waitUntil(lambda: label() == f"Cluster {cluster.id}")
+    assert not window.errors, window.errors

@@ -67,6 +67,9 @@ def test_person_photos_birth_date_together_and_cover(qtbot, window, scanned_libr
     assert page.title.text() in ("Ann & Bob", "Bob & Ann")
     assert page.tabs.currentIndex() == page.PHOTOS and not page.tabs.isTabEnabled(page.FACES)
     assert grid.count() == 0  # LFW photos of two people show one of them
+    # Rename / Hide / Not This Person would act on one of them only: not offered here.
+    buttons = (page.name_button, page.hide_button, page.reject_button)
+    assert not any(b.isVisible() for b in buttons)
 
     # Make a face Ann's cover: the sidebar shows it.
     window.sidebar.select_key(ann)
@@ -106,15 +109,34 @@ def test_drawing_a_box_adds_a_missed_face(qtbot, window, scanned_library, monkey
         int(target.left() + target.width() * 0.3), int(target.top() + target.height() * 0.3)
     )
 
+    def draw() -> None:
+        qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
+        qtbot.mouseMove(canvas, end)
+        qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
+
+    # Asked before anything is added: a box drawn by mistake and cancelled leaves no face.
+    shown: list = []
+
+    def cancel(dialog: NameDialog) -> int:
+        shown.append(dialog.face.image)
+        return NameDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(NameDialog, "exec", cancel)
+    faces_before = len(window.session.lib.faces())
+    draw()
+    assert shown and shown[0] is not None and not shown[0].isNull()  # the drawn part
+    qtbot.wait(300)
+    assert len(window.session.lib.faces()) == faces_before
+    assert len(window.photo_view.face_ids) == before
+    window.act_add_face.trigger()
+
     def fake_exec(dialog: NameDialog) -> int:
         dialog.edit.setText("Drawn Face")
         return NameDialog.DialogCode.Accepted
 
     monkeypatch.setattr(NameDialog, "exec", fake_exec)
     with qtbot.waitSignal(window.face_added, timeout=120_000) as added:
-        qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
-        qtbot.mouseMove(canvas, end)
-        qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
+        draw()
     new_face = added.args[0]
     assert not canvas.drawing
     qtbot.waitUntil(lambda: person(window, "Drawn Face") is not None)
@@ -122,4 +144,41 @@ def test_drawing_a_box_adds_a_missed_face(qtbot, window, scanned_library, monkey
     assert window.session.group_faces(GroupKey(GroupKind.PERSON, pid)) == [new_face]
     assert window.session.lib.face(new_face).photo_id == window.session.lib.face(face).photo_id
     assert len(window.photo_view.face_ids) == before + 1
+    assert not window.errors, window.errors
+
+    # A box drawn over a face found already: said at once, nothing asked or added.
+    rect = canvas.face_rect(window.photo_view.face_ids.index(face))
+    start, end = rect.topLeft().toPoint(), rect.bottomRight().toPoint()
+    shown.clear()
+    monkeypatch.setattr(NameDialog, "exec", cancel)
+    window.act_add_face.trigger()
+    draw()
+    assert window.errors[-1] == (
+        "Add a Missed Face",
+        "That face is marked already: click its box.",
+    )
+    assert not shown and len(window.photo_view.face_ids) == before + 1
+
+
+def test_searching_shows_the_first_person_found_or_says_nobody(qtbot, window, scanned_library):
+    """Typing in the search field hid the group shown and left "No faces yet / Open a
+    folder" on screen: the first person found is shown, or a line says nobody matched."""
+    _folder, library = scanned_library
+    open_and_wait(qtbot, window, library=library)
+    a = sorted(groups(window, "cluster"), key=lambda g: -g.count)[0]
+    assert window.apply_name(GroupKey(GroupKind.CLUSTER, a.id), "Annika Strand")
+    qtbot.waitUntil(lambda: person(window, "Annika Strand") is not None and not window.refreshing)
+    other = groups(window, "cluster")[0]
+    window.sidebar.select_key(GroupKey(GroupKind.CLUSTER, other.id))
+    annika = GroupKey(GroupKind.PERSON, person(window, "Annika Strand").id)
+    qtbot.keyClicks(window.sidebar_panel.search, "strand")
+    qtbot.waitUntil(lambda: window.current_key == annika)
+    assert window.grid_page.title.text() == "Annika Strand"
+    assert window.grid_model.rowCount() == person(window, "Annika Strand").count
+    qtbot.keyClicks(window.sidebar_panel.search, "xyz")
+    qtbot.waitUntil(lambda: window.grid_page.title.text() == "Nobody found")
+    assert window.grid_page.subtitle.text() == "No person’s name contains “strandxyz”"
+    assert not window.grid_page.tabs.isVisible()
+    window.sidebar_panel.search.clear()
+    assert window.sidebar_model.first_group_row() >= 0
     assert not window.errors, window.errors

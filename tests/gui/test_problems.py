@@ -28,6 +28,8 @@ def test_problems_list_and_try_again(qtbot, window, scanned_template, tmp_path, 
     button.click()
     dialog = window.problems_dialog
     assert dialog.isVisible() and dialog.table.rowCount() == n
+    them = "it" if n == 1 else "them"
+    assert f"could not be used. Fix or replace {them}, then Try Again" in dialog.summary.text()
     files = [dialog.table.item(r, 0).text() for r in range(n)]
     row = files.index("broken.jpg")
     assert dialog.table.item(row, 1).text()  # the engine's reason

@@ -15,11 +15,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp.engine import birthdays
+from faceapp.gui.thumbnails import ThumbnailCache
 from faceapp.gui.views.review import FaceImage
 
 
 class NameDialog(QDialog):
-    """One line edit; existing names complete, so typing "An" offers "Anna"."""
+    """One line edit; existing names complete, so typing "An" offers "Anna".
+
+    ``avatar``: the face shown beside it, read from ``thumbnails`` (when the
+    thumbnail is not decoded yet, it appears as soon as it is)."""
 
     def __init__(
         self,
@@ -28,7 +33,8 @@ class NameDialog(QDialog):
         *,
         current: str = "",
         names: list[str] | None = None,
-        avatar: QImage | None = None,
+        avatar: int | None = None,
+        thumbnails: ThumbnailCache | None = None,
         ok_text: str = "Save",
         require_existing: bool = False,
         new_note: str = "",
@@ -47,9 +53,14 @@ class NameDialog(QDialog):
         layout.setSpacing(12)
         row = QHBoxLayout()
         row.setSpacing(14)
-        face = FaceImage(64, circle=True)
-        face.set_image(avatar)
-        row.addWidget(face, 0, Qt.AlignmentFlag.AlignTop)
+        self.face = FaceImage(64, circle=True)
+        self.avatar = avatar
+        if avatar is not None and thumbnails is not None:
+            self.face.set_image(thumbnails.get(avatar))
+            if self.face.image is None:
+                thumbnails.ready.connect(self._thumbnails_ready)
+            self.thumbnails = thumbnails
+        row.addWidget(self.face, 0, Qt.AlignmentFlag.AlignTop)
         col = QVBoxLayout()
         label = QLabel(prompt)
         label.setWordWrap(True)
@@ -103,9 +114,15 @@ class NameDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.edit.textChanged.connect(self._update)
+        if self.birth is not None:
+            self.birth.textChanged.connect(self._update)
         self.note.setMinimumHeight(2 * self.note.fontMetrics().lineSpacing())
         self._update()
         self.adjustSize()
+
+    def _thumbnails_ready(self, ids: list[int]) -> None:
+        if self.avatar in ids and self.face.image is None:
+            self.face.set_image(self.thumbnails.peek(self.avatar))
 
     def set_apart(self, apart: list[QImage | None]) -> None:
         """The check's answer: the faces that go to Review instead (none: nothing shown)."""
@@ -151,13 +168,26 @@ class NameDialog(QDialog):
     def _update(self) -> None:
         match = self.existing()
         ok = bool(match) if self.require_existing else bool(self.name())
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
-        if self.require_existing:
+        bad_date = self._bad_birth_date()
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok and not bad_date)
+        if bad_date:  # said here, while the dialog is open, not after it closed
+            self.note.setText(bad_date)
+        elif self.require_existing:
             self.note.setText("" if match or not self.name() else "No person has this name.")
         elif match:
             self.note.setText(f"“{match}” already exists: these faces will join that person.")
         else:
             self.note.setText(self.new_note.format(self.name()) if self.name() else "")
+
+    def _bad_birth_date(self) -> str:
+        """Why the birth date typed is not a date ("" when empty or fine)."""
+        if not self.birth_date():
+            return ""
+        try:
+            birthdays.parse_date(self.birth_date())
+        except birthdays.BirthdayError:
+            return "The birth date is not a date: type it as YYYY-MM-DD, e.g. 2010-05-03."
+        return ""
 
     def birth_date(self) -> str:
         return self.birth.text().strip() if self.birth is not None else ""

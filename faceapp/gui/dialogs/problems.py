@@ -66,7 +66,8 @@ class ProblemsDialog(QDialog):
         n = len(self.problems)
         self.summary.setText(
             f"{n} {'file' if n == 1 else 'files'} could not be used. Fix or replace "
-            "them, then Try Again; the rest of the library is not affected."
+            f"{'it' if n == 1 else 'them'}, then Try Again; the rest of the library is not "
+            "affected."
             if n
             else "Every file in the folder could be read."
         )

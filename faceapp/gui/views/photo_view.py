@@ -30,6 +30,7 @@ class PhotoView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.path: Path | None = None
+        self.taken = ""  # the date the photo shown was taken
         self.face_ids: list[int] = []
         self._job: workers.Job | None = None
         self.loaded = False
@@ -76,15 +77,22 @@ class PhotoView(QWidget):
         body.addWidget(self.canvas)
         layout.addLayout(body, 1)
 
-    def show_photo(self, path: Path, faces: list[tuple[int, FaceMark]], selected_face: int) -> None:
-        """Show ``path`` with its faces (id, mark); decoding happens off the GUI thread."""
+    def show_photo(
+        self,
+        path: Path,
+        faces: list[tuple[int, FaceMark]],
+        selected_face: int,
+        taken: str | None = None,
+    ) -> None:
+        """Show ``path`` with its faces (id, mark) and the date it was taken ('YYYY-MM-DD…');
+        decoding happens off the GUI thread."""
         self.path = Path(path)
+        self.taken = (taken or "")[:10]
         self.face_ids = [fid for fid, _ in faces]
         marks = [m for _, m in faces]
         selected = self.face_ids.index(selected_face) if selected_face in self.face_ids else None
         self.title.setText(self.path.name)
-        n = len(faces)
-        self.subtitle.setText(f"{n} {'face' if n == 1 else 'faces'}  ·  {self.path}")
+        self._say_faces(len(faces))
         self.canvas.set_image(None)
         self.canvas.placeholder = "Loading photo…"
         self.canvas.set_faces(marks, selected)
@@ -98,6 +106,18 @@ class PhotoView(QWidget):
             on_finished=lambda result, p=target: self._on_loaded(p, result),
             on_failed=lambda exc, p=target: self._on_failed(p, exc),
         )
+
+    def set_marks(self, faces: list[tuple[int, FaceMark]]) -> None:
+        """New labels for the photo shown (the photo stays; the selected box too)."""
+        chosen = self.selected_face()
+        self.face_ids = [fid for fid, _ in faces]
+        selected = self.face_ids.index(chosen) if chosen in self.face_ids else None
+        self.canvas.set_faces([m for _, m in faces], selected)
+        self._say_faces(len(faces))
+
+    def _say_faces(self, n: int) -> None:
+        taken = f"taken {self.taken}  ·  " if self.taken else ""
+        self.subtitle.setText(f"{n} {'face' if n == 1 else 'faces'}  ·  {taken}{self.path}")
 
     def _on_loaded(self, path: Path, result: tuple[QImage, QSize]) -> None:
         if path != self.path:

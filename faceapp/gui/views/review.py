@@ -111,6 +111,7 @@ class ReviewView(QWidget):
         right.setSpacing(10)
         self.question = QLabel()
         self.question.setObjectName("reviewQuestion")
+        self.question.setWordWrap(True)  # a long name wraps instead of widening the window
         self.verdict = QLabel()
         self.verdict.setObjectName("reviewLabel")
         self.detail = QLabel()
@@ -147,7 +148,10 @@ class ReviewView(QWidget):
         right.addLayout(self.examples_row)
         right.addSpacing(12)
         right.addLayout(buttons)
-        faces.addLayout(right)
+        answer_side = QWidget()
+        answer_side.setLayout(right)
+        answer_side.setMaximumWidth(620)
+        faces.addWidget(answer_side, 1)
         faces.addStretch(1)
         col.addLayout(faces)
         col.addSpacing(28)
@@ -214,7 +218,7 @@ class ReviewView(QWidget):
         face_id = s.face_id if not is_cluster_item(s) else None
         if is_cluster_item(s):
             self.question.setText(f"{s.text}: merge?")
-            self.verdict.setText(f"Yes names the cluster {name}; No is remembered")
+            self.verdict.setText(f"Yes: the cluster becomes {name}. No is remembered.")
             self.verdict.setProperty("label", "cluster")
             self.detail.setText(
                 f"confidence {percent(s.confidence)}  ·  {s.count} faces in the cluster"

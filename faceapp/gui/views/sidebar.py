@@ -84,6 +84,9 @@ class SidebarView(QListView):
         self._restoring = False
         if key is not None and self.select_key(key):
             return
+        if key is not None and self.sidebar_model().first_group_row() >= 0:
+            self.select_first()  # e.g. a search hid the group shown: show its first match
+            return
         self.groupSelected.emit(self.current_key())
 
     def currentChanged(self, current: QModelIndex, previous: QModelIndex) -> None:

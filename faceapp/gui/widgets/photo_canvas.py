@@ -102,6 +102,14 @@ class PhotoCanvas(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(480, 360)
 
+    def crop(self, box: tuple[float, float, float, float]) -> QImage | None:
+        """The part of the shown photo inside ``box`` (display pixels of the full photo)."""
+        if self._image is None or self._image.isNull() or self._full.isEmpty():
+            return None
+        s = self._image.width() / self._full.width()
+        x1, y1, x2, y2 = (round(v * s) for v in box)
+        return self._image.copy(x1, y1, max(1, x2 - x1), max(1, y2 - y1))
+
     # -- geometry -------------------------------------------------------------------------
 
     def _target(self) -> QRectF:
