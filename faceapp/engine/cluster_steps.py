@@ -11,6 +11,7 @@ from faceapp.engine.vecmath import normalize, sq_dists, sum_by_label, topk_rows
 
 MERGE_EXACT_LIMIT = 20_000  # clusters compared all against all up to this many
 MERGE_NEIGHBOURS = 10  # above it: the nearest centroids of each centroid
+PAIR_NEIGHBOURS = 2  # pair_noise: faces must be among each other's this many nearest
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:
@@ -339,3 +340,67 @@ def match_cluster_ids(
             next_id += 1
     out[valid] = ids[labels[valid]]
     return out, next_id
+
+
+def pair_noise(
+    x: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_sq: float, max_any_sq: float
+) -> int:
+    """Noise faces that are among each other's two nearest faces (of all faces,
+    clustered or not) form groups of 2-3 when their mean squared distance is under
+    ``max_sq`` and no two are ``max_any_sq`` (the threshold) apart or of one photo;
+    the clusters found stay as they are.
+
+    HDBSCAN needs ``min_cluster_size`` faces for a cluster, so a person with 2-3
+    faces stayed in Unknown; a smaller minimum splits people with many faces. A face
+    whose nearest faces are clustered is left alone (it may be that person's). Where
+    three or more faces chain together but fail the test, each two that are each
+    other's nearest and under ``max_sq`` still pair. Returns how many faces were grouped.
+    """
+    noise = np.flatnonzero(labels < 0)
+    if max_sq <= 0 or len(noise) < 2 or len(x) < 3:
+        return 0
+    nbr, dist = knn(x, PAIR_NEIGHBOURS)
+    sq = dist.astype(np.float64) ** 2
+    near = {
+        (int(i), int(j)): float(d)
+        for i in noise
+        for j, d in zip(nbr[i], sq[i], strict=True)
+        if j != i and labels[j] < 0 and d < max_any_sq and groups[i] != groups[j]
+    }
+    parent = {int(i): int(i) for i in noise}
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for i, j in near:
+        if (j, i) in near:
+            parent[find(i)] = find(j)
+    parts: dict[int, list[int]] = {}
+    for i in parent:
+        parts.setdefault(find(i), []).append(i)
+    next_label = int(labels.max()) + 1
+    grouped = 0
+    for rows in parts.values():
+        if len(rows) < 2:
+            continue
+        pairs = [(a, b) for k, a in enumerate(rows) for b in rows[k + 1 :]]
+        close = [near.get((a, b)) for a, b in pairs]
+        whole = len(rows) <= 3 and all(
+            d is not None and (b, a) in near for d, (a, b) in zip(close, pairs, strict=True)
+        )
+        if whole and np.mean(close) < max_sq:
+            chosen = [rows]
+        else:  # each two that are each other's nearest
+            chosen = [
+                [a, b]
+                for a, b in pairs
+                if nbr[a][0] == b and nbr[b][0] == a and near.get((a, b), max_sq) < max_sq
+            ]
+        for part in chosen:
+            labels[part] = next_label
+            next_label += 1
+            grouped += len(part)
+    return grouped

@@ -20,15 +20,19 @@ LEVELS: dict[int, str] = {
     1: "stricter",
     2: "much stricter",
 }
-# per level: (min_cluster_size, trim_ratio, merge_ratio, cohesion_ratio, attach_ratio)
-_STEPS: dict[int, tuple[int, float, float, float, float]] = {
-    -2: (3, 0.95, 0.6, 0.5, 0.5),
-    -1: (3, 0.85, 0.5, 0.45, 0.0),
-    0: (4, 0.75, 0.4, 0.4, 0.0),
-    1: (4, 0.65, 0.3, 0.35, 0.0),
-    2: (5, 0.55, 0.2, 0.3, 0.0),
+# per level: (min_cluster_size, trim_ratio, merge_ratio, cohesion_ratio, attach_ratio,
+# pair_ratio)
+_STEPS: dict[int, tuple[int, float, float, float, float, float]] = {
+    -2: (3, 0.95, 0.6, 0.5, 0.5, 0.7),
+    -1: (3, 0.85, 0.5, 0.45, 0.0, 0.65),
+    0: (4, 0.75, 0.4, 0.4, 0.0, 0.6),
+    1: (4, 0.65, 0.3, 0.35, 0.0, 0.5),
+    2: (5, 0.55, 0.2, 0.3, 0.0, 0.0),
 }
-_FIELDS = ("min_cluster_size", "trim_ratio", "merge_ratio", "cohesion_ratio", "attach_ratio")
+_FIELDS = (
+    "min_cluster_size", "trim_ratio", "merge_ratio", "cohesion_ratio", "attach_ratio",
+    "pair_ratio",
+)  # fmt: skip
 
 
 def grouping_params(level: int, base: ClusterParams | None = None) -> ClusterParams:
@@ -36,14 +40,8 @@ def grouping_params(level: int, base: ClusterParams | None = None) -> ClusterPar
     stricter); the other parameters are taken from ``base``."""
     if int(level) not in _STEPS:
         raise ValueError(f"grouping level must be one of {sorted(_STEPS)}")
-    size, trim, merge, cohesion, attach = _STEPS[int(level)]
     return dataclasses.replace(
-        base or ClusterParams(),
-        min_cluster_size=size,
-        trim_ratio=trim,
-        merge_ratio=merge,
-        cohesion_ratio=cohesion,
-        attach_ratio=attach,
+        base or ClusterParams(), **dict(zip(_FIELDS, _STEPS[int(level)], strict=True))
     )
 
 

@@ -19,6 +19,7 @@ def test_levels_map_onto_the_parameters():
         assert looser.merge_ratio > stricter.merge_ratio
         assert looser.cohesion_ratio > stricter.cohesion_ratio
         assert looser.min_cluster_size <= stricter.min_cluster_size
+        assert looser.pair_ratio > stricter.pair_ratio
     assert [grouping_level(p) for p in steps] == sorted(LEVELS)
     custom = grouping_params(1, ClusterParams(nprobe=8))
     assert custom.nprobe == 8 and grouping_level(custom) == 1

@@ -75,6 +75,7 @@ CLUSTER_LABELS = {
     "selection_epsilon": "Selection epsilon",
     "attach_ratio": "Attach unsorted faces",
     "merge_ratio": "Merge close groups",
+    "pair_ratio": "Small groups of 2-3",
     "hold_likely": "Known people wait in Review",
     "algorithm": "Algorithm",
     "knn": "Neighbours (knn)",
