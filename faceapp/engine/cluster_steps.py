@@ -391,7 +391,7 @@ def pair_noise(
         whole = len(rows) <= 3 and all(
             d is not None and (b, a) in near for d, (a, b) in zip(close, pairs, strict=True)
         )
-        if whole and np.mean(close) < max_sq:
+        if whole and np.mean([d for d in close if d is not None]) < max_sq:
             chosen = [rows]
         else:  # each two that are each other's nearest
             chosen = [

@@ -10,6 +10,7 @@ the steps as a slider and the parameters under "Advanced".
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from faceapp.engine.cluster import ClusterParams
 
@@ -40,9 +41,8 @@ def grouping_params(level: int, base: ClusterParams | None = None) -> ClusterPar
     stricter); the other parameters are taken from ``base``."""
     if int(level) not in _STEPS:
         raise ValueError(f"grouping level must be one of {sorted(_STEPS)}")
-    return dataclasses.replace(
-        base or ClusterParams(), **dict(zip(_FIELDS, _STEPS[int(level)], strict=True))
-    )
+    values: dict[str, Any] = dict(zip(_FIELDS, _STEPS[int(level)], strict=True))
+    return dataclasses.replace(base or ClusterParams(), **values)
 
 
 def grouping_level(params: ClusterParams) -> int | None:
