@@ -330,9 +330,7 @@ class JobsMixin:
         self.changed.emit()
         self.clusterFinished.emit(summary)
         self.busyChanged.emit(False)
-        clusters = getattr(summary, "clusters", "?")
-        unknown = getattr(summary, "unknown", "?")
-        self.message.emit(f"Grouped faces: {clusters} clusters, {unknown} unsorted faces.")
+        self.message.emit(grouped_message(summary))
 
     @Slot(object)
     def _on_cluster_failed(self: LibrarySession, exc: BaseException) -> None:
@@ -340,3 +338,19 @@ class JobsMixin:
         self.busyChanged.emit(False)
         self.changed.emit()
         report(self, "Grouping faces failed", exc)
+
+
+def grouped_message(summary: Any) -> str:
+    """The status line after grouping: a full regroup's clusters, or what the placement
+    of a large library's new faces did with them."""
+
+    def n(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
+    if hasattr(summary, "clusters"):
+        clusters, unknown = n(summary.clusters, "cluster"), n(summary.unknown, "unsorted face")
+        return f"Grouped faces: {clusters}, {unknown}."
+    return (
+        f"Placed {n(summary.faces, 'new face')}: {summary.placed} in groups,"
+        f" {summary.suggested} suggested for named people, {summary.unknown} unsorted."
+    )

@@ -78,3 +78,16 @@ def test_cancel_is_seen_by_engine_callback(qtbot):
     with qtbot.waitSignal(job.signals.finished, timeout=5000) as blocker:
         job.cancel()
     assert blocker.args == ["cancelled"]
+
+
+def test_the_grouping_status_line_counts_in_words() -> None:
+    from faceapp.engine.cluster import ClusterSummary
+    from faceapp.engine.cluster_place import PlaceSummary
+    from faceapp.gui.jobs import grouped_message
+
+    regrouped = ClusterSummary(clusters=1, unknown=9, people=5, seconds=0.1)
+    assert grouped_message(regrouped) == "Grouped faces: 1 cluster, 9 unsorted faces."
+    placed = PlaceSummary(faces=1, placed=0, suggested=1, unknown=0, seconds=0.1)
+    assert grouped_message(placed) == (
+        "Placed 1 new face: 0 in groups, 1 suggested for named people, 0 unsorted."
+    )
