@@ -219,6 +219,7 @@ def main() -> None:
         rows = [
             ("plain HDBSCAN (PCA 64, 5, 1)", run(sub, PLAIN, constraints=False)),
             ("app defaults, constraints on", run(sub, defaults)),
+            ("app, no groups of 2-3", run(sub, dataclasses.replace(defaults, pair_ratio=0.0))),
         ]
         print_rows(
             f"{title}: {int(sub.subject.sum())} labelled faces of {len(sub)}, "
