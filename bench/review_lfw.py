@@ -123,8 +123,9 @@ def score(items: list[review.ReviewItem], truth: dict[int, str], lib: Library, n
     return out
 
 
-def fresh_copy(src: Path, seed: int) -> Path:
-    work = RESULTS / f"review_lfw_work{seed}.sqlite"
+def fresh_copy(src: Path, seed: int, name: str = "review_lfw") -> Path:
+    """A working copy of the scanned library ``src`` for one seed's scenario."""
+    work = RESULTS / f"{name}_work{seed}.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(str(work) + suffix).unlink(missing_ok=True)
     shutil.copy(src, work)

@@ -35,7 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from review_lfw import LFW, RESULTS, SCENARIOS, choose, scenario, score, subjects  # noqa: E402
+from review_lfw import (  # noqa: E402
+    LFW,
+    RESULTS,
+    SCENARIOS,
+    choose,
+    fresh_copy,
+    scenario,
+    score,
+    subjects,
+)
 
 from faceapp.engine import pipeline, review, small_match  # noqa: E402
 from faceapp.engine.library import Library  # noqa: E402
@@ -87,14 +96,6 @@ def scanned() -> Path:
     return lib_path
 
 
-def fresh(src: Path, seed: int) -> Path:
-    work = RESULTS / f"review_small_lfw_work{seed}.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(work) + suffix).unlink(missing_ok=True)
-    shutil.copy(src, work)
-    return work
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=2, help="evaluation seeds (1..N)")
@@ -121,7 +122,8 @@ def main() -> None:
     if args.fit:
         d_all, ok_all = [], []
         for share, confirm in SCENARIOS:
-            lib, _named = scenario(fresh(src, 0), big_truth, share, confirm, 0)
+            work = fresh_copy(src, 0, "review_small_lfw")
+            lib, _named = scenario(work, big_truth, share, confirm, 0)
             small_match.update(lib, embed, lib.active_model().id)
             items = [s for s in review.review(lib) if s.face_id in small]
             d_all += [s.distance for s in items]
@@ -145,7 +147,8 @@ def main() -> None:
     out.update(small_pasted=pasted, small_found=len(small_truth))
     for share, confirm in SCENARIOS:
         for seed in range(1, args.seeds + 1):
-            lib, named = scenario(fresh(src, seed), big_truth, share, confirm, seed)
+            work = fresh_copy(src, seed, "review_small_lfw")
+            lib, named = scenario(work, big_truth, share, confirm, seed)
             for kind in ("plain", "measured"):
                 if kind == "measured":
                     t = time.perf_counter()
