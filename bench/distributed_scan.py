@@ -30,6 +30,9 @@ from faceapp.engine import distributed, library, model_versions, pipeline
 from faceapp.engine import weights as weights_mod
 from faceapp.engine.ray_local import LocalCluster
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from kill_checks import faces_with_embeddings
+
 
 def folder(root: Path, photos: int) -> Path:
     """``photos`` LFW photos of people with several, a few per person."""
@@ -46,15 +49,6 @@ def folder(root: Path, photos: int) -> Path:
         if copied >= photos:
             break
     return root
-
-
-def faces(lib: library.Library) -> dict[str, list[tuple[tuple, np.ndarray]]]:
-    ids, vectors = lib.embeddings()
-    by_id = dict(zip(ids.tolist(), vectors, strict=True))
-    out: dict[str, list] = {}
-    for f in lib.faces():
-        out.setdefault(f.photo_path, []).append((tuple(f.box), by_id[f.id]))
-    return {k: sorted(v, key=lambda fv: fv[0]) for k, v in out.items()}
 
 
 def main() -> None:
@@ -79,7 +73,7 @@ def main() -> None:
             t = time.perf_counter()
             report = distributed.scan(remote, root, loaded, cluster.address, stats=stats)
             ray_s = time.perf_counter() - t
-        a, b = faces(local), faces(remote)
+        a, b = faces_with_embeddings(local), faces_with_embeddings(remote)
         same_boxes = a.keys() == b.keys() and all(len(a[k]) == len(b[k]) for k in a)
         diff = max(
             (

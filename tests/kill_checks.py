@@ -2,7 +2,8 @@
 
 The checks of the kill tests (:mod:`kill_harness`): faces compared with a clean
 reference scan by content hash and box, labels and rejections made before the kill,
-the identity state that an operation changes as a whole or not at all.
+the identity state that an operation changes as a whole or not at all; and the faces
+with their embeddings, photo by photo, for two scans of one folder made two ways.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from faceapp.engine.boxes import iou
+from faceapp.engine.library import Library
 
 BOX_TOLERANCE = 1.0  # display px: resumed scans batch photos differently
 
@@ -178,3 +182,14 @@ def _same_boxes(a: list, b: list) -> bool:
         max(abs(x - y) for x, y in zip(p, q, strict=True)) <= BOX_TOLERANCE
         for p, q in zip(a, b, strict=True)
     )
+
+
+def faces_with_embeddings(lib: Library) -> dict[str, list[tuple[tuple, np.ndarray]]]:
+    """Each photo's (box, embedding) pairs, sorted by box: what a local scan and a
+    distributed scan of one folder must agree on."""
+    ids, vectors = lib.embeddings()
+    by_id = dict(zip(ids.tolist(), vectors, strict=True))
+    out: dict[str, list] = {}
+    for f in lib.faces():
+        out.setdefault(f.photo_path, []).append((tuple(f.box), by_id[f.id]))
+    return {k: sorted(v, key=lambda fv: fv[0]) for k, v in out.items()}

@@ -17,6 +17,8 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed (make distributed installs it)")
 
+from kill_checks import faces_with_embeddings
+
 from faceapp.engine import check, distributed, library, model_versions, pipeline
 from faceapp.engine.ray_local import LocalCluster, own_mounts_possible
 
@@ -43,15 +45,6 @@ def _folder(root, lfw_dir, per_person: int):
     return root
 
 
-def _faces(lib) -> dict[str, list[tuple[tuple, np.ndarray]]]:
-    ids, vectors = lib.embeddings()
-    by_id = dict(zip(ids.tolist(), vectors, strict=True))
-    out: dict[str, list] = {}
-    for f in lib.faces():
-        out.setdefault(f.photo_path, []).append((tuple(f.box), by_id[f.id]))
-    return {k: sorted(v, key=lambda fv: fv[0]) for k, v in out.items()}
-
-
 def test_ray_scan_stores_the_same_faces_and_embeddings_as_a_local_scan(
     cluster, tmp_path, lfw_dir, real_weights
 ):
@@ -66,7 +59,7 @@ def test_ray_scan_stores_the_same_faces_and_embeddings_as_a_local_scan(
     report = distributed.scan(remote, root, real_weights, cluster.address, shard=3, stats=stats)
     assert report.errors == [] and report.photos == local_report.photos == 12
     assert report.faces == local_report.faces
-    a, b = _faces(local), _faces(remote)
+    a, b = faces_with_embeddings(local), faces_with_embeddings(remote)
     assert a.keys() == b.keys()
     for path in a:
         assert len(a[path]) == len(b[path]), path
