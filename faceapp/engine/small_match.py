@@ -28,13 +28,15 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from faceapp.engine.clustering import ClusterParams
 from faceapp.engine.face_state import FaceState, load_state
 from faceapp.engine.library import Library
 from faceapp.engine.person_distances import rejection_pairs
 from faceapp.engine.progress import emit
 from faceapp.engine.vecmath import sq_dists
 
-SMALL_PX = 20.0  # faces under this mean box side (the default min_face_px) are re-measured
+# faces too small to group by default (mean box side under min_face_px) are re-measured
+SMALL_PX = ClusterParams().min_face_px
 CANDIDATES = 5  # nearest named people (by the plain distance) measured again
 PER_PERSON = 8  # of each, the confirmed faces nearest the small face
 CHUNK = 128  # small faces measured and kept per transaction (bounded memory, cancel)
